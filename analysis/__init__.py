@@ -1,0 +1,1 @@
+"""Metric analysis for Sluice: statistics (pure), judges, providers. Never imports ``rollouts``."""

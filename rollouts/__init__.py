@@ -1,0 +1,1 @@
+"""Sluice: progressive delivery for Kubernetes with anytime-valid canary analysis."""

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv and installs Sluice with its dev extras. Idempotent: re-runs only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    # Debian splits venv out of the interpreter package.
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+    rm -rf .venv && "$PY" -m venv .venv
+  fi
+fi
+stamp=.venv/.sluice-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev,plots]'
+  touch "$stamp"
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up and runs every check CI runs: lint, types, import contracts, CRDs in sync, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check rollouts analysis simulations tests
+.venv/bin/mypy rollouts analysis
+.venv/bin/lint-imports
+exec .venv/bin/pytest "$@"
