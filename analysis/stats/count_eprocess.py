@@ -25,16 +25,119 @@ Events may be fractional (PromQL ``increase()`` extrapolates); they are used as 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import logsumexp
 
-from analysis.stats.evidence import Evidence
+from analysis.stats.evidence import Evidence, Outcome
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+
+STATE_VERSION = 1
+# More than this many events or requests in one interval is a broken scrape, not traffic; the cap
+# keeps every log-likelihood finite whatever arrives.
+MAX_COUNT = 1e15
+# The grid reaches exp(±GRID_HALF_WIDTH) around its centre (a factor of ~3000 either way), with
+# spacing ≈ 0.02·(100/grid_size) in log r near the centre, widening sinh-like towards the ends.
+GRID_HALF_WIDTH = 8.0
+GRID_STRETCH = 3.2
+
+
+def as_batch(value: ArrayLike, batch: int, name: str) -> FloatArray:
+    """Broadcast a scalar or ``(batch,)`` input to a float ``(batch,)`` array.
+
+    Why not ``np.asarray`` alone: a ``(batch,)`` contract caught here gives a clear error instead of
+    a silent broadcast across runs.
+    """
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape == (batch,):
+        return arr
+    if arr.ndim == 0 or arr.shape == (1,):
+        return np.full(batch, arr.reshape(()), dtype=np.float64)
+    raise ValueError(f"{name} must be a scalar or have shape ({batch},), got {arr.shape}")
+
+
+def sinh_grid(grid_size: int) -> FloatArray:
+    """Offsets ``δ_k`` (k = -K..K) in log r: fine near 0, where decisions are made; wide far out."""
+    k = np.arange(-grid_size, grid_size + 1, dtype=np.float64) / grid_size
+    return np.asarray(GRID_HALF_WIDTH * np.sinh(GRID_STRETCH * k) / math.sinh(GRID_STRETCH))
+
+
+def cell_widths(x: FloatArray) -> FloatArray:
+    """Trapezoid widths, so a density times them is a discretised prior."""
+    w = np.empty_like(x)
+    w[1:-1] = (x[2:] - x[:-2]) / 2
+    w[0] = x[1] - x[0]
+    w[-1] = x[-1] - x[-2]
+    return w
+
+
+class LogLikelihoodGrid:
+    """Cumulative conditional log-likelihood ``ℓ(r)`` on a grid of ``log r``, for a batch of runs.
+
+    Each interval adds ``x·log r - s·softplus(log ρ + log r)``: the binomial log-likelihood of
+    ``x`` of ``s`` events in the first arm with ``logit θ = log ρ + log r`` (ρ the exposure ratio),
+    minus terms constant in ``r``. Rows are shifted so their maximum is 0: only differences matter,
+    and this keeps the numbers small for JSON and for float precision over long rollouts.
+    """
+
+    def __init__(self, log_r: FloatArray, batch: int) -> None:
+        self.log_r = log_r
+        self.loglik = np.zeros((batch, log_r.size))
+
+    def add(self, x: FloatArray, s: FloatArray, log_rho: FloatArray) -> None:
+        rows = np.flatnonzero(s > 0)
+        if rows.size == 0:
+            return
+        a = log_rho[rows, None] + self.log_r[None, :]
+        inc = x[rows, None] * self.log_r[None, :] - s[rows, None] * np.logaddexp(a, 0.0)
+        ll = self.loglik[rows] + inc
+        ll -= ll.max(axis=1, keepdims=True)
+        self.loglik[rows] = ll
+
+    def log_mixture(self, log_weights: FloatArray, columns: slice | None = None) -> FloatArray:
+        """``log Σ_k w_k exp(ℓ_k)`` per run, over all or some grid points."""
+        ll = self.loglik if columns is None else self.loglik[:, columns]
+        return np.asarray(logsumexp(ll + log_weights[None, :], axis=1), dtype=np.float64)
+
+    def confidence_set(
+        self, log_weights: FloatArray, log_threshold: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """``{r : log Σ w exp(ℓ - ℓ(r)) < log_threshold}``, padded to the grid points outside it.
+
+        Padding is what keeps coverage exact off the grid: the true set is an interval (ℓ is concave
+        in log r) lying strictly between the last excluded grid points on either side; when no grid
+        point is inside, it lies next to the grid's maximiser of ℓ.
+        """
+        n = self.log_r.size
+        log_m = self.log_mixture(log_weights)[:, None] - self.loglik
+        inside = log_m < log_threshold
+        none = ~inside.any(axis=1)
+        if none.any():
+            best = np.argmax(self.loglik[none], axis=1)
+            inside[np.flatnonzero(none), best] = True
+        first = np.argmax(inside, axis=1)
+        last = n - 1 - np.argmax(inside[:, ::-1], axis=1)
+        lo = np.where(first > 0, np.exp(self.log_r[np.maximum(first - 1, 0)]), 0.0)
+        hi = np.where(last < n - 1, np.exp(self.log_r[np.minimum(last + 1, n - 1)]), np.inf)
+        return lo, hi
+
+    def posterior_log_mean(self, log_weights: FloatArray) -> FloatArray:
+        """Posterior mean of ``log r``: shrunk and always finite (the MLE starts at 0 or inf)."""
+        lp = self.loglik + log_weights[None, :]
+        lp -= lp.max(axis=1, keepdims=True)
+        p = np.exp(lp)
+        return np.asarray((p @ self.log_r) / p.sum(axis=1), dtype=np.float64)
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
 
 
 class RateRatioEProcess:
@@ -45,6 +148,8 @@ class RateRatioEProcess:
     slipped through) or no traffic on either arm skips that interval: missing is never zero.
     """
 
+    method = "sequential-rate-ratio"
+
     def __init__(
         self,
         *,
@@ -54,7 +159,40 @@ class RateRatioEProcess:
         prior_scale: float = 0.5,
         grid_size: int = 100,
     ) -> None:
-        raise NotImplementedError
+        if not (math.isfinite(tolerance) and tolerance > 0):
+            raise ValueError(f"tolerance must be a positive ratio, got {tolerance}")
+        _check_probability("alpha", alpha)
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        if not (math.isfinite(prior_scale) and prior_scale > 0):
+            raise ValueError(f"prior_scale must be positive, got {prior_scale}")
+        if grid_size < 2:
+            raise ValueError(f"grid_size must be >= 2, got {grid_size}")
+        self.tolerance = float(tolerance)
+        self.alpha = float(alpha)
+        self.batch = int(batch)
+        self.prior_scale = float(prior_scale)
+        self.grid_size = int(grid_size)
+
+        delta = sinh_grid(self.grid_size)
+        self._grid = LogLikelihoodGrid(math.log(self.tolerance) + delta, self.batch)
+        widths = cell_widths(delta)
+        # Test prior: half-normal on log r - log r0 over the grid points above r0 (index K is r0).
+        self._alt = slice(self.grid_size + 1, None)
+        d = delta[self._alt]
+        w_alt = np.exp(-0.5 * (d / self.prior_scale) ** 2) * widths[self._alt]
+        self._log_w_alt = np.log(w_alt / w_alt.sum())
+        # Confidence-sequence prior: normal on log r centred on "canary equals baseline".
+        lr = self._grid.log_r
+        v = np.exp(-0.5 * (lr / self.prior_scale) ** 2) * widths
+        self._log_v = np.log(np.maximum(v / v.sum(), np.finfo(np.float64).tiny))
+
+        self._log_e = np.zeros(self.batch)
+        self._rejected = np.zeros(self.batch, dtype=bool)
+        self._counts = np.zeros((4, self.batch))  # canary events/exposure, baseline events/exposure
+        self._intervals = np.zeros(self.batch)
+
+    # -- updating -------------------------------------------------------------------------------
 
     def update(
         self,
@@ -64,61 +202,177 @@ class RateRatioEProcess:
         baseline_total: ArrayLike,
     ) -> None:
         """Fold in one interval's increments (events, and requests or other exposure)."""
-        raise NotImplementedError
+        xc = as_batch(canary_events, self.batch, "canary_events")
+        nc = as_batch(canary_total, self.batch, "canary_total")
+        xb = as_batch(baseline_events, self.batch, "baseline_events")
+        nb = as_batch(baseline_total, self.batch, "baseline_total")
+        with np.errstate(invalid="ignore"):
+            valid = (
+                (xc >= 0) & (xb >= 0) & (nc > 0) & (nb > 0)
+                & (xc <= MAX_COUNT) & (xb <= MAX_COUNT) & (nc <= MAX_COUNT) & (nb <= MAX_COUNT)
+            )  # NaN fails every comparison, so it lands here as invalid too
+        self._update_valid(valid, xc, nc, xb, nb)
+
+    def _update_valid(
+        self, valid: BoolArray, xc: FloatArray, nc: FloatArray, xb: FloatArray, nb: FloatArray
+    ) -> None:
+        xc = np.where(valid, xc, 0.0)
+        xb = np.where(valid, xb, 0.0)
+        nc = np.where(valid, nc, 1.0)
+        nb = np.where(valid, nb, 1.0)
+        s = xc + xb
+        self._grid.add(xc, s, np.log(nc) - np.log(nb))
+        self._counts += np.stack([xc, np.where(valid, nc, 0.0), xb, np.where(valid, nb, 0.0)])
+        self._intervals += valid
+        self._log_e = self._grid.log_mixture(self._log_w_alt, self._alt) - self._grid.loglik[
+            :, self.grid_size
+        ]
+        self._rejected |= self._log_e >= self.log_threshold
+
+    # -- reading --------------------------------------------------------------------------------
 
     @property
     def log_e_value(self) -> FloatArray:
         """``log E_T`` per run; finite, 0 before any informative interval."""
-        raise NotImplementedError
+        return self._log_e.copy()
 
     @property
     def log_threshold(self) -> float:
         """``log(1/alpha)``: the e-value bound that rejects."""
-        raise NotImplementedError
+        return -math.log(self.alpha)
 
     @property
     def rejected(self) -> BoolArray:
         """Sticky: once ``E >= 1/alpha`` a run stays rejected (Ville bounds the first crossing)."""
-        raise NotImplementedError
+        return self._rejected.copy()
 
     @property
     def events(self) -> FloatArray:
         """Events seen in valid intervals, both arms."""
-        raise NotImplementedError
+        return np.asarray(self._counts[0] + self._counts[2])
 
     @property
     def canary_events(self) -> FloatArray:
-        raise NotImplementedError
+        return np.array(self._counts[0])
 
     @property
     def baseline_events(self) -> FloatArray:
-        raise NotImplementedError
+        return np.array(self._counts[2])
 
     @property
     def canary_exposure(self) -> FloatArray:
-        raise NotImplementedError
+        return np.array(self._counts[1])
 
     @property
     def baseline_exposure(self) -> FloatArray:
-        raise NotImplementedError
+        return np.array(self._counts[3])
+
+    @property
+    def intervals(self) -> FloatArray:
+        """Number of valid intervals folded in."""
+        return self._intervals.copy()
 
     @property
     def estimate(self) -> FloatArray:
-        """Rate ratio estimate; NaN before any event."""
-        raise NotImplementedError
+        """Posterior geometric-mean rate ratio (shrinks towards 1 when events are few); NaN before
+        any event."""
+        est = np.exp(self._grid.posterior_log_mean(self._log_v))
+        return np.where(self.events > 0, est, np.nan)
 
     def confidence_interval(self) -> tuple[FloatArray, FloatArray]:
-        """Time-uniform ``(lo, hi)`` on the rate ratio at level ``1 - alpha``."""
-        raise NotImplementedError
+        """Time-uniform ``(lo, hi)`` on the rate ratio at level ``1 - alpha``; (0, inf) at first."""
+        return self._grid.confidence_set(self._log_v, self.log_threshold)
+
+    @property
+    def upper_bound(self) -> FloatArray:
+        return self.confidence_interval()[1]
+
+    @property
+    def within_tolerance(self) -> BoolArray:
+        """Shown within tolerance: events seen, not rejected, confidence-sequence upper bound at or
+        below ``r0`` (that bound is a grid point outside the set, so ``r0`` itself is excluded)."""
+        shown = (self.upper_bound <= self.tolerance) & (self.events > 0)
+        return np.asarray(shown & ~self._rejected)
+
+    def rule(self) -> str:
+        return (
+            f"abort when e-value >= 1/alpha = {1 / self.alpha:g} "
+            f"(H0: canary/baseline rate ratio <= {self.tolerance:g}); "
+            f"within tolerance when the {100 * (1 - self.alpha):g}% confidence sequence's "
+            f"upper bound <= {self.tolerance:g}"
+        )
 
     def evidence(self, index: int = 0) -> Evidence:
         """Verdict of run ``index`` (method ``sequential-rate-ratio``)."""
-        raise NotImplementedError
+        lo, hi = self.confidence_interval()
+        hi_i = float(hi[index])
+        ev = float(self.events[index])
+        if self._rejected[index]:
+            outcome = Outcome.REJECT
+        elif ev <= 0:
+            outcome = Outcome.INSUFFICIENT
+        elif hi_i <= self.tolerance:  # hi is a grid point outside the set, so r0 itself is out
+            outcome = Outcome.ACCEPT
+        else:
+            outcome = Outcome.CONTINUE
+        est = float(self.estimate[index])
+        return Evidence(
+            method=self.method,
+            outcome=outcome,
+            estimate=None if math.isnan(est) else est,
+            interval=(float(lo[index]), hi_i),
+            statistic=float(self._log_e[index]),
+            threshold=self.log_threshold,
+            events=round(ev),
+            rule=self.rule(),
+            details={
+                "canary_events": float(self._counts[0, index]),
+                "canary_exposure": float(self._counts[1, index]),
+                "baseline_events": float(self._counts[2, index]),
+                "baseline_exposure": float(self._counts[3, index]),
+                "intervals": float(self._intervals[index]),
+                "tolerance": self.tolerance,
+                "alpha": self.alpha,
+            },
+        )
+
+    # -- persistence ----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able state (batch == 1) for Kubernetes status, to resume after a restart."""
-        raise NotImplementedError
+        if self.batch != 1:
+            raise ValueError("to_state is for a single run (batch == 1)")
+        return {
+            "version": STATE_VERSION,
+            "kind": "rate-ratio",
+            "tolerance": self.tolerance,
+            "alpha": self.alpha,
+            "prior_scale": self.prior_scale,
+            "grid_size": self.grid_size,
+            "loglik": [float(v) for v in self._grid.loglik[0]],
+            "counts": [float(v) for v in self._counts[:, 0]],
+            "intervals": float(self._intervals[0]),
+            "rejected": bool(self._rejected[0]),
+        }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
-        raise NotImplementedError
+        if state.get("version") != STATE_VERSION or state.get("kind") != "rate-ratio":
+            raise ValueError("not a rate-ratio e-process state of a known version")
+        proc = cls(
+            tolerance=float(state["tolerance"]),
+            alpha=float(state["alpha"]),
+            prior_scale=float(state["prior_scale"]),
+            grid_size=int(state["grid_size"]),
+        )
+        ll = np.asarray(state["loglik"], dtype=np.float64)
+        if ll.shape != proc._grid.loglik[0].shape or not np.all(np.isfinite(ll)):
+            raise ValueError("rate-ratio state has a log-likelihood of the wrong shape")
+        proc._grid.loglik[0] = ll
+        proc._counts[:, 0] = np.asarray(state["counts"], dtype=np.float64)
+        proc._intervals[0] = float(state["intervals"])
+        proc._log_e = proc._grid.log_mixture(proc._log_w_alt, proc._alt) - proc._grid.loglik[
+            :, proc.grid_size
+        ]
+        proc._rejected[0] = bool(state["rejected"])
+        return proc

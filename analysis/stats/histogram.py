@@ -9,17 +9,28 @@ Edges are frozen from the baseline *before* the rollout, so choosing them cannot
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from analysis.stats.count_eprocess import RateRatioEProcess
-from analysis.stats.evidence import Evidence
+from analysis.stats.count_eprocess import STATE_VERSION, RateRatioEProcess
+from analysis.stats.evidence import Evidence, Outcome
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+
+
+def _finite_bounds(bucket_bounds: Sequence[float]) -> FloatArray:
+    """Validate ``le`` bounds (increasing, ending in +Inf as Prometheus exposes them)."""
+    b = np.asarray(bucket_bounds, dtype=np.float64)
+    if b.ndim != 1 or b.size < 2 or not math.isinf(b[-1]) or b[-1] < 0:
+        raise ValueError("bucket_bounds must list the le bounds, ending with +Inf")
+    if not (np.all(np.isfinite(b[:-1])) and np.all(np.diff(b) > 0)):
+        raise ValueError("bucket_bounds must be finite and strictly increasing before +Inf")
+    return b
 
 
 def choose_edges(
@@ -28,8 +39,35 @@ def choose_edges(
     quantiles: Sequence[float] = (0.9, 0.99),
     slo: float | None = None,
 ) -> list[float]:
-    """Bucket bounds nearest above the baseline's quantiles, plus the SLO edge; sorted, unique."""
-    raise NotImplementedError
+    """Bucket bounds nearest above the baseline's quantiles, plus the SLO edge; sorted, unique.
+
+    ``baseline_cumulative_counts`` are the baseline's cumulative ``le`` counts over a window before
+    the rollout (2-D input is pooled over its leading axes). A quantile beyond the last finite
+    bound takes the last finite bound; the SLO takes the smallest bound at or above it.
+    Raises ``ValueError`` when there is nothing to choose from (no baseline requests and no SLO):
+    that is a configuration problem to surface before the rollout, not evidence.
+    """
+    bounds = _finite_bounds(bucket_bounds)
+    finite = bounds[:-1]
+    counts = np.asarray(baseline_cumulative_counts, dtype=np.float64)
+    if counts.shape[-1:] != bounds.shape:
+        raise ValueError(f"expected {bounds.size} cumulative counts, got shape {counts.shape}")
+    counts = counts.reshape(-1, bounds.size)
+    counts = counts[np.all(np.isfinite(counts), axis=1)].sum(axis=0)
+    edges: set[float] = set()
+    total = float(counts[-1]) if counts.size else 0.0
+    if total > 0:
+        for q in quantiles:
+            if not 0.0 < q < 1.0:
+                raise ValueError(f"quantiles must be in (0, 1), got {q}")
+            at_or_above = np.flatnonzero(counts[:-1] >= q * total)
+            edges.add(float(finite[at_or_above[0]] if at_or_above.size else finite[-1]))
+    if slo is not None:
+        above = np.flatnonzero(finite >= slo)
+        edges.add(float(finite[above[0]] if above.size else finite[-1]))
+    if not edges:
+        raise ValueError("cannot choose edges: the baseline histogram is empty and no SLO is given")
+    return sorted(edges)
 
 
 class HistogramEProcess:
@@ -37,7 +75,10 @@ class HistogramEProcess:
 
     ``update`` takes one interval's increments of the cumulative ``le`` bucket counts, shape
     ``(batch, n_buckets)`` (``(n_buckets,)`` when batch == 1); the last bucket is ``+Inf`` = total.
+    ``events`` counts requests (both arms): for latency the request is the unit of evidence.
     """
+
+    method = "sequential-histogram-exceedance"
 
     def __init__(
         self,
@@ -48,44 +89,152 @@ class HistogramEProcess:
         alpha: float = 0.05,
         batch: int = 1,
     ) -> None:
-        raise NotImplementedError
+        self.bucket_bounds = _finite_bounds(bucket_bounds)
+        if len(edges) == 0:
+            raise ValueError("a histogram e-process needs at least one edge")
+        self.edges = tuple(float(e) for e in edges)
+        idx = []
+        for e in self.edges:
+            hit = np.flatnonzero(self.bucket_bounds[:-1] == e)
+            if hit.size != 1:
+                raise ValueError(f"edge {e} is not one of the finite bucket bounds")
+            idx.append(int(hit[0]))
+        self._edge_index = np.asarray(idx)
+        self.tolerance = float(tolerance)
+        self.alpha = float(alpha)
+        self.batch = int(batch)
+        share = self.alpha / len(self.edges)
+        self._procs = tuple(
+            RateRatioEProcess(tolerance=tolerance, alpha=share, batch=batch) for _ in self.edges
+        )
+
+    def _as_buckets(self, value: ArrayLike, name: str) -> FloatArray:
+        arr = np.asarray(value, dtype=np.float64)
+        n = self.bucket_bounds.size
+        if arr.shape == (n,) and self.batch == 1:
+            return arr.reshape(1, n)
+        if arr.shape != (self.batch, n):
+            raise ValueError(f"{name} must have shape ({self.batch}, {n}), got {arr.shape}")
+        return arr
 
     def update(self, canary_buckets: ArrayLike, baseline_buckets: ArrayLike) -> None:
-        raise NotImplementedError
+        """Fold in one interval's bucket increments; a run with a NaN, a negative increment or an
+        inconsistent bucket (above the total) in an arm skips the interval at that edge."""
+        cb = self._as_buckets(canary_buckets, "canary_buckets")
+        bb = self._as_buckets(baseline_buckets, "baseline_buckets")
+        ct, bt = cb[:, -1], bb[:, -1]
+        with np.errstate(invalid="ignore"):
+            for proc, j in zip(self._procs, self._edge_index, strict=True):
+                cj, bj = cb[:, j], bb[:, j]
+                ce = np.where((cj >= 0) & (cj <= ct), ct - cj, np.nan)
+                be = np.where((bj >= 0) & (bj <= bt), bt - bj, np.nan)
+                proc.update(ce, ct, be, bt)
 
     @property
     def processes(self) -> tuple[RateRatioEProcess, ...]:
         """The per-edge e-processes, in edge order."""
-        raise NotImplementedError
+        return self._procs
 
     @property
     def log_e_value(self) -> FloatArray:
         """Largest per-edge log e-value (edges share one threshold)."""
-        raise NotImplementedError
+        return np.asarray(np.max([p.log_e_value for p in self._procs], axis=0))
 
     @property
     def log_threshold(self) -> float:
-        raise NotImplementedError
+        return self._procs[0].log_threshold
 
     @property
     def rejected(self) -> BoolArray:
-        raise NotImplementedError
+        return np.asarray(np.any([p.rejected for p in self._procs], axis=0))
 
     @property
     def events(self) -> FloatArray:
         """Requests seen in valid intervals, both arms."""
-        raise NotImplementedError
+        return np.asarray(np.max([p.canary_exposure + p.baseline_exposure for p in self._procs], 0))
+
+    @property
+    def within_tolerance(self) -> BoolArray:
+        return np.asarray(np.all([p.within_tolerance for p in self._procs], axis=0))
+
+    def _worst(self) -> tuple[NDArray[np.intp], list[tuple[FloatArray, FloatArray]]]:
+        """Per run, the edge that decides: the strongest rejecting edge, else the highest bound."""
+        cis = [p.confidence_interval() for p in self._procs]
+        log_e = np.asarray([p.log_e_value for p in self._procs])
+        rej = np.asarray([p.rejected for p in self._procs])
+        hi = np.asarray([c[1] for c in cis])
+        # Lexicographic: rejected first, then higher upper bound, then higher e-value.
+        key_hi = np.where(np.isinf(hi), np.finfo(np.float64).max, hi)
+        order = np.lexsort((log_e, key_hi, rej), axis=0)
+        return order[-1], cis
 
     def confidence_interval(self) -> tuple[FloatArray, FloatArray]:
-        """The interval of the edge whose upper bound is highest (the one that blocks promotion)."""
-        raise NotImplementedError
+        """The interval of the deciding edge (see :meth:`evidence`)."""
+        worst, cis = self._worst()
+        cols = np.arange(self.batch)
+        lo = np.asarray([c[0] for c in cis])[worst, cols]
+        hi = np.asarray([c[1] for c in cis])[worst, cols]
+        return lo, hi
 
     def evidence(self, index: int = 0) -> Evidence:
-        raise NotImplementedError
+        """Verdict of run ``index``, named after its deciding edge, with every edge in details."""
+        worst, _ = self._worst()
+        w = int(worst[index])
+        edge_ev = [p.evidence(index) for p in self._procs]
+        ev = edge_ev[w]
+        requests = float(self.events[index])
+        if self.rejected[index]:
+            outcome = Outcome.REJECT
+        elif requests <= 0:
+            outcome = Outcome.INSUFFICIENT
+        elif self.within_tolerance[index]:
+            outcome = Outcome.ACCEPT
+        else:
+            outcome = Outcome.CONTINUE
+        details: dict[str, float] = {"deciding_edge": self.edges[w], "tolerance": self.tolerance}
+        for e, x in zip(self.edges, edge_ev, strict=True):
+            details[f"edge_{e:g}_log_e_value"] = float(x.statistic or 0.0)
+            details[f"edge_{e:g}_upper"] = float(x.interval[1]) if x.interval else math.inf
+            details[f"edge_{e:g}_events"] = float(x.events)
+        share = self.alpha / len(self.edges)
+        return Evidence(
+            method=self.method,
+            outcome=outcome,
+            estimate=ev.estimate,
+            interval=ev.interval,
+            statistic=ev.statistic,
+            threshold=ev.threshold,
+            events=round(requests),
+            rule=(
+                f"abort when any edge's e-value >= 1/(alpha/{len(self.edges)}) = {1 / share:g} "
+                f"(H0: canary/baseline rate of requests slower than the edge <= "
+                f"{self.tolerance:g}); edges {', '.join(f'{e:g}' for e in self.edges)}; "
+                f"deciding edge {self.edges[w]:g}"
+            ),
+            details=details,
+        )
 
     def to_state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return {
+            "version": STATE_VERSION,
+            "kind": "histogram",
+            "finite_bounds": [float(b) for b in self.bucket_bounds[:-1]],
+            "edges": list(self.edges),
+            "tolerance": self.tolerance,
+            "alpha": self.alpha,
+            "edge_states": [p.to_state() for p in self._procs],
+        }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
-        raise NotImplementedError
+        if state.get("version") != STATE_VERSION or state.get("kind") != "histogram":
+            raise ValueError("not a histogram e-process state of a known version")
+        bounds = [*map(float, state["finite_bounds"]), math.inf]
+        proc = cls(
+            bounds, state["edges"], tolerance=float(state["tolerance"]), alpha=float(state["alpha"])
+        )
+        subs = state["edge_states"]
+        if len(subs) != len(proc.edges):
+            raise ValueError("histogram state has the wrong number of edges")
+        proc._procs = tuple(RateRatioEProcess.from_state(s) for s in subs)
+        return proc
