@@ -235,7 +235,7 @@ def render_all(crds: Sequence[CrdDefinition] = CRDS) -> dict[str, str]:
     return files
 
 
-def _stale_generated(out: Path, wanted: Mapping[str, str]) -> list[Path]:
+def _stale(out: Path, wanted: Mapping[str, str]) -> list[Path]:
     """Files we generated once for a kind that no longer exists."""
     if not out.is_dir():
         return []
@@ -246,9 +246,8 @@ def _stale_generated(out: Path, wanted: Mapping[str, str]) -> list[Path]:
     )
 
 
-def check(out: Path = DEFAULT_OUT, crds: Sequence[CrdDefinition] = CRDS) -> list[str]:
-    """One message (with a unified diff) per file in ``out`` that differs from the models."""
-    wanted = render_all(crds)
+def diff_files(out: Path, wanted: Mapping[str, str]) -> list[str]:
+    """One message (a unified diff, or "missing") per wanted file whose copy in ``out`` differs."""
     problems = []
     for name, text in wanted.items():
         path = out / name
@@ -264,10 +263,14 @@ def check(out: Path = DEFAULT_OUT, crds: Sequence[CrdDefinition] = CRDS) -> list
                 tofile=f"{path} (from the models)",
             )
             problems.append("".join(diff).rstrip("\n"))
-    problems += [
-        f"{p}: generated for a kind that no longer exists" for p in _stale_generated(out, wanted)
-    ]
     return problems
+
+
+def check(out: Path = DEFAULT_OUT, crds: Sequence[CrdDefinition] = CRDS) -> list[str]:
+    """What differs between ``out`` and the models; empty when ``out`` is up to date."""
+    wanted = render_all(crds)
+    stale = [f"{p}: generated for a kind that no longer exists" for p in _stale(out, wanted)]
+    return diff_files(out, wanted) + stale
 
 
 def write(out: Path = DEFAULT_OUT, crds: Sequence[CrdDefinition] = CRDS) -> list[Path]:
@@ -280,7 +283,7 @@ def write(out: Path = DEFAULT_OUT, crds: Sequence[CrdDefinition] = CRDS) -> list
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
             changed.append(path)
-    for path in _stale_generated(out, wanted):
+    for path in _stale(out, wanted):
         path.unlink()
         changed.append(path)
     return changed
