@@ -1,0 +1,365 @@
+"""The Rollout contract: what users write (spec) and what Sluice reports (status).
+
+These models are the single source of truth: the CRD schema, ``sluice lint``, the controller's
+validation and the docs reference are all generated from them, so the four can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from rollouts.api.base import ApiModel, Duration, NonNegativeInt, Percent, exactly_one, one_of_rule
+
+API_GROUP = "sluice.dev"
+API_VERSION = "v1alpha1"
+KIND = "Rollout"
+
+
+# ---------------------------------------------------------------------------------------------
+# spec
+# ---------------------------------------------------------------------------------------------
+
+
+class LabelSelectorRequirement(ApiModel):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] | None = None
+
+
+class LabelSelector(ApiModel):
+    """Selects the pods of this Rollout, as a Deployment's selector does."""
+
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class PauseStep(ApiModel):
+    """Pause for ``duration``, or until a person promotes when no duration is given."""
+
+    duration: Duration | None = None
+
+
+class TemplateRef(ApiModel):
+    template_name: str = Field(min_length=1)
+    cluster_scope: bool = False
+
+
+class AnalysisArg(ApiModel):
+    """An argument passed to the analysis templates; values are escaped before use in a query."""
+
+    name: str = Field(min_length=1)
+    value: str | None = None
+
+
+class AnalysisRef(ApiModel):
+    templates: list[TemplateRef] = Field(min_length=1)
+    args: list[AnalysisArg] | None = None
+
+
+class BackgroundAnalysis(AnalysisRef):
+    """Analysis that runs alongside the steps from ``startingStep`` until promotion."""
+
+    starting_step: NonNegativeInt = 0
+
+
+class CanaryStep(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [one_of_rule("setWeight", "pause", "analysis")]
+        }
+    }
+
+    set_weight: Percent | None = None
+    pause: PauseStep | None = None
+    analysis: AnalysisRef | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CanaryStep:
+        exactly_one(setWeight=self.set_weight, pause=self.pause, analysis=self.analysis)
+        return self
+
+    @property
+    def kind(self) -> Literal["setWeight", "pause", "analysis"]:
+        if self.set_weight is not None:
+            return "setWeight"
+        if self.pause is not None:
+            return "pause"
+        return "analysis"
+
+    def describe(self) -> str:
+        """One short phrase for progress lines, events and the CLI."""
+        if self.set_weight is not None:
+            return f"setWeight {self.set_weight}%"
+        if self.pause is not None:
+            return f"pause {self.pause.duration}" if self.pause.duration is not None else "pause"
+        assert self.analysis is not None
+        return "analysis " + ",".join(t.template_name for t in self.analysis.templates)
+
+
+class IstioVirtualService(ApiModel):
+    name: str = Field(min_length=1)
+    routes: list[str] | None = None
+
+
+class IstioRouting(ApiModel):
+    virtual_service: IstioVirtualService
+
+
+class HTTPRouteRef(ApiModel):
+    name: str = Field(min_length=1)
+
+
+class GatewayAPIRouting(ApiModel):
+    http_route: HTTPRouteRef
+
+
+class SMIRouting(ApiModel):
+    traffic_split_name: str = Field(min_length=1)
+
+
+class NginxRouting(ApiModel):
+    stable_ingress: str = Field(min_length=1)
+
+
+class TrafficRouting(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [one_of_rule("istio", "gatewayAPI", "smi", "nginx")]
+        }
+    }
+
+    istio: IstioRouting | None = None
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
+    smi: SMIRouting | None = None
+    nginx: NginxRouting | None = None
+
+    @model_validator(mode="after")
+    def _one_router(self) -> TrafficRouting:
+        exactly_one(istio=self.istio, gatewayAPI=self.gateway_api, smi=self.smi, nginx=self.nginx)
+        return self
+
+    @property
+    def router(self) -> Literal["istio", "gatewayAPI", "smi", "nginx"]:
+        if self.istio is not None:
+            return "istio"
+        if self.gateway_api is not None:
+            return "gatewayAPI"
+        if self.smi is not None:
+            return "smi"
+        return "nginx"
+
+
+class CanaryStrategy(ApiModel):
+    stable_service: str = Field(min_length=1)
+    canary_service: str = Field(min_length=1)
+    traffic_routing: TrafficRouting | None = None
+    steps: list[CanaryStep] = Field(default_factory=list)
+    analysis: BackgroundAnalysis | None = None
+    scale_down_delay_seconds: NonNegativeInt = 30
+    abort_scale_down_delay_seconds: NonNegativeInt = 30
+    max_surge: int | str = Field(
+        default="25%", json_schema_extra={"x-kubernetes-int-or-string": True}
+    )
+
+    @model_validator(mode="after")
+    def _services_differ(self) -> CanaryStrategy:
+        if self.stable_service == self.canary_service:
+            raise ValueError("stableService and canaryService must name different Services")
+        return self
+
+
+class BlueGreenStrategy(ApiModel):
+    active_service: str = Field(min_length=1)
+    preview_service: str = Field(min_length=1)
+    preview_replica_count: NonNegativeInt | None = None
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: NonNegativeInt | None = None
+    pre_promotion_analysis: AnalysisRef | None = None
+    post_promotion_analysis: AnalysisRef | None = None
+    scale_down_delay_seconds: NonNegativeInt = 30
+
+    @model_validator(mode="after")
+    def _services_differ(self) -> BlueGreenStrategy:
+        if self.active_service == self.preview_service:
+            raise ValueError("activeService and previewService must name different Services")
+        return self
+
+
+class Strategy(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {"x-kubernetes-validations": [one_of_rule("canary", "blueGreen")]}
+    }
+
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> Strategy:
+        exactly_one(canary=self.canary, blueGreen=self.blue_green)
+        return self
+
+
+class RolloutSpec(ApiModel):
+    replicas: NonNegativeInt = 1
+    selector: LabelSelector
+    template: dict[str, Any] = Field(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    revision_history_limit: NonNegativeInt = 10
+    progress_deadline_seconds: NonNegativeInt = 600
+    strategy: Strategy
+
+    @model_validator(mode="after")
+    def _selector_matches_template(self) -> RolloutSpec:
+        """A selector that does not match the template's labels would orphan every pod."""
+        wanted = self.selector.match_labels or {}
+        labels = (self.template.get("metadata") or {}).get("labels") or {}
+        missing = {k: v for k, v in wanted.items() if labels.get(k) != v}
+        if missing:
+            raise ValueError(
+                "selector.matchLabels must match template.metadata.labels "
+                f"(not matched: {', '.join(f'{k}={v}' for k, v in missing.items())})"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# status (written only by Sluice)
+# ---------------------------------------------------------------------------------------------
+
+
+class StatusModel(ApiModel):
+    """Status parts are mutable: the engine edits a private deep copy while it decides."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
+    )
+
+
+Phase = Literal["Healthy", "Progressing", "Paused", "Degraded"]
+SlotName = Literal["a", "b"]
+Role = Literal["stable", "canary", "active", "preview"]
+
+
+class Condition(StatusModel):
+    """A Kubernetes ``metav1.Condition``, so kstatus (Flux) and Argo CD read health unaided."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class SlotStatus(StatusModel):
+    name: SlotName
+    role: Role | None = None
+    revision: str | None = None
+    replicas: int = 0
+    ready_replicas: int = 0
+
+
+class Weights(StatusModel):
+    canary: int = 0
+    stable: int = 100
+    verified: bool | None = None
+
+
+class PauseCondition(StatusModel):
+    reason: Literal["CanaryPauseStep", "BlueGreenPause", "PausedByUser", "InconclusiveAnalysis"]
+    start_time: datetime
+
+
+class AbortInfo(StatusModel):
+    reason: str
+    message: str
+    time: datetime
+    revision: str
+
+
+class HistoryEntry(StatusModel):
+    revision: str
+    outcome: Literal["Promoted", "Aborted", "Superseded"]
+    time: datetime
+    message: str = ""
+
+
+class AnalysisRunStatus(StatusModel):
+    """A started analysis and its last verdict: how the engine remembers what it already asked for."""
+
+    name: str
+    kind: Literal["step", "background", "prePromotion", "postPromotion"]
+    step_index: int | None = None
+    phase: Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"] = (
+        "Pending"
+    )
+    message: str = ""
+
+
+class ScaleDown(StatusModel):
+    """A slot waiting out its scale-down delay (kept in status so a restart does not lose it)."""
+
+    slot: SlotName
+    at: datetime
+
+
+class RolloutStatus(StatusModel):
+    observed_generation: int | None = None
+    phase: Phase | None = None
+    message: str = ""
+    current_revision: str | None = None
+    stable_revision: str | None = None
+    stable_slot: SlotName | None = None
+    slots: list[SlotStatus] = Field(default_factory=list)
+    current_step_index: int | None = None
+    step_count: int | None = None
+    step_started_at: datetime | None = None
+    rollout_started_at: datetime | None = None
+    last_progress_at: datetime | None = None
+    weights: Weights = Field(default_factory=Weights)
+    pause_conditions: list[PauseCondition] = Field(default_factory=list)
+    abort: AbortInfo | None = None
+    promoted_at: datetime | None = None
+    analysis_runs: list[AnalysisRunStatus] = Field(default_factory=list)
+    scale_downs: list[ScaleDown] = Field(default_factory=list)
+    last_request: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    # Printer-column helpers: CRD additionalPrinterColumns take JSONPaths only, no expressions.
+    step: str | None = None
+    replicas: int | None = None
+    label_selector: str | None = None
+
+
+class ObjectMeta(ApiModel):
+    """The metadata Sluice reads; everything else the API server sends is kept but ignored."""
+
+    model_config = ApiModel.model_config | {"extra": "allow"}
+
+    name: str = Field(min_length=1)
+    namespace: str = "default"
+    generation: int | None = None
+    uid: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Rollout(ApiModel):
+    api_version: Literal["sluice.dev/v1alpha1"] = "sluice.dev/v1alpha1"
+    kind: Literal["Rollout"] = "Rollout"
+    metadata: ObjectMeta
+    spec: RolloutSpec
+    status: RolloutStatus | None = None
+
+    @property
+    def canary(self) -> CanaryStrategy | None:
+        return self.spec.strategy.canary
+
+    @property
+    def blue_green(self) -> BlueGreenStrategy | None:
+        return self.spec.strategy.blue_green
