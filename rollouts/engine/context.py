@@ -1,0 +1,255 @@
+"""The working state of one ``decide`` call and the converge helpers both strategies share.
+
+Helpers compare the desired state with what was observed and emit an action only on a difference:
+reconciling twice does nothing twice, and a person's hand edit of a selector or weight is undone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rollouts.api.rollout import (
+    AbortInfo,
+    AnalysisRunStatus,
+    HistoryEntry,
+    PauseCondition,
+    Rollout,
+    RolloutStatus,
+    ScaleDown,
+    SlotName,
+)
+from rollouts.engine.plan import (
+    Action,
+    AnalysisKind,
+    DeploySlot,
+    EmitEvent,
+    Observed,
+    ScaleSlot,
+    SetServiceSelector,
+    SetWeight,
+    StartAnalysis,
+    StopAnalysis,
+)
+from rollouts.engine.revision import template_hash
+
+HISTORY_LIMIT = 10
+
+
+def other(slot: SlotName) -> SlotName:
+    return "b" if slot == "a" else "a"
+
+
+def percent_of(replicas: int, weight: int) -> int:
+    """Pods needed to carry ``weight`` percent: at least one for any nonzero weight."""
+    if weight <= 0:
+        return 0
+    return max(1, math.ceil(replicas * weight / 100))
+
+
+@dataclass
+class Ctx:
+    rollout: Rollout
+    observed: Observed
+    now: datetime
+    status: RolloutStatus
+    actions: list[Action] = field(default_factory=list)
+    wakeups: list[datetime] = field(default_factory=list)
+
+    # -------------------------------------------------------------------------- identities
+    @property
+    def name(self) -> str:
+        return self.rollout.metadata.name
+
+    @property
+    def replicas(self) -> int:
+        return self.rollout.spec.replicas
+
+    @property
+    def desired(self) -> str:
+        return template_hash(self.rollout.spec.template)
+
+    @property
+    def stable_slot(self) -> SlotName:
+        assert self.status.stable_slot is not None
+        return self.status.stable_slot
+
+    @property
+    def new_slot(self) -> SlotName:
+        return other(self.stable_slot)
+
+    def aborted(self) -> bool:
+        a = self.status.abort
+        return a is not None and a.revision == self.status.current_revision
+
+    def paused_by_user(self) -> bool:
+        return any(p.reason == "PausedByUser" for p in self.status.pause_conditions)
+
+    # -------------------------------------------------------------------------- converge
+    def deploy(self, slot: SlotName, replicas: int) -> None:
+        """Run the desired revision in ``slot`` with ``replicas`` pods."""
+        obs = self.observed.slots.get(slot)
+        if obs is None or obs.revision != self.desired:
+            self.actions.append(
+                DeploySlot(slot, self.desired, self.rollout.spec.template, replicas)
+            )
+        elif obs.replicas != replicas:
+            self.actions.append(ScaleSlot(slot, replicas))
+
+    def scale(self, slot: SlotName, replicas: int) -> None:
+        obs = self.observed.slots.get(slot)
+        if obs is not None and obs.replicas != replicas:
+            self.actions.append(ScaleSlot(slot, replicas))
+
+    def ready(self, slot: SlotName, replicas: int, revision: str | None = None) -> bool:
+        obs = self.observed.slots.get(slot)
+        rev = revision or self.desired
+        return obs is not None and obs.revision == rev and obs.ready_replicas >= replicas
+
+    def select(self, service: str, slot: SlotName | None) -> None:
+        if self.observed.services.get(service, "unobserved") != slot:
+            self.actions.append(SetServiceSelector(service, slot))
+
+    def weight(self, canary: int, routed: bool) -> None:
+        """Set the canary weight; with no router the weight is the replica ratio and only reported."""
+        if routed and (self.observed.weight != canary or self.observed.weight_verified is False):
+            self.actions.append(SetWeight(canary))
+        self.status.weights.canary = canary
+        self.status.weights.stable = 100 - canary
+        self.status.weights.verified = self.observed.weight_verified if routed else None
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.actions.append(EmitEvent("Warning" if warning else "Normal", reason, message))
+
+    def wake_at(self, when: datetime) -> None:
+        self.wakeups.append(when)
+
+    # -------------------------------------------------------------------------- pauses
+    def pause(self, reason: str) -> None:
+        if not any(p.reason == reason for p in self.status.pause_conditions):
+            self.status.pause_conditions.append(
+                PauseCondition.model_validate({"reason": reason, "startTime": self.now})
+            )
+
+    def unpause(self, reason: str) -> None:
+        self.status.pause_conditions = [
+            p for p in self.status.pause_conditions if p.reason != reason
+        ]
+
+    def paused_since(self, reason: str) -> datetime | None:
+        for p in self.status.pause_conditions:
+            if p.reason == reason:
+                return p.start_time
+        return None
+
+    # -------------------------------------------------------------------------- analysis
+    def analysis(
+        self,
+        kind: AnalysisKind,
+        templates: tuple[str, ...],
+        args: tuple[tuple[str, str], ...],
+        step_index: int | None = None,
+    ) -> AnalysisRunStatus:
+        """Start (once) the analysis of this kind for the current revision and return its record."""
+        suffix = {
+            "step": f"step{step_index}",
+            "background": "bg",
+            "prePromotion": "pre",
+            "postPromotion": "post",
+        }[kind]
+        name = f"{self.name}-{self.status.current_revision}-{suffix}"
+        for run in self.status.analysis_runs:
+            if run.name == name:
+                break
+        else:
+            run = AnalysisRunStatus(name=name, kind=kind, step_index=step_index, phase="Pending")
+            self.status.analysis_runs.append(run)
+            self.actions.append(StartAnalysis(name, kind, templates, args))
+            self.event("AnalysisStarted", f"started {kind} analysis {name}")
+        seen = self.observed.analysis.get(name)
+        if seen is not None and run.phase != seen.phase:
+            run.phase = seen.phase
+            run.message = seen.message
+        return run
+
+    def stop_analyses(self) -> None:
+        for run in self.status.analysis_runs:
+            if run.phase in ("Pending", "Running"):
+                self.actions.append(StopAnalysis(run.name))
+                run.phase = "Inconclusive" if run.phase == "Running" else run.phase
+                run.message = run.message or "stopped"
+
+    # -------------------------------------------------------------------------- transitions
+    def record(self, revision: str, outcome: str, message: str) -> None:
+        entry = HistoryEntry.model_validate(
+            {"revision": revision, "outcome": outcome, "time": self.now, "message": message}
+        )
+        self.status.history = [*self.status.history, entry][-HISTORY_LIMIT:]
+
+    def schedule_scale_down(self, slot: SlotName, delay_seconds: int) -> None:
+        self.cancel_scale_down(slot)
+        at = self.now + timedelta(seconds=delay_seconds)
+        self.status.scale_downs.append(ScaleDown(slot=slot, at=at))
+
+    def cancel_scale_down(self, slot: SlotName) -> None:
+        self.status.scale_downs = [s for s in self.status.scale_downs if s.slot != slot]
+
+    def apply_due_scale_downs(self) -> None:
+        keep = []
+        for sd in self.status.scale_downs:
+            if sd.at <= self.now:
+                self.scale(sd.slot, 0)
+            else:
+                keep.append(sd)
+                self.wake_at(sd.at)
+        self.status.scale_downs = keep
+
+    def start_revision(self) -> None:
+        """Begin rolling out the desired revision from the first step."""
+        st = self.status
+        st.current_revision = self.desired
+        st.current_step_index = 0
+        st.step_started_at = self.now
+        st.rollout_started_at = self.now
+        st.last_progress_at = self.now
+        st.abort = None
+        st.promoted_at = None
+        st.analysis_runs = []
+        st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]
+        self.cancel_scale_down(self.new_slot)
+        self.event(
+            "RolloutStarted", f"rolling out revision {self.desired} (stable {st.stable_revision})"
+        )
+
+    def abort(self, reason: str, message: str) -> None:
+        st = self.status
+        assert st.current_revision is not None
+        self.stop_analyses()
+        st.abort = AbortInfo.model_validate(
+            {
+                "reason": reason,
+                "message": message,
+                "time": self.now,
+                "revision": st.current_revision,
+            }
+        )
+        st.pause_conditions = []
+        self.record(st.current_revision, "Aborted", f"{reason}: {message}")
+        self.event("RolloutAborted", f"{reason}: {message}", warning=True)
+
+    def progress_deadline_passed(self) -> bool:
+        """True when waiting for pods has outlasted progressDeadlineSeconds (pauses don't count)."""
+        last = self.status.last_progress_at or self.now
+        deadline = last + timedelta(seconds=self.rollout.spec.progress_deadline_seconds)
+        if self.now >= deadline:
+            return True
+        self.wake_at(deadline)
+        return False
+
+    def note_progress(self, slot: SlotName) -> None:
+        """Count new ready pods as progress, so a slow but moving rollout is not aborted."""
+        obs = self.observed.slots.get(slot)
+        before = next((s.ready_replicas for s in self.status.slots if s.name == slot), 0)
+        if obs is not None and obs.revision == self.desired and obs.ready_replicas > before:
+            self.status.last_progress_at = self.now

@@ -1,0 +1,141 @@
+"""What the engine reads (Observed) and what it asks for (Plan).
+
+Actions are plain values in the order they must be applied; the operator and the simulator apply
+them through the Cluster and TrafficRouter ports. Keeping them data makes every decision testable as
+a table and replayable in the simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rollouts.api.rollout import RolloutStatus, SlotName
+
+AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
+AnalysisPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
+RequestKind = Literal["promote", "promote-full", "abort", "retry", "pause", "resume"]
+REQUEST_KINDS: tuple[RequestKind, ...] = (
+    "promote",
+    "promote-full",
+    "abort",
+    "retry",
+    "pause",
+    "resume",
+)
+
+
+@dataclass(frozen=True)
+class SlotObservation:
+    """A slot Deployment as the cluster reports it (absent slots are simply not observed)."""
+
+    revision: str | None
+    replicas: int
+    ready_replicas: int
+
+
+@dataclass(frozen=True)
+class AnalysisObservation:
+    """The latest verdict of an analysis the engine started; ``message`` names the failing metric."""
+
+    phase: AnalysisPhase
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A manual operation (promote, abort, ...). ``id`` makes it idempotent across reconciles."""
+
+    kind: RequestKind
+    id: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the ports saw just before deciding.
+
+    ``services`` maps a Service name to the slot its selector pins (``None``: both slots); a Service
+    missing from the map is treated as unknown and its selector is (re)asserted. ``weight`` is the
+    canary weight the traffic router reports (``None`` with no router or when unreadable).
+    """
+
+    slots: dict[SlotName, SlotObservation] = field(default_factory=dict)
+    services: dict[str, SlotName | None] = field(default_factory=dict)
+    weight: int | None = None
+    weight_verified: bool | None = None
+    analysis: dict[str, AnalysisObservation] = field(default_factory=dict)
+    request: Request | None = None
+
+
+# --------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class DeploySlot:
+    """Make slot ``slot`` run ``revision`` of the pod template with ``replicas`` pods."""
+
+    slot: SlotName
+    revision: str
+    template: dict[str, Any]
+    replicas: int
+
+
+@dataclass(frozen=True)
+class ScaleSlot:
+    slot: SlotName
+    replicas: int
+
+
+@dataclass(frozen=True)
+class SetServiceSelector:
+    """Point ``service`` at one slot's pods, or at both slots' (``slot=None``: replica-ratio split)."""
+
+    service: str
+    slot: SlotName | None
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    """Send ``canary`` percent of traffic to the canary Service through the traffic router."""
+
+    canary: int
+
+
+@dataclass(frozen=True)
+class StartAnalysis:
+    name: str
+    kind: AnalysisKind
+    templates: tuple[str, ...]
+    args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class StopAnalysis:
+    name: str
+
+
+@dataclass(frozen=True)
+class EmitEvent:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+Action = (
+    DeploySlot
+    | ScaleSlot
+    | SetServiceSelector
+    | SetWeight
+    | StartAnalysis
+    | StopAnalysis
+    | EmitEvent
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The engine's answer: the new status, the actions to reach it, and when to look again."""
+
+    status: RolloutStatus
+    actions: tuple[Action, ...] = ()
+    requeue_after: float | None = None
