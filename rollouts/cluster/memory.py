@@ -1,0 +1,108 @@
+"""An in-memory cluster for the simulator and engine tests.
+
+Pods become ready ``ready_delay`` seconds after they are created, read from an injected clock, so a
+simulated rollout sees the same waiting-for-pods behaviour as a real one, only fast-forwarded.
+A revision listed in ``never_ready`` never becomes ready (to exercise progress deadlines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rollouts.api.rollout import Rollout, RolloutStatus, SlotName
+from rollouts.engine.plan import SlotObservation
+
+Key = tuple[str, str]  # (namespace, rollout name)
+
+
+@dataclass
+class MemorySlot:
+    revision: str
+    template: dict[str, Any]
+    ready_at: list[float] = field(default_factory=list)  # one entry per pod
+
+    def ready(self, now: float, never: bool) -> int:
+        return 0 if never else sum(1 for t in self.ready_at if t <= now)
+
+
+@dataclass
+class MemoryEvent:
+    time: float
+    type: str
+    reason: str
+    message: str
+
+
+class MemoryCluster:
+    def __init__(self, clock: Callable[[], float], ready_delay: float = 10.0) -> None:
+        self.clock = clock
+        self.ready_delay = ready_delay
+        self.never_ready: set[str] = set()
+        self.slots: dict[Key, dict[SlotName, MemorySlot]] = {}
+        self.services: dict[Key, dict[str, SlotName | None]] = {}
+        self.statuses: dict[Key, RolloutStatus] = {}
+        self.events: dict[Key, list[MemoryEvent]] = {}
+
+    @staticmethod
+    def key(rollout: Rollout) -> Key:
+        return (rollout.metadata.namespace, rollout.metadata.name)
+
+    # ----------------------------------------------------------------------------- reads
+    def read_slots(self, rollout: Rollout) -> dict[SlotName, SlotObservation]:
+        now = self.clock()
+        return {
+            name: SlotObservation(
+                revision=s.revision,
+                replicas=len(s.ready_at),
+                ready_replicas=s.ready(now, s.revision in self.never_ready),
+            )
+            for name, s in self.slots.get(self.key(rollout), {}).items()
+        }
+
+    def read_service_slots(
+        self, rollout: Rollout, services: list[str]
+    ) -> dict[str, SlotName | None]:
+        known = self.services.get(self.key(rollout), {})
+        return {s: known[s] for s in services if s in known}
+
+    # ----------------------------------------------------------------------------- writes
+    def deploy_slot(
+        self,
+        rollout: Rollout,
+        slot: SlotName,
+        revision: str,
+        template: dict[str, Any],
+        replicas: int,
+    ) -> None:
+        now = self.clock()
+        self.slots.setdefault(self.key(rollout), {})[slot] = MemorySlot(
+            revision=revision, template=template, ready_at=[now + self.ready_delay] * replicas
+        )
+
+    def scale_slot(self, rollout: Rollout, slot: SlotName, replicas: int) -> None:
+        s = self.slots[self.key(rollout)][slot]
+        if replicas < len(s.ready_at):
+            del s.ready_at[replicas:]  # newest pods go first, as a ReplicaSet scales down
+        else:
+            s.ready_at.extend([self.clock() + self.ready_delay] * (replicas - len(s.ready_at)))
+
+    def set_service_selector(self, rollout: Rollout, service: str, slot: SlotName | None) -> None:
+        self.services.setdefault(self.key(rollout), {})[service] = slot
+
+    def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
+        self.statuses[self.key(rollout)] = status
+
+    def emit_event(
+        self, rollout: Rollout, type: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
+        self.events.setdefault(self.key(rollout), []).append(
+            MemoryEvent(self.clock(), type, reason, message)
+        )
+
+    # ----------------------------------------------------------------------------- for tests
+    def set_ready(self, rollout: Rollout, slot: SlotName) -> None:
+        """Make every pod of a slot ready now (tests that do not want to wait)."""
+        s = self.slots[self.key(rollout)][slot]
+        s.ready_at = [min(t, self.clock()) for t in s.ready_at]

@@ -1,0 +1,85 @@
+"""One reconcile: observe through the ports, ``decide``, apply the plan, write status.
+
+The operator and the simulator both call this, so the simulator exercises the controller's exact
+path from observation to action; only the ports differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rollouts.api.rollout import Rollout
+from rollouts.cluster.port import Cluster
+from rollouts.engine import (
+    DeploySlot,
+    EmitEvent,
+    Observed,
+    Plan,
+    Request,
+    ScaleSlot,
+    SetServiceSelector,
+    SetWeight,
+    StartAnalysis,
+    StopAnalysis,
+    decide,
+)
+from rollouts.routing.port import TrafficRouter
+from rollouts.verdicts import VerdictSource
+
+
+@dataclass
+class Ports:
+    cluster: Cluster
+    router: TrafficRouter | None
+    verdicts: VerdictSource
+
+
+def services_of(rollout: Rollout) -> list[str]:
+    if rollout.canary is not None:
+        return [rollout.canary.stable_service, rollout.canary.canary_service]
+    assert rollout.blue_green is not None
+    return [rollout.blue_green.active_service, rollout.blue_green.preview_service]
+
+
+def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> Observed:
+    routed = rollout.canary is not None and rollout.canary.traffic_routing is not None
+    router = ports.router if routed else None
+    return Observed(
+        slots=ports.cluster.read_slots(rollout),
+        services=ports.cluster.read_service_slots(rollout, services_of(rollout)),
+        weight=router.get_weight() if router else None,
+        weight_verified=router.verify_weight() if router else None,
+        analysis=ports.verdicts.observe(rollout),
+        request=request,
+    )
+
+
+def apply(rollout: Rollout, plan: Plan, ports: Ports) -> None:
+    """Apply actions in the order planned (weights before scale-downs), then write status once."""
+    for action in plan.actions:
+        match action:
+            case DeploySlot(slot, revision, template, replicas):
+                ports.cluster.deploy_slot(rollout, slot, revision, template, replicas)
+            case ScaleSlot(slot, replicas):
+                ports.cluster.scale_slot(rollout, slot, replicas)
+            case SetServiceSelector(service, slot):
+                ports.cluster.set_service_selector(rollout, service, slot)
+            case SetWeight(canary):
+                if ports.router is not None:
+                    ports.router.set_weight(canary)
+            case StartAnalysis():
+                ports.verdicts.start(rollout, action)
+            case StopAnalysis(name):
+                ports.verdicts.stop(rollout, name)
+            case EmitEvent(type_, reason, message):
+                ports.cluster.emit_event(rollout, type_, reason, message)
+    ports.cluster.write_status(rollout, plan.status)
+
+
+def reconcile(
+    rollout: Rollout, ports: Ports, now: datetime, request: Request | None = None
+) -> Plan:
+    plan = decide(rollout, observe(rollout, ports, request), now)
+    apply(rollout, plan, ports)
+    return plan
