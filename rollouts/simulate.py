@@ -1,0 +1,203 @@
+"""Fast-forward a Rollout through the real engine on the in-memory cluster.
+
+A simulated clock drives the same ``reconcile`` the operator runs, so a 30-minute rollout plays out
+in well under a second and shows exactly the steps, weights and decisions production would see.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rollouts.api.rollout import Rollout, RolloutStatus
+from rollouts.cluster.memory import MemoryCluster, MemoryEvent
+from rollouts.engine import Request
+from rollouts.engine.plan import AnalysisPhase
+from rollouts.reconcile import Ports, reconcile
+from rollouts.routing.memory import MemoryRouter
+from rollouts.verdicts import ScriptedVerdicts
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+INDEFINITE_PAUSES = {"InconclusiveAnalysis", "PausedByUser"}
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    set_image: str | None = None
+    update: dict[str, Any] | None = None  # a second Rollout document to roll out
+    abort_at: int | None = None  # 1-based step at which to request an abort
+    promote: bool = False  # answer every pause that waits for a person with a promote
+    promote_full: bool = False
+    analysis: dict[str, AnalysisPhase] = field(default_factory=lambda: {"*": "Successful"})
+    analysis_seconds: float = 60.0
+    ready_delay: float = 10.0
+    tick: float = 5.0
+    max_seconds: float = 12 * 3600.0
+
+
+@dataclass(frozen=True)
+class SimLine:
+    """One visible change: a status line, or an event when ``event`` is set."""
+
+    t: float
+    status: RolloutStatus
+    event: MemoryEvent | None = None
+
+
+@dataclass
+class SimResult:
+    rollout: Rollout
+    lines: list[SimLine]
+    events: list[MemoryEvent]
+    weights: list[tuple[float, int]]
+    seconds: float
+    reason: str  # why the simulation stopped
+
+
+def next_revision(rollout: Rollout, opts: SimOptions) -> Rollout:
+    """The update to roll out: a second document, a new image, or (default) a template change."""
+    if opts.update is not None:
+        from rollouts.api.validation import parse_rollout
+
+        new = parse_rollout(opts.update)
+        return new.model_copy(update={"status": rollout.status, "metadata": _bump(rollout)})
+    template = copy.deepcopy(rollout.spec.template)
+    if opts.set_image is not None:
+        containers = (template.get("spec") or {}).get("containers") or []
+        if not containers:
+            raise ValueError("--set-image: spec.template.spec.containers is empty")
+        containers[0]["image"] = opts.set_image
+    else:
+        meta = template.setdefault("metadata", {})
+        meta.setdefault("annotations", {})["sluice.dev/simulated-update"] = "1"
+    spec = rollout.spec.model_copy(update={"template": template})
+    return rollout.model_copy(update={"spec": spec, "metadata": _bump(rollout)})
+
+
+def _bump(rollout: Rollout) -> Any:
+    return rollout.metadata.model_copy(
+        update={"generation": (rollout.metadata.generation or 1) + 1}
+    )
+
+
+class Simulation:
+    def __init__(self, rollout: Rollout, opts: SimOptions | None = None) -> None:
+        self.opts = opts or SimOptions()
+        self.t = 0.0
+        self.cluster = MemoryCluster(lambda: self.t, ready_delay=self.opts.ready_delay)
+        self.router = MemoryRouter()
+        self.verdicts = ScriptedVerdicts(
+            lambda: self.t, self.opts.analysis, self.opts.analysis_seconds
+        )
+        self.ports = Ports(self.cluster, self.router, self.verdicts)
+        meta = rollout.metadata.model_copy(update={"generation": rollout.metadata.generation or 1})
+        self.rollout = rollout.model_copy(update={"metadata": meta})
+        self.lines: list[SimLine] = []
+        self.weights: list[tuple[float, int]] = []
+        self._requests = 0
+
+    @property
+    def now(self) -> datetime:
+        return EPOCH + timedelta(seconds=self.t)
+
+    def _request(self, kind: str) -> Request:
+        self._requests += 1
+        return Request(kind, f"{kind}@sim-{self._requests}")  # type: ignore[arg-type]
+
+    def step(self, request: Request | None = None) -> float | None:
+        plan = reconcile(self.rollout, self.ports, self.now, request)
+        self.rollout = self.rollout.model_copy(update={"status": plan.status})
+        return plan.requeue_after
+
+    def settle(
+        self, on_line: Callable[[SimLine], None] | None = None, stop_when_healthy: bool = True
+    ) -> str:
+        """Tick until the rollout is Healthy, Degraded or waits for a person; returns why it stopped."""
+        seen_events = sum(len(v) for v in self.cluster.events.values())
+        last_key: tuple[Any, ...] | None = None
+        abort_sent = promote_full_sent = False
+        start = self.t
+        while self.t - start <= self.opts.max_seconds:
+            request = None
+            st = self.rollout.status or RolloutStatus()
+            in_flight = (
+                st.current_revision is not None and st.current_revision != st.stable_revision
+            )
+            idx = st.current_step_index
+            if in_flight and self.opts.promote_full and not promote_full_sent:
+                request, promote_full_sent = self._request("promote-full"), True
+            elif (
+                in_flight
+                and self.opts.abort_at is not None
+                and not abort_sent
+                and (idx is None or idx + 1 >= self.opts.abort_at)
+            ):
+                request, abort_sent = self._request("abort"), True
+            elif self.opts.promote and waits_for_person(self.rollout):
+                request = self._request("promote")
+            requeue = self.step(request)
+            st = self.rollout.status or RolloutStatus()
+            self.weights.append((self.t, st.weights.canary))
+            events = [e for v in self.cluster.events.values() for e in v]
+            for e in events[seen_events:]:
+                self._emit(SimLine(self.t, st, e), on_line)
+            seen_events = len(events)
+            key = (
+                st.phase,
+                st.step,
+                st.weights.canary,
+                st.message,
+                st.stable_revision,
+                tuple((s.name, s.replicas, s.ready_replicas) for s in st.slots),
+            )
+            if key != last_key:
+                self._emit(SimLine(self.t, st), on_line)
+                last_key = key
+            settled = not st.scale_downs and all(s.ready_replicas == s.replicas for s in st.slots)
+            if st.phase == "Healthy" and settled and stop_when_healthy:
+                return "Healthy"
+            if st.phase == "Degraded" and settled:
+                return "Degraded"
+            if st.phase == "Paused" and waits_for_person(self.rollout) and not self.opts.promote:
+                return "Paused: waiting for a person (rerun with --promote to answer pauses)"
+            wait = self.opts.tick if requeue is None else min(max(requeue, 0.5), self.opts.tick)
+            self.t += wait
+        return f"stopped after {self.opts.max_seconds:.0f}s of simulated time"
+
+    def _emit(self, line: SimLine, on_line: Callable[[SimLine], None] | None) -> None:
+        self.lines.append(line)
+        if on_line is not None:
+            on_line(line)
+
+    def run(self, on_line: Callable[[SimLine], None] | None = None) -> SimResult:
+        """Deploy the file's revision as stable, then roll out the update to the end."""
+        first = self.settle(on_line)
+        if first != "Healthy":
+            return self._result(f"initial revision did not become Healthy: {first}")
+        self.rollout = next_revision(self.rollout, self.opts)
+        reason = self.settle(on_line)
+        return self._result(reason)
+
+    def _result(self, reason: str) -> SimResult:
+        events = [e for v in self.cluster.events.values() for e in v]
+        return SimResult(self.rollout, self.lines, events, self.weights, self.t, reason)
+
+
+def waits_for_person(rollout: Rollout) -> bool:
+    """Paused with nothing but a person (promote/resume) to end the pause."""
+    st = rollout.status or RolloutStatus()
+    if any(p.reason in INDEFINITE_PAUSES for p in st.pause_conditions):
+        return True
+    bg = rollout.blue_green
+    if bg is not None:
+        waiting = any(p.reason == "BlueGreenPause" for p in st.pause_conditions)
+        return waiting and not bg.auto_promotion_enabled
+    c = rollout.canary
+    idx = st.current_step_index
+    if c is None or idx is None or idx >= len(c.steps):
+        return False
+    step = c.steps[idx]
+    return step.pause is not None and step.pause.duration is None
