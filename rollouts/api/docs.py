@@ -204,6 +204,11 @@ def render_all(crds: Sequence[CrdDefinition] = CRDS) -> dict[str, str]:
     return {f"{defn.singular}.md": render(defn) for defn in crds}
 
 
+def check(out: Path = DEFAULT_OUT, crds: Sequence[CrdDefinition] = CRDS) -> list[str]:
+    """What differs between the pages in ``out`` and the models; empty when up to date."""
+    return diff_files(out, render_all(crds))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rollouts.api.docs", description="Generate the API reference pages."
@@ -211,9 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: docs/reference")
     parser.add_argument("--check", action="store_true", help="exit 1 if the pages are stale")
     args = parser.parse_args(argv)
-    wanted = render_all()
     if args.check:
-        problems = diff_files(args.out, wanted)
+        problems = check(args.out)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -221,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in wanted.items():
+    for name, text in render_all().items():
         path = args.out / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
