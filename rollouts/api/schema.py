@@ -31,7 +31,6 @@ _PASSTHROUGH = frozenset(
     {
         "description",
         "type",
-        "format",
         "pattern",
         "enum",
         "minimum",
@@ -63,6 +62,7 @@ _TRANSLATED = frozenset(
         "default",
         "exclusiveMinimum",
         "exclusiveMaximum",
+        "format",
         "uniqueItems",
         "items",
         "properties",
@@ -75,6 +75,11 @@ _DROPPED = frozenset(
     {"title", "examples", "readOnly", "writeOnly", "deprecated", "discriminator", "$schema"}
 )
 _SCALARS = frozenset({"string", "integer", "number", "boolean"})
+# Formats whose meaning is the same for pydantic and the API server. Not "duration" (ISO 8601 for
+# pydantic's timedelta, Go's "1h30m" for Kubernetes) nor "binary" (bytes are not base64 "byte").
+_FORMATS = frozenset(
+    {"date-time", "date", "uri", "email", "hostname", "ipv4", "ipv6", "uuid", "password"}
+)
 
 
 class SchemaError(ValueError):
@@ -120,6 +125,13 @@ class _Translator:
             elif key not in _TRANSLATED:
                 raise SchemaError(f"{path}: JSON Schema keyword {key!r} has no Kubernetes form")
 
+        if "format" in schema:
+            if schema["format"] not in _FORMATS:
+                raise SchemaError(
+                    f"{path}: format {schema['format']!r} means something else to Kubernetes "
+                    "(or nothing); give the type a WithJsonSchema"
+                )
+            out["format"] = schema["format"]
         if "const" in schema:
             out["enum"] = [copy.deepcopy(schema["const"])]
             out.setdefault("type", _json_type(schema["const"], path))

@@ -6,7 +6,7 @@ must either translate faithfully or stop the generator with a message naming the
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pytest
@@ -166,6 +166,10 @@ class Pair(_Model):
     pair: tuple[int, int]
 
 
+class Timeout(_Model):
+    timeout: timedelta
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
@@ -173,6 +177,7 @@ class Pair(_Model):
         (Node, "Node contains itself"),
         (Chain, "Chain contains itself"),
         (Pair, "Pair.pair: JSON Schema keyword 'prefixItems'"),
+        (Timeout, "Timeout.timeout: format 'duration' means something else"),
     ],
 )
 def test_constructs_without_a_structural_form_stop_the_generator(
