@@ -316,6 +316,7 @@ class RolloutStatus(StatusModel):
     stable_revision: str | None = None
     stable_slot: SlotName | None = None
     slots: list[SlotStatus] = Field(default_factory=list)
+    attempt: int | None = None  # 1 for a revision's first rollout, +1 for each retry
     current_step_index: int | None = None
     step_count: int | None = None
     step_started_at: datetime | None = None

@@ -11,7 +11,7 @@ from datetime import timedelta
 from rollouts.api.base import parse_duration
 from rollouts.api.rollout import AnalysisRef, CanaryStep, CanaryStrategy
 from rollouts.engine.context import Ctx, percent_of
-from rollouts.engine.plan import SetWeight, StopAnalysis
+from rollouts.engine.plan import StopAnalysis
 
 
 def _args(ref: AnalysisRef) -> tuple[tuple[str, str], ...]:
@@ -50,8 +50,25 @@ def reconcile(ctx: Ctx, c: CanaryStrategy) -> None:
     if ctx.aborted():
         _hold_aborted(ctx, c)
         return
+    _hold_weight(ctx, c, routed)
     if st.current_step_index is not None and st.current_step_index >= len(c.steps):
         _promote(ctx, c, routed)
+
+
+def reached_weight(c: CanaryStrategy, step_index: int) -> int:
+    """The canary weight the completed steps set: the last setWeight before ``step_index``."""
+    for step in reversed(c.steps[:step_index]):
+        if step.set_weight is not None:
+            return step.set_weight
+    return 0
+
+
+def _hold_weight(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:
+    """Keep asserting the weight reached so far, so a hand edit during a pause is undone."""
+    idx = ctx.status.current_step_index or 0
+    if idx >= len(c.steps) or not routed:
+        return
+    ctx.weight(reached_weight(c, idx), True)
 
 
 def _hold_aborted(ctx: Ctx, c: CanaryStrategy) -> None:
@@ -229,7 +246,7 @@ def _promote(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:
     st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]
     if routed:
         # the stable Service now holds the new pods; hand the route back to it
-        ctx.actions.append(SetWeight(0))
+        ctx.weight(0, True)
     ctx.status.weights.canary = 0
     ctx.status.weights.stable = 100
     ctx.schedule_scale_down(stable, c.scale_down_delay_seconds)

@@ -87,19 +87,30 @@ class Ctx:
         return any(p.reason == "PausedByUser" for p in self.status.pause_conditions)
 
     # -------------------------------------------------------------------------- converge
+    def _slot_now(self, slot: SlotName) -> tuple[str | None, int] | None:
+        """(revision, replicas) of a slot as this plan leaves it so far: later actions win."""
+        obs = self.observed.slots.get(slot)
+        state = (obs.revision, obs.replicas) if obs is not None else None
+        for a in self.actions:
+            if isinstance(a, DeploySlot) and a.slot == slot:
+                state = (a.revision, a.replicas)
+            elif isinstance(a, ScaleSlot) and a.slot == slot and state is not None:
+                state = (state[0], a.replicas)
+        return state
+
     def deploy(self, slot: SlotName, replicas: int) -> None:
         """Run the desired revision in ``slot`` with ``replicas`` pods."""
-        obs = self.observed.slots.get(slot)
-        if obs is None or obs.revision != self.desired:
+        now = self._slot_now(slot)
+        if now is None or now[0] != self.desired:
             self.actions.append(
                 DeploySlot(slot, self.desired, self.rollout.spec.template, replicas)
             )
-        elif obs.replicas != replicas:
+        elif now[1] != replicas:
             self.actions.append(ScaleSlot(slot, replicas))
 
     def scale(self, slot: SlotName, replicas: int) -> None:
-        obs = self.observed.slots.get(slot)
-        if obs is not None and obs.replicas != replicas:
+        now = self._slot_now(slot)
+        if now is not None and now[1] != replicas:
             self.actions.append(ScaleSlot(slot, replicas))
 
     def ready(self, slot: SlotName, replicas: int, revision: str | None = None) -> bool:
@@ -108,13 +119,23 @@ class Ctx:
         return obs is not None and obs.revision == rev and obs.ready_replicas >= replicas
 
     def select(self, service: str, slot: SlotName | None) -> None:
-        if self.observed.services.get(service, "unobserved") != slot:
+        current: SlotName | None | str = self.observed.services.get(service, "unobserved")
+        for a in self.actions:
+            if isinstance(a, SetServiceSelector) and a.service == service:
+                current = a.slot
+        if current != slot:
             self.actions.append(SetServiceSelector(service, slot))
 
     def weight(self, canary: int, routed: bool) -> None:
         """Set the canary weight; with no router the weight is the replica ratio and only reported."""
-        if routed and (self.observed.weight != canary or self.observed.weight_verified is False):
-            self.actions.append(SetWeight(canary))
+        if routed:
+            current = self.observed.weight
+            verified = self.observed.weight_verified
+            for a in self.actions:
+                if isinstance(a, SetWeight):
+                    current, verified = a.canary, None
+            if current != canary or verified is False:
+                self.actions.append(SetWeight(canary))
         self.status.weights.canary = canary
         self.status.weights.stable = 100 - canary
         self.status.weights.verified = self.observed.weight_verified if routed else None
@@ -158,7 +179,9 @@ class Ctx:
             "prePromotion": "pre",
             "postPromotion": "post",
         }[kind]
-        name = f"{self.name}-{self.status.current_revision}-{suffix}"
+        attempt = self.status.attempt or 1
+        retry = f"-r{attempt}" if attempt > 1 else ""  # a retry must not see the old verdicts
+        name = f"{self.name}-{self.status.current_revision}{retry}-{suffix}"
         for run in self.status.analysis_runs:
             if run.name == name:
                 break
@@ -168,7 +191,8 @@ class Ctx:
             self.actions.append(StartAnalysis(name, kind, templates, args))
             self.event("AnalysisStarted", f"started {kind} analysis {name}")
         seen = self.observed.analysis.get(name)
-        if seen is not None and run.phase != seen.phase:
+        final = run.phase in ("Successful", "Failed", "Error")  # a verdict, or a person's, stands
+        if seen is not None and run.phase != seen.phase and not final:
             run.phase = seen.phase
             run.message = seen.message
         return run
@@ -205,9 +229,10 @@ class Ctx:
                 self.wake_at(sd.at)
         self.status.scale_downs = keep
 
-    def start_revision(self) -> None:
+    def start_revision(self, retry: bool = False) -> None:
         """Begin rolling out the desired revision from the first step."""
         st = self.status
+        st.attempt = (st.attempt or 1) + 1 if retry else 1
         st.current_revision = self.desired
         st.current_step_index = 0
         st.step_started_at = self.now

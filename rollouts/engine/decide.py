@@ -124,9 +124,8 @@ def _pre_requests(ctx: Ctx, request: Request | None) -> bool:
     elif kind == "retry":
         if ctx.aborted() and st.current_revision == ctx.desired:
             # a fresh start of the same revision: forget the abort and begin at step one
-            st.current_revision = st.stable_revision
-            st.abort = None
             ctx.event("Retrying", f"retrying revision {ctx.desired} by request {request.id}")
+            ctx.start_revision(retry=True)
         else:
             ctx.event(
                 "RequestIgnored", f"retry {request.id}: nothing aborted to retry", warning=False

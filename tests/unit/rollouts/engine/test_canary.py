@@ -1,0 +1,301 @@
+"""Canary transitions, driven through the real reconcile loop on the in-memory cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollouts.engine import DeploySlot, ScaleSlot, SetServiceSelector, SetWeight, StartAnalysis
+from tests.support.rollouts import ISTIO, Harness, rollout_doc
+
+STEPS: list[dict[str, Any]] = [
+    {"setWeight": 25},
+    {"pause": {}},
+    {"analysis": {"templates": [{"templateName": "error-rate"}]}},
+    {"setWeight": 50},
+    {"pause": {"duration": "30s"}},
+]
+
+
+def started(
+    steps: list[dict[str, Any]] = STEPS, router: dict[str, Any] | None = ISTIO, **kw: Any
+) -> Harness:
+    h = Harness(rollout_doc(steps=steps, router=router, **kw))
+    h.stable()
+    h.update("web:2")
+    return h
+
+
+def test_first_revision_becomes_stable_without_steps() -> None:
+    h = Harness(rollout_doc(steps=STEPS, router=ISTIO))
+    plan = h.reconcile()
+    deploys = [a for a in plan.actions if isinstance(a, DeploySlot)]
+    assert [(d.slot, d.replicas) for d in deploys] == [("a", 4)]
+    assert h.status.stable_revision == h.status.current_revision
+    assert h.status.phase == "Progressing"  # pods not ready yet
+    assert {c.type: c.status for c in h.status.conditions}["Ready"] == "False"
+    h.until(lambda h: h.status.phase == "Healthy")
+    conds = {c.type: c.status for c in h.status.conditions}
+    assert conds == {
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+        "Progressing": "True",
+        "Paused": "False",
+    }
+    assert h.services() == {"web": "a", "web-canary": "a"}
+
+
+def test_canary_scales_before_shifting_weight_then_pauses() -> None:
+    h = started()
+    plan = h.reconcile()
+    assert (
+        DeploySlot("b", h.status.current_revision or "", h.rollout.spec.template, 1) in plan.actions
+    )
+    assert not any(isinstance(a, SetWeight) and a.canary > 0 for a in plan.actions)
+    assert h.router.weight == 0  # no traffic before the canary pod is ready
+    h.until(lambda h: h.router.weight == 25)
+    assert h.status.phase == "Paused"
+    assert [p.reason for p in h.status.pause_conditions] == ["CanaryPauseStep"]
+    assert h.status.current_step_index == 1
+    assert h.services() == {"web": "a", "web-canary": "b"}
+    assert h.status.weights.canary == 25 and h.status.weights.stable == 75
+
+
+def test_indefinite_pause_waits_for_promote() -> None:
+    h = started()
+    h.until(lambda h: h.status.phase == "Paused")
+    h.run(3600, every=60)
+    assert h.status.current_step_index == 1
+    plan = h.reconcile("promote")
+    assert any(isinstance(a, StartAnalysis) for a in plan.actions)
+    assert h.status.current_step_index == 2
+
+
+def test_full_canary_reaches_healthy_and_flips_roles() -> None:
+    h = started()
+    h.until(lambda h: h.status.phase == "Paused")
+    h.reconcile("promote")
+    h.until(lambda h: h.status.phase == "Healthy", limit=600)
+    st = h.status
+    assert st.stable_slot == "b" and st.stable_revision == st.current_revision
+    assert h.router.weight == 0  # route handed back to the stable Service, which now holds b
+    assert 100 in h.router.history  # all traffic went to the new pods before the flip
+    assert h.services() == {"web": "b", "web-canary": "b"}
+    assert [e.outcome for e in st.history] == ["Promoted"]
+    assert h.replicas("a") == 4  # old slot kept for scaleDownDelaySeconds
+    h.run(31)
+    assert h.replicas("a") == 0
+
+
+def test_promotion_emits_weight_before_selectors() -> None:
+    h = started(steps=[{"setWeight": 50}])
+    h.until(lambda h: h.router.weight == 50)
+    plans = []
+    while h.status.phase != "Healthy":
+        h.t += 1
+        plans.append(h.reconcile())
+    promo = next(
+        p for p in plans if any(isinstance(a, SetWeight) and a.canary == 100 for a in p.actions)
+    )
+    kinds = [
+        (type(a).__name__, getattr(a, "canary", getattr(a, "service", None)))
+        for a in promo.actions
+        if isinstance(a, SetWeight | SetServiceSelector)
+    ]
+    # the canary Service already selects b, so only the stable Service moves
+    assert kinds == [("SetWeight", 100), ("SetServiceSelector", "web"), ("SetWeight", 0)]
+
+
+def test_timed_pause_requeues_for_the_remaining_time() -> None:
+    h = started(steps=[{"setWeight": 10}, {"pause": {"duration": "5m"}}])
+    h.until(lambda h: h.status.phase == "Paused")
+    h.t += 100
+    plan = h.reconcile()
+    assert plan.requeue_after == pytest.approx(200, abs=2)
+    h.t += 200
+    h.reconcile()
+    assert h.status.current_step_index == 2
+
+
+def test_failed_analysis_aborts_and_names_the_metric() -> None:
+    h = Harness(rollout_doc(steps=STEPS[2:], router=ISTIO), outcomes={"error-rate": "Failed"})
+    h.stable()
+    h.update("web:2")
+    h.until(lambda h: h.status.phase == "Degraded", limit=300)
+    st = h.status
+    assert st.abort is not None and st.abort.reason == "AnalysisFailed"
+    assert "error-rate" in st.message
+    conds = {c.type: c for c in st.conditions}
+    assert conds["Stalled"].status == "True" and conds["Stalled"].reason == "AnalysisFailed"
+    assert conds["Ready"].status == "False" and conds["Reconciling"].status == "False"
+    assert st.stable_revision != st.current_revision  # never promoted
+    assert "RolloutAborted" in h.events()
+
+
+def test_inconclusive_analysis_pauses_until_promoted() -> None:
+    h = Harness(rollout_doc(steps=STEPS[2:3], router=ISTIO), outcomes={"*": "Inconclusive"})
+    h.stable()
+    h.update("web:2")
+    h.until(lambda h: h.status.phase == "Paused", limit=300)
+    assert [p.reason for p in h.status.pause_conditions] == ["InconclusiveAnalysis"]
+    h.run(600, every=30)
+    assert h.status.phase == "Paused"
+    h.reconcile("promote")
+    h.until(lambda h: h.status.phase == "Healthy", limit=120)
+
+
+def test_abort_sends_traffic_to_stable_before_scaling_canary_down() -> None:
+    h = started()
+    h.until(lambda h: h.router.weight == 25)
+    plan = h.reconcile("abort")
+    weights = [a.canary for a in plan.actions if isinstance(a, SetWeight)]
+    assert weights == [0]
+    assert not any(isinstance(a, ScaleSlot) and a.slot == "b" for a in plan.actions)
+    assert h.status.phase == "Degraded" and h.status.abort is not None
+    assert h.status.abort.reason == "AbortedByUser"
+    assert h.replicas("b") == 1  # kept for abortScaleDownDelaySeconds
+    h.run(31)
+    assert h.replicas("b") == 0
+    assert h.router.weight == 0 and h.services()["web"] == "a"
+
+
+def test_retry_restarts_from_the_first_step() -> None:
+    h = started()
+    h.until(lambda h: h.router.weight == 25)
+    h.reconcile("abort")
+    h.run(40)
+    h.reconcile("retry")
+    assert h.status.abort is None and h.status.current_step_index == 0
+    h.until(lambda h: h.router.weight == 25)
+    assert h.status.phase == "Paused"
+
+
+def test_promote_full_skips_remaining_steps() -> None:
+    h = started()
+    h.until(lambda h: h.status.phase == "Paused")
+    h.reconcile("promote-full")
+    h.until(lambda h: h.status.phase == "Healthy", limit=60)
+    assert not any(e == "AnalysisStarted" for e in h.events())
+
+
+def test_user_pause_holds_a_timed_pause_and_resume_continues() -> None:
+    h = started(steps=[{"setWeight": 10}, {"pause": {"duration": "1m"}}, {"setWeight": 20}])
+    h.until(lambda h: h.status.phase == "Paused")
+    h.reconcile("pause")
+    h.run(600, every=10)
+    assert h.status.current_step_index == 1
+    assert "PausedByUser" in [p.reason for p in h.status.pause_conditions]
+    h.reconcile("resume")
+    h.until(lambda h: h.status.current_step_index == 3, limit=120)
+
+
+def test_requests_are_idempotent_by_id() -> None:
+    h = started()
+    h.until(lambda h: h.status.phase == "Paused")
+    from rollouts.engine import Request
+    from rollouts.reconcile import reconcile
+
+    req = Request("promote", "promote@same")
+    for _ in range(3):
+        plan = reconcile(h.rollout, h.ports, h.now, req)
+        h.rollout = h.rollout.model_copy(update={"status": plan.status})
+    assert h.status.current_step_index == 2  # one promote, not three
+    assert h.status.last_request == "promote@same"
+
+
+def test_new_revision_mid_rollout_abandons_the_canary() -> None:
+    h = started()
+    h.until(lambda h: h.router.weight == 25)
+    first = h.status.current_revision
+    h.update("web:3")
+    plan = h.reconcile()
+    assert plan.actions[0] == SetWeight(0) or SetWeight(0) in plan.actions
+    assert any(
+        isinstance(a, DeploySlot) and a.slot == "b" and a.revision != first for a in plan.actions
+    )
+    assert h.status.history[-1].outcome == "Superseded" and h.status.history[-1].revision == first
+    assert h.status.stable_slot == "a" and h.status.current_step_index == 0
+    h.until(lambda h: h.router.weight == 25)
+
+
+def test_revert_to_stable_is_instant() -> None:
+    h = started()
+    h.until(lambda h: h.router.weight == 25)
+    h.update("web:1")
+    h.reconcile()
+    assert h.status.phase == "Healthy"
+    assert h.router.weight == 0 and h.status.current_revision == h.status.stable_revision
+    h.run(31)
+    assert h.replicas("b") == 0
+
+
+def test_progress_deadline_aborts_a_canary_that_never_becomes_ready() -> None:
+    h = started(deadline=60)
+    h.cluster.never_ready.add(h.rollout.status.current_revision if h.rollout.status else "")
+    h.reconcile()
+    assert h.status.current_revision is not None
+    h.cluster.never_ready = {h.status.current_revision}
+    h.until(lambda h: h.status.phase == "Degraded", limit=120)
+    assert h.status.abort is not None and h.status.abort.reason == "ProgressDeadlineExceeded"
+
+
+def test_pauses_do_not_count_toward_the_progress_deadline() -> None:
+    h = started(steps=[{"setWeight": 10}, {"pause": {}}, {"setWeight": 20}], deadline=60)
+    h.until(lambda h: h.status.phase == "Paused")
+    h.run(600, every=30)
+    h.reconcile("promote")
+    h.until(lambda h: h.status.current_step_index == 3, limit=30)
+    assert h.status.abort is None
+
+
+def test_no_router_splits_by_replica_ratio() -> None:
+    h = started(steps=[{"setWeight": 25}, {"pause": {}}], router=None)
+    h.until(lambda h: h.status.phase == "Paused")
+    assert h.replicas("b") == 1 and h.replicas("a") == 3
+    assert h.services() == {"web": None, "web-canary": "b"}  # stable Service spans both slots
+    assert h.router.history == []  # no router calls at all
+    h.reconcile("abort")
+    assert h.services()["web"] == "a"  # traffic pinned to stable at once
+    assert h.replicas("a") == 4
+
+
+def test_background_analysis_failure_aborts_mid_pause() -> None:
+    bg = {"templates": [{"templateName": "slo"}], "startingStep": 1}
+    h = Harness(
+        rollout_doc(
+            steps=[{"setWeight": 10}, {"pause": {"duration": "1h"}}], router=ISTIO, background=bg
+        ),
+        outcomes={"slo": "Failed"},
+        analysis_seconds=120,
+    )
+    h.stable()
+    h.update("web:2")
+    h.until(lambda h: h.status.phase == "Degraded", limit=600)
+    assert h.status.abort is not None and "background analysis" in h.status.abort.message
+    assert h.router.weight == 0
+
+
+def test_manual_weight_change_is_reasserted() -> None:
+    h = started()
+    h.until(lambda h: h.router.weight == 25)
+    h.router.weight = 80  # someone edits the VirtualService by hand
+    plan = h.reconcile()
+    assert SetWeight(25) in plan.actions and h.router.weight == 25
+
+
+def test_unverified_weight_holds_the_step() -> None:
+    h = started(steps=[{"setWeight": 10}, {"setWeight": 20}])
+    h.router.verified = False
+    h.run(60)
+    assert h.status.current_step_index == 0 and h.status.weights.verified is False
+    h.router.verified = True
+    h.until(lambda h: h.status.phase == "Healthy", limit=60)
+
+
+def test_reconcile_is_idempotent_when_nothing_changes() -> None:
+    h = started()
+    h.until(lambda h: h.status.phase == "Paused")
+    plan = h.reconcile()
+    assert plan.actions == ()
