@@ -6,6 +6,8 @@ translator bug must not be able to hide behind the same misunderstanding in its 
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -388,3 +390,31 @@ def test_a_cluster_scoped_kind_without_status_or_scale() -> None:
     }
     assert structural_problems(version["schema"]["openAPIV3Schema"]) == []
     assert defn.file_name == "sluice.dev_clusterthings.yaml"
+
+
+# ---------------------------------------------------------------------------------------------
+# the shape of the document, as the Kubernetes client models it
+# ---------------------------------------------------------------------------------------------
+
+
+def _through_client_model(doc: Mapping[str, Any]) -> Any:
+    """Parse ``doc`` as an apiextensions.k8s.io/v1 CRD and serialize it back.
+
+    The client's models know every CRD and JSONSchemaProps field and drop the rest, so a key that
+    changes on the round trip is one the API server would not understand either.
+    """
+    from kubernetes.client import ApiClient
+
+    api = ApiClient()
+    parsed = api.deserialize(json.dumps(doc), "V1CustomResourceDefinition", "application/json")
+    return api.sanitize_for_serialization(parsed)  # type: ignore[no-untyped-call]
+
+
+def test_every_key_of_the_crd_is_a_known_crd_field(rollout_crd: dict[str, Any]) -> None:
+    assert _through_client_model(rollout_crd) == rollout_crd
+
+
+def test_the_round_trip_would_notice_a_misspelt_extension(rollout_crd: dict[str, Any]) -> None:
+    broken = copy.deepcopy(rollout_crd)
+    _schema(broken)["properties"]["spec"]["x-kubernetes-int-or-strin"] = True
+    assert _through_client_model(broken) != broken
