@@ -13,7 +13,7 @@ INSUFFICIENT (a critical metric has fewer than ``max(min_events, 1)`` events) > 
 A critical metric with no valid data never promotes, not even at the maximum duration.
 
 ``observe`` takes ``t`` as the *end* of the interval the data covers; intervals with
-``t < t0 + warmup_seconds`` are excluded from evidence. Requests for the sample-ratio check come
+``t <= t0 + warmup_seconds`` lie in the warm-up and are excluded from evidence. Requests for the sample-ratio check come
 from ``requests=`` when given, else from the first counts metric's totals, else from the first
 histogram's ``+Inf`` bucket. ``min_events`` counts events over the whole rollout, like the evidence
 (errors for counts, requests for histograms, observations for gauges). With no critical metric a
@@ -136,7 +136,9 @@ class PolicyConfig:
         if not 0.0 < self.srm_alpha < 1.0:
             raise ValueError(f"srm_alpha must be in (0, 1), got {self.srm_alpha}")
         if self.on_max_duration not in ("promote", "pause"):
-            raise ValueError(f"on_max_duration must be 'promote' or 'pause', not {self.on_max_duration!r}")
+            raise ValueError(
+                f"on_max_duration must be 'promote' or 'pause', not {self.on_max_duration!r}"
+            )
         if self.max_step_seconds is not None and self.max_step_seconds < self.min_step_seconds:
             raise ValueError("max_step_seconds must be >= min_step_seconds")
 
@@ -259,7 +261,10 @@ class RolloutAnalysis:
         return self._srm
 
     def in_warmup(self, t: float) -> bool:
-        return self.t0 is None or t < self.t0 + self.config.warmup_seconds
+        """Whether an interval ending at ``t`` lies in the warm-up (before any data, everything)."""
+        if self.t0 is None:
+            return True
+        return self.config.warmup_seconds > 0 and t <= self.t0 + self.config.warmup_seconds
 
     def observe(
         self,
@@ -299,7 +304,9 @@ class RolloutAnalysis:
             if split is not None:
                 self._srm.update(split[0], split[1], expected_canary_share)
 
-    def _requests_from(self, data: Mapping[str, IntervalData]) -> tuple[ArrayLike, ArrayLike] | None:
+    def _requests_from(
+        self, data: Mapping[str, IntervalData]
+    ) -> tuple[ArrayLike, ArrayLike] | None:
         for kind in ("counts", "histogram"):
             for spec in self.metrics:
                 item = data.get(spec.name)
@@ -378,9 +385,7 @@ class RolloutAnalysis:
     ) -> str:
         elapsed = now - step_started_at
         crit = [m for m in self.metrics if m.critical]
-        not_shown = [
-            m.name for m in crit if not bool(self._tests[m.name].within_tolerance[index])
-        ]
+        not_shown = [m.name for m in crit if not bool(self._tests[m.name].within_tolerance[index])]
         short = [m for m in crit if not bool(self._enough(m)[index])]
         if decision is Decision.ABORT:
             failing = sorted(

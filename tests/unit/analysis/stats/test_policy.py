@@ -1,0 +1,232 @@
+"""The rollout-wide policy: alpha budget, warm-up, promote rule, max duration, abort reasons."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from analysis.stats.policy import (
+    CountsInterval,
+    Decision,
+    GaugeInterval,
+    HistogramInterval,
+    MetricSpec,
+    PolicyConfig,
+    RolloutAnalysis,
+)
+
+BOUNDS = (0.1, 0.25, 0.5, 1.0, math.inf)
+
+
+def errors(name: str = "errors", **kw: object) -> MetricSpec:
+    return MetricSpec(name, "counts", **kw)  # type: ignore[arg-type]
+
+
+def good_counts(ratio: float = 1.0) -> CountsInterval:
+    """A busy interval: 1000 canary and 9000 baseline requests at a 2% baseline error rate."""
+    return CountsInterval(20.0 * ratio, 1000.0, 180.0, 9000.0)
+
+
+def test_alpha_is_split_equally_by_default() -> None:
+    a = RolloutAnalysis(
+        [errors("a"), errors("b"), errors("c"), errors("d")], PolicyConfig(alpha=0.04)
+    )
+    assert a.alphas == pytest.approx({"a": 0.01, "b": 0.01, "c": 0.01, "d": 0.01})
+
+
+def test_explicit_alphas_are_honoured_and_the_rest_shared() -> None:
+    a = RolloutAnalysis(
+        [errors("a", alpha=0.02), errors("b"), errors("c")], PolicyConfig(alpha=0.05)
+    )
+    assert a.alphas == pytest.approx({"a": 0.02, "b": 0.015, "c": 0.015})
+    assert sum(a.alphas.values()) == pytest.approx(0.05)
+
+
+def test_explicit_alphas_over_budget_name_the_metric() -> None:
+    with pytest.raises(ValueError, match=r"'latency'.*over the rollout's alpha 0\.05"):
+        RolloutAnalysis(
+            [errors("errors", alpha=0.03), errors("latency", alpha=0.03)], PolicyConfig()
+        )
+    with pytest.raises(ValueError, match="'cpu' have no alpha left"):
+        RolloutAnalysis([errors("errors", alpha=0.05), errors("cpu")], PolicyConfig())
+
+
+def test_promotes_only_after_the_minimum_duration_once_within_tolerance() -> None:
+    a = RolloutAnalysis([errors()], PolicyConfig(min_step_seconds=600), t0=0.0)
+    for t in range(60, 3660, 60):
+        a.observe(t, {"errors": good_counts()})
+        if t < 600:
+            assert a.decide(t, 0.0)[0] != Decision.PROMOTE_STEP
+    v = a.verdict(3600.0, 0.0)
+    assert v.decision is Decision.PROMOTE_STEP
+    assert v.metrics["errors"].interval is not None and v.metrics["errors"].interval[1] <= 1.2
+    assert a.verdict(3600.0, 3599.0).decision is Decision.CONTINUE  # a new step just began
+
+
+def test_warmup_intervals_are_excluded_from_evidence() -> None:
+    a = RolloutAnalysis([errors()], PolicyConfig(warmup_seconds=300), t0=0.0)
+    for t in range(60, 301, 60):
+        a.observe(t, {"errors": CountsInterval(500.0, 1000.0, 10.0, 9000.0)})  # cold-start errors
+    assert a.tests["errors"].events[0] == 0
+    assert a.verdict(299.0, 0.0).decision is Decision.INSUFFICIENT
+    assert "warm-up" in a.verdict(299.0, 0.0).reason
+    a.observe(360, {"errors": good_counts()})
+    assert a.tests["errors"].events[0] == 200
+
+
+def test_abort_names_the_failing_metric() -> None:
+    a = RolloutAnalysis(
+        [errors("errors"), errors("timeouts", critical=False)], PolicyConfig(), t0=0.0
+    )
+    for t in range(60, 1260, 60):
+        a.observe(t, {"errors": good_counts(), "timeouts": good_counts(ratio=4.0)})
+    v = a.verdict(1200.0, 0.0)
+    assert v.decision is Decision.ABORT
+    assert "'timeouts'" in v.reason and "'errors'" not in v.reason
+    assert v.metrics["timeouts"].outcome.value == "reject"
+
+
+def test_missing_metric_never_promotes_even_at_max_duration() -> None:
+    cfg = PolicyConfig(min_step_seconds=60, max_step_seconds=600, on_max_duration="promote")
+    a = RolloutAnalysis([errors("errors"), errors("saturation")], cfg, t0=0.0)
+    for t in range(60, 3660, 60):
+        a.observe(t, {"errors": good_counts()})  # saturation never arrives
+    assert a.verdict(500.0, 0.0).decision is Decision.INSUFFICIENT
+    v = a.verdict(3600.0, 0.0)
+    assert v.decision is Decision.INCONCLUSIVE
+    assert "'saturation'" in v.reason
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("pause", Decision.INCONCLUSIVE), ("promote", Decision.PROMOTE_STEP)]
+)
+def test_max_duration_follows_the_configured_policy(policy: str, expected: Decision) -> None:
+    cfg = PolicyConfig(min_step_seconds=60, max_step_seconds=600, on_max_duration=policy)  # type: ignore[arg-type]
+    a = RolloutAnalysis([errors()], cfg, t0=0.0)
+    for t in range(60, 660, 60):  # too few canary events to show the ratio within 1.2
+        a.observe(t, {"errors": CountsInterval(1.0, 100.0, 9.0, 900.0)})
+    assert a.decide(540.0, 0.0)[0] == Decision.CONTINUE
+    v = a.verdict(600.0, 0.0)
+    assert v.decision is expected
+    if expected is Decision.PROMOTE_STEP:
+        assert v.reason.startswith("WARNING")
+
+
+def test_min_events_holds_back_promotion() -> None:
+    a = RolloutAnalysis([errors(min_events=100_000)], PolicyConfig(min_step_seconds=0), t0=0.0)
+    for t in range(60, 3660, 60):
+        a.observe(t, {"errors": good_counts()})
+    assert a.tests["errors"].within_tolerance[0]
+    assert a.verdict(3600.0, 0.0).decision is Decision.INSUFFICIENT
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        CountsInterval(math.nan, math.nan, math.nan, math.nan),
+        CountsInterval(-5.0, -100.0, -3.0, -900.0),
+        CountsInterval(0.0, 0.0, 0.0, 0.0),
+        CountsInterval(np.array([]), 0.0, 0.0, 0.0),
+    ],
+)
+def test_bad_data_is_insufficient_never_an_abort(bad: CountsInterval) -> None:
+    a = RolloutAnalysis([errors()], PolicyConfig(), t0=0.0)
+    for t in range(60, 1260, 60):
+        try:
+            a.observe(t, {"errors": bad})
+        except ValueError as exc:  # an empty array is a shape error for batch 1, said clearly
+            assert "shape" in str(exc)
+    assert a.verdict(1200.0, 0.0).decision is Decision.INSUFFICIENT
+
+
+def test_sample_ratio_mismatch_is_inconclusive_not_abort() -> None:
+    a = RolloutAnalysis([errors()], PolicyConfig(min_step_seconds=0), t0=0.0)
+    for t in range(60, 1260, 60):  # the canary gets 20% of requests instead of the 10% configured
+        a.observe(
+            t, {"errors": CountsInterval(40.0, 2000.0, 160.0, 8000.0)}, expected_canary_share=0.1
+        )
+    v = a.verdict(1200.0, 0.0)
+    assert v.decision is Decision.INCONCLUSIVE
+    assert "sample-ratio mismatch" in v.reason and "20.00%" in v.reason
+
+
+def test_every_metric_kind_feeds_one_analysis_and_state_round_trips() -> None:
+    specs = [
+        errors(),
+        MetricSpec("latency", "histogram", bucket_bounds=BOUNDS, edges=(0.25, 0.5)),
+        MetricSpec("cpu", "gauge", tau=0.1, critical=False),
+    ]
+    cfg = PolicyConfig(min_step_seconds=60)
+    rng = np.random.default_rng(7)
+
+    def interval() -> dict[str, CountsInterval | HistogramInterval | GaugeInterval]:
+        c = np.cumsum(rng.multinomial(1000, [0.5, 0.3, 0.1, 0.05, 0.05])).astype(float)
+        b = np.cumsum(rng.multinomial(9000, [0.5, 0.3, 0.1, 0.05, 0.05])).astype(float)
+        return {
+            "errors": good_counts(),
+            "latency": HistogramInterval(c, b),
+            "cpu": GaugeInterval(float(np.exp(rng.normal(0, 0.05))), 1.0),
+        }
+
+    data = [interval() for _ in range(30)]
+    straight = RolloutAnalysis(specs, cfg, t0=0.0)
+    for i, d in enumerate(data[:15]):
+        straight.observe(60.0 * (i + 1), d, expected_canary_share=0.1)
+    resumed = RolloutAnalysis.from_state(json.loads(json.dumps(straight.to_state())), specs, cfg)
+    for i, d in enumerate(data[15:], start=16):
+        straight.observe(60.0 * i, d, expected_canary_share=0.1)
+        resumed.observe(60.0 * i, d, expected_canary_share=0.1)
+    assert resumed.verdict(1800.0, 0.0) == straight.verdict(1800.0, 0.0)
+    with pytest.raises(ValueError, match="changed"):
+        RolloutAnalysis.from_state(straight.to_state(), specs[:2], cfg)
+
+
+def test_equal_time_intervals_in_any_order_give_the_same_verdict() -> None:
+    rng = np.random.default_rng(9)
+    data = [
+        CountsInterval(float(rng.poisson(30)), 1000.0, float(rng.poisson(180)), 9000.0)
+        for _ in range(20)
+    ]
+    verdicts = []
+    for order in (range(20), rng.permutation(20)):
+        a = RolloutAnalysis([errors()], PolicyConfig(), t0=0.0)
+        for i in order:
+            a.observe(60.0, {"errors": data[i]})
+        verdicts.append(a.verdict(1200.0, 0.0))
+    assert verdicts[0].decision is verdicts[1].decision
+    s0, s1 = verdicts[0].metrics["errors"].statistic, verdicts[1].metrics["errors"].statistic
+    assert s0 == pytest.approx(s1, abs=1e-9)
+
+
+@pytest.mark.statistical
+def test_batched_aa_rollouts_rarely_abort_and_mostly_promote() -> None:
+    """1000 identical canaries across three steps of rising weight: per-rollout false aborts stay
+    within the rollout's alpha (plus the binomial 99.9% margin), and with ~10 000 requests a
+    minute nearly all of them are shown within tolerance by the end of the 50% step."""
+    runs = 1000
+    rng = np.random.default_rng(10)
+    cfg = PolicyConfig(alpha=0.05, min_step_seconds=600)
+    a = RolloutAnalysis(
+        [errors("errors"), errors("timeouts", critical=False)], cfg, batch=runs, t0=0.0
+    )
+    aborted = np.zeros(runs, dtype=bool)
+    t = 0.0
+    for weight in (0.05, 0.2, 0.5):
+        start = t
+        for _ in range(30):
+            t += 60.0
+            n = rng.poisson(10_000, runs)
+            nc = rng.binomial(n, weight).astype(float)
+            nb = n - nc
+            data = {
+                name: CountsInterval(rng.poisson(nc * p), nc, rng.poisson(nb * p), nb)
+                for name, p in (("errors", 0.01), ("timeouts", 0.003))
+            }
+            a.observe(t, data, expected_canary_share=weight)
+            aborted |= a.decide(t, start) == Decision.ABORT
+    assert aborted.mean() <= binom.ppf(0.999, runs, 0.05) / runs
+    assert np.mean(a.decide(t, start) == Decision.PROMOTE_STEP) >= 0.95
