@@ -119,7 +119,7 @@ class Ctx:
         return obs is not None and obs.revision == rev and obs.ready_replicas >= replicas
 
     def select(self, service: str, slot: SlotName | None) -> None:
-        current: SlotName | None | str = self.observed.services.get(service, "unobserved")
+        current: SlotName | str | None = self.observed.services.get(service, "unobserved")
         for a in self.actions:
             if isinstance(a, SetServiceSelector) and a.service == service:
                 current = a.slot
