@@ -40,6 +40,7 @@ def test_canary_example_shows_each_step(example: str) -> None:
     rollout = load_rollout(EXAMPLES / example)
     assert rollout.canary is not None
     code, out = run(str(EXAMPLES / example), "--promote")
+    assert code == 0
     for i, step in enumerate(rollout.canary.steps, start=1):
         assert f"step {i}/{len(rollout.canary.steps)} ({step.describe()}) done" in out
 
