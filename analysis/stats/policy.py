@@ -13,9 +13,9 @@ INSUFFICIENT (a critical metric has fewer than ``max(min_events, 1)`` events) > 
 A critical metric with no valid data never promotes, not even at the maximum duration.
 
 ``observe`` takes ``t`` as the *end* of the interval the data covers; intervals with
-``t <= t0 + warmup_seconds`` lie in the warm-up and are excluded from evidence. Requests for the sample-ratio check come
-from ``requests=`` when given, else from the first counts metric's totals, else from the first
-histogram's ``+Inf`` bucket. ``min_events`` counts events over the whole rollout, like the evidence
+``t <= t0 + warmup_seconds`` lie in the warm-up and are excluded from evidence. Requests for the
+sample-ratio check come from ``requests=`` when given, else from the first counts metric's totals,
+else from the first histogram's ``+Inf`` bucket. ``min_events`` counts events over the whole rollout, like the evidence
 (errors for counts, requests for histograms, observations for gauges). With no critical metric a
 step promotes on time alone: the metrics can then only abort.
 
