@@ -318,6 +318,11 @@ def test_spec_keeps_model_defaults_and_status_has_none(rollout_crd: dict[str, An
     assert status_defaults == []
 
 
+def test_no_field_is_nullable_so_the_server_prunes_nulls(rollout_crd: dict[str, Any]) -> None:
+    """``pause: null`` must reach CEL as an absent field, as the models read None; see schema.py."""
+    assert [n for n in _every_node(_schema(rollout_crd)) if "nullable" in n] == []
+
+
 def test_pod_template_is_kept_as_written(rollout_crd: dict[str, Any]) -> None:
     template = node_at(_schema(rollout_crd), ".spec.template")
     assert template == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
