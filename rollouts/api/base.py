@@ -21,6 +21,7 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        use_attribute_docstrings=True,
     )
 
     def wire(self) -> dict[str, Any]:
@@ -59,7 +60,13 @@ def _check_duration(value: Any) -> Any:
 Duration = Annotated[
     str | int,
     BeforeValidator(_check_duration),
-    WithJsonSchema({"type": "string", "x-kubernetes-int-or-string": True}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "x-kubernetes-int-or-string": True,
+            "description": "A duration: 30s, 5m, 1h30m, or a number of seconds.",
+        }
+    ),
 ]
 """A duration as written by the user ("30s", "5m", "1h", or seconds); parse with parse_duration."""
 

@@ -6,10 +6,9 @@ validation and the docs reference are all generated from them, so the four can n
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from rollouts.api.base import ApiModel, Duration, NonNegativeInt, Percent, exactly_one, one_of_rule
@@ -56,8 +55,10 @@ class AnalysisArg(ApiModel):
 
 
 class AnalysisRef(ApiModel):
-    templates: list[TemplateRef] = Field(min_length=1)
-    args: list[AnalysisArg] | None = None
+    templates: list[TemplateRef] = Field(min_length=1, max_length=20)
+    """AnalysisTemplates (or ClusterAnalysisTemplates) whose metrics judge this analysis."""
+    args: list[AnalysisArg] | None = Field(default=None, max_length=50)
+    """Values for the templates' arguments."""
 
 
 class BackgroundAnalysis(AnalysisRef):
@@ -154,16 +155,36 @@ class TrafficRouting(ApiModel):
 
 
 class CanaryStrategy(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.stableService != self.canaryService",
+                    "message": "stableService and canaryService must name different Services",
+                }
+            ]
+        }
+    }
+
     stable_service: str = Field(min_length=1)
+    """Service whose selector Sluice points at the stable slot."""
     canary_service: str = Field(min_length=1)
+    """Service whose selector Sluice points at the canary slot."""
     traffic_routing: TrafficRouting | None = None
-    steps: list[CanaryStep] = Field(default_factory=list)
+    """Mesh or ingress that splits traffic; without it, traffic follows the replica ratio."""
+    steps: list[CanaryStep] = Field(default_factory=list, max_length=100)
+    """Steps run in order; after the last one the canary is promoted."""
     analysis: BackgroundAnalysis | None = None
+    """Background analysis from startingStep until promotion; a failure aborts at once."""
     scale_down_delay_seconds: NonNegativeInt = 30
+    """How long the old stable pods stay up after promotion."""
     abort_scale_down_delay_seconds: NonNegativeInt = 30
+    """How long the canary pods stay up after an abort, so in-flight requests drain."""
     max_surge: int | str = Field(
         default="25%", json_schema_extra={"x-kubernetes-int-or-string": True}
     )
+    """Accepted for Argo Rollouts compatibility; not yet used: Sluice adds canary pods before it
+    removes stable ones, so the surge is the canary's pod count."""
 
     @model_validator(mode="after")
     def _services_differ(self) -> CanaryStrategy:
@@ -173,14 +194,33 @@ class CanaryStrategy(ApiModel):
 
 
 class BlueGreenStrategy(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.activeService != self.previewService",
+                    "message": "activeService and previewService must name different Services",
+                }
+            ]
+        }
+    }
+
     active_service: str = Field(min_length=1)
+    """Service that serves production; switched to the new slot on promotion."""
     preview_service: str = Field(min_length=1)
+    """Service that reaches the new revision before promotion."""
     preview_replica_count: NonNegativeInt | None = None
+    """Pods in the preview before promotion (default: all replicas)."""
     auto_promotion_enabled: bool = True
+    """Promote without a person once the preview is ready and pre-promotion analysis passed."""
     auto_promotion_seconds: NonNegativeInt | None = None
+    """Wait this long after the preview is ready before auto-promotion."""
     pre_promotion_analysis: AnalysisRef | None = None
+    """Analysis of the preview; a failure aborts before any production traffic moves."""
     post_promotion_analysis: AnalysisRef | None = None
+    """Analysis after the switch; a failure switches back to the old pods, kept until it passes."""
     scale_down_delay_seconds: NonNegativeInt = 30
+    """How long the old pods stay up after promotion (after post-promotion analysis passes)."""
 
     @model_validator(mode="after")
     def _services_differ(self) -> BlueGreenStrategy:
@@ -236,7 +276,11 @@ class StatusModel(ApiModel):
     """Status parts are mutable: the engine edits a private deep copy while it decides."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+        use_attribute_docstrings=True,
     )
 
 
@@ -252,7 +296,7 @@ class Condition(StatusModel):
     status: Literal["True", "False", "Unknown"]
     reason: str
     message: str = ""
-    last_transition_time: datetime
+    last_transition_time: AwareDatetime
     observed_generation: int | None = None
 
 
@@ -272,20 +316,20 @@ class Weights(StatusModel):
 
 class PauseCondition(StatusModel):
     reason: Literal["CanaryPauseStep", "BlueGreenPause", "PausedByUser", "InconclusiveAnalysis"]
-    start_time: datetime
+    start_time: AwareDatetime
 
 
 class AbortInfo(StatusModel):
     reason: str
     message: str
-    time: datetime
+    time: AwareDatetime
     revision: str
 
 
 class HistoryEntry(StatusModel):
     revision: str
     outcome: Literal["Promoted", "Aborted", "Superseded"]
-    time: datetime
+    time: AwareDatetime
     message: str = ""
 
 
@@ -305,7 +349,7 @@ class ScaleDown(StatusModel):
     """A slot waiting out its scale-down delay (kept in status so a restart does not lose it)."""
 
     slot: SlotName
-    at: datetime
+    at: AwareDatetime
 
 
 class RolloutStatus(StatusModel):
@@ -319,17 +363,20 @@ class RolloutStatus(StatusModel):
     attempt: int | None = None  # 1 for a revision's first rollout, +1 for each retry
     current_step_index: int | None = None
     step_count: int | None = None
-    step_started_at: datetime | None = None
-    rollout_started_at: datetime | None = None
-    last_progress_at: datetime | None = None
+    step_started_at: AwareDatetime | None = None
+    rollout_started_at: AwareDatetime | None = None
+    last_progress_at: AwareDatetime | None = None
     weights: Weights = Field(default_factory=Weights)
     pause_conditions: list[PauseCondition] = Field(default_factory=list)
     abort: AbortInfo | None = None
-    promoted_at: datetime | None = None
+    promoted_at: AwareDatetime | None = None
     analysis_runs: list[AnalysisRunStatus] = Field(default_factory=list)
     scale_downs: list[ScaleDown] = Field(default_factory=list)
     last_request: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     history: list[HistoryEntry] = Field(default_factory=list)
     # Printer-column helpers: CRD additionalPrinterColumns take JSONPaths only, no expressions.
     step: str | None = None
