@@ -1,0 +1,111 @@
+"""Sluice itself: the real :class:`analysis.stats.policy.RolloutAnalysis`, driving the weights.
+
+Sluice may promote a step as soon as its confidence sequence shows the canary within tolerance,
+which changes the canary's weight and therefore the data it sees next; so unlike the other judges
+it runs on its own simulation, one interval at a time, each run at its own step.
+
+Adapter note: ``RolloutAnalysis.decide`` takes one ``step_started_at`` for the whole batch, while
+here every run has its own step start. The adapter therefore asks for decisions with the step
+clock out of the way (step long started, no maximum duration) and applies each run's minimum and
+maximum step duration itself, with the policy's documented rules: promote when the policy says
+PROMOTE_STEP and the step's minimum has passed; at the step's maximum duration promote with a
+warning if there is enough data and no sample-ratio mismatch (``on_max_duration="promote"``),
+otherwise stay paused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.stats.histogram import choose_edges
+from analysis.stats.policy import (
+    CountsInterval,
+    Decision,
+    HistogramInterval,
+    MetricSpec,
+    PolicyConfig,
+    RolloutAnalysis,
+)
+from simulations.latency import bin_probabilities, transformed_cdf
+from simulations.metrics import RunOutcomes
+from simulations.schedule import WeightSchedule
+from simulations.traffic import Simulator, TrafficModel
+
+_LONG_AGO = -1e18
+
+
+def latency_edges(model: TrafficModel) -> list[float]:
+    """Edges frozen before the rollout from the baseline's histogram (expected counts of an hour
+    of stable traffic), as an operator would derive them from a pre-rollout query."""
+    bounds = np.asarray(model.bounds)
+    p = bin_probabilities(transformed_cdf(model.latency, bounds, np.ones(1)))[0]
+    counts = np.cumsum(p) * model.total_rps * 3600
+    return choose_edges((*model.bounds, np.inf), counts, slo=model.slo_s)
+
+
+@dataclass(frozen=True)
+class SluiceJudge:
+    """Sluice's default policy: errors and latency metrics, tolerance 1.2, alpha 0.05."""
+
+    alpha: float = 0.05
+    tolerance: float = 1.2
+    warmup_s: float = 60.0
+    min_step_s: float = 60.0
+    name: str = "Sluice"
+
+    def specs(self, model: TrafficModel) -> list[MetricSpec]:
+        return [
+            MetricSpec("errors", "counts", tolerance=self.tolerance),
+            MetricSpec("latency", "histogram", tolerance=self.tolerance,
+                       bucket_bounds=(*model.bounds, float("inf")), edges=tuple(latency_edges(model))),
+        ]
+
+    def run(self, model: TrafficModel, schedule: WeightSchedule, runs: int, seed: int
+            ) -> RunOutcomes:
+        """Simulate ``runs`` rollouts under Sluice's control and score them."""
+        rng = np.random.default_rng(seed)
+        sim = Simulator(model, runs, rng, schedule.duration_s)
+        config = PolicyConfig(alpha=self.alpha, warmup_seconds=self.warmup_s,
+                              min_step_seconds=0.0, max_step_seconds=None)
+        analysis = RolloutAnalysis(self.specs(model), config, batch=runs, t0=0.0)
+        weights = np.array([s.weight for s in schedule.steps])
+        max_s = np.array([s.duration_s for s in schedule.steps])
+        last = len(schedule.steps) - 1
+        step = np.zeros(runs, dtype=np.int64)
+        step_start = np.zeros(runs)
+        abort_s = np.full(runs, np.inf)
+        promote_s = np.full(runs, np.inf)
+        harm = np.zeros(runs)
+        done = np.zeros(runs, dtype=bool)
+        for _ in range(schedule.n_ticks(model.tick_s)):
+            w = weights[np.minimum(step, last)]
+            tick = sim.tick(w)
+            now = tick.t_end
+            tr = tick.truth
+            excess = tr.canary_requests * (tr.canary_error_p - tr.baseline_error_p
+                                           + tr.canary_slow_p - tr.baseline_slow_p)
+            harm += np.where(done, 0.0, excess)
+            c, b = tick.canary, tick.baseline
+            analysis.observe(now, {
+                "errors": CountsInterval(c.errors, c.requests, b.errors, b.requests),
+                "latency": HistogramInterval(c.buckets, b.buckets),
+            }, expected_canary_share=w)
+            dec = analysis.decide(now, _LONG_AGO)
+            live = ~done
+            aborted = live & (dec == Decision.ABORT.value)
+            abort_s[aborted] = now
+            elapsed = now - step_start
+            ready = (dec == Decision.PROMOTE_STEP.value) & (elapsed >= self.min_step_s)
+            at_max = (elapsed >= max_s[np.minimum(step, last)] - 1e-9) & np.isin(
+                dec, [Decision.PROMOTE_STEP.value, Decision.CONTINUE.value])
+            promote = live & ~aborted & (ready | at_max)
+            step = np.where(promote, step + 1, step)
+            step_start = np.where(promote, now, step_start)
+            finished = promote & (step > last)
+            promote_s[finished] = now
+            done |= aborted | finished
+            if done.all():
+                break
+        return RunOutcomes(abort_s=abort_s, promote_s=promote_s, harm=harm)
