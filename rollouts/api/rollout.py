@@ -339,9 +339,9 @@ class AnalysisRunStatus(StatusModel):
     name: str
     kind: Literal["step", "background", "prePromotion", "postPromotion"]
     step_index: int | None = None
-    phase: Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"] = (
-        "Pending"
-    )
+    phase: Literal[
+        "Pending", "Running", "Successful", "Failed", "Inconclusive", "Error", "Stopped"
+    ] = "Pending"
     message: str = ""
 
 

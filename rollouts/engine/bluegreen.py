@@ -71,7 +71,7 @@ def _hold_aborted(ctx: Ctx, bg: BlueGreenStrategy) -> None:
 def _drop_preview(ctx: Ctx, bg: BlueGreenStrategy, why: str, scale_down: bool = True) -> None:
     st = ctx.status
     assert st.current_revision is not None
-    ctx.stop_analyses()
+    ctx.stop_analyses(f"preview abandoned: {why}")
     ctx.record(st.current_revision, "Superseded", why)
     ctx.event("RolloutSuperseded", f"revision {st.current_revision} abandoned: {why}")
     st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]

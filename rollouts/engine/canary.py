@@ -104,7 +104,7 @@ def _route_all_to_stable(ctx: Ctx, c: CanaryStrategy) -> None:
 def _abandon(ctx: Ctx, c: CanaryStrategy, why: str) -> None:
     st = ctx.status
     assert st.current_revision is not None
-    ctx.stop_analyses()
+    ctx.stop_analyses(f"revision abandoned: {why}")
     ctx.record(st.current_revision, "Superseded", why)
     ctx.event("RolloutSuperseded", f"revision {st.current_revision} abandoned: {why}")
     ctx.weight(0, c.traffic_routing is not None)
@@ -234,7 +234,7 @@ def _promote(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:
                 f"canary not fully ready within {ctx.rollout.spec.progress_deadline_seconds}s",
             )
         return
-    ctx.stop_analyses()
+    ctx.stop_analyses("rollout promoted")
     if routed:
         ctx.weight(100, True)
     ctx.select(c.stable_service, new)

@@ -191,18 +191,20 @@ class Ctx:
             self.actions.append(StartAnalysis(name, kind, templates, args))
             self.event("AnalysisStarted", f"started {kind} analysis {name}")
         seen = self.observed.analysis.get(name)
-        final = run.phase in ("Successful", "Failed", "Error")  # a verdict, or a person's, stands
+        # a verdict, a person's waiver or a stop stands; late observations do not rewrite it
+        final = run.phase in ("Successful", "Failed", "Error", "Stopped")
         if seen is not None and run.phase != seen.phase and not final:
             run.phase = seen.phase
             run.message = seen.message
         return run
 
-    def stop_analyses(self) -> None:
+    def stop_analyses(self, why: str) -> None:
+        """Stop every unfinished analysis; ``Stopped`` says no verdict was reached, and why."""
         for run in self.status.analysis_runs:
             if run.phase in ("Pending", "Running"):
                 self.actions.append(StopAnalysis(run.name))
-                run.phase = "Inconclusive" if run.phase == "Running" else run.phase
-                run.message = run.message or "stopped"
+                run.phase = "Stopped"
+                run.message = why
 
     # -------------------------------------------------------------------------- transitions
     def record(self, revision: str, outcome: str, message: str) -> None:
@@ -250,7 +252,7 @@ class Ctx:
     def abort(self, reason: str, message: str) -> None:
         st = self.status
         assert st.current_revision is not None
-        self.stop_analyses()
+        self.stop_analyses(f"rollout aborted: {reason}")
         st.abort = AbortInfo.model_validate(
             {
                 "reason": reason,

@@ -299,3 +299,59 @@ def test_reconcile_is_idempotent_when_nothing_changes() -> None:
     h.until(lambda h: h.status.phase == "Paused")
     plan = h.reconcile()
     assert plan.actions == ()
+
+
+def test_abort_stops_running_analyses_and_says_why() -> None:
+    bg = {"templates": [{"templateName": "slo"}]}
+    h = Harness(
+        rollout_doc(steps=[{"setWeight": 10}, {"pause": {}}], router=ISTIO, background=bg),
+        analysis_seconds=3600,
+    )
+    h.stable()
+    h.update("web:2")
+    h.until(lambda h: h.status.phase == "Paused")
+    (run,) = h.status.analysis_runs
+    assert run.kind == "background" and run.phase == "Running"
+    h.reconcile("abort")
+    (run,) = h.status.analysis_runs
+    assert run.phase == "Stopped" and run.message == "rollout aborted: AbortedByUser"
+    assert h.verdicts.runs[run.name].stopped
+
+
+# Requests in each state: (state reached, request) -> (phase after, step index after, event)
+REQUEST_TABLE = [
+    ("paused", "promote", "Progressing", 2, "StepSkipped"),
+    ("paused", "promote-full", "Progressing", 3, "StepSkipped"),  # scaling the canary to full
+    ("paused", "abort", "Degraded", 1, "RolloutAborted"),
+    ("paused", "retry", "Paused", 1, "RequestIgnored"),
+    ("paused", "pause", "Paused", 1, "Paused"),
+    ("paused", "resume", "Paused", 1, "Resumed"),
+    ("healthy", "promote", "Healthy", None, "RequestIgnored"),
+    ("healthy", "abort", "Healthy", None, "RequestIgnored"),
+    ("healthy", "retry", "Healthy", None, "RequestIgnored"),
+    ("aborted", "retry", "Paused", 1, "Retrying"),  # canary pods still up: step 1 is instant
+    ("aborted", "promote", "Degraded", 1, "RequestIgnored"),
+    ("aborted", "abort", "Degraded", 1, "RequestIgnored"),
+]
+
+
+@pytest.mark.parametrize(("state", "request_kind", "phase", "step", "event"), REQUEST_TABLE)
+def test_request_table(
+    state: str, request_kind: str, phase: str, step: int | None, event: str
+) -> None:
+    h = Harness(
+        rollout_doc(steps=[{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}], router=ISTIO),
+        ready_delay=0,
+    )
+    h.stable()
+    if state != "healthy":
+        h.update("web:2")
+        h.until(lambda h: h.status.phase == "Paused")
+    if state == "aborted":
+        h.reconcile("abort")
+    n = len(h.events())
+    h.reconcile(request_kind)
+    assert h.status.phase == phase
+    if step is not None:
+        assert h.status.current_step_index == step
+    assert event in h.events()[n:]
