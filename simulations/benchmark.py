@@ -145,13 +145,13 @@ def report(rows: list[Row], runs: int, quick: bool, runtime_s: float, command: s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="a subset of the grid (minutes, not hours)")
-    p.add_argument("--runs", type=int, default=None, help="runs per scenario (default 200 quick, "
+    p.add_argument("--runs", type=int, default=None, help="runs per scenario (default 500 quick, "
                    "1000 full)")
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
-    runs = args.runs or (200 if args.quick else 1000)
+    runs = args.runs or (500 if args.quick else 1000)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     conditions = grid(args.quick)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m simulations.benchmark" + (" --quick" if args.quick else "") + (
         f" --runs {args.runs}" if args.runs else "")
     md = report(rows, runs, args.quick, runtime, command)
-    name = "benchmark"
+    name = "benchmark" if args.quick else "benchmark-full"
     (args.out / f"{name}.md").write_text(md)
     (args.out / f"{name}.json").write_text(json.dumps([asdict(r) for r in rows], indent=1,
                                                       default=str))

@@ -58,14 +58,21 @@ def _tune_pair(
 ) -> tuple[float, float]:
     """Bounds for both metrics, splitting the target between them until the union meets it."""
     success, p99 = minute_values(calibration, judge.every_s)
-    share = target / 2
-    for _ in range(20):
-        max_err = calibrate_upper(_worst_k(1.0 - success, k), share)
-        max_p99 = calibrate_upper(_worst_k(p99, k), share)
-        cand = replace(judge, min_success=1.0 - max_err, max_p99_s=max_p99)
-        if np.mean(cand.abort_ticks(calibration) >= 0) <= target:
-            return cand.min_success, cand.max_p99_s
-        share *= 0.8
+    n = success.shape[0]
+    # Failed checks of both metrics add up (Flagger) or either fails alone (Argo), so the union can
+    # exceed the per-metric shares: shrink the shares, and if even "no calibration run exceeds"
+    # is not enough, judge each metric on a worse order statistic (kk-th instead of k-th worst).
+    for kk in range(k, 0, -1):
+        share = target / 2
+        while True:
+            max_err = calibrate_upper(_worst_k(1.0 - success, kk), share)
+            max_p99 = calibrate_upper(_worst_k(p99, kk), share)
+            cand = replace(judge, min_success=1.0 - max_err, max_p99_s=max_p99)
+            if np.mean(cand.abort_ticks(calibration) >= 0) <= target:
+                return cand.min_success, cand.max_p99_s
+            if share * n < 1:
+                break
+            share *= 0.8
     return (-math.inf, math.inf)
 
 
