@@ -17,6 +17,7 @@ A test checks the batch labels against the scalar judge.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Self
 
@@ -40,7 +41,7 @@ def _tie_term(values: FloatArray) -> FloatArray:
     gid = np.cumsum(new_group, axis=1) - 1 + (np.arange(runs) * n)[:, None]
     sizes = np.bincount(gid.ravel(), weights=(~np.isnan(s)).ravel().astype(float),
                         minlength=runs * n).reshape(runs, n)
-    return (sizes**3 - sizes).sum(axis=1)
+    return np.asarray((sizes**3 - sizes).sum(axis=1), dtype=float)
 
 
 def high_statistic(control: FloatArray, experiment: FloatArray, tolerance: float = 0.25
@@ -58,7 +59,8 @@ def high_statistic(control: FloatArray, experiment: FloatArray, tolerance: float
     n, m = vx.sum(axis=1).astype(float), vy.sum(axis=1).astype(float)
     d = x[:, :, None] - y[:, None, :]
     d = np.where(vx[:, :, None] & vy[:, None, :], d, np.nan).reshape(x.shape[0], -1)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled below
         estimate = np.nanmedian(np.where(np.isnan(d).all(axis=1, keepdims=True), 0.0, d), axis=1)
         bound = tolerance * np.abs(estimate)
         above = (d > bound[:, None]).sum(axis=1).astype(float)

@@ -22,7 +22,7 @@ def _binomial_llr(x: FloatArray, s: FloatArray, th1: FloatArray, th0: FloatArray
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(x > 0, x * np.log(th1 / th0), 0.0)
         b = np.where(s - x > 0, (s - x) * np.log((1 - th1) / (1 - th0)), 0.0)
-    return np.nan_to_num(a + b, nan=0.0)
+    return np.asarray(np.nan_to_num(a + b, nan=0.0), dtype=float)
 
 
 @dataclass(frozen=True)
