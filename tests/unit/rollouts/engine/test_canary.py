@@ -355,3 +355,15 @@ def test_request_table(
     if step is not None:
         assert h.status.current_step_index == step
     assert event in h.events()[n:]
+
+
+def test_new_revision_after_an_abort_starts_cleanly_without_a_second_history_entry() -> None:
+    h = started()
+    h.until(lambda h: h.router.weight == 25)
+    h.reconcile("abort")
+    aborted = h.status.current_revision
+    h.update("web:3")
+    h.reconcile()
+    assert h.status.abort is None and h.status.phase == "Progressing"
+    assert [(e.revision, e.outcome) for e in h.status.history] == [(aborted, "Aborted")]
+    h.until(lambda h: h.router.weight == 25)
