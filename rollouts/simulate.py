@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollouts.api.rollout import Rollout, RolloutStatus
+from rollouts.api.rollout import ObjectMeta, Rollout, RolloutStatus
+from rollouts.api.validation import parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Request
 from rollouts.engine.plan import AnalysisPhase
@@ -22,6 +23,10 @@ from rollouts.verdicts import ScriptedVerdicts
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 INDEFINITE_PAUSES = {"InconclusiveAnalysis", "PausedByUser"}
+
+
+class SimulationError(ValueError):
+    """The requested simulation cannot run on this Rollout (reported as one line by the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +65,13 @@ class SimResult:
 def next_revision(rollout: Rollout, opts: SimOptions) -> Rollout:
     """The update to roll out: a second document, a new image, or (default) a template change."""
     if opts.update is not None:
-        from rollouts.api.validation import parse_rollout
-
         new = parse_rollout(opts.update)
         return new.model_copy(update={"status": rollout.status, "metadata": _bump(rollout)})
     template = copy.deepcopy(rollout.spec.template)
     if opts.set_image is not None:
         containers = (template.get("spec") or {}).get("containers") or []
         if not containers:
-            raise ValueError("--set-image: spec.template.spec.containers is empty")
+            raise SimulationError("--set-image: spec.template.spec.containers is empty")
         containers[0]["image"] = opts.set_image
     else:
         meta = template.setdefault("metadata", {})
@@ -77,7 +80,7 @@ def next_revision(rollout: Rollout, opts: SimOptions) -> Rollout:
     return rollout.model_copy(update={"spec": spec, "metadata": _bump(rollout)})
 
 
-def _bump(rollout: Rollout) -> Any:
+def _bump(rollout: Rollout) -> ObjectMeta:
     return rollout.metadata.model_copy(
         update={"generation": (rollout.metadata.generation or 1) + 1}
     )

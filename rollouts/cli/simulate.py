@@ -12,7 +12,7 @@ import yaml
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.engine.plan import AnalysisPhase
-from rollouts.simulate import SimLine, SimOptions, Simulation
+from rollouts.simulate import SimLine, SimOptions, Simulation, SimulationError
 
 VERDICTS: dict[str, AnalysisPhase] = {
     "pass": "Successful",
@@ -150,7 +150,10 @@ def simulate(
         f"from {file}"
     )
     sim = Simulation(rollout, opts)
-    result = sim.run(None if quiet else _print_line)
+    try:
+        result = sim.run(None if quiet else _print_line)
+    except SimulationError as e:
+        raise click.ClickException(str(e)) from None
     st = result.rollout.status
     assert st is not None
     click.echo("")

@@ -87,3 +87,15 @@ def test_simulated_clock_fast_forwards_a_long_rollout() -> None:
     result = sim.run()
     assert result.seconds > 12 * 60
     assert result.rollout.status is not None and result.rollout.status.phase == "Healthy"
+
+
+def test_set_image_without_containers_is_one_clear_error(tmp_path: Path) -> None:
+    text = (EXAMPLES / "bluegreen.yaml").read_text().split("---")[0]
+    text = text.replace(
+        "      containers:\n        - name: api\n          image: ghcr.io/example/api:3.2.0\n",
+        "      containers: []\n",
+    )
+    f = tmp_path / "r.yaml"
+    f.write_text(text)
+    code, out = run(str(f), "--set-image", "x:1")
+    assert code == 1 and "Error: --set-image: spec.template.spec.containers is empty" in out
