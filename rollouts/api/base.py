@@ -120,3 +120,19 @@ def one_of_rule(*fields: str) -> dict[str, Any]:
         "rule": f"[{has}].filter(x, x).size() == 1",
         "message": f"must set exactly one of {', '.join(fields)}",
     }
+
+
+def _differ_message(a: str, b: str) -> str:
+    return f"{a} and {b} must name different Services"
+
+
+def services_differ(**fields: str) -> None:
+    """Two roles on one Service would send canary traffic to stable pods and vice versa."""
+    (a, va), (b, vb) = fields.items()
+    if va == vb:
+        raise ValueError(_differ_message(a, b))
+
+
+def differ_rule(a: str, b: str) -> dict[str, Any]:
+    """The CEL twin of ``services_differ``, so the API server rejects what ``sluice`` rejects."""
+    return {"rule": f"self.{a} != self.{b}", "message": _differ_message(a, b)}

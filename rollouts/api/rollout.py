@@ -11,7 +11,16 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from rollouts.api.base import ApiModel, Duration, NonNegativeInt, Percent, exactly_one, one_of_rule
+from rollouts.api.base import (
+    ApiModel,
+    Duration,
+    NonNegativeInt,
+    Percent,
+    differ_rule,
+    exactly_one,
+    one_of_rule,
+    services_differ,
+)
 
 API_GROUP = "sluice.dev"
 API_VERSION = "v1alpha1"
@@ -157,12 +166,7 @@ class TrafficRouting(ApiModel):
 class CanaryStrategy(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.stableService != self.canaryService",
-                    "message": "stableService and canaryService must name different Services",
-                }
-            ]
+            "x-kubernetes-validations": [differ_rule("stableService", "canaryService")]
         }
     }
 
@@ -188,20 +192,14 @@ class CanaryStrategy(ApiModel):
 
     @model_validator(mode="after")
     def _services_differ(self) -> CanaryStrategy:
-        if self.stable_service == self.canary_service:
-            raise ValueError("stableService and canaryService must name different Services")
+        services_differ(stableService=self.stable_service, canaryService=self.canary_service)
         return self
 
 
 class BlueGreenStrategy(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.activeService != self.previewService",
-                    "message": "activeService and previewService must name different Services",
-                }
-            ]
+            "x-kubernetes-validations": [differ_rule("activeService", "previewService")]
         }
     }
 
@@ -224,8 +222,7 @@ class BlueGreenStrategy(ApiModel):
 
     @model_validator(mode="after")
     def _services_differ(self) -> BlueGreenStrategy:
-        if self.active_service == self.preview_service:
-            raise ValueError("activeService and previewService must name different Services")
+        services_differ(activeService=self.active_service, previewService=self.preview_service)
         return self
 
 

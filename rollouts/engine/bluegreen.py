@@ -69,14 +69,7 @@ def _hold_aborted(ctx: Ctx, bg: BlueGreenStrategy) -> None:
 
 
 def _drop_preview(ctx: Ctx, bg: BlueGreenStrategy, why: str, scale_down: bool = True) -> None:
-    st = ctx.status
-    assert st.current_revision is not None
-    ctx.stop_analyses(f"preview abandoned: {why}")
-    if not ctx.aborted():  # an aborted revision already has its history entry
-        ctx.record(st.current_revision, "Superseded", why)
-        ctx.event("RolloutSuperseded", f"revision {st.current_revision} abandoned: {why}")
-    st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]
-    st.abort = None
+    ctx.abandon(why)
     ctx.select(bg.active_service, ctx.stable_slot)
     ctx.select(bg.preview_service, ctx.stable_slot)
     if scale_down:

@@ -102,16 +102,9 @@ def _route_all_to_stable(ctx: Ctx, c: CanaryStrategy) -> None:
 
 
 def _abandon(ctx: Ctx, c: CanaryStrategy, why: str) -> None:
-    st = ctx.status
-    assert st.current_revision is not None
-    ctx.stop_analyses(f"revision abandoned: {why}")
-    if not ctx.aborted():  # an aborted revision already has its history entry
-        ctx.record(st.current_revision, "Superseded", why)
-        ctx.event("RolloutSuperseded", f"revision {st.current_revision} abandoned: {why}")
+    ctx.abandon(why)
     ctx.weight(0, c.traffic_routing is not None)
     ctx.select(c.stable_service, ctx.stable_slot)
-    st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]
-    st.abort = None
 
 
 def _run_steps(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:

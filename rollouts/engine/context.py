@@ -265,6 +265,17 @@ class Ctx:
         self.record(st.current_revision, "Aborted", f"{reason}: {message}")
         self.event("RolloutAborted", f"{reason}: {message}", warning=True)
 
+    def abandon(self, why: str) -> None:
+        """Drop the in-flight revision (superseded or reverted): stop its analyses, note why."""
+        st = self.status
+        assert st.current_revision is not None
+        self.stop_analyses(f"revision abandoned: {why}")
+        if not self.aborted():  # an aborted revision already has its history entry
+            self.record(st.current_revision, "Superseded", why)
+            self.event("RolloutSuperseded", f"revision {st.current_revision} abandoned: {why}")
+        st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]
+        st.abort = None
+
     def progress_deadline_passed(self) -> bool:
         """True when waiting for pods has outlasted progressDeadlineSeconds (pauses don't count)."""
         last = self.status.last_progress_at or self.now
