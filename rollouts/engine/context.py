@@ -34,8 +34,6 @@ from rollouts.engine.plan import (
 )
 from rollouts.engine.revision import template_hash
 
-HISTORY_LIMIT = 10
-
 
 def other(slot: SlotName) -> SlotName:
     return "b" if slot == "a" else "a"
@@ -211,7 +209,8 @@ class Ctx:
         entry = HistoryEntry.model_validate(
             {"revision": revision, "outcome": outcome, "time": self.now, "message": message}
         )
-        self.status.history = [*self.status.history, entry][-HISTORY_LIMIT:]
+        limit = self.rollout.spec.revision_history_limit
+        self.status.history = [*self.status.history, entry][-limit:] if limit else []
 
     def schedule_scale_down(self, slot: SlotName, delay_seconds: int) -> None:
         self.cancel_scale_down(slot)

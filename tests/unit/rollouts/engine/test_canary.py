@@ -367,3 +367,15 @@ def test_new_revision_after_an_abort_starts_cleanly_without_a_second_history_ent
     assert h.status.abort is None and h.status.phase == "Progressing"
     assert [(e.revision, e.outcome) for e in h.status.history] == [(aborted, "Aborted")]
     h.until(lambda h: h.router.weight == 25)
+
+
+def test_history_keeps_revision_history_limit_entries() -> None:
+    doc = rollout_doc(steps=[{"setWeight": 50}], router=ISTIO)
+    doc["spec"]["revisionHistoryLimit"] = 2
+    h = Harness(doc, ready_delay=0)
+    h.stable()
+    for image in ("web:2", "web:3", "web:4"):
+        h.update(image)
+        h.until(lambda h: h.status.phase == "Healthy")
+    assert [e.outcome for e in h.status.history] == ["Promoted", "Promoted"]
+    assert h.status.history[-1].revision == h.status.stable_revision
