@@ -242,13 +242,19 @@ class Strategy(ApiModel):
 
 class RolloutSpec(ApiModel):
     replicas: NonNegativeInt = 1
+    """Pods of the stable revision."""
     selector: LabelSelector
+    """Must match the template's labels; Sluice adds its slot labels on top."""
     template: dict[str, Any] = Field(
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
+    """Pod template, as in a Deployment; a change to it is a new revision."""
     revision_history_limit: NonNegativeInt = 10
+    """How many past rollouts (Promoted, Aborted, Superseded) status.history keeps."""
     progress_deadline_seconds: NonNegativeInt = 600
+    """Abort when pods make no progress for this long (pauses and analysis do not count)."""
     strategy: Strategy
+    """Exactly one of canary or blueGreen."""
 
     @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
