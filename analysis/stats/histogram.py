@@ -3,7 +3,8 @@
 Why exceedances: a request slower than an edge is an event, and "canary requests exceed the edge
 ``r`` times as often as baseline requests" is a count question the conditional e-process answers
 exactly, with all the shared nuisances cancelling. A few edges (near the baseline's p90 and p99 and
-the SLO) catch both shifts and tail-only regressions; alpha is split equally across them.
+the SLO) catch both shifts and tail-only regressions; alpha is split across them by fixed weights
+(equal by default), which keeps the union bound.
 Edges are frozen from the baseline *before* the rollout, so choosing them cannot peek at the canary.
 """
 
@@ -16,7 +17,13 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from analysis.stats.count_eprocess import STATE_VERSION, RateRatioEProcess
+from analysis.stats.count_eprocess import (
+    DEFAULT_ACCEPT_SCALES,
+    DEFAULT_PRIOR_SCALES,
+    DEFAULT_TOLERANCE,
+    STATE_VERSION,
+    RateRatioEProcess,
+)
 from analysis.stats.evidence import Evidence, Outcome
 
 FloatArray = NDArray[np.float64]
@@ -31,6 +38,21 @@ def _finite_bounds(bucket_bounds: Sequence[float]) -> FloatArray:
     if not (np.all(np.isfinite(b[:-1])) and np.all(np.diff(b) > 0)):
         raise ValueError("bucket_bounds must be finite and strictly increasing before +Inf")
     return b
+
+
+def split_by_weights(
+    alpha: float, n: int, weights: Sequence[float] | None = None
+) -> tuple[float, ...]:
+    """Alpha for each of ``n`` edges, proportional to fixed ``weights`` (equal when None).
+
+    Any fixed allocation that sums to ``alpha`` keeps the union bound: ``P(any edge falsely rejects)
+    <= Σ alpha_j = alpha``. The weights must be fixed before the data (with the edges), never
+    chosen after looking at the canary.
+    """
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"edge weights must be {n} positive numbers, got {weights}")
+    return tuple(float(alpha * x / w.sum()) for x in w)
 
 
 def choose_edges(
@@ -85,9 +107,12 @@ class HistogramEProcess:
         bucket_bounds: Sequence[float],
         edges: Sequence[float],
         *,
-        tolerance: float = 1.2,
+        tolerance: float = DEFAULT_TOLERANCE,
         alpha: float = 0.05,
         batch: int = 1,
+        edge_weights: Sequence[float] | None = None,
+        prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES,
+        accept_prior_scales: Sequence[float] = DEFAULT_ACCEPT_SCALES,
     ) -> None:
         self.bucket_bounds = _finite_bounds(bucket_bounds)
         if len(edges) == 0:
@@ -103,9 +128,18 @@ class HistogramEProcess:
         self.tolerance = float(tolerance)
         self.alpha = float(alpha)
         self.batch = int(batch)
-        share = self.alpha / len(self.edges)
+        self.edge_alphas = split_by_weights(self.alpha, len(self.edges), edge_weights)
+        self.prior_scales = tuple(float(x) for x in prior_scales)
+        self.accept_prior_scales = tuple(float(x) for x in accept_prior_scales)
         self._procs = tuple(
-            RateRatioEProcess(tolerance=tolerance, alpha=share, batch=batch) for _ in self.edges
+            RateRatioEProcess(
+                tolerance=tolerance,
+                alpha=a,
+                batch=batch,
+                prior_scales=prior_scales,
+                accept_prior_scales=accept_prior_scales,
+            )
+            for a in self.edge_alphas
         )
 
     def _as_buckets(self, value: ArrayLike, name: str) -> FloatArray:
@@ -137,12 +171,20 @@ class HistogramEProcess:
 
     @property
     def log_e_value(self) -> FloatArray:
-        """Largest per-edge log e-value (edges share one threshold)."""
-        return np.asarray(np.max([p.log_e_value for p in self._procs], axis=0))
+        """Largest per-edge log e-value, each rescaled by its alpha over the equal share
+        (``log E_j + log(alpha_j / (alpha/n))``), so all meet one threshold: ``log_threshold``.
+        With equal shares this is the plain largest per-edge log e-value."""
+        n = len(self._procs)
+        return np.asarray(
+            np.max(
+                [p.log_e_value + math.log(p.alpha * n / self.alpha) for p in self._procs], axis=0
+            )
+        )
 
     @property
     def log_threshold(self) -> float:
-        return self._procs[0].log_threshold
+        """``log(n/alpha)``: the threshold of an equal share, which :attr:`log_e_value` is on."""
+        return math.log(len(self._procs) / self.alpha)
 
     @property
     def rejected(self) -> BoolArray:
@@ -196,7 +238,7 @@ class HistogramEProcess:
             details[f"edge_{e:g}_log_e_value"] = float(x.statistic or 0.0)
             details[f"edge_{e:g}_upper"] = float(x.interval[1]) if x.interval else math.inf
             details[f"edge_{e:g}_events"] = float(x.events)
-        share = self.alpha / len(self.edges)
+        share = self.edge_alphas[w]
         return Evidence(
             method=self.method,
             outcome=outcome,
@@ -206,7 +248,8 @@ class HistogramEProcess:
             threshold=ev.threshold,
             events=round(requests),
             rule=(
-                f"abort when any edge's e-value >= 1/(alpha/{len(self.edges)}) = {1 / share:g} "
+                f"abort when an edge's e-value >= 1/(its share of alpha); deciding edge's "
+                f"threshold {1 / share:g} "
                 f"(H0: canary/baseline rate of requests slower than the edge <= "
                 f"{self.tolerance:g}); edges {', '.join(f'{e:g}' for e in self.edges)}; "
                 f"deciding edge {self.edges[w]:g}"
@@ -222,6 +265,7 @@ class HistogramEProcess:
             "edges": list(self.edges),
             "tolerance": self.tolerance,
             "alpha": self.alpha,
+            "edge_alphas": list(self.edge_alphas),
             "edge_states": [p.to_state() for p in self._procs],
         }
 
@@ -231,10 +275,16 @@ class HistogramEProcess:
             raise ValueError("not a histogram e-process state of a known version")
         bounds = [*map(float, state["finite_bounds"]), math.inf]
         proc = cls(
-            bounds, state["edges"], tolerance=float(state["tolerance"]), alpha=float(state["alpha"])
+            bounds,
+            state["edges"],
+            tolerance=float(state["tolerance"]),
+            alpha=float(state["alpha"]),
+            edge_weights=state.get("edge_alphas"),
         )
         subs = state["edge_states"]
         if len(subs) != len(proc.edges):
             raise ValueError("histogram state has the wrong number of edges")
         proc._procs = tuple(RateRatioEProcess.from_state(s) for s in subs)
+        proc.prior_scales = proc._procs[0].prior_scales
+        proc.accept_prior_scales = proc._procs[0].accept_prior_scales
         return proc

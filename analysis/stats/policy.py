@@ -35,7 +35,13 @@ from typing import Any, Literal, Protocol, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from analysis.stats.count_eprocess import STATE_VERSION, RateRatioEProcess
+from analysis.stats.count_eprocess import (
+    DEFAULT_ACCEPT_SCALES,
+    DEFAULT_PRIOR_SCALES,
+    DEFAULT_TOLERANCE,
+    STATE_VERSION,
+    RateRatioEProcess,
+)
 from analysis.stats.evidence import Evidence
 from analysis.stats.histogram import HistogramEProcess
 from analysis.stats.msprt import NormalMixtureSPRT
@@ -92,17 +98,24 @@ class MetricSpec:
     histogram exceedances, geometric-mean ratio for gauges). ``critical`` metrics must be shown
     within tolerance before a step promotes; every metric can abort. ``alpha=None`` takes an
     equal share of what explicit alphas leave of the rollout's budget.
+    ``edge_weights`` (histograms) split the metric's alpha across its edges in proportion, fixed
+    with the edges before the rollout (equal when None). ``prior_scales`` and
+    ``accept_prior_scales`` are the mixing scales of the abort and "within tolerance" tests
+    (see :mod:`analysis.stats.count_eprocess`); any fixed choice keeps the guarantee.
     """
 
     name: str
     kind: Literal["counts", "histogram", "gauge"]
-    tolerance: float = 1.2
+    tolerance: float = DEFAULT_TOLERANCE
     critical: bool = True
     alpha: float | None = None
     min_events: int = 0
     bucket_bounds: tuple[float, ...] | None = None
     edges: tuple[float, ...] | None = None
     tau: float | None = None
+    edge_weights: tuple[float, ...] | None = None
+    prior_scales: tuple[float, ...] = DEFAULT_PRIOR_SCALES
+    accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -117,6 +130,10 @@ class MetricSpec:
             raise ValueError(f"metric {self.name!r}: a histogram needs bucket_bounds and edges")
         if self.kind == "gauge" and self.tau is None:
             raise ValueError(f"metric {self.name!r}: a gauge needs tau (the mixture scale)")
+        if self.edge_weights is not None and (
+            self.edges is None or len(self.edge_weights) != len(self.edges)
+        ):
+            raise ValueError(f"metric {self.name!r}: edge_weights needs one weight per edge")
 
 
 @dataclass(frozen=True)
@@ -199,11 +216,24 @@ def split_alpha(metrics: Sequence[MetricSpec], alpha: float) -> dict[str, float]
 
 def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
     if spec.kind == "counts":
-        return RateRatioEProcess(tolerance=spec.tolerance, alpha=alpha, batch=batch)
+        return RateRatioEProcess(
+            tolerance=spec.tolerance,
+            alpha=alpha,
+            batch=batch,
+            prior_scales=spec.prior_scales,
+            accept_prior_scales=spec.accept_prior_scales,
+        )
     if spec.kind == "histogram":
         assert spec.bucket_bounds is not None and spec.edges is not None
         return HistogramEProcess(
-            spec.bucket_bounds, spec.edges, tolerance=spec.tolerance, alpha=alpha, batch=batch
+            spec.bucket_bounds,
+            spec.edges,
+            tolerance=spec.tolerance,
+            alpha=alpha,
+            batch=batch,
+            edge_weights=spec.edge_weights,
+            prior_scales=spec.prior_scales,
+            accept_prior_scales=spec.accept_prior_scales,
         )
     assert spec.tau is not None
     return NormalMixtureSPRT(

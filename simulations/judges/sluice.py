@@ -19,6 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.stats.count_eprocess import (
+    DEFAULT_ACCEPT_SCALES,
+    DEFAULT_PRIOR_SCALES,
+    DEFAULT_TOLERANCE,
+)
 from analysis.stats.histogram import choose_edges
 from analysis.stats.policy import (
     CountsInterval,
@@ -36,30 +41,43 @@ from simulations.traffic import Simulator, TrafficModel
 _LONG_AGO = -1e18
 
 
-def latency_edges(model: TrafficModel) -> list[float]:
+def latency_edges(model: TrafficModel, quantiles: tuple[float, ...] = (0.9, 0.99),
+                  slo: bool = True) -> list[float]:
     """Edges frozen before the rollout from the baseline's histogram (expected counts of an hour
     of stable traffic), as an operator would derive them from a pre-rollout query."""
     bounds = np.asarray(model.bounds)
     p = bin_probabilities(transformed_cdf(model.latency, bounds, np.ones(1)))[0]
     counts = np.cumsum(p) * model.total_rps * 3600
-    return choose_edges((*model.bounds, np.inf), counts, slo=model.slo_s)
+    return choose_edges((*model.bounds, np.inf), counts, quantiles=quantiles,
+                        slo=model.slo_s if slo else None)
 
 
 @dataclass(frozen=True)
 class SluiceJudge:
-    """Sluice's default policy: errors and latency metrics, tolerance 1.2, alpha 0.05."""
+    """Sluice's default policy: errors and latency metrics, the default tolerance, alpha 0.05."""
 
     alpha: float = 0.05
-    tolerance: float = 1.2
+    tolerance: float = DEFAULT_TOLERANCE
     warmup_s: float = 60.0
     min_step_s: float = 60.0
     name: str = "Sluice"
+    prior_scales: tuple[float, ...] = DEFAULT_PRIOR_SCALES
+    edge_quantiles: tuple[float, ...] = (0.9, 0.99)
+    slo_edge: bool = True
+    errors_alpha_share: float = 0.5
+    accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
 
     def specs(self, model: TrafficModel) -> list[MetricSpec]:
+        a_err = self.alpha * self.errors_alpha_share
+        edges = tuple(latency_edges(model, self.edge_quantiles, self.slo_edge))
         return [
-            MetricSpec("errors", "counts", tolerance=self.tolerance),
-            MetricSpec("latency", "histogram", tolerance=self.tolerance,
-                       bucket_bounds=(*model.bounds, float("inf")), edges=tuple(latency_edges(model))),
+            MetricSpec("errors", "counts", tolerance=self.tolerance, alpha=a_err,
+                       prior_scales=self.prior_scales,
+                       accept_prior_scales=self.accept_prior_scales),
+            MetricSpec("latency", "histogram", tolerance=self.tolerance, alpha=self.alpha - a_err,
+                       bucket_bounds=(*model.bounds, float("inf")), edges=edges,
+                       prior_scales=self.prior_scales,
+                       accept_prior_scales=self.accept_prior_scales),
         ]
 
     def run(self, model: TrafficModel, schedule: WeightSchedule, runs: int, seed: int

@@ -206,12 +206,16 @@ def test_equal_time_intervals_in_any_order_give_the_same_verdict() -> None:
 def test_batched_aa_rollouts_rarely_abort_and_mostly_promote() -> None:
     """1000 identical canaries across three steps of rising weight: per-rollout false aborts stay
     within the rollout's alpha (plus the binomial 99.9% margin), and with ~10 000 requests a
-    minute nearly all of them are shown within tolerance by the end of the 50% step."""
+    minute nearly all of them are shown within a 1.2 tolerance by the end of the 50% step (the
+    tighter default 1.1 needs about three times the events: (log 1.2 / log 1.1)^2)."""
     runs = 1000
     rng = np.random.default_rng(10)
     cfg = PolicyConfig(alpha=0.05, min_step_seconds=600)
     a = RolloutAnalysis(
-        [errors("errors"), errors("timeouts", critical=False)], cfg, batch=runs, t0=0.0
+        [errors("errors", tolerance=1.2), errors("timeouts", critical=False, tolerance=1.2)],
+        cfg,
+        batch=runs,
+        t0=0.0,
     )
     aborted = np.zeros(runs, dtype=bool)
     t = 0.0

@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import binom
 
 from analysis.stats.evidence import Outcome
+from analysis.stats.histogram import split_by_weights
 from analysis.stats.sequential import HistogramEProcess, choose_edges
 
 BOUNDS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf)
@@ -107,3 +108,34 @@ def test_state_round_trip_continues_identically() -> None:
         straight.update(c, b)
         resumed.update(c, b)
     assert resumed.evidence() == straight.evidence()
+
+
+def test_edge_weights_split_alpha_in_proportion_and_sum_to_it() -> None:
+    proc = HistogramEProcess(BOUNDS, [0.1, 0.25, 0.5], alpha=0.04, edge_weights=[1, 1, 2])
+    assert proc.edge_alphas == pytest.approx((0.01, 0.01, 0.02))
+    assert [p.alpha for p in proc.processes] == pytest.approx([0.01, 0.01, 0.02])
+    assert split_by_weights(0.05, 2) == pytest.approx((0.025, 0.025))
+    for bad in ([1.0], [1.0, 0.0, 1.0], [1.0, math.nan, 1.0]):
+        with pytest.raises(ValueError, match="edge weights"):
+            HistogramEProcess(BOUNDS, [0.1, 0.25, 0.5], edge_weights=bad)
+
+
+def test_weighted_edges_reject_exactly_when_an_edge_meets_its_own_threshold() -> None:
+    """The combined log e-value is rescaled so that one threshold stands for every edge's own."""
+    rng = np.random.default_rng(6)
+    proc = HistogramEProcess(BOUNDS, [0.1, 0.5], alpha=0.05, edge_weights=[1, 4], batch=200)
+    for _ in range(40):
+        proc.update(interval_buckets(rng, 200, 60, tail_share=0.03),
+                    interval_buckets(rng, 200, 600))
+        own = np.any([p.log_e_value >= p.log_threshold for p in proc.processes], axis=0)
+        np.testing.assert_array_equal(proc.log_e_value >= proc.log_threshold - 1e-12, own)
+    assert proc.rejected.any() and not proc.rejected.all()
+
+
+def test_weighted_state_round_trip_keeps_the_weights() -> None:
+    rng = np.random.default_rng(7)
+    proc = HistogramEProcess(BOUNDS, [0.1, 0.5], alpha=0.02, edge_weights=[3, 1])
+    proc.update(interval_buckets(rng, 1, 40)[0], interval_buckets(rng, 1, 300)[0])
+    resumed = HistogramEProcess.from_state(json.loads(json.dumps(proc.to_state())))
+    assert resumed.edge_alphas == pytest.approx(proc.edge_alphas)
+    assert resumed.evidence() == proc.evidence()

@@ -218,3 +218,80 @@ def test_state_round_trip_continues_identically() -> None:
 def test_state_is_only_for_a_single_run() -> None:
     with pytest.raises(ValueError, match="batch == 1"):
         RateRatioEProcess(batch=2).to_state()
+
+
+def simulate_with(proc: RateRatioEProcess, ratio: float, intervals: int, seed: int) -> np.ndarray:
+    """Feed ``proc`` Poisson errors at ``ratio`` (same traffic model as :func:`simulate`); return
+    per run whether it was ever shown within tolerance."""
+    rng = np.random.default_rng(seed)
+    runs = proc.batch
+    volume = rng.uniform(200, 2000, size=runs)
+    ever_shown = np.zeros(runs, dtype=bool)
+    for _ in range(intervals):
+        n = rng.poisson(volume)
+        weight = rng.choice([0.05, 0.25, 0.5], size=runs)
+        nc = rng.binomial(n, weight).astype(float)
+        nb = n - nc
+        proc.update(rng.poisson(nc * 0.01 * ratio), nc, rng.poisson(nb * 0.01), nb)
+        ever_shown |= proc.within_tolerance
+    return ever_shown
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("scales", [(0.05, 0.15, 0.5, 1.5), (0.3, 1.0), (2.0,)])
+def test_any_mixture_of_prior_scales_keeps_false_rejections_within_alpha(
+    scales: tuple[float, ...],
+) -> None:
+    """The worst null is the boundary r = r0: a mixture of scales is still one prior there."""
+    runs = 1000
+    proc = RateRatioEProcess(tolerance=1.1, batch=runs, prior_scales=scales)
+    simulate_with(proc, 1.1, intervals=120, seed=31)
+    assert proc.rejected.mean() <= upper_999(proc.alpha, runs)
+
+
+def test_a_mixture_costs_at_most_log_of_its_number_of_scales() -> None:
+    """Against each of its own components, the equal-weight mixture's e-value is never lower than
+    ``1/len(scales)`` of that component's (what the module docstring promises)."""
+    rng = np.random.default_rng(32)
+    scales = (0.05, 0.15, 0.5, 1.5)
+    mixed = RateRatioEProcess(batch=50, prior_scales=scales)
+    singles = [RateRatioEProcess(batch=50, prior_scales=(s,)) for s in scales]
+    for _ in range(30):
+        nc = rng.uniform(50, 500, 50)
+        nb = rng.uniform(500, 5000, 50)
+        xc = rng.poisson(nc * 0.02 * rng.choice([1.0, 1.5, 5.0], 50)).astype(float)
+        xb = rng.poisson(nb * 0.02).astype(float)
+        for p in (mixed, *singles):
+            p.update(xc, nc, xb, nb)
+    best = np.max([p.log_e_value for p in singles], axis=0)
+    assert np.all(mixed.log_e_value >= best - math.log(len(scales)) - 1e-9)
+    assert np.any(mixed.log_e_value > best - math.log(len(scales)) + 0.1)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize(("ratio", "seed"), [(1.1, 33), (1.3, 34)])
+def test_a_canary_at_or_past_the_tolerance_is_rarely_shown_within_it(
+    ratio: float, seed: int
+) -> None:
+    """One-sided coverage: ``within_tolerance`` at any time means "upper confidence bound below
+    r0"; for a true ratio at or above r0 that must happen in at most alpha of runs, ever."""
+    runs = 1000
+    proc = RateRatioEProcess(tolerance=1.1, batch=runs)
+    ever_shown = simulate_with(proc, ratio, intervals=120, seed=seed)
+    assert ever_shown.mean() <= upper_999(proc.alpha, runs)
+
+
+@pytest.mark.statistical
+def test_the_one_sided_bound_shows_a_better_canary_within_tolerance() -> None:
+    proc = RateRatioEProcess(tolerance=1.1, batch=300)
+    simulate_with(proc, 0.7, intervals=150, seed=35)
+    assert proc.within_tolerance.mean() >= 0.9
+    assert all(proc.evidence(i).outcome is Outcome.ACCEPT for i in range(300)
+               if proc.within_tolerance[i])
+
+
+def test_prior_scales_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="prior_scales"):
+        RateRatioEProcess(prior_scales=())
+    with pytest.raises(ValueError, match="prior_scales"):
+        RateRatioEProcess(accept_prior_scales=(0.1, -1.0))
