@@ -83,3 +83,37 @@ def test_abort_during_post_promotion_switches_back() -> None:
     h.reconcile("abort")
     h.reconcile()
     assert h.services()["web"] == "a" and h.status.phase == "Degraded"
+
+
+def test_retry_after_failed_pre_promotion_runs_a_fresh_analysis() -> None:
+    h = started(outcomes={"smoke": "Failed"}, prePromotionAnalysis=PRE)
+    h.until(lambda h: h.status.phase == "Degraded", limit=120)
+    failed = {r.name for r in h.status.analysis_runs}
+    h.verdicts.outcomes["smoke"] = "Successful"
+    h.reconcile("retry")
+    assert h.status.attempt == 2 and h.status.abort is None
+    h.until(lambda h: h.status.phase == "Healthy", limit=300)
+    assert not failed & {r.name for r in h.status.analysis_runs}  # new runs, not the failed one
+    assert h.services()["web"] == "b"
+
+
+def test_new_revision_replaces_the_preview_without_touching_active() -> None:
+    h = started(autoPromotionEnabled=False)
+    h.until(lambda h: h.status.phase == "Paused", limit=60)
+    first = h.status.current_revision
+    h.update("web:3")
+    h.reconcile()
+    assert h.services()["web"] == "a"
+    assert h.status.current_revision != first and h.status.history[-1].outcome == "Superseded"
+    assert h.cluster.slots[("ns", "web")]["b"].revision == h.status.current_revision
+    h.until(lambda h: h.status.phase == "Paused", limit=60)
+
+
+def test_revert_to_active_drops_the_preview() -> None:
+    h = started(autoPromotionEnabled=False)
+    h.until(lambda h: h.status.phase == "Paused", limit=60)
+    h.update("web:1")
+    h.reconcile()
+    assert h.status.phase == "Healthy" and h.services() == {"web": "a", "web-preview": "a"}
+    h.run(31)
+    assert h.replicas("b") == 0
