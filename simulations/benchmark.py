@@ -89,7 +89,7 @@ def summarise(sc: Scenario, method: str, variant: str, parameter: str, out: RunO
     return Row(
         condition=c.label, total_rps=c.total_rps, schedule=c.schedule.name,
         base_error_rate=c.base_error_rate, latency_shape=c.latency.name, scenario=sc.label,
-        kind=sc.kind(), true_ratio=sc.true_ratio(), method=method, variant=variant,
+        kind=sc.kind(SluiceJudge().tolerance), true_ratio=sc.true_ratio(), method=method, variant=variant,
         parameter=parameter, runs=n, aborts=k, abort_rate=k / n, ci_low=lo, ci_high=hi,
         median_tta_s=time_quantile(tta, 0.5), p90_tta_s=time_quantile(tta, 0.9),
         mean_harm=float(out.harm.mean()), promoted=float(promoted.mean()),

@@ -24,7 +24,7 @@ from analysis.stats.count_eprocess import (
     DEFAULT_PRIOR_SCALES,
     DEFAULT_TOLERANCE,
 )
-from analysis.stats.histogram import choose_edges
+from analysis.stats.histogram import choose_edges, slo_edge_weights
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -39,6 +39,11 @@ from simulations.schedule import WeightSchedule
 from simulations.traffic import Simulator, TrafficModel
 
 _LONG_AGO = -1e18
+
+
+def slo_bucket(model: TrafficModel) -> float:
+    """The bucket bound ``choose_edges`` takes for the SLO."""
+    return float(next(b for b in model.bounds if b >= model.slo_s))
 
 
 def latency_edges(model: TrafficModel, quantiles: tuple[float, ...] = (0.9, 0.99),
@@ -65,17 +70,31 @@ class SluiceJudge:
     edge_quantiles: tuple[float, ...] = (0.9, 0.99)
     slo_edge: bool = True
     errors_alpha_share: float = 0.5
+    edge_weights: tuple[float, ...] | None = None  # None: slo_edge_weights(quantile_weight)
+    quantile_edge_weight: float = 3.0
     accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
+
+    def describe(self) -> str:
+        """The settings, for the report (so it never disagrees with what was run)."""
+        share = f"{self.errors_alpha_share:g}/{1 - self.errors_alpha_share:g}"
+        return (f"α {self.alpha:g} split {share} between errors and latency, tolerance "
+                f"{self.tolerance:g}, prior scales {'/'.join(f'{x:g}' for x in self.prior_scales)}, "
+                f"latency edges at the baseline's p{'/p'.join(f'{100 * q:g}' for q in self.edge_quantiles)}"
+                f"{' and the SLO (weighted ' + f'{self.quantile_edge_weight:g}:1)' if self.slo_edge else ''}"
+                f", {self.warmup_s:g} s warm-up")
 
     def specs(self, model: TrafficModel) -> list[MetricSpec]:
         a_err = self.alpha * self.errors_alpha_share
         edges = tuple(latency_edges(model, self.edge_quantiles, self.slo_edge))
+        weights = self.edge_weights or slo_edge_weights(
+            edges, slo_bucket(model) if self.slo_edge else None, self.quantile_edge_weight)
         return [
             MetricSpec("errors", "counts", tolerance=self.tolerance, alpha=a_err,
                        prior_scales=self.prior_scales,
                        accept_prior_scales=self.accept_prior_scales),
             MetricSpec("latency", "histogram", tolerance=self.tolerance, alpha=self.alpha - a_err,
                        bucket_bounds=(*model.bounds, float("inf")), edges=edges,
+                       edge_weights=weights,
                        prior_scales=self.prior_scales,
                        accept_prior_scales=self.accept_prior_scales),
         ]

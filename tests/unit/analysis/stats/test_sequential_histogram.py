@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import binom
 
 from analysis.stats.evidence import Outcome
-from analysis.stats.histogram import split_by_weights
+from analysis.stats.histogram import slo_edge_weights, split_by_weights
 from analysis.stats.sequential import HistogramEProcess, choose_edges
 
 BOUNDS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf)
@@ -139,3 +139,13 @@ def test_weighted_state_round_trip_keeps_the_weights() -> None:
     resumed = HistogramEProcess.from_state(json.loads(json.dumps(proc.to_state())))
     assert resumed.edge_alphas == pytest.approx(proc.edge_alphas)
     assert resumed.evidence() == proc.evidence()
+
+
+def test_the_slo_edge_gets_less_alpha_than_the_quantile_edges() -> None:
+    assert slo_edge_weights([0.25, 0.5], 0.5) == (3.0, 1.0)
+    assert slo_edge_weights([0.1, 0.25], None, quantile_weight=2.0) == (2.0, 2.0)
+    proc = HistogramEProcess(BOUNDS, [0.25, 0.5], alpha=0.04,
+                             edge_weights=slo_edge_weights([0.25, 0.5], 0.5))
+    assert proc.edge_alphas == pytest.approx((0.03, 0.01))
+    with pytest.raises(ValueError, match="quantile_weight"):
+        slo_edge_weights([0.25], 0.5, quantile_weight=0.0)
