@@ -49,6 +49,7 @@ VARIANTS: dict[str, Callable[[], SluiceJudge]] = {
     "warm-up 45 s": lambda: replace(BASE, warmup_s=45.0),
     "warm-up 30 s": lambda: replace(BASE, warmup_s=30.0),
     "warm-up 0 s": lambda: replace(BASE, warmup_s=0.0),
+    "promote below 1.2": lambda: replace(BASE, promote_tolerance=1.2),
 }
 EFFECTS: list[tuple[str, Effect, Nuisances]] = [
     *[(e.name, e, Nuisances()) for e in error_effects((1.5, 2.0, 5.0))],

@@ -27,7 +27,12 @@ One grid carries everything. The cumulative log-likelihood ``ℓ(r)`` is kept on
   r0 = 1.1 where this test needs 3074 (``benchmarks/acceptance_events.py``): a one-sided test
   that only asks "below r0?" concentrates its prior where the answer is decided. The
   event "the test's e-value reaches ``1/alpha``" is exactly "the one-sided confidence sequence's
-  upper bound is below r0", so coverage of that bound at the true ratio is the same guarantee;
+  upper bound is below r0", so coverage of that bound at the true ratio is the same guarantee.
+  ``promote_tolerance`` (default: ``r0``) may set a different bar for "shown within": then the
+  test is anchored at the grid point at or just below it, and the guarantee reads "a canary worse
+  than ``promote_tolerance`` is shown within it with probability at most ``alpha``". A bar above
+  r0 is an indifference zone: between the two, the canary may be aborted (shown worse than r0)
+  or promoted early (shown better than the bar), and both statements are true at level alpha;
 * the confidence sequence is ``{r : log M(r) < log(1/alpha)}`` with
   ``M(r) = Σ_k w_k exp(ℓ_k - ℓ(r))`` and ``w`` a prior on ``log r`` centred on 0 (r = 1;
   the same equal mixture of normals with sds ``prior_scales``). ``M(r*)`` is a martingale under
@@ -210,6 +215,7 @@ class RateRatioEProcess:
         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES,
         accept_prior_scales: Sequence[float] = DEFAULT_ACCEPT_SCALES,
         grid_size: int = 100,
+        promote_tolerance: float | None = None,
     ) -> None:
         if not (math.isfinite(tolerance) and tolerance > 0):
             raise ValueError(f"tolerance must be a positive ratio, got {tolerance}")
@@ -219,6 +225,10 @@ class RateRatioEProcess:
         if grid_size < 2:
             raise ValueError(f"grid_size must be >= 2, got {grid_size}")
         self.tolerance = float(tolerance)
+        pt = self.tolerance if promote_tolerance is None else float(promote_tolerance)
+        if not (math.isfinite(pt) and pt > 0):
+            raise ValueError(f"promote_tolerance must be a positive ratio, got {promote_tolerance}")
+        self.promote_tolerance = pt
         self.alpha = float(alpha)
         self.batch = int(batch)
         self.prior_scales = _check_scales(prior_scales)
@@ -232,10 +242,14 @@ class RateRatioEProcess:
         self._alt = slice(self.grid_size + 1, None)
         self._log_w_alt = scale_mixture(delta[self._alt], widths[self._alt], self.prior_scales)
         # Acceptance prior: half-normals on log r0 - log r over the grid points below r0.
-        self._below = slice(0, self.grid_size)
-        self._log_w_acc = scale_mixture(
-            -delta[self._below], widths[self._below], self.accept_prior_scales
-        )
+        # Anchored at the grid point at or just below the promote tolerance, so "shown below the
+        # anchor" implies "shown below promote_tolerance" (conservative between grid points).
+        self._anchor = int(np.searchsorted(delta, math.log(pt / self.tolerance) + 1e-12) - 1)
+        if self._anchor < 1:
+            raise ValueError(f"promote_tolerance {pt} is too far below the tolerance {tolerance}")
+        self._below = slice(0, self._anchor)
+        d_acc = delta[self._anchor] - delta[self._below]
+        self._log_w_acc = scale_mixture(d_acc, widths[self._below], self.accept_prior_scales)
         # Confidence-sequence prior: normals on log r centred on "canary equals baseline".
         self._log_v = scale_mixture(self._grid.log_r, widths, self.prior_scales)
 
@@ -283,7 +297,8 @@ class RateRatioEProcess:
     def _refresh(self) -> None:
         at_r0 = self._grid.loglik[:, self.grid_size]
         self._log_e = self._grid.log_mixture(self._log_w_alt, self._alt) - at_r0
-        self._log_e_accept = self._grid.log_mixture(self._log_w_acc, self._below) - at_r0
+        at_anchor = self._grid.loglik[:, self._anchor]
+        self._log_e_accept = self._grid.log_mixture(self._log_w_acc, self._below) - at_anchor
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -360,8 +375,9 @@ class RateRatioEProcess:
         return (
             f"abort when e-value >= 1/alpha = {1 / self.alpha:g} "
             f"(H0: canary/baseline rate ratio <= {self.tolerance:g}); "
-            f"within tolerance when the e-value for the ratio being below {self.tolerance:g} "
-            f">= {1 / self.alpha:g} (one-sided {100 * (1 - self.alpha):g}% confidence sequence)"
+            f"within tolerance when the e-value for the ratio being below "
+            f"{self.promote_tolerance:g} >= {1 / self.alpha:g} "
+            f"(one-sided {100 * (1 - self.alpha):g}% confidence sequence)"
         )
 
     def evidence(self, index: int = 0) -> Evidence:
@@ -395,6 +411,7 @@ class RateRatioEProcess:
                 "intervals": float(self._intervals[index]),
                 "accept_log_e_value": float(self._log_e_accept[index]),
                 "tolerance": self.tolerance,
+                "promote_tolerance": self.promote_tolerance,
                 "alpha": self.alpha,
             },
         )
@@ -412,6 +429,7 @@ class RateRatioEProcess:
             "alpha": self.alpha,
             "prior_scales": list(self.prior_scales),
             "accept_prior_scales": list(self.accept_prior_scales),
+            "promote_tolerance": self.promote_tolerance,
             "grid_size": self.grid_size,
             "loglik": [float(v) for v in self._grid.loglik[0]],
             "counts": [float(v) for v in self._counts[:, 0]],
@@ -428,6 +446,7 @@ class RateRatioEProcess:
             alpha=float(state["alpha"]),
             prior_scales=[float(x) for x in state["prior_scales"]],
             accept_prior_scales=[float(x) for x in state["accept_prior_scales"]],
+            promote_tolerance=float(state["promote_tolerance"]),
             grid_size=int(state["grid_size"]),
         )
         ll = np.asarray(state["loglik"], dtype=np.float64)

@@ -133,6 +133,7 @@ class HistogramEProcess:
         edge_weights: Sequence[float] | None = None,
         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES,
         accept_prior_scales: Sequence[float] = DEFAULT_ACCEPT_SCALES,
+        promote_tolerance: float | None = None,
     ) -> None:
         self.bucket_bounds = _finite_bounds(bucket_bounds)
         if len(edges) == 0:
@@ -151,6 +152,7 @@ class HistogramEProcess:
         self.edge_alphas = split_by_weights(self.alpha, len(self.edges), edge_weights)
         self.prior_scales = tuple(float(x) for x in prior_scales)
         self.accept_prior_scales = tuple(float(x) for x in accept_prior_scales)
+        self.promote_tolerance = self.tolerance if promote_tolerance is None else promote_tolerance
         self._procs = tuple(
             RateRatioEProcess(
                 tolerance=tolerance,
@@ -158,6 +160,7 @@ class HistogramEProcess:
                 batch=batch,
                 prior_scales=prior_scales,
                 accept_prior_scales=accept_prior_scales,
+                promote_tolerance=promote_tolerance,
             )
             for a in self.edge_alphas
         )
@@ -307,4 +310,5 @@ class HistogramEProcess:
         proc._procs = tuple(RateRatioEProcess.from_state(s) for s in subs)
         proc.prior_scales = proc._procs[0].prior_scales
         proc.accept_prior_scales = proc._procs[0].accept_prior_scales
+        proc.promote_tolerance = proc._procs[0].promote_tolerance
         return proc

@@ -102,6 +102,8 @@ class MetricSpec:
     with the edges before the rollout (equal when None). ``prior_scales`` and
     ``accept_prior_scales`` are the mixing scales of the abort and "within tolerance" tests
     (see :mod:`analysis.stats.count_eprocess`); any fixed choice keeps the guarantee.
+    ``promote_tolerance`` (counts and histograms; default ``tolerance``) is the ratio a critical
+    metric must be shown below before a step promotes early.
     """
 
     name: str
@@ -116,6 +118,7 @@ class MetricSpec:
     edge_weights: tuple[float, ...] | None = None
     prior_scales: tuple[float, ...] = DEFAULT_PRIOR_SCALES
     accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
+    promote_tolerance: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -124,6 +127,10 @@ class MetricSpec:
             raise ValueError(f"metric {self.name!r}: tolerance must be a positive ratio")
         if self.alpha is not None and not 0.0 < self.alpha < 1.0:
             raise ValueError(f"metric {self.name!r}: alpha must be in (0, 1), got {self.alpha}")
+        if self.promote_tolerance is not None and not (
+            math.isfinite(self.promote_tolerance) and self.promote_tolerance > 0
+        ):
+            raise ValueError(f"metric {self.name!r}: promote_tolerance must be a positive ratio")
         if self.min_events < 0:
             raise ValueError(f"metric {self.name!r}: min_events must be >= 0")
         if self.kind == "histogram" and (not self.bucket_bounds or not self.edges):
@@ -222,6 +229,7 @@ def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
             batch=batch,
             prior_scales=spec.prior_scales,
             accept_prior_scales=spec.accept_prior_scales,
+            promote_tolerance=spec.promote_tolerance,
         )
     if spec.kind == "histogram":
         assert spec.bucket_bounds is not None and spec.edges is not None
@@ -234,6 +242,7 @@ def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
             edge_weights=spec.edge_weights,
             prior_scales=spec.prior_scales,
             accept_prior_scales=spec.accept_prior_scales,
+            promote_tolerance=spec.promote_tolerance,
         )
     assert spec.tau is not None
     return NormalMixtureSPRT(
@@ -467,13 +476,17 @@ class RolloutAnalysis:
                 f"({elapsed:g} of {self.config.min_step_seconds:g} s)"
             )
         return "evidence so far decides nothing; not yet within tolerance: " + ", ".join(
-            f"{n!r} (upper bound {self._upper(evidence[n])} vs {self._spec(n).tolerance:g})"
+            f"{n!r} (upper bound {self._upper(evidence[n])} vs {self._promote_bar(n):g})"
             for n in not_shown
         )
 
     @staticmethod
     def _upper(ev: Evidence) -> str:
         return "unknown" if ev.interval is None else f"{ev.interval[1]:.3g}"
+
+    def _promote_bar(self, name: str) -> float:
+        spec = self._spec(name)
+        return spec.tolerance if spec.promote_tolerance is None else spec.promote_tolerance
 
     def _spec(self, name: str) -> MetricSpec:
         return next(m for m in self.metrics if m.name == name)

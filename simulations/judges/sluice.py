@@ -73,6 +73,7 @@ class SluiceJudge:
     edge_weights: tuple[float, ...] | None = None  # None: slo_edge_weights(quantile_weight)
     quantile_edge_weight: float = 3.0
     accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
+    promote_tolerance: float | None = None
 
     def describe(self) -> str:
         """The settings, for the report (so it never disagrees with what was run)."""
@@ -91,12 +92,14 @@ class SluiceJudge:
         return [
             MetricSpec("errors", "counts", tolerance=self.tolerance, alpha=a_err,
                        prior_scales=self.prior_scales,
-                       accept_prior_scales=self.accept_prior_scales),
+                       accept_prior_scales=self.accept_prior_scales,
+                       promote_tolerance=self.promote_tolerance),
             MetricSpec("latency", "histogram", tolerance=self.tolerance, alpha=self.alpha - a_err,
                        bucket_bounds=(*model.bounds, float("inf")), edges=edges,
                        edge_weights=weights,
                        prior_scales=self.prior_scales,
-                       accept_prior_scales=self.accept_prior_scales),
+                       accept_prior_scales=self.accept_prior_scales,
+                       promote_tolerance=self.promote_tolerance),
         ]
 
     def run(self, model: TrafficModel, schedule: WeightSchedule, runs: int, seed: int

@@ -234,3 +234,22 @@ def test_batched_aa_rollouts_rarely_abort_and_mostly_promote() -> None:
             aborted |= a.decide(t, start) == Decision.ABORT
     assert aborted.mean() <= binom.ppf(0.999, runs, 0.05) / runs
     assert np.mean(a.decide(t, start) == Decision.PROMOTE_STEP) >= 0.95
+
+
+def test_a_looser_promote_tolerance_promotes_sooner_and_says_which_bar() -> None:
+    """Same equal canary, abort tolerance 1.1 both times: the step promotes earlier when the
+    promotion bar is 1.2, and while waiting the reason names the bar being waited for."""
+    first: dict[float | None, float] = {}
+    for bar in (None, 1.2):
+        a = RolloutAnalysis([errors(tolerance=1.1, promote_tolerance=bar)],
+                            PolicyConfig(min_step_seconds=60), t0=0.0)
+        for t in range(60, 7260, 60):
+            a.observe(t, {"errors": good_counts()})
+            if a.decide(t, 0.0)[0] == Decision.PROMOTE_STEP:
+                first[bar] = t
+                break
+            if t == 120:
+                assert f"vs {bar or 1.1:g})" in a.verdict(t, 0.0).reason
+    assert first[1.2] < first[None]
+    with pytest.raises(ValueError, match="promote_tolerance"):
+        errors(promote_tolerance=-1.0)

@@ -295,3 +295,29 @@ def test_prior_scales_must_be_positive() -> None:
         RateRatioEProcess(prior_scales=())
     with pytest.raises(ValueError, match="prior_scales"):
         RateRatioEProcess(accept_prior_scales=(0.1, -1.0))
+
+
+@pytest.mark.statistical
+def test_a_looser_promote_tolerance_keeps_its_own_one_sided_guarantee() -> None:
+    """Abort above 1.1, promote early below 1.2: a canary at 1.2 is still rarely shown below it,
+    while an equal canary is shown within the looser bar more often than within 1.1."""
+    runs = 1000
+    loose = RateRatioEProcess(tolerance=1.1, promote_tolerance=1.2, batch=runs)
+    assert simulate_with(loose, 1.2, intervals=120, seed=36).mean() <= upper_999(0.05, runs)
+    strict = RateRatioEProcess(tolerance=1.1, batch=300)
+    loose_equal = RateRatioEProcess(tolerance=1.1, promote_tolerance=1.2, batch=300)
+    shown_strict = simulate_with(strict, 1.0, intervals=120, seed=37)
+    shown_loose = simulate_with(loose_equal, 1.0, intervals=120, seed=37)
+    assert shown_loose.mean() > shown_strict.mean() + 0.2
+
+
+def test_promote_tolerance_survives_a_state_round_trip_and_must_be_sane() -> None:
+    proc = RateRatioEProcess(tolerance=1.1, promote_tolerance=1.17)
+    proc.update(3.0, 500.0, 30.0, 5000.0)
+    resumed = RateRatioEProcess.from_state(json.loads(json.dumps(proc.to_state())))
+    assert resumed.promote_tolerance == 1.17
+    assert resumed.evidence() == proc.evidence()
+    assert "below 1.17" in proc.evidence().rule
+    for bad in (0.0, math.inf, 1e-9):
+        with pytest.raises(ValueError, match="promote_tolerance"):
+            RateRatioEProcess(tolerance=1.1, promote_tolerance=bad)
