@@ -3,8 +3,10 @@
 Why exceedances: a request slower than an edge is an event, and "canary requests exceed the edge
 ``r`` times as often as baseline requests" is a count question the conditional e-process answers
 exactly, with all the shared nuisances cancelling. A few edges (near the baseline's p90 and p99 and
-the SLO) catch both shifts and tail-only regressions; alpha is split across them by fixed weights
-(equal by default), which keeps the union bound.
+the SLO) catch both shifts and tail-only regressions. The edges' e-values are averaged with fixed
+weights (each edge's share of alpha, equal by default): a valid e-process for "no edge worse than
+the tolerance" that rejects whenever the per-edge Bonferroni rule would, and sooner when a
+regression moves several edges at once.
 Edges are frozen from the baseline *before* the rollout, so choosing them cannot peek at the canary.
 """
 
@@ -16,6 +18,7 @@ from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import logsumexp
 
 from analysis.stats.count_eprocess import (
     DEFAULT_ACCEPT_SCALES,
@@ -164,6 +167,8 @@ class HistogramEProcess:
             )
             for a in self.edge_alphas
         )
+        self._log_weights = np.log(np.asarray(self.edge_alphas) / self.alpha)
+        self._rejected = np.zeros(self.batch, dtype=bool)
 
     def _as_buckets(self, value: ArrayLike, name: str) -> FloatArray:
         arr = np.asarray(value, dtype=np.float64)
@@ -186,6 +191,7 @@ class HistogramEProcess:
                 ce = np.where((cj >= 0) & (cj <= ct), ct - cj, np.nan)
                 be = np.where((bj >= 0) & (bj <= bt), bt - bj, np.nan)
                 proc.update(ce, ct, be, bt)
+        self._rejected |= self.log_e_value >= self.log_threshold
 
     @property
     def processes(self) -> tuple[RateRatioEProcess, ...]:
@@ -194,24 +200,26 @@ class HistogramEProcess:
 
     @property
     def log_e_value(self) -> FloatArray:
-        """Largest per-edge log e-value, each rescaled by its alpha over the equal share
-        (``log E_j + log(alpha_j / (alpha/n))``), so all meet one threshold: ``log_threshold``.
-        With equal shares this is the plain largest per-edge log e-value."""
-        n = len(self._procs)
-        return np.asarray(
-            np.max(
-                [p.log_e_value + math.log(p.alpha * n / self.alpha) for p in self._procs], axis=0
-            )
-        )
+        """``log Σ_j (alpha_j/alpha)·E_j``: the edges' e-values averaged with their alpha shares.
+
+        Why an average rather than "any edge past its own ``1/alpha_j``" (Bonferroni): under the
+        metric's null (no edge worse than the tolerance) every ``E_j`` is a nonnegative
+        supermartingale starting at 1, so their fixed-weight average is one too and Ville bounds
+        it at ``1/alpha``; and it is never smaller than ``(alpha_j/alpha)·E_j``, so it rejects
+        whenever Bonferroni would, and sooner when several edges see the regression (a shift or
+        a tail moves more than one edge)."""
+        stacked = np.asarray([p.log_e_value for p in self._procs]) + self._log_weights[:, None]
+        return np.asarray(logsumexp(stacked, axis=0), dtype=np.float64)
 
     @property
     def log_threshold(self) -> float:
-        """``log(n/alpha)``: the threshold of an equal share, which :attr:`log_e_value` is on."""
-        return math.log(len(self._procs) / self.alpha)
+        """``log(1/alpha)``, the threshold of :attr:`log_e_value`."""
+        return -math.log(self.alpha)
 
     @property
     def rejected(self) -> BoolArray:
-        return np.asarray(np.any([p.rejected for p in self._procs], axis=0))
+        """Sticky: the averaged e-value has reached ``1/alpha`` at some update."""
+        return self._rejected.copy()
 
     @property
     def events(self) -> FloatArray:
@@ -223,14 +231,14 @@ class HistogramEProcess:
         return np.asarray(np.all([p.within_tolerance for p in self._procs], axis=0))
 
     def _worst(self) -> tuple[NDArray[np.intp], list[tuple[FloatArray, FloatArray]]]:
-        """Per run, the edge that decides: the strongest rejecting edge, else the highest bound."""
+        """Per run, the edge that decides: after a rejection the edge contributing most to the
+        averaged e-value, else the highest upper bound (then the higher e-value)."""
         cis = [p.confidence_interval() for p in self._procs]
         log_e = np.asarray([p.log_e_value for p in self._procs])
-        rej = np.asarray([p.rejected for p in self._procs])
+        weighted = np.where(self._rejected[None, :], log_e + self._log_weights[:, None], -np.inf)
         hi = np.asarray([c[1] for c in cis])
-        # Lexicographic: rejected first, then higher upper bound, then higher e-value.
         key_hi = np.where(np.isinf(hi), np.finfo(np.float64).max, hi)
-        order = np.lexsort((log_e, key_hi, rej), axis=0)
+        order = np.lexsort((log_e, key_hi, weighted), axis=0)
         return order[-1], cis
 
     def confidence_interval(self) -> tuple[FloatArray, FloatArray]:
@@ -261,21 +269,20 @@ class HistogramEProcess:
             details[f"edge_{e:g}_log_e_value"] = float(x.statistic or 0.0)
             details[f"edge_{e:g}_upper"] = float(x.interval[1]) if x.interval else math.inf
             details[f"edge_{e:g}_events"] = float(x.events)
-        share = self.edge_alphas[w]
         return Evidence(
             method=self.method,
             outcome=outcome,
             estimate=ev.estimate,
             interval=ev.interval,
-            statistic=ev.statistic,
-            threshold=ev.threshold,
+            statistic=float(self.log_e_value[index]),
+            threshold=self.log_threshold,
             events=round(requests),
             rule=(
-                f"abort when an edge's e-value >= 1/(its share of alpha); deciding edge's "
-                f"threshold {1 / share:g} "
-                f"(H0: canary/baseline rate of requests slower than the edge <= "
-                f"{self.tolerance:g}); edges {', '.join(f'{e:g}' for e in self.edges)}; "
-                f"deciding edge {self.edges[w]:g}"
+                f"abort when the edges' e-values averaged with weights "
+                f"{', '.join(f'{a / self.alpha:.3g}' for a in self.edge_alphas)} reach "
+                f"1/alpha = {1 / self.alpha:g} (H0: at no edge is the canary/baseline rate of "
+                f"requests slower than the edge above {self.tolerance:g}); edges "
+                f"{', '.join(f'{e:g}' for e in self.edges)}; deciding edge {self.edges[w]:g}"
             ),
             details=details,
         )
@@ -289,6 +296,7 @@ class HistogramEProcess:
             "tolerance": self.tolerance,
             "alpha": self.alpha,
             "edge_alphas": list(self.edge_alphas),
+            "rejected": bool(self._rejected[0]),
             "edge_states": [p.to_state() for p in self._procs],
         }
 
@@ -311,4 +319,7 @@ class HistogramEProcess:
         proc.prior_scales = proc._procs[0].prior_scales
         proc.accept_prior_scales = proc._procs[0].accept_prior_scales
         proc.promote_tolerance = proc._procs[0].promote_tolerance
+        proc._rejected[0] = bool(state["rejected"])
+        proc.edge_alphas = tuple(p.alpha for p in proc._procs)  # exactly as saved
+        proc._log_weights = np.log(np.asarray(proc.edge_alphas) / proc.alpha)
         return proc
