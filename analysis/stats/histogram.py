@@ -69,7 +69,7 @@ def slo_edge_weights(
     requests in the benchmark's lognormal latency against about 3% at the p90 edge), so it seldom
     decides first; alpha is worth more at the edges that see many events. The SLO edge stays, with
     less alpha, as the guard for regressions that only show at the SLO. Measured in
-    ``benchmarks/sluice_tuning.py`` (latency +10%, 20 req/s: detected in 75% instead of 71% of runs,
+    ``benchmarks/sluice_tuning.py`` (latency +10%, 20 req/s: detected in 79% instead of 72% of runs,
     a little sooner; tail-only and A/A unchanged). A fixed rule of the edges, so the union bound
     holds.
     """
