@@ -85,7 +85,7 @@ class Ctx:
         return any(p.reason == "PausedByUser" for p in self.status.pause_conditions)
 
     # -------------------------------------------------------------------------- converge
-    def _slot_now(self, slot: SlotName) -> tuple[str | None, int] | None:
+    def slot_now(self, slot: SlotName) -> tuple[str | None, int] | None:
         """(revision, replicas) of a slot as this plan leaves it so far: later actions win."""
         obs = self.observed.slots.get(slot)
         state = (obs.revision, obs.replicas) if obs is not None else None
@@ -98,7 +98,7 @@ class Ctx:
 
     def deploy(self, slot: SlotName, replicas: int) -> None:
         """Run the desired revision in ``slot`` with ``replicas`` pods."""
-        now = self._slot_now(slot)
+        now = self.slot_now(slot)
         if now is None or now[0] != self.desired:
             self.actions.append(
                 DeploySlot(slot, self.desired, self.rollout.spec.template, replicas)
@@ -107,7 +107,7 @@ class Ctx:
             self.actions.append(ScaleSlot(slot, replicas))
 
     def scale(self, slot: SlotName, replicas: int) -> None:
-        now = self._slot_now(slot)
+        now = self.slot_now(slot)
         if now is not None and now[1] != replicas:
             self.actions.append(ScaleSlot(slot, replicas))
 

@@ -13,7 +13,7 @@ from rollouts.api.rollout import Rollout, RolloutStatus, SlotStatus
 from rollouts.engine import bluegreen, canary
 from rollouts.engine.conditions import summarize
 from rollouts.engine.context import Ctx, other
-from rollouts.engine.plan import DeploySlot, EmitEvent, Observed, Plan, Request, ScaleSlot
+from rollouts.engine.plan import EmitEvent, Observed, Plan, Request
 
 POLL_SECONDS = 10.0
 """How soon to look again while waiting on pods or analysis that announce nothing by themselves."""
@@ -155,7 +155,6 @@ def _slots_summary(ctx: Ctx) -> None:
         return
     bg = ctx.rollout.blue_green is not None
     in_flight = st.current_revision != st.stable_revision and not ctx.aborted()
-    in_flight = st.current_revision != st.stable_revision and not ctx.aborted()
     roles: dict[str, str | None] = {
         st.stable_slot: "active" if bg else "stable",
         other(st.stable_slot): ("preview" if bg else "canary") if in_flight else None,
@@ -163,15 +162,11 @@ def _slots_summary(ctx: Ctx) -> None:
     out = []
     for name in ("a", "b"):
         obs = ctx.observed.slots.get(name)
-        replicas = obs.replicas if obs else 0
-        revision = obs.revision if obs else None
         # report what the slot is being driven to, so status agrees with the actions just planned
-        for a in ctx.actions:
-            if isinstance(a, DeploySlot | ScaleSlot) and a.slot == name:
-                replicas = a.replicas
-                revision = a.revision if isinstance(a, DeploySlot) else revision
-        if obs is None and revision is None:
+        planned = ctx.slot_now(name)
+        if planned is None:
             continue
+        revision, replicas = planned
         role = roles[name]
         out.append(
             SlotStatus.model_validate(
