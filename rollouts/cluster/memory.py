@@ -100,9 +100,3 @@ class MemoryCluster:
         self.events.setdefault(self.key(rollout), []).append(
             MemoryEvent(self.clock(), type, reason, message)
         )
-
-    # ----------------------------------------------------------------------------- for tests
-    def set_ready(self, rollout: Rollout, slot: SlotName) -> None:
-        """Make every pod of a slot ready now (tests that do not want to wait)."""
-        s = self.slots[self.key(rollout)][slot]
-        s.ready_at = [min(t, self.clock()) for t in s.ready_at]
