@@ -15,8 +15,8 @@ from typing import Any
 from rollouts.api.rollout import ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
-from rollouts.engine import Request
-from rollouts.engine.plan import AnalysisPhase
+from rollouts.engine import Plan, Request
+from rollouts.engine.plan import AnalysisPhase, RequestKind
 from rollouts.reconcile import Ports, reconcile
 from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts import ScriptedVerdicts
@@ -106,14 +106,16 @@ class Simulation:
     def now(self) -> datetime:
         return EPOCH + timedelta(seconds=self.t)
 
-    def _request(self, kind: str) -> Request:
+    def request(self, kind: RequestKind) -> Request:
+        """A manual request with a fresh id, as a person running ``sluice promote`` would send."""
         self._requests += 1
-        return Request(kind, f"{kind}@sim-{self._requests}")  # type: ignore[arg-type]
+        return Request(kind, f"{kind}@sim-{self._requests}")
 
-    def step(self, request: Request | None = None) -> float | None:
+    def step(self, request: Request | None = None) -> Plan:
+        """One reconcile at the simulated time, with an optional manual request."""
         plan = reconcile(self.rollout, self.ports, self.now, request)
         self.rollout = self.rollout.model_copy(update={"status": plan.status})
-        return plan.requeue_after
+        return plan
 
     def settle(
         self, on_line: Callable[[SimLine], None] | None = None, stop_when_healthy: bool = True
@@ -131,17 +133,17 @@ class Simulation:
             )
             idx = st.current_step_index
             if in_flight and self.opts.promote_full and not promote_full_sent:
-                request, promote_full_sent = self._request("promote-full"), True
+                request, promote_full_sent = self.request("promote-full"), True
             elif (
                 in_flight
                 and self.opts.abort_at is not None
                 and not abort_sent
                 and (idx is None or idx + 1 >= self.opts.abort_at)
             ):
-                request, abort_sent = self._request("abort"), True
+                request, abort_sent = self.request("abort"), True
             elif self.opts.promote and waits_for_person(self.rollout):
-                request = self._request("promote")
-            requeue = self.step(request)
+                request = self.request("promote")
+            requeue = self.step(request).requeue_after
             st = self.rollout.status or RolloutStatus()
             self.weights.append((self.t, st.weights.canary))
             events = [e for v in self.cluster.events.values() for e in v]

@@ -129,9 +129,10 @@ def simulate(
     template change) is rolled out step by step. No cluster is needed.
     """
     rollout = load_rollout(file)
-    update = load_rollout_doc(update_file) if update_file else None
-    if update is not None:
-        load_rollout(update_file)  # type: ignore[arg-type]  # validate with file-named errors
+    update = None
+    if update_file is not None:
+        load_rollout(update_file)  # validate first, so errors name the update file
+        update = load_rollout_doc(update_file)
     outcomes: dict[str, AnalysisPhase] = {"*": VERDICTS[verdict]}
     outcomes.update({t: "Failed" for t in fail_template})
     opts = SimOptions(

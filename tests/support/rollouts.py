@@ -1,24 +1,19 @@
 """Builders shared by the rollout tests: Rollouts from a few keywords, and a harness that drives
-the real reconcile loop on the in-memory cluster with a hand-moved clock.
+the product's simulator one reconcile at a time with a hand-moved clock.
 
-It only wires the product's own ports together; it holds no logic the product needs."""
+It holds no logic the product needs: the wiring is ``rollouts.simulate.Simulation``'s."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from rollouts.api.rollout import RolloutStatus
+from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
-from rollouts.cluster.memory import MemoryCluster
-from rollouts.engine import Plan, Request
-from rollouts.engine.plan import AnalysisPhase
-from rollouts.reconcile import Ports, reconcile
-from rollouts.routing.memory import MemoryRouter
-from rollouts.simulate import EPOCH
-from rollouts.verdicts import ScriptedVerdicts
+from rollouts.engine import Plan
+from rollouts.engine.plan import AnalysisPhase, RequestKind
+from rollouts.simulate import SimOptions, Simulation, next_revision
 
 
 def rollout_doc(
@@ -68,7 +63,11 @@ ISTIO = {"istio": {"virtualService": {"name": "web", "routes": ["primary"]}}}
 
 
 class Harness:
-    """The operator's loop in miniature: reconcile at hand-chosen times, with requests."""
+    """The operator's loop in miniature: reconcile at hand-chosen times, with requests.
+
+    A thin face over the product's own ``Simulation``, so the tests drive exactly the wiring
+    ``sluice simulate`` uses; the test only moves the clock by hand.
+    """
 
     def __init__(
         self,
@@ -77,33 +76,46 @@ class Harness:
         analysis_seconds: float = 30.0,
         ready_delay: float = 5.0,
     ) -> None:
-        self.t = 0.0
-        self.cluster = MemoryCluster(lambda: self.t, ready_delay=ready_delay)
-        self.router = MemoryRouter()
-        self.verdicts = ScriptedVerdicts(lambda: self.t, outcomes, analysis_seconds)
-        self.ports = Ports(self.cluster, self.router, self.verdicts)
-        self.rollout = parse_rollout(doc)
-        self.plans: list[Plan] = []
-        self._n = 0
+        opts = SimOptions(
+            analysis=dict(outcomes or {"*": "Successful"}),
+            analysis_seconds=analysis_seconds,
+            ready_delay=ready_delay,
+        )
+        self.sim = Simulation(parse_rollout(doc), opts)
+        self.cluster, self.router, self.verdicts = (
+            self.sim.cluster,
+            self.sim.router,
+            self.sim.verdicts,
+        )
+        self.ports = self.sim.ports
+
+    @property
+    def t(self) -> float:
+        return self.sim.t
+
+    @t.setter
+    def t(self, value: float) -> None:
+        self.sim.t = value
+
+    @property
+    def rollout(self) -> Rollout:
+        return self.sim.rollout
+
+    @rollout.setter
+    def rollout(self, value: Rollout) -> None:
+        self.sim.rollout = value
 
     @property
     def now(self) -> datetime:
-        return EPOCH + timedelta(seconds=self.t)
+        return self.sim.now
 
     @property
     def status(self) -> RolloutStatus:
         assert self.rollout.status is not None
         return self.rollout.status
 
-    def reconcile(self, request: str | None = None) -> Plan:
-        req = None
-        if request is not None:
-            self._n += 1
-            req = Request(request, f"{request}@{self._n}")  # type: ignore[arg-type]
-        plan = reconcile(self.rollout, self.ports, self.now, req)
-        self.rollout = self.rollout.model_copy(update={"status": plan.status})
-        self.plans.append(plan)
-        return plan
+    def reconcile(self, request: RequestKind | None = None) -> Plan:
+        return self.sim.step(self.sim.request(request) if request is not None else None)
 
     def run(self, seconds: float, every: float = 1.0) -> None:
         end = self.t + seconds
@@ -122,18 +134,9 @@ class Harness:
             self.t += every
             self.reconcile()
 
-    def update(self, image: str | None = None, doc: dict[str, Any] | None = None) -> None:
-        """Push a new spec revision, as a GitOps tool would."""
-        new = (
-            copy.deepcopy(doc)
-            if doc is not None
-            else self.rollout.model_dump(mode="json", by_alias=True)
-        )
-        if doc is None:
-            new["spec"]["template"]["spec"]["containers"][0]["image"] = image or "web:next"
-        new["metadata"]["generation"] = (self.rollout.metadata.generation or 1) + 1
-        new.pop("status", None)
-        self.rollout = parse_rollout(new).model_copy(update={"status": self.rollout.status})
+    def update(self, image: str) -> None:
+        """Push a new spec revision with ``image``, as a GitOps tool would."""
+        self.rollout = next_revision(self.rollout, SimOptions(set_image=image))
 
     def stable(self) -> None:
         """Deploy the initial revision and wait until it is Healthy."""
