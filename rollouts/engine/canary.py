@@ -11,7 +11,7 @@ from datetime import timedelta
 from rollouts.api.base import parse_duration
 from rollouts.api.rollout import AnalysisRef, CanaryStep, CanaryStrategy
 from rollouts.engine.context import Ctx, percent_of
-from rollouts.engine.plan import StopAnalysis
+from rollouts.engine.plan import Promotion, StopAnalysis
 
 
 def _args(ref: AnalysisRef) -> tuple[tuple[str, str], ...]:
@@ -22,7 +22,8 @@ def _templates(ref: AnalysisRef) -> tuple[str, ...]:
     return tuple(t.template_name for t in ref.templates)
 
 
-def reconcile(ctx: Ctx, c: CanaryStrategy) -> None:
+def reconcile(ctx: Ctx, c: CanaryStrategy, promote: Promotion | None = None) -> None:
+    """Advance the canary; ``promote`` is a person's request for the in-flight revision."""
     st = ctx.status
     routed = c.traffic_routing is not None
     if st.stable_revision is None:
@@ -45,6 +46,11 @@ def reconcile(ctx: Ctx, c: CanaryStrategy) -> None:
             _abandon(ctx, c, f"superseded by revision {ctx.desired}")
         ctx.start_revision()
 
+    if promote == "promote":
+        _skip_step(ctx, c)
+    elif promote == "promote-full":
+        while (st.current_step_index or 0) < len(c.steps):
+            _skip_step(ctx, c)
     if not ctx.aborted():
         _run_steps(ctx, c, routed)
     if ctx.aborted():
@@ -193,7 +199,7 @@ def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool)
     return False
 
 
-def skip_step(ctx: Ctx, c: CanaryStrategy) -> None:
+def _skip_step(ctx: Ctx, c: CanaryStrategy) -> None:
     """A person's ``promote``: the current step counts as done (pauses end, analysis is waived)."""
     st = ctx.status
     idx = st.current_step_index or 0

@@ -13,7 +13,7 @@ from rollouts.api.rollout import Rollout, RolloutStatus, SlotStatus
 from rollouts.engine import bluegreen, canary
 from rollouts.engine.conditions import summarize
 from rollouts.engine.context import Ctx, other
-from rollouts.engine.plan import EmitEvent, Observed, Plan, Request
+from rollouts.engine.plan import EmitEvent, Observed, Plan, Promotion, Request
 
 POLL_SECONDS = 10.0
 """How soon to look again while waiting on pods or analysis that announce nothing by themselves."""
@@ -33,13 +33,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
 
     if rollout.canary is not None:
         c = rollout.canary
-        if request is not None and _in_flight(ctx):
-            if request.kind == "promote":
-                canary.skip_step(ctx, c)
-            elif request.kind == "promote-full":
-                while (st.current_step_index or 0) < len(c.steps):
-                    canary.skip_step(ctx, c)
-        canary.reconcile(ctx, c)
+        canary.reconcile(ctx, c, promote)
         steps = len(c.steps)
         st.step_count = steps
         idx = min(st.current_step_index or 0, steps)
@@ -47,7 +41,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
     else:
         bg = rollout.blue_green
         assert bg is not None
-        bluegreen.reconcile(ctx, bg, promote_requested=promote)
+        bluegreen.reconcile(ctx, bg, promote_requested=promote is not None)
         st.step_count = None
         st.current_step_index = None
         st.step = "active" if st.current_revision == st.stable_revision else "preview"
@@ -108,10 +102,10 @@ def _post_promotion_pending(ctx: Ctx) -> bool:
     )
 
 
-def _pre_requests(ctx: Ctx, request: Request | None) -> bool:
-    """Apply the strategy-independent parts of a manual request; True when it asks to promote."""
+def _pre_requests(ctx: Ctx, request: Request | None) -> Promotion | None:
+    """Apply the strategy-independent parts of a request; return a promotion for the strategy."""
     if request is None:
-        return False
+        return None
     st = ctx.status
     kind = request.kind
     if kind == "pause":
@@ -140,12 +134,12 @@ def _pre_requests(ctx: Ctx, request: Request | None) -> bool:
                 ctx.abort("AbortedByUser", f"aborted by request {request.id}")
         else:
             ctx.event("RequestIgnored", f"abort {request.id}: no rollout in progress")
-    elif kind in ("promote", "promote-full"):
+    elif kind == "promote" or kind == "promote-full":
         if not _in_flight(ctx):
             ctx.event("RequestIgnored", f"{kind} {request.id}: no rollout in progress")
-            return False
-        return True
-    return False
+            return None
+        return kind
+    return None
 
 
 def _slots_summary(ctx: Ctx) -> None:

@@ -15,6 +15,7 @@ from rollouts.api.rollout import RolloutStatus, SlotName
 AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 AnalysisPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
 RequestKind = Literal["promote", "promote-full", "abort", "retry", "pause", "resume"]
+Promotion = Literal["promote", "promote-full"]
 REQUEST_KINDS: tuple[RequestKind, ...] = (
     "promote",
     "promote-full",
