@@ -56,7 +56,7 @@ def reconcile(ctx: Ctx, c: CanaryStrategy, promote: Promotion | None = None) -> 
     if ctx.aborted():
         _hold_aborted(ctx, c)
         return
-    _hold_weight(ctx, c, routed)
+    _hold_routing(ctx, c, routed)
     if st.current_step_index is not None and st.current_step_index >= len(c.steps):
         _promote(ctx, c, routed)
 
@@ -69,12 +69,18 @@ def reached_weight(c: CanaryStrategy, step_index: int) -> int:
     return 0
 
 
-def _hold_weight(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:
-    """Keep asserting the weight reached so far, so a hand edit during a pause is undone."""
+def _hold_routing(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:
+    """Keep asserting the routing the completed steps reached (weight and both selectors), so a
+    hand edit of a route or a Service during a pause is undone."""
     idx = ctx.status.current_step_index or 0
-    if idx >= len(c.steps) or not routed:
+    if idx >= len(c.steps):
         return
-    ctx.weight(reached_weight(c, idx), True)
+    weight = reached_weight(c, idx)
+    ctx.weight(weight, routed)
+    # with no router the stable Service spans both slots once the canary carries traffic
+    spans_both = not routed and weight > 0
+    ctx.select(c.stable_service, None if spans_both else ctx.stable_slot)
+    ctx.select(c.canary_service, ctx.new_slot)
 
 
 def _hold_aborted(ctx: Ctx, c: CanaryStrategy) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from rollouts.api.validation import parse_rollout
 from rollouts.engine import DeploySlot, ScaleSlot, SetServiceSelector, SetWeight, StartAnalysis
 from tests.support.rollouts import ISTIO, Harness, rollout_doc
 
@@ -379,3 +380,27 @@ def test_history_keeps_revision_history_limit_entries() -> None:
         h.until(lambda h: h.status.phase == "Healthy")
     assert [e.outcome for e in h.status.history] == ["Promoted", "Promoted"]
     assert h.status.history[-1].revision == h.status.stable_revision
+
+
+def test_manual_selector_change_is_reasserted() -> None:
+    h = started()
+    h.until(lambda h: h.router.weight == 25)
+    # someone points the stable Service at the canary slot by hand
+    h.cluster.services[("ns", "web")]["web"] = "b"
+    plan = h.reconcile()
+    assert SetServiceSelector("web", "a") in plan.actions and h.services()["web"] == "a"
+
+
+def test_replica_change_scales_stable_without_a_new_revision() -> None:
+    h = Harness(rollout_doc(steps=STEPS, router=ISTIO))
+    h.stable()
+    revision = h.status.stable_revision
+    doc = h.rollout.model_dump(mode="json", by_alias=True, exclude={"status"})
+    doc["spec"]["replicas"] = 6
+    h.rollout = parse_rollout(doc).model_copy(update={"status": h.rollout.status})
+    plan = h.reconcile()
+    assert ScaleSlot("a", 6) in plan.actions
+    assert not any(isinstance(a, DeploySlot) for a in plan.actions)
+    assert h.status.current_revision == revision and h.status.phase == "Progressing"
+    h.until(lambda h: h.status.phase == "Healthy", limit=30)
+    assert "RolloutStarted" not in h.events()
