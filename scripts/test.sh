@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/system-deps.sh
 .venv/bin/ruff check rollouts analysis simulations tests
 .venv/bin/mypy rollouts analysis
 .venv/bin/lint-imports
