@@ -17,7 +17,9 @@ so these are the only retries and their bound is the one configured here.
 
 from __future__ import annotations
 
+import ast
 import ipaddress
+import json
 import math
 import re
 import time
@@ -28,6 +30,7 @@ from urllib.parse import urlparse
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from analysis.providers.port import (
@@ -44,7 +47,7 @@ __all__ = ["PrometheusProvider", "promql_duration"]
 
 _T = TypeVar("_T")
 _STATUS = re.compile(r"HTTP Status Code (\d{3})")
-_ERROR_TEXT = re.compile(r'"error":"((?:[^"\\]|\\.)*)"')
+_BODY = re.compile(r"HTTP Status Code \d{3} \((b['\"].*['\"])\)\s*$", re.DOTALL)
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _WINDOW = "{{window}}"
 
@@ -230,7 +233,11 @@ class PrometheusProvider:
             except requests.Timeout:
                 last = f"timed out after {self.timeout}s"
             except requests.ConnectionError as e:
-                last = f"cannot connect to {self.address}: {_root_cause(e)}"
+                reason = getattr(e.args[0], "reason", None) if e.args else None
+                if isinstance(reason, ReadTimeoutError):  # urllib3 wraps it even with retries off
+                    last = f"timed out after {self.timeout}s"
+                else:
+                    last = f"cannot connect to {self.address}: {_root_cause(e)}"
             except PrometheusApiClientException as e:
                 status, text = _status_and_error(str(e))
                 if status not in _TRANSIENT_STATUS:
@@ -253,8 +260,14 @@ def _status_and_error(message: str) -> tuple[int | None, str]:
     """
     found = _STATUS.search(message)
     status = int(found.group(1)) if found else None
-    error = _ERROR_TEXT.search(message)
-    text = error.group(1).replace('\\"', '"') if error else message[:300]
+    text = message[:300]
+    body = _BODY.search(message)
+    if body:
+        try:
+            raw = ast.literal_eval(body.group(1))
+            text = str(json.loads(raw)["error"]) if isinstance(raw, bytes) else text
+        except (ValueError, SyntaxError, KeyError, TypeError):
+            text = body.group(1)[:300]
     return status, text
 
 
