@@ -1,0 +1,252 @@
+"""What the Kubernetes traffic routers share: the error type, weight splits and their JSON patches,
+Service-name matching, and the few API calls they make.
+
+Every router follows the same discipline, kept here so the four cannot drift apart:
+- read the user's object, find the two entries that name the stable and canary Services, and
+  write only their ``weight`` fields with a JSON patch whose ``test`` ops pin each entry's identity
+  (a concurrent edit that reorders the list fails the patch instead of misdirecting a weight);
+- never send a patch when the object already holds the wanted weights (idempotent reconciles
+  leave no trace in the object's managedFields or in the GitOps tool's diff);
+- write with the field manager ``sluice`` so tools can tell Sluice's fields apart.
+
+Objects are handled as plain dicts through ``CustomObjectsApi`` for every kind (the Ingress too):
+typed client models drop fields they do not know and differ between client versions, while the
+generic path reaches ``/apis/<group>/<version>/namespaces/<ns>/<plural>/<name>`` unchanged.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+FIELD_MANAGER = "sluice"
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+
+JsonPatch = list[dict[str, Any]]
+
+
+class RoutingError(Exception):
+    """The routing object cannot carry the split as configured (missing, or lacking a route).
+
+    Raised for problems only a person can fix, so the message names the object and the field; the
+    operator reports it on the Rollout and retries later rather than guessing a repair.
+    """
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A namespaced API resource, addressed the way ``CustomObjectsApi`` and RBAC address it."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+def check_weight(canary: int) -> int:
+    if isinstance(canary, bool) or not isinstance(canary, int) or not 0 <= canary <= 100:
+        raise ValueError(f"canary weight must be an integer percentage 0..100, got {canary!r}")
+    return canary
+
+
+def names_service(host: str, service: str, namespace: str) -> bool:
+    """Whether a mesh host names ``service`` in ``namespace``.
+
+    Users write the short name, ``svc.ns``, ``svc.ns.svc`` or the FQDN with any cluster domain;
+    all four reach the same Service, so a router that matched only one would miss real routes.
+    """
+    if host == service or host == f"{service}.{namespace}":
+        return True
+    prefix = f"{service}.{namespace}.svc"
+    return host == prefix or host.startswith(prefix + ".")
+
+
+def pointer(*parts: str | int) -> str:
+    """A JSON pointer (RFC 6901): ``~`` and ``/`` inside a segment must be escaped."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One weighted list (an Istio route, a Gateway API rule, a TrafficSplit) and its two entries.
+
+    ``where`` names it in messages; ``path`` points at the list; ``guards`` are ``test`` ops that
+    pin what the entries were when read.
+    """
+
+    where: str
+    path: tuple[str | int, ...]
+    stable: int
+    canary: int
+    stable_weight: int | None
+    canary_weight: int | None
+    guards: tuple[dict[str, Any], ...] = field(default=())
+
+
+def weight_ops(entries: Sequence[Mapping[str, Any]], split: Split, canary: int) -> JsonPatch:
+    """The ops that bring one split to ``canary`` percent; empty when it already holds it."""
+    ops: JsonPatch = []
+    for index, want, have in (
+        (split.stable, 100 - canary, split.stable_weight),
+        (split.canary, canary, split.canary_weight),
+    ):
+        if have == want:
+            continue
+        op = "replace" if "weight" in entries[index] else "add"
+        ops.append({"op": op, "path": pointer(*split.path, index, "weight"), "value": want})
+    return ops
+
+
+def patch_for(obj: Mapping[str, Any], splits: Sequence[Split], canary: int) -> JsonPatch:
+    """Guards followed by the weight ops of every split, or nothing if no weight changes."""
+    check_weight(canary)
+    changes: JsonPatch = []
+    guards: JsonPatch = []
+    for split in splits:
+        ops = weight_ops(_at(obj, split.path), split, canary)
+        if ops:
+            guards.extend(split.guards)
+            changes.extend(ops)
+    return guards + changes if changes else []
+
+
+def weight_of(splits: Sequence[Split]) -> int | None:
+    """The canary weight all splits agree on, or None when they disagree or do not sum to 100.
+
+    None makes the engine write the weights again, which is exactly the repair wanted after
+    someone edited one route by hand.
+    """
+    seen: set[int] = set()
+    for split in splits:
+        if split.stable_weight is None or split.canary_weight is None:
+            return None
+        if split.stable_weight + split.canary_weight != 100:
+            return None
+        seen.add(split.canary_weight)
+    return seen.pop() if len(seen) == 1 else None
+
+
+def int_weight(value: Any) -> int | None:
+    """An entry's weight as an int (TrafficSplit and YAML sometimes give digit strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _at(obj: Mapping[str, Any], path: Sequence[str | int]) -> Any:
+    node: Any = obj
+    for part in path:
+        node = node[part]
+    return node
+
+
+# ------------------------------------------------------------------------------------------- IO
+
+
+def custom_api(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def read_object(
+    api: client.ApiClient, resource: Resource, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """The object as the server holds it, or None when it does not exist."""
+    try:
+        obj = custom_api(api).get_namespaced_custom_object(
+            resource.group, resource.version, namespace, resource.plural, name
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    if not isinstance(obj, dict):
+        raise RoutingError(f"{resource.kind} {namespace}/{name}: the server sent no object")
+    return obj
+
+
+def is_conflict(error: ApiException) -> bool:
+    """A failed ``test`` op (422) or a stale write (409): re-read and try again."""
+    return error.status in (409, 422)
+
+
+class JsonPatchRouter(ABC):
+    """A router over one user-owned object whose weights live in lists of entries.
+
+    Subclasses only say where the splits are (pure, on the fetched dict); this class does the
+    reading, the guarded patch and the retry when the object changed under it.
+    """
+
+    resource: Resource
+    attempts = 3
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.name = name
+
+    @property
+    def label(self) -> str:
+        return f"{self.resource.kind} {self.namespace}/{self.name}"
+
+    @abstractmethod
+    def splits(self, obj: Mapping[str, Any]) -> list[Split]:
+        """Where the weights are; raises RoutingError naming what is missing."""
+
+    def fetch(self) -> dict[str, Any]:
+        obj = read_object(self.api, self.resource, self.namespace, self.name)
+        if obj is None:
+            raise RoutingError(f"{self.label} not found ({self.resource.api_version})")
+        return obj
+
+    def set_weight(self, canary: int) -> None:
+        check_weight(canary)
+        for attempt in range(self.attempts):
+            ops = patch_for(obj := self.fetch(), self.splits(obj), canary)
+            if not ops:
+                return
+            try:
+                custom_api(self.api).patch_namespaced_custom_object(
+                    self.resource.group,
+                    self.resource.version,
+                    self.namespace,
+                    self.resource.plural,
+                    self.name,
+                    ops,
+                    field_manager=FIELD_MANAGER,
+                    _content_type=JSON_PATCH,
+                )
+                return
+            except ApiException as e:
+                if not is_conflict(e) or attempt == self.attempts - 1:
+                    raise
+        # unreachable: the loop returns or raises
+
+    def get_weight(self) -> int | None:
+        obj = read_object(self.api, self.resource, self.namespace, self.name)
+        if obj is None:
+            return None
+        try:
+            return weight_of(self.splits(obj))
+        except RoutingError:
+            return None
+
+    def verify_weight(self) -> bool | None:
+        """None: the object's weights say nothing about whether the proxies applied them."""
+        return None
+
+    def remove_managed_routes(self) -> None:  # noqa: B027 - deliberately a no-op for all
+        """Nothing to remove: this router adds no objects or routes, it only sets weights."""
