@@ -1,0 +1,636 @@
+"""The analysis contract: AnalysisTemplate, ClusterAnalysisTemplate and AnalysisRun.
+
+As with the Rollout, these models are the single source of truth: `python -m rollouts.api.crd`
+turns them into CRDs (with CEL rules mirroring the cross-field validators below), the reference page
+is generated from those, and the controller and `sluice lint` validate with the models. They live
+in `analysis` because `rollouts` may import `analysis` but never the reverse.
+
+A template says *what* to measure (PromQL per arm, with `{{args.NAME}}` placeholders) and *how
+to judge* it (`compare` canary against baseline, or an absolute `threshold`). An AnalysisRun is
+Sluice's record of one analysis of one rollout: the metrics with their arguments already rendered,
+so a later edit of the template cannot change a run in flight, and the status with its evidence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field, ValidationError, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from analysis import templating
+from analysis.apimodel import (
+    ApiModel,
+    Duration,
+    FieldProblem,
+    NonNegativeInt,
+    StatusModel,
+    at_most_one,
+    at_most_one_rule,
+    exactly_one,
+    one_of_rule,
+    parse_duration,
+    problems_of,
+    with_rules,
+)
+
+API_GROUP = "sluice.dev"
+API_VERSION = "v1alpha1"
+LABEL_ROLLOUT = "sluice.dev/rollout"
+LABEL_REVISION = "sluice.dev/revision"
+MAX_MEASUREMENTS = 10
+"""Measurements each metric keeps in AnalysisRun status; the evidence summarises the rest."""
+
+BUILTIN_ARGS: tuple[str, ...] = (
+    "rollout",
+    "namespace",
+    "canary-slot",
+    "stable-slot",
+    "canary-revision",
+    "stable-revision",
+    "canary-service",
+    "stable-service",
+)
+"""Arguments every run gets from its Rollout without the template declaring them. For blue-green,
+the preview Service and slot are the canary's, the active ones the stable's."""
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_MAP_LIST: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+"""A list keyed by `name`: the API server itself then refuses two items with one name."""
+
+MetricKind = Literal["counts", "histogram", "gauge", "value"]
+RunPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
+RunKind = Literal["step", "background", "prePromotion", "postPromotion"]
+InconclusivePolicy = Literal["pause", "promote", "abort"]
+
+
+class InvalidAnalysisSpec(ValueError):
+    """An analysis object failed validation; `problems` holds one message per offending field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# templates
+# ---------------------------------------------------------------------------------------------
+
+
+class Arg(ApiModel):
+    """A template argument. In an AnalysisRun every arg carries the value the run used."""
+
+    name: str = Field(pattern=f"^{templating.ARG_NAME}$", max_length=63)
+    """Referenced in queries as `{{args.NAME}}`."""
+    value: str | None = None
+    """The default, used when the Rollout passes no value; without one the Rollout must."""
+
+
+class SecretRef(ApiModel):
+    name: str = Field(min_length=1)
+    """A Secret in the Rollout's namespace."""
+
+
+class PrometheusAuth(ApiModel):
+    """Credentials for Prometheus, read from a Secret: a bearer token, or basic auth."""
+
+    model_config = with_rules(
+        {
+            "rule": "has(self.usernameKey) == has(self.passwordKey)",
+            "message": "usernameKey and passwordKey go together",
+        },
+        {
+            "rule": "has(self.bearerTokenKey) != has(self.usernameKey)",
+            "message": "must set exactly one of bearerTokenKey or usernameKey and passwordKey",
+        },
+    )
+
+    secret_ref: SecretRef
+    """The Secret holding the credentials."""
+    bearer_token_key: str | None = Field(default=None, min_length=1)
+    """Key of the Secret holding a bearer token."""
+    username_key: str | None = Field(default=None, min_length=1)
+    """Key of the Secret holding the basic-auth user name."""
+    password_key: str | None = Field(default=None, min_length=1)
+    """Key of the Secret holding the basic-auth password."""
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> PrometheusAuth:
+        if (self.username_key is None) != (self.password_key is None):
+            missing = "passwordKey" if self.password_key is None else "usernameKey"
+            raise FieldProblem(missing, "is required with basic auth")
+        basic = self.username_key if self.username_key is not None else None
+        if (self.bearer_token_key is None) == (basic is None):
+            raise ValueError(
+                "must set exactly one of bearerTokenKey or usernameKey and passwordKey"
+            )
+        return self
+
+
+class ArmQueries(ApiModel):
+    """The PromQL of one arm (canary or baseline); which queries depends on the metric's kind."""
+
+    events: str | None = Field(default=None, min_length=1)
+    """kind counts: the events (errors, slow requests) in the window, e.g. `sum(increase(...))`."""
+    total: str | None = Field(default=None, min_length=1)
+    """kind counts: all requests in the window."""
+    buckets: str | None = Field(default=None, min_length=1)
+    """kind histogram: bucket counters increased over the window, one series per `le`."""
+    value: str | None = Field(default=None, min_length=1)
+    """kind gauge: one number per window (CPU per request, memory, queue depth)."""
+
+    def queries(self) -> Iterator[tuple[str, str]]:
+        """(field, PromQL) of each query that is set."""
+        for name in ("events", "total", "buckets", "value"):
+            query = getattr(self, name)
+            if query is not None:
+                yield name, query
+
+
+ARM_QUERIES: Mapping[str, tuple[str, ...]] = {
+    "counts": ("events", "total"),
+    "histogram": ("buckets",),
+    "gauge": ("value",),
+}
+"""Which ArmQueries fields each compared kind needs (and the only ones it may set)."""
+
+
+class PrometheusProvider(ApiModel):
+    """Where and what to ask Prometheus. Either `query` (a threshold judges it) or a pair of
+    `canary` and `baseline` queries (compared with each other)."""
+
+    model_config = with_rules(
+        {
+            "rule": "has(self.canary) == has(self.baseline)",
+            "message": "canary and baseline go together",
+        },
+        {
+            "rule": "has(self.query) != has(self.canary)",
+            "message": "must set exactly one of query or the canary and baseline pair",
+        },
+    )
+
+    address: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """Base URL of Prometheus; default: the controller's Prometheus address setting."""
+    timeout: Duration = "10s"
+    """How long one query may take before the measurement is an Error."""
+    auth: PrometheusAuth | None = None
+    """Credentials; none by default."""
+    query: str | None = Field(default=None, min_length=1)
+    """The query a threshold judges (kinds value and gauge); one number per measurement."""
+    canary: ArmQueries | None = None
+    """The canary arm's queries, for compare."""
+    baseline: ArmQueries | None = None
+    """The baseline arm's queries (usually the stable pods), for compare."""
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: str | int) -> str | int:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _query_or_arms(self) -> PrometheusProvider:
+        if (self.canary is None) != (self.baseline is None):
+            missing = "baseline" if self.baseline is None else "canary"
+            raise FieldProblem(missing, "is required: canary and baseline go together")
+        pair = self.canary if self.canary is not None else None
+        if (self.query is None) == (pair is None):
+            got = "both" if self.query is not None else "neither"
+            raise ValueError(
+                f"must set exactly one of query or the canary and baseline pair (got {got})"
+            )
+        return self
+
+    @property
+    def timeout_seconds(self) -> int:
+        return parse_duration(self.timeout)
+
+    def queries(self) -> Iterator[tuple[str, str]]:
+        """(field path below the provider, PromQL) of every query, for checks and rendering."""
+        if self.query is not None:
+            yield "query", self.query
+        for arm_name, arm in (("canary", self.canary), ("baseline", self.baseline)):
+            if arm is not None:
+                for name, query in arm.queries():
+                    yield f"{arm_name}.{name}", query
+
+
+class Provider(ApiModel):
+    prometheus: PrometheusProvider
+    """Prometheus (the only provider so far)."""
+
+
+class Compare(ApiModel):
+    """Judge the canary against the baseline over the same windows."""
+
+    method: Literal["sequential", "mann-whitney"] = "sequential"
+    """`sequential`: an anytime-valid test, checked every interval with the false-abort rate
+    still bounded by alpha. `mann-whitney`: Kayenta's fixed-horizon test on the measurements
+    (kinds counts and gauge)."""
+    direction: Literal["increase", "decrease", "either"] = "increase"
+    """Which change is bad: an increase (errors, latency), a decrease (throughput), or either."""
+    tolerance: float = Field(default=1.1, gt=0, allow_inf_nan=False)
+    """The ratio canary/baseline still fine (r0): harmless pod-to-pod differences must not abort."""
+    alpha: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
+    """This metric's share of the rollout's false-abort rate; default: an equal split."""
+    critical: bool = True
+    """Must be shown within tolerance before a step promotes (every metric can abort)."""
+    edges: list[float] | None = Field(default=None, min_length=1, max_length=10)
+    """kind histogram: fixed latency edges in seconds whose exceedance rates are compared;
+    default: chosen from the baseline's distribution before the rollout starts."""
+
+    @field_validator("edges")
+    @classmethod
+    def _increasing(cls, edges: list[float] | None) -> list[float] | None:
+        if edges is None:
+            return None
+        if any(not math.isfinite(e) or e <= 0 for e in edges):
+            raise ValueError("must be positive numbers of seconds")
+        if any(b <= a for a, b in itertools.pairwise(edges)):
+            raise ValueError("must be strictly increasing")
+        return edges
+
+
+class Threshold(ApiModel):
+    """Judge each measurement against an absolute bound, as Argo Rollouts and Flagger do."""
+
+    model_config = with_rules(
+        {"rule": "has(self.min) || has(self.max)", "message": "must set min or max (or both)"},
+        {
+            "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+            "message": "min must not exceed max",
+        },
+    )
+
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    """A measurement below this fails."""
+    max: float | None = Field(default=None, allow_inf_nan=False)
+    """A measurement above this fails."""
+    failure_limit: NonNegativeInt = 0
+    """The run fails when more measurements than this fail."""
+    inconclusive_limit: NonNegativeInt = 0
+    """The run is inconclusive when more measurements than this are inconclusive."""
+    consecutive_error_limit: NonNegativeInt = 4
+    """The run errs when more measurements than this in a row could not be taken."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Threshold:
+        if self.min is None and self.max is None:
+            raise ValueError("must set min or max (or both)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise FieldProblem("min", f"must not exceed max ({self.min:g} > {self.max:g})")
+        return self
+
+
+_P = "self.provider.prometheus"
+_METRIC_RULES = (
+    one_of_rule("compare", "threshold"),
+    at_most_one_rule("count", "duration"),
+    {
+        "rule": f"!has(self.threshold) || (self.kind in ['value', 'gauge'] && has({_P}.query))",
+        "message": "threshold needs kind value or gauge and provider.prometheus.query",
+    },
+    {
+        "rule": (
+            f"!has(self.compare) || "
+            f"(self.kind != 'value' && has({_P}.canary) && has({_P}.baseline))"
+        ),
+        "message": (
+            "compare needs kind counts, histogram or gauge and provider.prometheus canary and "
+            "baseline queries"
+        ),
+    },
+    {
+        "rule": (
+            f"!has({_P}.canary) || !has({_P}.baseline) || [{_P}.canary, {_P}.baseline].all(a, "
+            "has(a.events) == (self.kind == 'counts') && has(a.total) == (self.kind == 'counts') "
+            "&& has(a.buckets) == (self.kind == 'histogram') "
+            "&& has(a.value) == (self.kind == 'gauge'))"
+        ),
+        "message": (
+            "canary and baseline give exactly the queries of the kind: events and total (counts), "
+            "buckets (histogram), value (gauge)"
+        ),
+    },
+    {
+        "rule": (
+            "!has(self.compare) || !has(self.compare.method) || "
+            "self.compare.method != 'mann-whitney' || self.kind in ['counts', 'gauge']"
+        ),
+        "message": "mann-whitney needs kind counts or gauge",
+    },
+    {
+        "rule": "!has(self.compare) || !has(self.compare.edges) || self.kind == 'histogram'",
+        "message": "compare.edges applies to kind histogram only",
+    },
+)
+
+
+class Metric(ApiModel):
+    """One measurement and its judgement: exactly one of `compare` or `threshold`."""
+
+    model_config = with_rules(*_METRIC_RULES)
+
+    name: str = Field(min_length=1, max_length=63, pattern=_DNS_LABEL)
+    """Unique within the template; names the metric in status, events and abort messages."""
+    kind: MetricKind
+    """What the queries return: `counts` (events and totals), `histogram` (bucket counters),
+    `gauge` (saturation), `value` (a plain number)."""
+    interval: Duration = "30s"
+    """A measurement every interval; each query's window (`{{window}}`) is the interval."""
+    initial_delay: Duration = "0s"
+    """Warm-up before the first measurement counts as evidence."""
+    count: int | None = Field(default=None, ge=1)
+    """At most this many measurements; with neither count nor duration, until stopped."""
+    duration: Duration | None = None
+    """At most this long."""
+    dry_run: bool = False
+    """Evaluate and report, but never fail the run."""
+    provider: Provider
+    """Where the measurements come from."""
+    compare: Compare | None = None
+    """Judge canary against baseline."""
+    threshold: Threshold | None = None
+    """Judge each measurement against an absolute bound."""
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, value: str | int) -> str | int:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Metric:
+        exactly_one(compare=self.compare, threshold=self.threshold)
+        at_most_one(count=self.count, duration=self.duration)
+        prom = self.provider.prometheus
+        if self.threshold is not None:
+            if self.kind not in ("value", "gauge"):
+                raise FieldProblem(
+                    "kind", f"a threshold judges kind value or gauge (got {self.kind})"
+                )
+            if prom.query is None:
+                raise FieldProblem("provider.prometheus.query", "is required with threshold")
+        if self.compare is not None:
+            self._check_compare(self.compare)
+        return self
+
+    def _check_compare(self, compare: Compare) -> None:
+        prom = self.provider.prometheus
+        if self.kind == "value":
+            raise FieldProblem("kind", "compare needs kind counts, histogram or gauge (got value)")
+        if prom.canary is None or prom.baseline is None:
+            raise FieldProblem(
+                "provider.prometheus.canary", "is required with compare (with baseline)"
+            )
+        wanted = ARM_QUERIES[self.kind]
+        for arm_name, arm in (("canary", prom.canary), ("baseline", prom.baseline)):
+            for name in ("events", "total", "buckets", "value"):
+                where = f"provider.prometheus.{arm_name}.{name}"
+                has = getattr(arm, name) is not None
+                if name in wanted and not has:
+                    raise FieldProblem(where, f"is required for kind {self.kind}")
+                if has and name not in wanted:
+                    raise FieldProblem(where, f"does not apply to kind {self.kind}")
+        if compare.method == "mann-whitney" and self.kind not in ("counts", "gauge"):
+            raise FieldProblem(
+                "compare.method", f"mann-whitney needs kind counts or gauge (got {self.kind})"
+            )
+        if compare.edges is not None and self.kind != "histogram":
+            raise FieldProblem("compare.edges", f"applies to kind histogram only (got {self.kind})")
+
+    @property
+    def interval_seconds(self) -> int:
+        return parse_duration(self.interval)
+
+    @property
+    def initial_delay_seconds(self) -> int:
+        return parse_duration(self.initial_delay)
+
+    @property
+    def duration_seconds(self) -> int | None:
+        return None if self.duration is None else parse_duration(self.duration)
+
+
+def _unique_names(items: Sequence[Arg | Metric], field: str) -> None:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.name in seen:
+            raise FieldProblem(
+                f"{field}.{i}.name", f"duplicates {field}[{seen[item.name]}].name {item.name!r}"
+            )
+        seen[item.name] = i
+
+
+def _check_queries(metrics: list[Metric], allowed: set[str]) -> None:
+    for i, metric in enumerate(metrics):
+        for where, query in metric.provider.prometheus.queries():
+            try:
+                templating.check(query, allowed)
+            except templating.TemplateError as e:
+                raise FieldProblem(f"metrics.{i}.provider.prometheus.{where}", str(e)) from None
+
+
+class AnalysisTemplateSpec(ApiModel):
+    args: list[Arg] = Field(default_factory=list, max_length=50, json_schema_extra=_MAP_LIST)
+    """Arguments the queries use; values come from the Rollout's analysis `args`, else the
+    default. The built-in args (rollout, namespace, canary-slot, stable-slot, canary-revision,
+    stable-revision, canary-service, stable-service) need no declaration."""
+    metrics: list[Metric] = Field(min_length=1, max_length=20, json_schema_extra=_MAP_LIST)
+    """Every metric judges the canary; any failing metric fails the run."""
+    inconclusive: InconclusivePolicy = "pause"
+    """What a run that ends inconclusive does to the rollout: pause for a person, promote, or
+    abort."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalysisTemplateSpec:
+        _unique_names(self.args, "args")
+        _unique_names(self.metrics, "metrics")
+        _check_queries(self.metrics, {a.name for a in self.args} | set(BUILTIN_ARGS))
+        return self
+
+
+class ObjectMeta(ApiModel):
+    """The metadata Sluice reads; everything else the API server sends is kept but ignored."""
+
+    model_config = ApiModel.model_config | {"extra": "allow"}
+
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class AnalysisTemplate(ApiModel):
+    """Metrics a Rollout's analysis refers to by name, in the Rollout's namespace."""
+
+    api_version: Literal["sluice.dev/v1alpha1"] = "sluice.dev/v1alpha1"
+    kind: Literal["AnalysisTemplate"] = "AnalysisTemplate"
+    metadata: ObjectMeta
+    spec: AnalysisTemplateSpec
+
+
+class ClusterAnalysisTemplate(ApiModel):
+    """An AnalysisTemplate for every namespace (`clusterScope: true` in the Rollout)."""
+
+    api_version: Literal["sluice.dev/v1alpha1"] = "sluice.dev/v1alpha1"
+    kind: Literal["ClusterAnalysisTemplate"] = "ClusterAnalysisTemplate"
+    metadata: ObjectMeta
+    spec: AnalysisTemplateSpec
+
+
+# ---------------------------------------------------------------------------------------------
+# runs
+# ---------------------------------------------------------------------------------------------
+
+
+class AnalysisRunSpec(ApiModel):
+    """What Sluice started, frozen at the start: later template edits do not change it."""
+
+    model_config = with_rules(
+        {
+            "rule": "self.kind != 'step' || has(self.stepIndex)",
+            "message": "a step run needs stepIndex",
+        }
+    )
+
+    rollout: str = Field(min_length=1)
+    """The Rollout this run judges (also its owner)."""
+    revision: str = Field(min_length=1)
+    """The canary revision under analysis."""
+    attempt: int = Field(default=1, ge=1)
+    """1 for a revision's first rollout, +1 for each retry."""
+    kind: RunKind
+    """Why the run exists: an analysis step, background analysis, or blue-green pre/post
+    promotion."""
+    step_index: NonNegativeInt | None = None
+    """The analysis step, for kind step."""
+    args: list[Arg] = Field(default_factory=list, max_length=100, json_schema_extra=_MAP_LIST)
+    """Every argument with the value this run used."""
+    metrics: list[Metric] = Field(min_length=1, max_length=100, json_schema_extra=_MAP_LIST)
+    """The templates' metrics with their arguments rendered into the queries."""
+    inconclusive: InconclusivePolicy = "pause"
+    """What an inconclusive end does to the rollout (the strictest of the templates')."""
+    alpha: float = Field(default=0.05, gt=0, lt=1, allow_inf_nan=False)
+    """The false-abort rate this run may spend, split across its compared metrics."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalysisRunSpec:
+        if self.kind == "step" and self.step_index is None:
+            raise FieldProblem("stepIndex", "is required for kind step")
+        for i, arg in enumerate(self.args):
+            if arg.value is None:
+                raise FieldProblem(f"args.{i}.value", "is required in a run")
+        _unique_names(self.args, "args")
+        _unique_names(self.metrics, "metrics")
+        _check_queries(self.metrics, set())  # rendered: only {{window}} is left
+        return self
+
+
+class Measurement(StatusModel):
+    """One look at a metric."""
+
+    at: AwareDatetime
+    """End of the window the measurement covers."""
+    phase: RunPhase
+    """Successful, Failed or Inconclusive as judged; Error when it could not be taken."""
+    value: float | None = None
+    """The measured value (threshold metrics)."""
+    values: dict[str, float] | None = None
+    """Per-arm values (compare metrics), e.g. `canary.events`, `baseline.total`."""
+    message: str = ""
+    """Why, for Error and Inconclusive measurements."""
+
+
+class MetricResult(StatusModel):
+    """A metric's verdict so far, its counters and its last measurements."""
+
+    name: str
+    phase: RunPhase = "Pending"
+    measurements: list[Measurement] = Field(default_factory=list)
+    """The last measurements (at most 10); older ones live on in the evidence."""
+    successful: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    evidence: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    """The current verdict's evidence (`Evidence.to_dict()`): method, outcome, estimate,
+    interval, statistic, threshold, events, rule."""
+
+    def record(self, measurement: Measurement) -> None:
+        """Append `measurement`, dropping the oldest beyond `MAX_MEASUREMENTS`."""
+        self.measurements.append(measurement)
+        del self.measurements[:-MAX_MEASUREMENTS]
+
+
+class AnalysisRunStatus(StatusModel):
+    phase: RunPhase = "Pending"
+    message: str = ""
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+    state: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    """The statistics' state (e-processes), so a restarted controller resumes the evidence."""
+
+
+class AnalysisRun(ApiModel):
+    """One analysis of one rollout, created and owned by Sluice."""
+
+    api_version: Literal["sluice.dev/v1alpha1"] = "sluice.dev/v1alpha1"
+    kind: Literal["AnalysisRun"] = "AnalysisRun"
+    metadata: ObjectMeta
+    spec: AnalysisRunSpec
+    status: AnalysisRunStatus | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+# ---------------------------------------------------------------------------------------------
+
+_TEMPLATE_KINDS: dict[str, type[AnalysisTemplate] | type[ClusterAnalysisTemplate]] = {
+    "AnalysisTemplate": AnalysisTemplate,
+    "ClusterAnalysisTemplate": ClusterAnalysisTemplate,
+}
+
+
+def _validate(model: type[Any], doc: Mapping[str, Any]) -> Any:
+    try:
+        return model.model_validate(doc)
+    except ValidationError as e:
+        raise InvalidAnalysisSpec(problems_of(e)) from None
+
+
+def parse_template(doc: Any) -> AnalysisTemplate | ClusterAnalysisTemplate:
+    """Validate an (Cluster)AnalysisTemplate as it comes from YAML or the API server."""
+    if not isinstance(doc, Mapping):
+        raise InvalidAnalysisSpec(["an AnalysisTemplate must be a mapping"])
+    kind = doc.get("kind", "AnalysisTemplate")
+    if kind not in _TEMPLATE_KINDS:
+        raise InvalidAnalysisSpec(
+            [f"kind: expected AnalysisTemplate or ClusterAnalysisTemplate, got {kind!r}"]
+        )
+    parsed: AnalysisTemplate | ClusterAnalysisTemplate = _validate(_TEMPLATE_KINDS[kind], doc)
+    return parsed
+
+
+def parse_run(doc: Any) -> AnalysisRun:
+    """Validate an AnalysisRun as it comes from the API server."""
+    if not isinstance(doc, Mapping):
+        raise InvalidAnalysisSpec(["an AnalysisRun must be a mapping"])
+    if doc.get("kind", "AnalysisRun") != "AnalysisRun":
+        raise InvalidAnalysisSpec([f"kind: expected AnalysisRun, got {doc.get('kind')!r}"])
+    run: AnalysisRun = _validate(AnalysisRun, doc)
+    return run

@@ -1,0 +1,239 @@
+"""Query templates: ``{{args.NAME}}`` placeholders filled with PromQL string literals.
+
+An argument value comes from a Rollout, i.e. from whoever may edit one; pasted raw into PromQL, a
+value such as ``"} or vector(1) #`` would turn an error-rate query into one that always passes.
+So a value is never pasted: it becomes one complete double-quoted PromQL string literal (quotes
+included, templates write ``{app={{args.app}}}``), escaped by the rules of Prometheus' own lexer
+(``promql/parser/lex.go``: ``lexString``, ``lexEscape``; the value is then read with Go's
+``strconv.Unquote``). Whatever the value, the rendered query has the template's structure with one
+string token where the placeholder was. A placeholder written inside a quoted string would break
+that guarantee, so it is refused.
+
+``{{window}}`` is not an argument: the provider replaces it with the measurement window as a
+PromQL duration when it queries, so ``render`` leaves it in place (normalised to ``{{window}}``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+WINDOW = "{{window}}"
+ARG_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+"""What an argument name may look like: hyphens allowed, as the built-in ``canary-slot`` has."""
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_ARG = re.compile(rf"args\.({ARG_NAME})")
+
+# Escapes Go's strconv.Unquote reads in a double-quoted string (lexEscape accepts the same).
+_SHORT_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\v": "\\v",
+}
+_REPLACEMENT_CHAR = "\ufffd"  # lexString reads a literal U+FFFD as utf8.RuneError and fails
+
+
+class TemplateError(ValueError):
+    """A query template or its arguments cannot give a well-formed query; names what is wrong."""
+
+
+class _NamedArg(Protocol):
+    """What ``resolve_args`` needs of ``analysis.api.Arg`` (kept structural: api imports us)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value(self) -> str | None: ...
+
+
+def promql_string(value: str) -> str:
+    """``value`` as one double-quoted PromQL string literal that reads back as exactly ``value``.
+
+    Printable characters pass through (UTF-8 is fine in PromQL strings), except the quote and the
+    backslash; everything else is escaped, so no raw newline (which ends the literal with an
+    "unterminated quoted string" error) and no invisible character reaches Prometheus or a log.
+    """
+    out = ['"']
+    for ch in value:
+        code = ord(ch)
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif 0xD800 <= code < 0xE000:
+            raise TemplateError(
+                f"value {value!r} contains a lone surrogate (U+{code:04X}), "
+                "which no PromQL string can hold"
+            )
+        elif ch.isprintable() and ch != _REPLACEMENT_CHAR:
+            out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """One ``{{...}}`` in a template: where it is, and what it names."""
+
+    start: int
+    end: int
+    text: str
+    arg: str | None  # the argument's name; None for {{window}}
+
+
+def placeholders(query: str) -> list[Placeholder]:
+    """Every placeholder of ``query``, checked for shape; raises TemplateError naming the first
+    that is not ``{{args.NAME}}`` or ``{{window}}``, is unterminated, or sits in a string."""
+    found: list[Placeholder] = []
+    state = _Strings()
+    pos = 0
+    for m in _PLACEHOLDER.finditer(query):
+        state.feed(query, pos, m.start())
+        inner = m.group(1)
+        arg = _ARG.fullmatch(inner)
+        if inner != "window" and arg is None:
+            raise TemplateError(f"unknown placeholder {m.group(0)!r} at offset {m.start()}")
+        if state.quote is not None:
+            raise TemplateError(
+                f"placeholder {m.group(0)!r} at offset {m.start()} is inside a quoted string; "
+                "write it bare, it renders with its own quotes"
+                if arg is not None
+                else f"placeholder {m.group(0)!r} at offset {m.start()} is inside a quoted string"
+            )
+        found.append(Placeholder(m.start(), m.end(), m.group(0), arg.group(1) if arg else None))
+        pos = m.end()
+    state.feed(query, pos, len(query))
+    return found
+
+
+class _Strings:
+    """Tracks whether a template's text is inside a PromQL string literal, as lex.go would.
+
+    Only literal text is fed: placeholders are tokens of their own. Escapes matter only in
+    "..." and '...'; raw `...` strings have none.
+    """
+
+    def __init__(self) -> None:
+        self.quote: str | None = None
+        self._escaped = False
+
+    def feed(self, text: str, start: int, end: int) -> None:
+        for i in range(start, end):
+            ch = text[i]
+            if self.quote is None:
+                if ch in "\"'`":
+                    self.quote = ch
+                continue
+            if self._escaped:
+                self._escaped = False
+            elif ch == "\\" and self.quote != "`":
+                self._escaped = True
+            elif ch == self.quote:
+                self.quote = None
+        segment = text[start:end]
+        if "{{" in segment:
+            at = start + segment.index("{{")
+            raise TemplateError(
+                f"unterminated placeholder at offset {at}: {text[at : at + 40]!r} "
+                "(placeholders are {{args.NAME}} or {{window}})"
+            )
+
+
+def check(query: str, allowed: Iterable[str]) -> list[str]:
+    """The argument names ``query`` uses, after checking each is in ``allowed``.
+
+    Templates are checked when they are parsed, so a typo fails ``sluice lint`` and the API
+    server's view of the object, not the first analysis of a rollout.
+    """
+    names = set(allowed)
+    used = [p.arg for p in placeholders(query) if p.arg is not None]
+    unknown = sorted({n for n in used if n not in names})
+    if unknown:
+        raise TemplateError(
+            f"{', '.join('{{args.' + n + '}}' for n in unknown)} "
+            f"name{'s' if len(unknown) == 1 else ''} no declared arg"
+        )
+    return used
+
+
+def render(query: str, args: Mapping[str, str]) -> str:
+    """``query`` with each ``{{args.NAME}}`` replaced by ``args[NAME]`` as a PromQL string."""
+    out = []
+    pos = 0
+    for p in placeholders(query):
+        out.append(query[pos : p.start])
+        if p.arg is None:
+            out.append(WINDOW)
+        elif p.arg in args:
+            try:
+                out.append(promql_string(args[p.arg]))
+            except TemplateError as e:
+                raise TemplateError(f"arg {p.arg!r}: {e}") from None
+        else:
+            raise TemplateError(f"{p.text!r} at offset {p.start} names an arg that has no value")
+        pos = p.end
+    out.append(query[pos:])
+    return "".join(out)
+
+
+def resolve_args(
+    declared: Sequence[_NamedArg],
+    given: Mapping[str, str],
+    *,
+    builtins: Mapping[str, str] | None = None,
+    strict: bool = True,
+) -> dict[str, str]:
+    """Every argument's value: the Rollout's, else the built-in one, else the template default.
+
+    ``builtins`` are the values every run gets from the Rollout (``analysis.api.BUILTIN_ARGS``);
+    they are available without being declared. ``strict`` refuses given args that nothing
+    declares, since a misspelt arg would otherwise leave its default silently in force; turn it off
+    when one Rollout's args feed several templates, and check against their union instead.
+    """
+    builtin = dict(builtins or {})
+    out = dict(builtin)
+    missing = []
+    for arg in declared:
+        if arg.name in given:
+            out[arg.name] = given[arg.name]
+        elif arg.name in builtin:
+            pass
+        elif arg.value is not None:
+            out[arg.name] = arg.value
+        else:
+            missing.append(arg.name)
+    problems = []
+    if missing:
+        problems.append(
+            f"arg{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+            "ha{} no value: the template gives no default and the Rollout passes none".format(
+                "ve" if len(missing) > 1 else "s"
+            )
+        )
+    if strict:
+        known = {a.name for a in declared} | set(builtin)
+        unknown = [n for n in given if n not in known]
+        if unknown:
+            problems.append(
+                f"arg{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                "given but not declared by the template"
+            )
+    if problems:
+        raise TemplateError("; ".join(problems))
+    for name, value in given.items():
+        out.setdefault(name, value)
+    return out
