@@ -1,0 +1,63 @@
+"""Which traffic router a Rollout asks for, built over a Kubernetes API client.
+
+The operator calls this once per reconcile; routers hold no state beyond their names, so a fresh
+one each time costs nothing and always follows the latest spec.
+"""
+
+from __future__ import annotations
+
+from kubernetes import client
+
+from rollouts.api.rollout import Rollout
+from rollouts.routing import gateway_api, istio, nginx, smi
+from rollouts.routing.port import TrafficRouter
+
+# What the routers do to which resources, for the controller's RBAC (group, plural, verbs).
+PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (istio.GROUP, "virtualservices", ("get", "patch")),
+    (gateway_api.RESOURCE.group, gateway_api.RESOURCE.plural, ("get", "patch")),
+    (smi.GROUP, "trafficsplits", ("get", "patch")),
+    (nginx.RESOURCE.group, nginx.RESOURCE.plural, ("get", "create", "patch", "delete")),
+)
+
+
+def router_for(
+    rollout: Rollout,
+    api: client.ApiClient,
+    *,
+    istio_version: str = "v1beta1",
+    smi_version: str = "v1alpha2",
+) -> TrafficRouter | None:
+    """The router for a canary with trafficRouting; None with no router (replica ratio) and for
+    blue-green, which switches Services instead of weighting them.
+
+    ``istio_version``/``smi_version`` pick the served API version of those CRDs (controller
+    settings), since clusters differ in which versions they still serve.
+    """
+    canary = rollout.canary
+    if canary is None or canary.traffic_routing is None:
+        return None
+    routing = canary.traffic_routing
+    namespace = rollout.metadata.namespace
+    services = {"stable_service": canary.stable_service, "canary_service": canary.canary_service}
+    if routing.istio is not None:
+        vs = routing.istio.virtual_service
+        return istio.IstioRouter(
+            api, namespace, vs.name, routes=vs.routes, version=istio_version, **services
+        )
+    if routing.gateway_api is not None:
+        return gateway_api.GatewayAPIRouter(
+            api, namespace, routing.gateway_api.http_route.name, **services
+        )
+    if routing.smi is not None:
+        return smi.SMIRouter(
+            api, namespace, routing.smi.traffic_split_name, version=smi_version, **services
+        )
+    assert routing.nginx is not None
+    return nginx.NginxRouter(
+        api,
+        namespace,
+        stable_ingress=routing.nginx.stable_ingress,
+        owner=nginx.Owner(rollout.metadata.name, rollout.metadata.uid),
+        **services,
+    )
