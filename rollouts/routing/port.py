@@ -1,6 +1,10 @@
 """The TrafficRouter port: how the canary weight reaches a mesh or ingress.
 
 Routers own only their weights; everything else in the user's routing objects stays the user's.
+The engine never trusts its own memory of a weight: it reads ``get_weight`` on every reconcile and
+calls ``set_weight`` whenever the object disagrees, so a hand edit or a GitOps sync that reverts
+a weight mid-rollout is undone on the next reconcile. Implementations: ``istio``, ``gateway_api``,
+``smi`` and ``nginx`` (``factory.router_for`` picks one); ``memory`` for the simulator.
 """
 
 from __future__ import annotations
@@ -10,11 +14,22 @@ from typing import Protocol
 
 class TrafficRouter(Protocol):
     def set_weight(self, canary: int) -> None:
-        """Send ``canary`` percent to the canary Service and the rest to the stable one."""
+        """Send ``canary`` percent to the canary Service and the rest to the stable one.
+
+        Idempotent (no write when the object already holds the weights). Raises
+        ``rollouts.routing.common.RoutingError`` when the routing object is missing or cannot
+        carry the split (its message names the object and field, for status and events); API
+        errors propagate as ``kubernetes`` ``ApiException`` for the caller's retry.
+        """
         ...
 
     def get_weight(self) -> int | None:
-        """The canary weight the routing object holds now (None when it cannot be read)."""
+        """The canary weight the routing object holds now.
+
+        None when it cannot be read or holds no consistent split (object missing, routes that
+        disagree, weights not summing to 100): the engine then sets the weight again, which either
+        repairs it or raises the ``RoutingError`` that explains what is wrong.
+        """
         ...
 
     def verify_weight(self) -> bool | None:
@@ -22,5 +37,9 @@ class TrafficRouter(Protocol):
         ...
 
     def remove_managed_routes(self) -> None:
-        """Undo what Sluice added (canary Ingress, header routes) when a Rollout goes away."""
+        """Undo what Sluice added (the NGINX canary Ingress) when a Rollout goes away.
+
+        Weights in user-owned objects are not reset here: call ``set_weight(0)`` first to send
+        everything to stable. Objects Sluice did not create are never deleted.
+        """
         ...
