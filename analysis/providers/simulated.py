@@ -61,15 +61,15 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "healthy": Scenario("healthy", TrafficModel(total_rps=100.0, base_error_rate=0.01)),
+    "healthy": Scenario("healthy", TrafficModel(total_rps=400.0, base_error_rate=0.01)),
     "error-regression": Scenario(
         "error-regression",
-        TrafficModel(total_rps=100.0, base_error_rate=0.01, effect=Effect("errors ×5", 5.0)),
+        TrafficModel(total_rps=400.0, base_error_rate=0.01, effect=Effect("errors ×5", 5.0)),
     ),
     "latency-regression": Scenario(
         "latency-regression",
         TrafficModel(
-            total_rps=100.0,
+            total_rps=400.0,
             base_error_rate=0.01,
             effect=Effect("latency +50%", latency_scale=1.5),
         ),

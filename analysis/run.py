@@ -1,0 +1,658 @@
+"""The AnalysisRun lifecycle: when to measure, what to fold where, and when the run has concluded.
+
+A run is ticked (:func:`advance`) whenever the controller reconciles; each tick takes every
+measurement that has come due since the last one, judges each metric, and decides the run. All
+that a tick needs to resume lives in a JSON ``state`` (the AnalysisRun's ``status.state``), so a
+restarted controller, or the simulator, continues exactly where the last tick stopped.
+
+Schedule. Metric ``m``'s k-th measurement (k = 1, 2, ...) covers the window
+``[start + initialDelay + (k-1)·interval, start + initialDelay + k·interval]`` and is taken once
+that window has ended: the warm-up is never measured, windows tile time without overlap (so each
+count enters the e-process exactly once), and a controller that was away catches up window by
+window. ``count`` (or ``duration // interval``) bounds the number of windows; without either a
+metric measures until the run is stopped.
+
+The error budget. Sequential compares are judged by :class:`analysis.stats.policy.RolloutAnalysis`
+with each metric's alpha fixed by the caller (``alphas``: the Bonferroni split over the union of
+metrics of all the Rollout's analyses, see ``rollouts.analysis_source``). The e-process of each
+metric is saved per metric in the state; ``inherit`` seeds a new run with a previous run's
+e-processes (same rollout, revision and attempt; same metric name, kind and alpha), so evidence
+keeps accumulating across analysis steps under one Ville bound instead of restarting, and
+re-reading the same bound at every step is not a new test.
+
+When a step run ends (``kind`` other than background):
+
+- Failed: a gating metric failed (its e-value reached 1/alpha, Mann-Whitney said High/Low, a
+  threshold's failureLimit was exceeded); the message names the metric and its evidence.
+- Error: more consecutive measurement errors than ``consecutiveErrorLimit`` (4 for compares).
+- Successful: the policy says PROMOTE_STEP (every critical sequential metric shown within
+  tolerance, the minimum duration ``max(initialDelay + interval)`` passed) and the other metrics
+  completed successfully.
+- Inconclusive: a metric's horizon passed without a decision (or a threshold's inconclusiveLimit
+  was exceeded); the template's ``inconclusive`` policy then makes it Inconclusive (``pause``),
+  Successful with a warning (``promote``; never for a critical metric that saw no data) or Failed
+  (``abort``).
+
+Dry-run metrics are measured and judged like the others but never decide the run. A background
+run never succeeds on its own; it runs until the engine stops it, or fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from analysis.judge import (
+    FINAL_PHASES,
+    MetricVerdict,
+    RunPhase,
+    Tally,
+    ThresholdRule,
+    combine,
+    describe,
+    judge_mann_whitney,
+    judge_sequential,
+    judge_threshold,
+    threshold_measurement,
+)
+from analysis.providers.port import (
+    Arm,
+    Buckets,
+    Counts,
+    Measured,
+    MetricProvider,
+    NoData,
+    ProviderError,
+    Queries,
+    Value,
+)
+from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.histogram import choose_edges
+from analysis.stats.policy import (
+    CountsInterval,
+    Decision,
+    GaugeInterval,
+    HistogramInterval,
+    IntervalData,
+    MetricSpec,
+    PolicyConfig,
+    RolloutAnalysis,
+)
+from analysis.stats.thresholds import MeasurementPhase
+
+HISTORY = 10
+"""Measurements kept per metric in status (the newest); the e-process holds all the evidence."""
+CATCH_UP = 120
+"""At most this many windows per metric per tick, so a controller back after a long outage
+spreads its catch-up over several reconciles instead of blocking one."""
+COMPARE_ERROR_LIMIT = 4
+"""Consecutive measurement errors a compare metric tolerates (Argo's consecutiveErrorLimit)."""
+GAUGE_TAU = 0.1
+"""Mixture scale of the gauge mSPRT (log ratio units): tuned for shifts of about 10%."""
+
+Judgement = Literal["sequential", "mann-whitney", "threshold"]
+InconclusivePolicy = Literal["pause", "promote", "abort"]
+RunKind = Literal["step", "background", "prePromotion", "postPromotion"]
+
+
+class RunSpecError(ValueError):
+    """A metric cannot be run as written; the message names the field (``spec.metrics[0]...``)."""
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """One metric as the run loop needs it: durations in seconds, queries per arm."""
+
+    name: str
+    kind: str
+    interval: float
+    initial_delay: float = 0.0
+    count: int | None = None
+    duration: float | None = None
+    dry_run: bool = False
+    judgement: Judgement = "sequential"
+    direction: str = "increase"
+    tolerance: float = 1.1
+    alpha: float | None = None
+    critical: bool = True
+    edges: tuple[float, ...] | None = None
+    threshold: ThresholdRule | None = None
+    queries: Mapping[Arm, Queries] = field(default_factory=dict)
+    field_path: str = ""
+
+    @property
+    def horizon(self) -> int | None:
+        """How many windows the metric measures (None: until stopped)."""
+        if self.count is not None:
+            return self.count
+        if self.duration is not None:
+            return max(int(self.duration // self.interval), 1)
+        return None
+
+    def window(self, start: float, k: int) -> tuple[float, float]:
+        """The k-th (1-based) measurement window."""
+        end = start + self.initial_delay + k * self.interval
+        return end - self.interval, end
+
+    def check(self) -> None:
+        """Refuse what the judges cannot do, naming the field, before anything is measured."""
+        p = self.field_path
+        if self.interval <= 0:
+            raise RunSpecError(f"{p}.interval: must be > 0")
+        if self.judgement == "threshold":
+            if "absolute" not in self.queries:
+                raise RunSpecError(f"{p}.provider.prometheus.query: a threshold needs one query")
+            return
+        if "canary" not in self.queries or "baseline" not in self.queries:
+            raise RunSpecError(
+                f"{p}.provider.prometheus: a compare needs canary and baseline queries"
+            )
+        if self.judgement == "sequential":
+            if self.kind not in ("counts", "histogram", "gauge"):
+                raise RunSpecError(
+                    f"{p}.kind: a sequential compare needs counts, histogram or gauge "
+                    f"(got {self.kind})"
+                )
+            if self.direction not in ("increase", "decrease"):
+                raise RunSpecError(
+                    f"{p}.compare.direction: sequential compares are one-sided (increase or "
+                    f"decrease); use method mann-whitney for either"
+                )
+        if self.judgement == "mann-whitney":
+            if self.horizon is None:
+                raise RunSpecError(
+                    f"{p}.count: mann-whitney is a fixed-horizon test; set count or duration"
+                )
+            if self.kind == "histogram":
+                raise RunSpecError(
+                    f"{p}.compare.method: mann-whitney compares numbers per window; use "
+                    "sequential for histograms"
+                )
+
+
+@dataclass(frozen=True)
+class MeasurementRecord:
+    """One measurement for status: when, its phase, what was read, and why if not Successful."""
+
+    at: float
+    phase: str
+    value: float | None = None
+    values: dict[str, float] | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """A metric after a tick: its verdict, counters and the newest measurements."""
+
+    name: str
+    phase: RunPhase
+    tally: Tally
+    measurements: tuple[MeasurementRecord, ...]
+    evidence: Evidence | None
+    message: str
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class TickResult:
+    phase: RunPhase
+    message: str
+    metrics: tuple[MetricReport, ...]
+    state: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+def _counts(m: Measured, what: str) -> Counts:
+    if not isinstance(m, Counts):
+        raise ProviderError(f"{what}: expected counts, got {type(m).__name__}")
+    return m
+
+
+def _buckets(m: Measured, what: str) -> Buckets:
+    if not isinstance(m, Buckets):
+        raise ProviderError(f"{what}: expected buckets, got {type(m).__name__}")
+    return m
+
+
+def _value(m: Measured) -> float:
+    if isinstance(m, Value):
+        return m.value
+    if isinstance(m, Counts):
+        if m.total <= 0:
+            raise NoData("no requests: a ratio of counts needs a total")
+        return m.events / m.total
+    raise ProviderError("expected a number, got histogram buckets")
+
+
+def _events(m: Measured) -> float:
+    if isinstance(m, Counts):
+        return m.total
+    if isinstance(m, Buckets):
+        return m.counts[-1] if m.counts else 0.0
+    return 1.0
+
+
+@dataclass
+class _MetricState:
+    done: int = 0
+    tally: Tally = field(default_factory=Tally)
+    canary: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    last_value: float | None = None
+    last_events: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    bounds: list[float] | None = None  # histogram: finite le bounds
+    edges: list[float] | None = None
+
+    @classmethod
+    def load(cls, d: Mapping[str, Any] | None) -> _MetricState:
+        if not d:
+            return cls()
+        return cls(
+            done=int(d.get("done", 0)),
+            tally=Tally(**d.get("tally", {})),
+            canary=[float(x) for x in d.get("canary", [])],
+            baseline=[float(x) for x in d.get("baseline", [])],
+            last_value=d.get("lastValue"),
+            last_events=d.get("lastEvents"),
+            history=list(d.get("history", [])),
+            bounds=d.get("bounds"),
+            edges=d.get("edges"),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"done": self.done, "tally": asdict(self.tally)}
+        if self.canary or self.baseline:
+            out["canary"], out["baseline"] = self.canary, self.baseline
+        if self.last_value is not None:
+            out["lastValue"] = self.last_value
+        if self.last_events is not None:
+            out["lastEvents"] = self.last_events
+        out["history"] = self.history[-HISTORY:]
+        if self.bounds is not None:
+            out["bounds"], out["edges"] = self.bounds, self.edges
+        return out
+
+    def record(self, at: float, phase: MeasurementPhase | str, message: str = "", *,
+               value: float | None = None, values: dict[str, float] | None = None) -> None:
+        rec: dict[str, Any] = {"at": at, "phase": str(phase)}
+        if value is not None and math.isfinite(value):
+            rec["value"] = value
+        if values:
+            rec["values"] = {k: v for k, v in values.items() if math.isfinite(v)}
+        if message:
+            rec["message"] = message
+        self.history = [*self.history, rec][-HISTORY:]
+
+
+def _orient(plan: MetricPlan, canary: Measured, baseline: Measured) -> tuple[Measured, Measured]:
+    """``decrease`` is bad: test the baseline against the canary (the arms swap roles)."""
+    return (baseline, canary) if plan.direction == "decrease" else (canary, baseline)
+
+
+def _measure_compare(
+    plan: MetricPlan,
+    ms: _MetricState,
+    provider: MetricProvider,
+    lo: float,
+    hi: float,
+    data: dict[str, IntervalData],
+) -> None:
+    """One compare window: both arms, folded into the e-process data or the Mann-Whitney sample."""
+    try:
+        canary = provider.measure(plan.kind, "canary", plan.queries["canary"], lo, hi)
+        baseline = provider.measure(plan.kind, "baseline", plan.queries["baseline"], lo, hi)
+        values = {"canary": _value_or_total(canary), "baseline": _value_or_total(baseline)}
+        if plan.judgement == "mann-whitney":
+            c, b = _value(canary), _value(baseline)
+            ms.canary.append(c)
+            ms.baseline.append(b)
+            values = {"canary": c, "baseline": b}
+        else:
+            c_m, b_m = _orient(plan, canary, baseline)
+            if plan.kind == "counts":
+                cc, bc = _counts(c_m, plan.name), _counts(b_m, plan.name)
+                data[plan.name] = CountsInterval(cc.events, cc.total, bc.events, bc.total)
+                values = {
+                    "canaryEvents": _counts(canary, plan.name).events,
+                    "canaryTotal": _counts(canary, plan.name).total,
+                    "baselineEvents": _counts(baseline, plan.name).events,
+                    "baselineTotal": _counts(baseline, plan.name).total,
+                }
+            elif plan.kind == "histogram":
+                cb, bb = _buckets(c_m, plan.name), _buckets(b_m, plan.name)
+                if ms.bounds is None:
+                    _freeze_edges(plan, ms, bb)
+                if list(cb.bounds[:-1]) != ms.bounds or list(bb.bounds[:-1]) != ms.bounds:
+                    raise ProviderError(
+                        f"{plan.name}: histogram bucket bounds changed during the analysis"
+                    )
+                data[plan.name] = HistogramInterval(cb.counts, bb.counts)
+            else:
+                data[plan.name] = GaugeInterval(_value(c_m), _value(b_m))
+                values = {"canary": _value(canary), "baseline": _value(baseline)}
+    except NoData as e:
+        ms.tally = ms.tally.add(MeasurementPhase.INCONCLUSIVE)
+        ms.record(hi, MeasurementPhase.INCONCLUSIVE, f"insufficient evidence: {e}")
+        return
+    except ProviderError as e:
+        ms.tally = ms.tally.add(MeasurementPhase.ERROR)
+        ms.record(hi, MeasurementPhase.ERROR, str(e))
+        return
+    ms.tally = ms.tally.add(MeasurementPhase.SUCCESSFUL)
+    ms.last_events = round(_events(canary) + _events(baseline))
+    ms.record(hi, MeasurementPhase.SUCCESSFUL, values=values)
+
+
+def _value_or_total(m: Measured) -> float:
+    return m.value if isinstance(m, Value) else _events(m)
+
+
+def _freeze_edges(plan: MetricPlan, ms: _MetricState, baseline: Buckets) -> None:
+    """Latency edges are fixed from the first baseline window (never from the canary), or taken
+    from ``compare.edges`` snapped up to the nearest bucket bound."""
+    finite = [b for b in baseline.bounds if math.isfinite(b)]
+    if plan.edges:
+        snapped = sorted({next((b for b in finite if b >= e), finite[-1]) for e in plan.edges})
+        edges = snapped
+    else:
+        try:
+            edges = choose_edges(baseline.bounds, baseline.counts)
+        except ValueError as e:
+            raise NoData(f"cannot choose latency edges yet: {e}") from None
+    ms.bounds, ms.edges = finite, edges
+
+
+def _measure_threshold(
+    plan: MetricPlan, ms: _MetricState, provider: MetricProvider, lo: float, hi: float
+) -> None:
+    assert plan.threshold is not None
+    value: float | None = None
+    message = ""
+    error = False
+    try:
+        value = _value(provider.measure(plan.kind, "absolute", plan.queries["absolute"], lo, hi))
+    except NoData as e:
+        message = f"insufficient evidence: {e}"
+    except ProviderError as e:
+        error, message = True, str(e)
+    phase = threshold_measurement(plan.threshold, value, error)
+    ms.tally = ms.tally.add(phase)
+    if not error:
+        ms.last_value = value
+    if phase is MeasurementPhase.FAILED and not message and value is not None:
+        message = f"value {value:g} outside the threshold"
+    ms.record(hi, phase, message, value=value)
+
+
+# ------------------------------------------------------------------------------ the sequential part
+
+
+def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None:
+    """The policy's view of a sequential metric; None while a histogram has no edges yet."""
+    kind: Literal["counts", "histogram", "gauge"]
+    if plan.kind == "histogram":
+        if ms.bounds is None or ms.edges is None:
+            return None
+        return MetricSpec(
+            plan.name, "histogram", tolerance=plan.tolerance, critical=plan.critical,
+            alpha=alpha, bucket_bounds=(*ms.bounds, math.inf), edges=tuple(ms.edges),
+        )
+    kind = "counts" if plan.kind == "counts" else "gauge"
+    return MetricSpec(
+        plan.name, kind, tolerance=plan.tolerance, critical=plan.critical, alpha=alpha,
+        tau=GAUGE_TAU if kind == "gauge" else None,
+    )
+
+
+def _build(
+    specs: Sequence[MetricSpec],
+    saved: Mapping[str, Any],
+    config: PolicyConfig,
+    t0: float,
+) -> RolloutAnalysis:
+    """One RolloutAnalysis over ``specs``, each metric resumed from its saved e-process when that
+    was built for the same kind and alpha (else it starts afresh: evidence cannot carry over)."""
+    fresh = RolloutAnalysis(specs, config, t0=t0)
+    state = fresh.to_state()
+    for spec in specs:
+        old = saved.get(spec.name)
+        if old is None:
+            continue
+        if float(old.get("alpha", -1.0)) == fresh.alphas[spec.name] and old.get("kind") == (
+            state["metrics"][spec.name]["kind"]
+        ):
+            state["metrics"][spec.name] = old
+    return RolloutAnalysis.from_state(state, specs, config)
+
+
+# ------------------------------------------------------------------------------ one tick
+
+
+def advance(
+    plans: Sequence[MetricPlan],
+    state: Mapping[str, Any] | None,
+    *,
+    start: float,
+    now: float,
+    provider_for: Callable[[MetricPlan], MetricProvider],
+    alphas: Mapping[str, float],
+    kind: RunKind = "step",
+    inconclusive: InconclusivePolicy = "pause",
+    inherit: Mapping[str, Any] | None = None,
+) -> TickResult:
+    """Take every measurement due by ``now``, judge, and decide the run (see module docstring).
+
+    ``alphas`` gives each sequential metric's share of the rollout's alpha; ``inherit`` maps
+    metric names to a previous run's saved e-process states (used only when this run has none).
+    Never raises for provider trouble or bad data: those are measurements, not exceptions.
+    """
+    st = dict(state or {})
+    metric_states = {p.name: _MetricState.load(st.get("metrics", {}).get(p.name)) for p in plans}
+    tests: dict[str, Any] = dict(inherit or {}) | dict(st.get("tests", {}))
+    data: dict[str, IntervalData] = {}
+    # 1. measure what came due (sequential data is folded below, one window per fold)
+    windows: list[tuple[float, dict[str, IntervalData]]] = []
+    for plan in plans:
+        ms = metric_states[plan.name]
+        provider = provider_for(plan)
+        taken = 0
+        while taken < CATCH_UP and (plan.horizon is None or ms.done < plan.horizon):
+            lo, hi = plan.window(start, ms.done + 1)
+            if hi > now + 1e-9:
+                break
+            if plan.judgement == "threshold":
+                _measure_threshold(plan, ms, provider, lo, hi)
+            else:
+                data = {}
+                _measure_compare(plan, ms, provider, lo, hi, data)
+                if data:
+                    windows.append((hi, data))
+            ms.done += 1
+            taken += 1
+    # 2. fold sequential windows in time order into the rollout-wide e-processes
+    seq = [p for p in plans if p.judgement == "sequential"]
+    gate = [p for p in seq if not p.dry_run]
+    config = _config(gate, inconclusive)
+    analyses: dict[bool, RolloutAnalysis] = {}
+    for dry in (False, True):
+        group = [p for p in seq if p.dry_run == dry]
+        specs = [s for p in group if (s := _spec(p, metric_states[p.name], alphas[p.name]))]
+        if specs:
+            analyses[dry] = _build(specs, tests, config, start)
+    windows.sort(key=lambda w: w[0])
+    for hi, item in windows:
+        for analysis in analyses.values():
+            names = {m.name for m in analysis.metrics}
+            part = {n: d for n, d in item.items() if n in names}
+            if part:
+                analysis.observe(hi, part)
+    for analysis in analyses.values():
+        tests.update(analysis.to_state()["metrics"])
+    # 3. judge each metric
+    verdicts: dict[str, MetricVerdict] = {}
+    for plan in plans:
+        verdicts[plan.name] = _judge(plan, metric_states[plan.name], analyses, now, start)
+    # 4. the sequential policy's say for the step, then the run's phase
+    phase, message = _decide(plans, verdicts, analyses.get(False), metric_states, config,
+                             now, start, kind, inconclusive)
+    st["metrics"] = {p.name: metric_states[p.name].dump() for p in plans}
+    st["tests"] = {n: s for n, s in tests.items() if n in {p.name for p in seq}}
+    reports = tuple(
+        MetricReport(
+            name=p.name,
+            phase=verdicts[p.name].phase,
+            tally=metric_states[p.name].tally,
+            measurements=tuple(
+                MeasurementRecord(
+                    at=float(h["at"]), phase=str(h["phase"]), value=h.get("value"),
+                    values=h.get("values"), message=str(h.get("message", "")),
+                )
+                for h in metric_states[p.name].history
+            ),
+            evidence=verdicts[p.name].evidence,
+            message=verdicts[p.name].message,
+            dry_run=p.dry_run,
+        )
+        for p in plans
+    )
+    return TickResult(phase, message, reports, st)
+
+
+def _config(gate: Sequence[MetricPlan], inconclusive: InconclusivePolicy) -> PolicyConfig:
+    """Minimum step: the first measurement after the warm-up plus one more interval; maximum:
+    the last metric's horizon (none when a gating metric runs until stopped)."""
+    min_s = max((p.initial_delay + 2 * p.interval for p in gate), default=0.0)
+    ends = [p.initial_delay + p.horizon * p.interval for p in gate if p.horizon is not None]
+    max_s = max(ends) if ends and len(ends) == len(gate) else None
+    if max_s is not None:
+        max_s = max(max_s, min_s)
+    return PolicyConfig(
+        alpha=0.999,  # each metric's alpha is explicit; this only bounds their sum
+        warmup_seconds=0.0,
+        min_step_seconds=min_s,
+        max_step_seconds=max_s,
+        on_max_duration="promote" if inconclusive == "promote" else "pause",
+    )
+
+
+def _judge(
+    plan: MetricPlan,
+    ms: _MetricState,
+    analyses: Mapping[bool, RolloutAnalysis],
+    now: float,
+    start: float,
+) -> MetricVerdict:
+    horizon_reached = plan.horizon is not None and ms.done >= plan.horizon
+    errors = ms.tally.consecutive_errors
+    if plan.judgement == "threshold":
+        assert plan.threshold is not None
+        return judge_threshold(plan.name, plan.threshold, ms.tally, ms.last_value,
+                               ms.last_events, horizon_reached)
+    if errors > COMPARE_ERROR_LIMIT:
+        last = ms.history[-1].get("message", "") if ms.history else ""
+        return MetricVerdict(
+            "Error", None,
+            f"metric {plan.name!r}: {errors} consecutive measurement errors "
+            f"(limit {COMPARE_ERROR_LIMIT}); last: {last}",
+        )
+    if plan.judgement == "mann-whitney":
+        return judge_mann_whitney(
+            plan.name, ms.canary, ms.baseline, direction=_direction(plan.direction),
+            tolerance=plan.tolerance, horizon_reached=horizon_reached, critical=plan.critical,
+        )
+    analysis = analyses.get(plan.dry_run)
+    if analysis is None or plan.name not in analysis.tests:
+        return MetricVerdict(
+            "Running",
+            Evidence("sequential", Outcome.INSUFFICIENT, rule="no data yet"),
+            "",
+        )
+    return judge_sequential(plan.name, analysis.tests[plan.name].evidence())
+
+
+def _direction(d: str) -> Literal["increase", "decrease", "either"]:
+    return "decrease" if d == "decrease" else "either" if d == "either" else "increase"
+
+
+def _decide(
+    plans: Sequence[MetricPlan],
+    verdicts: dict[str, MetricVerdict],
+    gate: RolloutAnalysis | None,
+    metric_states: Mapping[str, _MetricState],
+    config: PolicyConfig,
+    now: float,
+    start: float,
+    kind: RunKind,
+    inconclusive: InconclusivePolicy,
+) -> tuple[RunPhase, str]:
+    seq_gate = [p for p in plans if p.judgement == "sequential" and not p.dry_run]
+    if seq_gate:
+        decision = Decision.INSUFFICIENT
+        reason = "no sequential evidence yet"
+        if gate is not None:
+            pv = gate.verdict(now, start)
+            decision, reason = pv.decision, pv.reason
+        missing = [p.name for p in seq_gate if gate is None or p.name not in gate.tests]
+        elapsed = now - start
+        maxed = config.max_step_seconds is not None and elapsed >= config.max_step_seconds
+        if missing and decision is not Decision.ABORT:
+            critical_missing = [n for n in missing if next(p for p in seq_gate
+                                                           if p.name == n).critical]
+            if critical_missing:
+                decision = Decision.INCONCLUSIVE if maxed else Decision.INSUFFICIENT
+                reason = ("insufficient evidence: no data yet for "
+                          + ", ".join(map(repr, critical_missing)))
+        step_phase: RunPhase = {
+            Decision.ABORT: "Failed",
+            Decision.PROMOTE_STEP: "Successful",
+            Decision.INCONCLUSIVE: "Inconclusive",
+        }.get(decision, "Running")  # type: ignore[assignment]
+        for p in seq_gate:
+            v = verdicts[p.name]
+            if v.phase in ("Failed", "Error"):
+                continue
+            if step_phase == "Successful":
+                if reason.startswith("WARNING"):
+                    verdicts[p.name] = MetricVerdict("Successful", v.evidence, reason)
+                else:
+                    verdicts[p.name] = MetricVerdict("Successful", v.evidence)
+            elif step_phase == "Inconclusive":
+                verdicts[p.name] = MetricVerdict(
+                    "Inconclusive", v.evidence,
+                    f"metric {p.name!r}: insufficient evidence: {reason}"
+                    + ("" if v.evidence is None else f" ({describe(v.evidence)})"),
+                )
+    dry = frozenset(p.name for p in plans if p.dry_run)
+    phase, message = combine(verdicts, dry)
+    if phase == "Inconclusive":
+        if inconclusive == "abort":
+            return "Failed", f"{message} (inconclusive: policy abort)"
+        if inconclusive == "promote" and not _critical_without_data(plans, metric_states):
+            phase, message = "Successful", f"WARNING: promoted while inconclusive: {message}"
+    if kind == "background" and phase == "Successful":
+        return "Running", ""
+    if phase == "Successful" and not message:
+        warned = [v.message for n, v in verdicts.items()
+                  if n not in dry and v.message.startswith("WARNING")]
+        message = warned[0] if warned else "every metric passed"
+    return phase, message
+
+
+def _critical_without_data(
+    plans: Sequence[MetricPlan], metric_states: Mapping[str, _MetricState]
+) -> bool:
+    return any(
+        p.critical and not p.dry_run and metric_states[p.name].tally.successful == 0
+        for p in plans
+        if p.judgement != "threshold"
+    )
+
+
+def is_final(phase: str) -> bool:
+    return phase in FINAL_PHASES

@@ -1,0 +1,155 @@
+"""The AnalysisRun loop on the simulated provider: schedule, verdicts, error budget, resumption.
+
+Fixed seeds; the regressions are large (errors ×5, latency +50%) so the verdicts asserted are far
+from the decision boundary at these traffic levels (400 requests/s, 20% to the canary)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from analysis.judge import ThresholdRule
+from analysis.providers.port import Arm, Measured, NoData, ProviderError, Queries
+from analysis.providers.simulated import SimulatedProvider, scenario
+from analysis.run import MetricPlan, TickResult, advance
+
+COUNTS: Mapping[Arm, Queries] = {"canary": Queries(events="e", total="t"),
+                                 "baseline": Queries(events="e", total="t")}
+BUCKETS: Mapping[Arm, Queries] = {"canary": Queries(buckets="b"),
+                                  "baseline": Queries(buckets="b")}
+ALPHAS = {"errors": 0.025, "latency": 0.025}
+
+
+def errors(**kw: Any) -> MetricPlan:
+    return MetricPlan("errors", "counts", 30.0, **{"queries": COUNTS, "count": 20, **kw})
+
+
+def latency(**kw: Any) -> MetricPlan:
+    return MetricPlan("latency", "histogram", 30.0, **{"queries": BUCKETS, "count": 20, **kw})
+
+
+def run(plans: list[MetricPlan], provider: Any, until: float = 1200, *, step: float = 10,
+        state: dict[str, Any] | None = None, start: float = 0.0, **kw: Any
+        ) -> tuple[float, TickResult]:
+    now = start
+    while True:
+        r = advance(plans, state, start=start, now=now, provider_for=lambda _: provider,
+                    alphas=ALPHAS, **kw)
+        state = json.loads(json.dumps(r.state))  # status round trip: JSON only
+        if r.phase != "Running" or now >= until:
+            return now, r
+        now += step
+
+
+def sim(name: str, weight: float = 20) -> SimulatedProvider:
+    return SimulatedProvider(scenario(name), lambda: weight)
+
+
+def test_error_regression_fails_naming_the_metric_and_its_evidence() -> None:
+    t, r = run([errors(), latency(critical=False)], sim("error-regression"))
+    assert r.phase == "Failed"
+    assert "metric 'errors' failed" in r.message and "e-value" in r.message
+    m = {x.name: x for x in r.metrics}["errors"]
+    assert m.evidence is not None and m.evidence.estimate is not None
+    assert m.evidence.estimate > 2.0 and m.evidence.events > 0
+    assert t <= 300  # within a few windows of the first measurement
+
+
+def test_latency_regression_fails_on_the_histogram() -> None:
+    _, r = run([errors(), latency()], sim("latency-regression"))
+    assert r.phase == "Failed" and "'latency'" in r.message
+
+
+def test_healthy_step_promotes_after_the_minimum_but_not_before() -> None:
+    plans = [errors(tolerance=1.25), latency(critical=False)]
+    t, r = run(plans, sim("healthy"))
+    assert r.phase == "Successful", r.message
+    assert t >= 60  # first window after no warm-up plus one more interval
+    assert t < 630  # shown within tolerance before the horizon
+
+
+def test_warm_up_is_never_measured_and_windows_tile() -> None:
+    seen: list[tuple[str, float, float]] = []
+
+    class Spy:
+        def measure(self, kind: str, arm: Arm, q: Queries, start: float, end: float) -> Measured:
+            seen.append((arm, start, end))
+            raise NoData("nothing")
+
+    advance([errors(initial_delay=60.0)], None, start=100.0, now=250.0,
+            provider_for=lambda _: Spy(), alphas=ALPHAS)
+    canary = [(s, e) for a, s, e in seen if a == "canary"]
+    assert canary == [(160.0, 190.0), (190.0, 220.0), (220.0, 250.0)]
+
+
+def test_no_data_is_insufficient_evidence_and_never_promotes() -> None:
+    _, r = run([errors(count=4)], sim("healthy", weight=0))
+    assert r.phase == "Inconclusive"
+    assert "insufficient evidence" in r.message
+    m = r.metrics[0]
+    assert m.tally.successful == 0 and m.tally.inconclusive == 4
+    assert all(x.phase == "Inconclusive" for x in m.measurements)
+
+
+def test_inconclusive_policies() -> None:
+    plans = [errors(count=4)]
+    _, promote = run(plans, sim("healthy", weight=0), inconclusive="promote")
+    assert promote.phase == "Inconclusive"  # a critical metric with no data never promotes
+    _, abort = run(plans, sim("healthy", weight=0), inconclusive="abort")
+    assert abort.phase == "Failed" and "policy abort" in abort.message
+
+
+def test_provider_errors_become_an_error_run_after_the_limit() -> None:
+    class Down:
+        def measure(self, *a: Any) -> Measured:
+            raise ProviderError("connection refused")
+
+    _, r = run([errors()], Down())
+    assert r.phase == "Error"
+    assert "consecutive measurement errors" in r.message and "connection refused" in r.message
+    assert r.metrics[0].tally.errors == 5
+
+
+def test_dry_run_metric_never_fails_the_run() -> None:
+    plans = [errors(dry_run=True, count=10), latency(critical=False, count=10)]
+    _, r = run(plans, sim("error-regression"), until=400)
+    m = {x.name: x for x in r.metrics}
+    assert m["errors"].phase == "Failed"
+    assert r.phase != "Failed"
+
+
+def test_threshold_metric_with_argo_limits() -> None:
+    p99 = MetricPlan("p99", "value", 30.0, judgement="threshold", count=3,
+                     threshold=ThresholdRule(max=0.3),
+                     queries={"absolute": Queries(value="histogram_quantile(0.99, x)")})
+    _, r = run([p99], sim("healthy"))
+    assert r.phase == "Failed" and "'p99'" in r.message
+    assert r.metrics[0].measurements[0].value is not None
+
+
+def test_history_is_bounded() -> None:
+    _, r = run([errors(count=15)], sim("healthy"), until=600, kind="background")
+    assert len(r.metrics[0].measurements) == 10
+
+
+def test_evidence_carries_over_to_the_next_run() -> None:
+    """A second step run inheriting the first run's e-process sees all the events so far."""
+    provider = sim("healthy")
+    plans = [errors(count=6, tolerance=1.01, critical=False)]
+    _, first = run(plans, provider, until=200)
+    inherited = first.state["tests"]
+    events_first = first.metrics[0].evidence.events  # type: ignore[union-attr]
+    r = advance(plans, None, start=200.0, now=260.0, provider_for=lambda _: provider,
+                alphas=ALPHAS, inherit=inherited)
+    assert r.metrics[0].evidence is not None
+    assert r.metrics[0].evidence.events > events_first
+    fresh = advance(plans, None, start=200.0, now=260.0,
+                    provider_for=lambda _: sim("healthy"), alphas=ALPHAS)
+    assert fresh.metrics[0].evidence is not None
+    assert fresh.metrics[0].evidence.events < r.metrics[0].evidence.events
+
+
+def test_background_run_never_succeeds_on_its_own() -> None:
+    _, r = run([errors(tolerance=1.25)], sim("healthy"), until=300, kind="background")
+    assert r.phase == "Running"
