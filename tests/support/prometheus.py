@@ -4,8 +4,8 @@ Tests need exact series at exact timestamps (a counter reset mid-window, a 0/0 r
 where one is expected), which scraping cannot give: a scrape lands when it lands. Prometheus's
 remote-write receiver takes samples at any timestamp we choose, and with
 ``out_of_order_time_window`` it also takes samples older than the newest one, so each test can push
-its own history. The encoder is a few dozen lines of protobuf varints and a literal-only snappy
-block, because the PyPI clients pull in grpcio-tools and a snappy binding for this much.
+its own history. The encoder lives in :mod:`simulations.prometheus_feed` (``sluice simulate
+--prometheus`` pushes with it too) and is re-exported here.
 
 Each test isolates its data with a unique label value (``test_id``), so one server per session
 serves every test. A test that needs to stop a server uses :func:`start_prometheus` for its own.
@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import struct
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +34,12 @@ from typing import Any
 
 import pytest
 
-Labels = Mapping[str, str]
-Sample = tuple[int, float]  # (timestamp in ms, value)
-Series = tuple[Labels, Sequence[Sample]]
+from simulations.prometheus_feed import Sample, Series, encode_write_request, push, snappy_compress
 
 __all__ = [
     "PrometheusServer",
+    "Sample",
+    "Series",
     "encode_write_request",
     "free_port",
     "prometheus",
@@ -52,72 +51,6 @@ __all__ = [
 
 # One opener for everything: the environment's proxies must not route loopback traffic.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-# -- protobuf (just what WriteRequest needs) ---------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    if n < 0:
-        n += 1 << 64  # int64 on the wire: two's complement in ten bytes
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, wire_type: int) -> bytes:
-    return _varint((number << 3) | wire_type)
-
-
-def _bytes_field(number: int, payload: bytes) -> bytes:
-    return _field(number, 2) + _varint(len(payload)) + payload
-
-
-def encode_write_request(series: Sequence[Series]) -> bytes:
-    """``prometheus.WriteRequest`` protobuf bytes for ``series`` (labels sorted, as required).
-
-    ``TimeSeries{labels=1, samples=2}``, ``Label{name=1, value=2}``,
-    ``Sample{value=1 double, timestamp=2 int64}``.
-    """
-    out = bytearray()
-    for labels, samples in series:
-        body = bytearray()
-        for name in sorted(labels):
-            label = _bytes_field(1, name.encode()) + _bytes_field(2, str(labels[name]).encode())
-            body += _bytes_field(1, label)
-        for ts, value in samples:
-            sample = _field(1, 1) + struct.pack("<d", float(value)) + _field(2, 0) + _varint(int(ts))
-            body += _bytes_field(2, sample)
-        out += _bytes_field(1, bytes(body))
-    return bytes(out)
-
-
-# -- snappy block format, literals only ----------------------------------------------------------
-
-
-def snappy_compress(data: bytes) -> bytes:
-    """Valid snappy block-format bytes that store ``data`` as literal chunks (no compression).
-
-    Prometheus only requires the format, not a good ratio: preamble = uvarint length, then
-    literal elements (tag ``61<<2``: length-1 in two little-endian bytes, up to 64 KiB each).
-    """
-    out = bytearray(_varint(len(data)))
-    for start in range(0, len(data), 65536):
-        chunk = data[start : start + 65536]
-        n = len(chunk) - 1
-        if n < 60:
-            out.append(n << 2)
-        else:
-            out.append(61 << 2)
-            out += struct.pack("<H", n)
-        out += chunk
-    return bytes(out)
 
 
 # -- a server ------------------------------------------------------------------------------------
@@ -136,26 +69,6 @@ def free_port() -> int:
 def unique_id(prefix: str = "t") -> str:
     """A label value no other test uses, so tests sharing a server never see each other's series."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def push(url: str, series: Sequence[Series], *, timeout: float = 10.0) -> None:
-    """Remote-write ``series`` to the Prometheus at ``url``; raises with Prometheus's reason on refusal."""
-    body = snappy_compress(encode_write_request(series))
-    request = urllib.request.Request(
-        url.rstrip("/") + "/api/v1/write",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Encoding": "snappy",
-            "Content-Type": "application/x-protobuf",
-            "X-Prometheus-Remote-Write-Version": "0.1.0",
-        },
-    )
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read()
-    except urllib.error.HTTPError as e:
-        raise AssertionError(f"remote write refused ({e.code}): {e.read().decode(errors='replace')}") from e
 
 
 @dataclass
