@@ -38,6 +38,10 @@ _SHORT_ESCAPES = {
     "\b": "\\b",
     "\f": "\\f",
     "\v": "\\v",
+    # Braces are legal in strings, but "{{window}}" inside a value would be rewritten by the
+    # provider's window substitution; escaped, no value ever contains a placeholder.
+    "{": "\\x7b",
+    "}": "\\x7d",
 }
 _REPLACEMENT_CHAR = "\ufffd"  # lexString reads a literal U+FFFD as utf8.RuneError and fails
 
@@ -59,8 +63,8 @@ class _NamedArg(Protocol):
 def promql_string(value: str) -> str:
     """``value`` as one double-quoted PromQL string literal that reads back as exactly ``value``.
 
-    Printable characters pass through (UTF-8 is fine in PromQL strings), except the quote and the
-    backslash; everything else is escaped, so no raw newline (which ends the literal with an
+    Printable characters pass through (UTF-8 is fine in PromQL strings), except the quote, the
+    backslash and braces; everything else is escaped, so no raw newline (which ends the literal with an
     "unterminated quoted string" error) and no invisible character reaches Prometheus or a log.
     """
     out = ['"']
@@ -199,6 +203,8 @@ def resolve_args(
 ) -> dict[str, str]:
     """Every argument's value: the Rollout's, else the built-in one, else the template default.
 
+    The result holds every built-in too, so queries may use them undeclared.
+
     ``builtins`` are the values every run gets from the Rollout (``analysis.api.BUILTIN_ARGS``);
     they are available without being declared. ``strict`` refuses given args that nothing
     declares, since a misspelt arg would otherwise leave its default silently in force; turn it off
@@ -234,6 +240,8 @@ def resolve_args(
             )
     if problems:
         raise TemplateError("; ".join(problems))
+    declared_names = {a.name for a in declared}
     for name, value in given.items():
-        out.setdefault(name, value)
+        if name not in declared_names:  # a built-in (or, not strict, an extra): the Rollout's wins
+            out[name] = value
     return out
