@@ -336,6 +336,36 @@ class HistoryEntry(StatusModel):
     message: str = ""
 
 
+class AnalysisMetricStatus(StatusModel):
+    """One metric's current evidence, compact enough for ``kubectl get -o yaml`` and the CLI.
+
+    The AnalysisRun of the same name holds the full record (measurements, e-process state)."""
+
+    name: str
+    phase: str = "Pending"
+    """The metric's own phase: Running, Successful, Failed, Inconclusive or Error."""
+    method: str | None = None
+    """sequential-rate-ratio, sequential-histogram-exceedance, mann-whitney, argo-threshold..."""
+    outcome: str | None = None
+    """reject, accept, continue or insufficient (not enough valid data to judge)."""
+    estimate: float | None = None
+    """Canary/baseline ratio (compare) or the last value (threshold)."""
+    interval: list[float | None] | None = None
+    """Confidence interval (sequence) on the estimate."""
+    e_value: float | None = None
+    """Sequential tests: evidence against "within tolerance"; the metric fails at 1/alpha."""
+    statistic: float | None = None
+    """Other methods' statistic (Mann-Whitney U, the measured value)."""
+    threshold: float | None = None
+    """What the e-value or statistic is compared with."""
+    events: int = 0
+    """Events (errors, requests, observations) behind the evidence."""
+    measurements: int = 0
+    """Measurements taken so far (all phases)."""
+    dry_run: bool = False
+    message: str = ""
+
+
 class AnalysisRunStatus(StatusModel):
     """A started analysis and its last verdict: how the engine remembers what it already asked for."""
 
@@ -346,6 +376,8 @@ class AnalysisRunStatus(StatusModel):
         "Pending", "Running", "Successful", "Failed", "Inconclusive", "Error", "Stopped"
     ] = "Pending"
     message: str = ""
+    metrics: list[AnalysisMetricStatus] = Field(default_factory=list)
+    """Each metric's latest evidence (the AnalysisRun of this name has the full record)."""
 
 
 class ScaleDown(StatusModel):

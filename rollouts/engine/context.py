@@ -186,14 +186,17 @@ class Ctx:
         else:
             run = AnalysisRunStatus(name=name, kind=kind, step_index=step_index, phase="Pending")
             self.status.analysis_runs.append(run)
-            self.actions.append(StartAnalysis(name, kind, templates, args))
+            self.actions.append(StartAnalysis(name, kind, templates, args, step_index))
             self.event("AnalysisStarted", f"started {kind} analysis {name}")
         seen = self.observed.analysis.get(name)
         # a verdict, a person's waiver or a stop stands; late observations do not rewrite it
         final = run.phase in ("Successful", "Failed", "Error", "Stopped")
-        if seen is not None and run.phase != seen.phase and not final:
-            run.phase = seen.phase
-            run.message = seen.message
+        if seen is not None and not final:
+            if run.phase != seen.phase:
+                run.phase = seen.phase
+                run.message = seen.message
+            if seen.metrics:
+                run.metrics = [m.model_copy() for m in seen.metrics]
         return run
 
     def stop_analyses(self, why: str) -> None:

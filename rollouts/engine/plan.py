@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rollouts.api.rollout import RolloutStatus, SlotName
+from rollouts.api.rollout import AnalysisMetricStatus, RolloutStatus, SlotName
 
 AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 AnalysisPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
@@ -37,10 +37,12 @@ class SlotObservation:
 
 @dataclass(frozen=True)
 class AnalysisObservation:
-    """The latest verdict of an analysis the engine started; ``message`` names the failing metric."""
+    """The latest verdict of an analysis the engine started; ``message`` names the failing metric
+    and ``metrics`` carries each metric's evidence for status."""
 
     phase: AnalysisPhase
     message: str = ""
+    metrics: tuple[AnalysisMetricStatus, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class StartAnalysis:
     kind: AnalysisKind
     templates: tuple[str, ...]
     args: tuple[tuple[str, str], ...] = ()
+    step_index: int | None = None
 
 
 @dataclass(frozen=True)
