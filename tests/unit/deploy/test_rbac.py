@@ -1,0 +1,269 @@
+"""The controller's ClusterRole grants exactly what the code calls, plus kopf's own needs.
+
+The emulator the integration tests use has no RBAC, so a missing verb would first show up as a
+403 in someone's cluster; an extra one is privilege nobody asked for. ``rbac_scan`` reads the
+calls from the source (see its docstring for how); this file holds what cannot be read there:
+the framework's own requests, each with the reason it is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.unit.deploy.rbac_scan import (
+    REPO,
+    Finding,
+    Permission,
+    Project,
+    client_endpoints,
+    endpoint_permissions,
+    rules_to_permissions,
+    scan,
+)
+
+CLUSTER_ROLE = REPO / "deploy" / "base" / "clusterrole.yaml"
+
+# kopf's requests, made from inside the framework (kopf 1.45, cluster-wide mode, named peering).
+FRAMEWORK: dict[Permission, str] = {
+    Permission(
+        "apiextensions.k8s.io", "customresourcedefinitions", "list"
+    ): "kopf's resource observer lists CRDs to learn what it can watch",
+    Permission(
+        "apiextensions.k8s.io", "customresourcedefinitions", "watch"
+    ): "... and watches them, so Rollouts are served once the CRD appears",
+    Permission("kopf.dev", "clusterkopfpeerings", "list"): "peering observer (--peering sluice)",
+    Permission("kopf.dev", "clusterkopfpeerings", "watch"): "peering observer (--peering sluice)",
+    Permission("kopf.dev", "clusterkopfpeerings", "patch"): "peering keep-alives are patches",
+    Permission("", "events", "create"): "kopf posts handler outcomes as Events",
+}
+# Not needed, on purpose: namespaces list/watch (kopf lists namespaces only when serving some
+# namespaces by glob; cluster-wide it does not), and coordination leases (kopf peers through the
+# peering object, not leases).
+
+
+def cluster_role() -> dict[str, Any]:
+    doc = yaml.safe_load(CLUSTER_ROLE.read_text())
+    assert doc["kind"] == "ClusterRole"
+    return dict(doc)
+
+
+@pytest.fixture(scope="module")
+def findings() -> list[Finding]:
+    return scan(Project.from_paths([REPO / "rollouts", REPO / "analysis"]))
+
+
+def required(findings: list[Finding]) -> dict[Permission, list[str]]:
+    out: dict[Permission, list[str]] = {p: [f"kopf: {why}"] for p, why in FRAMEWORK.items()}
+    for f in findings:
+        for p in f.permissions:
+            out.setdefault(p, []).append(f"{f.where} {f.what}")
+    return out
+
+
+def test_every_api_call_in_the_code_is_understood(findings: list[Finding]) -> None:
+    problems = [f"{f.where}: {f.what}: {f.problem}" for f in findings if f.problem]
+    assert not problems, "calls the RBAC scan cannot map:\n" + "\n".join(problems)
+
+
+def test_cluster_role_grants_every_call_the_code_makes(findings: list[Finding]) -> None:
+    granted = rules_to_permissions(cluster_role()["rules"])
+    missing = {p: where for p, where in required(findings).items() if p not in granted}
+    assert not missing, "not granted by deploy/base/clusterrole.yaml:\n" + "\n".join(
+        f"  {p}  <- {', '.join(w)}" for p, w in sorted(missing.items())
+    )
+
+
+def test_cluster_role_grants_nothing_the_code_does_not_use(findings: list[Finding]) -> None:
+    granted = rules_to_permissions(cluster_role()["rules"])
+    unused = sorted(granted - set(required(findings)))
+    assert not unused, "granted but never used (remove, or show the call):\n" + "\n".join(
+        f"  {p}" for p in unused
+    )
+
+
+def test_cluster_role_has_no_wildcards_or_escalation_verbs() -> None:
+    for rule in cluster_role()["rules"]:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[key], rule
+        assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+        assert "resourceNames" not in rule or rule["resourceNames"], rule
+
+
+# ---------------------------------------------------------------------------------------------
+# the scanner, on small sources with known answers (so an empty scan cannot pass silently)
+# ---------------------------------------------------------------------------------------------
+
+
+def perms(findings: list[Finding]) -> set[str]:
+    assert not [f.problem for f in findings if f.problem]
+    return {str(p) for f in findings for p in f.permissions}
+
+
+def test_endpoint_table_is_read_from_the_installed_client() -> None:
+    table = client_endpoints()
+    (svc,) = table["patch_namespaced_service"]
+    assert (svc.api, svc.http_method) == ("CoreV1Api", "PATCH")
+    assert endpoint_permissions(svc) == {Permission("", "services", "patch")}
+    (status,) = table["patch_namespaced_custom_object_status"]
+    assert endpoint_permissions(status, targets={("sluice.dev", "rollouts")}) == {
+        Permission("sluice.dev", "rollouts/status", "patch")
+    }
+    (lst,) = table["list_namespaced_deployment"]
+    assert endpoint_permissions(lst, watch=True) == {Permission("apps", "deployments", "watch")}
+    (ns,) = table["read_namespace"]
+    assert endpoint_permissions(ns) == {Permission("", "namespaces", "get")}
+
+
+def test_scanner_reads_literals_constants_and_imported_constants() -> None:
+    project = Project.from_sources(
+        {
+            "pkg.consts": 'GROUP = "sluice.dev"\nPLURAL = "analysisruns"\n',
+            "pkg.kube": (
+                "from kubernetes import client\n"
+                "from pkg.consts import GROUP, PLURAL\n"
+                "from pkg import consts\n"
+                "VERSION = 'v1alpha1'\n"
+                "def go(api: client.CustomObjectsApi, ns: str) -> None:\n"
+                "    api.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {})\n"
+                "    api.delete_namespaced_custom_object(group=consts.GROUP, version='v1',\n"
+                "        namespace=ns, plural='analysisruns', name='x')\n"
+                "    client.AppsV1Api().read_namespaced_deployment('a', ns)\n"
+            ),
+        }
+    )
+    assert perms(scan(project)) == {
+        "sluice.dev:analysisruns:create",
+        "sluice.dev:analysisruns:delete",
+        "apps:deployments:get",
+    }
+
+
+def test_scanner_follows_class_attributes_subclasses_and_parameters() -> None:
+    project = Project.from_sources(
+        {
+            "pkg.routers": (
+                "class Base:\n"
+                "    GROUP: str\n"
+                "    PLURAL = 'virtualservices'\n"
+                "    def __init__(self, api, kind):\n"
+                "        self.api = api\n"
+                "        self.kind = kind\n"
+                "    def weights(self, ns, name):\n"
+                "        return self._patch(self.GROUP, self.PLURAL, ns, name)\n"
+                "    def _patch(self, group, plural, ns, name):\n"
+                "        self.api.patch_namespaced_custom_object(group, 'v1', ns, plural, name, {})\n"
+                "    def sub(self, ns, name):\n"
+                "        self.api.get_namespaced_custom_object_status(self.GROUP, 'v1', ns, self.kind, name)\n"
+                "class Istio(Base):\n"
+                "    GROUP = 'networking.istio.io'\n"
+                "    def __init__(self, api):\n"
+                "        super().__init__(api, 'virtualservices')\n"
+                "class Smi(Base):\n"
+                "    GROUP = 'split.smi-spec.io'\n"
+                "    PLURAL = 'trafficsplits'\n"
+                "    def __init__(self, api):\n"
+                "        super().__init__(api, kind='trafficsplits')\n"
+            )
+        }
+    )
+    assert perms(scan(project)) == {
+        # the class attributes combine: an over-approximation the test accepts, since
+        # `self.X` may be any subclass's value at run time
+        f"{g}:{p}:patch"
+        for g in ("networking.istio.io", "split.smi-spec.io")
+        for p in ("virtualservices", "trafficsplits")
+    } | {
+        f"{g}:{p}/status:get"
+        for g in ("networking.istio.io", "split.smi-spec.io")
+        for p in ("virtualservices", "trafficsplits")
+    }
+
+
+def test_scanner_tells_apart_same_named_methods_by_receiver_type() -> None:
+    project = Project.from_sources(
+        {
+            "pkg.events": (
+                "import kubernetes\n"
+                "class Emitter:\n"
+                "    def __init__(self, api):\n"
+                "        self.core = kubernetes.client.CoreV1Api(api)\n"
+                "        self.events = kubernetes.client.EventsV1Api(api)\n"
+                "    def emit(self, ns, body):\n"
+                "        self.core.create_namespaced_event(ns, body)\n"
+                "        self.events.create_namespaced_event(ns, body)\n"
+                "def unknown(x, ns, body):\n"
+                "    x.create_namespaced_event(ns, body)\n"
+            )
+        }
+    )
+    found = scan(project)
+    assert {str(p) for f in found for p in f.permissions} == {
+        "core:events:create",
+        "events.k8s.io:events:create",
+    }
+    (problem,) = [f for f in found if f.problem]
+    assert "receiver type unknown" in (problem.problem or "")
+
+
+def test_scanner_maps_watch_streams_and_kopf_handlers() -> None:
+    project = Project.from_sources(
+        {
+            "pkg.op": (
+                "import kopf\n"
+                "from kubernetes import client, watch\n"
+                "GROUP, VERSION = 'sluice.dev', 'v1alpha1'\n"
+                "@kopf.on.create('sluice.dev', 'v1alpha1', 'rollouts')\n"
+                "def created(**_): ...\n"
+                "@kopf.on.event('deployments.apps', labels={'sluice.dev/rollout': kopf.PRESENT})\n"
+                "def slot(**_): ...\n"
+                "@kopf.timer('sluice.dev', 'rollouts', interval=5)\n"
+                "def tick(logger, **_):\n"
+                "    kopf.info({}, reason='Step', message='x')\n"
+                "def follow(api: client.CustomObjectsApi):\n"
+                "    for ev in watch.Watch().stream(api.list_cluster_custom_object, 'sluice.dev', 'v1alpha1', 'analysisruns'):\n"
+                "        pass\n"
+            )
+        }
+    )
+    assert perms(scan(project)) == {
+        "sluice.dev:rollouts:list",
+        "sluice.dev:rollouts:watch",
+        "sluice.dev:rollouts:patch",
+        "apps:deployments:list",
+        "apps:deployments:watch",
+        "core:events:create",
+        "sluice.dev:analysisruns:watch",  # Watch.stream sends only the watch request
+    }
+
+
+def test_scanner_reports_what_it_cannot_read_instead_of_guessing() -> None:
+    project = Project.from_sources(
+        {
+            "pkg.dyn": (
+                "def go(api, ns, kind):\n"
+                "    api.patch_namespaced_custom_object('x.io', 'v1', ns, f'{kind}s', 'n', {})\n"
+            )
+        }
+    )
+    (finding,) = scan(project)
+    assert finding.problem is not None and "kind" in finding.problem
+    assert not finding.permissions
+
+
+def test_deployment_runs_as_the_bound_service_account() -> None:
+    base = REPO / "deploy" / "base"
+    binding = yaml.safe_load((base / "clusterrolebinding.yaml").read_text())
+    deployment = yaml.safe_load((base / "deployment.yaml").read_text())
+    sa = yaml.safe_load((base / "serviceaccount.yaml").read_text())
+    (subject,) = binding["subjects"]
+    assert binding["roleRef"]["name"] == cluster_role()["metadata"]["name"]
+    assert (subject["kind"], subject["name"], subject["namespace"]) == (
+        "ServiceAccount",
+        sa["metadata"]["name"],
+        sa["metadata"]["namespace"],
+    )
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+    assert deployment["metadata"]["namespace"] == sa["metadata"]["namespace"]
