@@ -147,6 +147,8 @@ def to_buckets(result: Any, what: str) -> Buckets:
     bounds = tuple(sorted(pairs))
     counts = [pairs[b] for b in bounds]
     total = counts[-1]
+    if total == 0 and not any(counts):
+        raise NoData(f"{what}: no observations in the window (every bucket is 0)")
     slack = MONOTONE_SLACK * max(total, 1.0)
     for i in range(1, len(counts)):
         if counts[i] < counts[i - 1]:
@@ -167,6 +169,10 @@ def to_counts(events: float, total: float, what: str) -> Counts:
     or an events selector that is not a subset of the total's), and a wrong count would move the
     e-process in a direction nothing justifies. Events above the total by float noise only (the
     same ``increase()`` extrapolation summed in a different order) are clamped to the total.
+
+    A window without requests (``total == 0``) is :class:`NoData`: the series exist but say
+    nothing about the canary, and counting it as a clean window would let a canary that serves no
+    traffic look healthy (the simulated provider treats it the same way).
     """
     if events < 0 or total < 0:
         raise ProviderError(
@@ -180,4 +186,6 @@ def to_counts(events: float, total: float, what: str) -> Counts:
                 "select a subset of the total query's series"
             )
         events = total
+    if total == 0:
+        raise NoData(f"{what}: no requests in the window (total is 0)")
     return Counts(events=events, total=total)

@@ -107,6 +107,10 @@ class TestBuckets:
         with pytest.raises(NoData):
             to_buckets([], "q")
 
+    def test_no_observations_is_no_data(self) -> None:
+        with pytest.raises(NoData, match="no observations"):
+            to_buckets(buckets(("0.1", "0"), ("+Inf", "0")), "q")
+
     def test_scalar_is_an_error(self) -> None:
         with pytest.raises(ProviderError, match="scalar"):
             to_buckets([1.0, "3"], "q")
@@ -116,9 +120,13 @@ class TestCounts:
     def test_plain_counts(self) -> None:
         assert to_counts(3.0, 100.0, "c") == Counts(3.0, 100.0)
 
-    def test_zero_requests_is_a_real_zero(self) -> None:
-        # Both series exist and did not move: that is an observation, unlike a missing series.
-        assert to_counts(0.0, 0.0, "c") == Counts(0.0, 0.0)
+    def test_no_requests_is_no_data(self) -> None:
+        # The series exist but did not move: no evidence either way, never a clean window.
+        with pytest.raises(NoData, match="no requests"):
+            to_counts(0.0, 0.0, "c")
+
+    def test_zero_errors_out_of_some_requests_is_a_real_zero(self) -> None:
+        assert to_counts(0.0, 5.0, "c") == Counts(0.0, 5.0)
 
     def test_negative_is_an_error(self) -> None:
         with pytest.raises(ProviderError, match="negative"):
