@@ -8,12 +8,36 @@ advances each running run by one tick per reconcile through a metric provider.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import contextlib
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from analysis.api import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate
-
-    from rollouts.api.rollout import Rollout
+from analysis import templating
+from analysis.api import (
+    LABEL_REVISION,
+    LABEL_ROLLOUT,
+    AnalysisRun,
+    AnalysisTemplate,
+    ClusterAnalysisTemplate,
+    InconclusivePolicy,
+    Metric,
+    MetricResult,
+    RunKind,
+)
+from analysis.api import PrometheusProvider as PrometheusSpec
+from analysis.judge import ThresholdRule
+from analysis.providers.port import Arm, Measured, MetricProvider, ProviderError, Queries
+from analysis.run import MetricPlan, MetricReport, RunSpecError, advance, is_final
+from rollouts.api.rollout import (
+    AnalysisMetricStatus,
+    AnalysisRef,
+    Rollout,
+    RolloutStatus,
+    TemplateRef,
+)
+from rollouts.engine.plan import AnalysisObservation, StartAnalysis
 
 
 class SecretNotFound(LookupError):
@@ -55,3 +79,542 @@ class AnalysisRunStore(Protocol):
     def update_run_status(self, run: AnalysisRun) -> AnalysisRun: ...
 
     def resolve_secret(self, namespace: str, name: str, key: str) -> str: ...
+
+
+# ------------------------------------------------------------------------------ in memory
+
+
+class MemoryAnalysisStore:
+    """Templates, runs and Secrets in dictionaries: the simulator's and the unit tests' store."""
+
+    def __init__(self) -> None:
+        self.templates: dict[tuple[str | None, str], AnalysisTemplate | ClusterAnalysisTemplate] = {}
+        self.runs: dict[tuple[str, str], AnalysisRun] = {}
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+
+    def add_template(self, template: AnalysisTemplate | ClusterAnalysisTemplate,
+                     namespace: str = "default") -> None:
+        """Add a template; a namespaced one lands in its own namespace (else ``namespace``)."""
+        if template.kind == "ClusterAnalysisTemplate":
+            self.templates[(None, template.metadata.name)] = template
+        else:
+            ns = template.metadata.namespace or namespace
+            self.templates[(ns, template.metadata.name)] = template
+
+    def get_template(
+        self, namespace: str, name: str, cluster_scope: bool = False
+    ) -> AnalysisTemplate | ClusterAnalysisTemplate | None:
+        return self.templates.get((None if cluster_scope else namespace, name))
+
+    def create_run(self, rollout: Rollout, run: AnalysisRun) -> AnalysisRun:
+        key = (rollout.metadata.namespace, run.metadata.name)
+        if key not in self.runs:
+            labels = dict(run.metadata.labels or {})
+            labels.setdefault(LABEL_ROLLOUT, rollout.metadata.name)
+            labels.setdefault(LABEL_REVISION, run.spec.revision)
+            meta = run.metadata.model_copy(
+                update={"namespace": rollout.metadata.namespace, "labels": labels}
+            )
+            self.runs[key] = run.model_copy(update={"metadata": meta}, deep=True)
+        return self.runs[key].model_copy(deep=True)
+
+    def get_run(self, namespace: str, name: str) -> AnalysisRun | None:
+        run = self.runs.get((namespace, name))
+        return None if run is None else run.model_copy(deep=True)
+
+    def list_runs(self, rollout: Rollout) -> list[AnalysisRun]:
+        ns, name = rollout.metadata.namespace, rollout.metadata.name
+        return [
+            r.model_copy(deep=True)
+            for (rns, _), r in self.runs.items()
+            if rns == ns and (r.metadata.labels or {}).get(LABEL_ROLLOUT) == name
+        ]
+
+    def update_run_status(self, run: AnalysisRun) -> AnalysisRun:
+        key = (run.metadata.namespace or "default", run.metadata.name)
+        stored = self.runs[key]
+        self.runs[key] = stored.model_copy(update={"status": run.status}, deep=True)
+        return self.runs[key].model_copy(deep=True)
+
+    def resolve_secret(self, namespace: str, name: str, key: str) -> str:
+        data = self.secrets.get((namespace, name))
+        if data is None:
+            raise SecretNotFound(f"Secret {namespace}/{name} not found")
+        if key not in data:
+            raise SecretNotFound(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+
+# ------------------------------------------------------------------------------ the verdict source
+
+ProviderFactory = Callable[[PrometheusSpec, str, AnalysisRunStore], MetricProvider]
+"""Builds the provider of one metric: (its ``provider.prometheus``, the namespace, the store for
+Secrets). The operator passes a factory of real Prometheus clients; the simulator one that always
+returns its simulated provider."""
+
+ROLLOUT_ALPHA = 0.05
+"""The rollout's false-abort budget, split over the union of its compared metrics."""
+
+
+class _Unresolved(Exception):
+    """A template, argument or metric that cannot be run; the message names the field."""
+
+
+class _FailingProvider:
+    """Stands in when a provider cannot be built (a missing Secret): every measurement is an
+    Error naming the cause, so the run ends Error after consecutiveErrorLimit, never a crash."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
+        raise ProviderError(self.message)
+
+
+def _epoch(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class AnalysisVerdicts:
+    """The engine's :class:`~rollouts.verdicts.VerdictSource`, backed by AnalysisRuns.
+
+    ``start`` resolves the templates of the analysis (namespaced or cluster-scoped), renders
+    every query with the Rollout's args and the built-in ones, and creates the AnalysisRun;
+    ``observe`` ticks every unfinished run of the Rollout (taking the measurements that came due)
+    and reports verdicts with each metric's evidence; ``stop`` ends a run without a verdict.
+
+    One error budget per rollout: each compared metric's alpha is its Bonferroni share of
+    ``ROLLOUT_ALPHA`` over the union of the metrics of *all* the Rollout's analysis refs (steps,
+    background, pre/post-promotion), so it is the same in every run; and a new step (or
+    post-promotion) run of the same revision and attempt starts from the e-processes the previous
+    such run left in its ``status.state``. Evidence therefore accumulates across steps under one
+    Ville bound. A background run keeps its own e-processes (it runs alongside the steps, so
+    sharing would count the same windows twice); a metric named in both spends its alpha twice.
+
+    Nothing here raises for a user's mistake: a missing template, a missing arg or an invalid
+    metric gives an ``Error`` verdict whose message names it (the engine then aborts with it).
+    """
+
+    def __init__(
+        self,
+        store: AnalysisRunStore,
+        provider_factory: ProviderFactory,
+        clock: Callable[[], float],
+        *,
+        alpha: float = ROLLOUT_ALPHA,
+    ) -> None:
+        self.store = store
+        self.provider_factory = provider_factory
+        self.clock = clock
+        self.alpha = alpha
+
+    # -------------------------------------------------------------------------- the port
+    def start(self, rollout: Rollout, request: StartAnalysis) -> None:
+        # an unresolvable analysis is reported by observe, every time, until the engine acts on it
+        with contextlib.suppress(_Unresolved):
+            self._create(rollout, request.name, request.kind, request.step_index)
+
+    def stop(self, rollout: Rollout, name: str) -> None:
+        run = self.store.get_run(rollout.metadata.namespace, name)
+        if run is None or run.status is None or is_final(run.status.phase):
+            return
+        run.status.state = {**run.status.state, "stopped": True}
+        run.status.finished_at = _epoch(self.clock())
+        run.status.message = "stopped by Sluice before a verdict"
+        self.store.update_run_status(run)
+
+    def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]:
+        out: dict[str, AnalysisObservation] = {}
+        runs = {r.metadata.name: r for r in self.store.list_runs(rollout)}
+        st = rollout.status
+        for rec in st.analysis_runs if st is not None else []:
+            if rec.name in runs or rec.phase not in ("Pending", "Running"):
+                continue
+            try:
+                runs[rec.name] = self._create(rollout, rec.name, rec.kind, rec.step_index)
+            except _Unresolved as e:
+                out[rec.name] = AnalysisObservation("Error", str(e))
+        for name, run in runs.items():
+            status = run.status
+            if status is None or status.state.get("stopped"):
+                continue
+            if not is_final(status.phase):
+                run = self._tick(rollout, run)
+                status = run.status
+                assert status is not None
+            out[name] = AnalysisObservation(status.phase, status.message, _summaries(run))
+        return out
+
+    # -------------------------------------------------------------------------- creating runs
+    def _create(
+        self, rollout: Rollout, name: str, kind: RunKind, step_index: int | None
+    ) -> AnalysisRun:
+        existing = self.store.get_run(rollout.metadata.namespace, name)
+        if existing is not None:
+            return existing
+        ref = _ref_for(rollout, kind, step_index)
+        st = rollout.status or RolloutStatus()
+        builtins = builtin_args(rollout)
+        metrics, args, policy = self._resolve(rollout, ref, builtins)
+        now = self.clock()
+        state: dict[str, Any] = {}
+        if kind != "background":
+            state["tests"] = self._inherited(rollout, st.current_revision, st.attempt or 1)
+        run = AnalysisRun.model_validate(
+            {
+                "metadata": {
+                    "name": name,
+                    "namespace": rollout.metadata.namespace,
+                    "labels": {
+                        LABEL_ROLLOUT: rollout.metadata.name,
+                        LABEL_REVISION: st.current_revision or "unknown",
+                    },
+                },
+                "spec": {
+                    "rollout": rollout.metadata.name,
+                    "revision": st.current_revision or "unknown",
+                    "attempt": st.attempt or 1,
+                    "kind": kind,
+                    "stepIndex": step_index,
+                    "args": [{"name": k, "value": v} for k, v in sorted(args.items())],
+                    "metrics": [m.wire() for m in metrics],
+                    "inconclusive": policy,
+                    "alpha": self.alpha,
+                },
+                "status": {"phase": "Running", "startedAt": _epoch(now), "state": state},
+            }
+        )
+        return self.store.create_run(rollout, run)
+
+    def _resolve(
+        self, rollout: Rollout, ref: AnalysisRef, builtins: Mapping[str, str]
+    ) -> tuple[list[Metric], dict[str, str], InconclusivePolicy]:
+        given = {a.name: a.value or "" for a in ref.args or []}
+        used: dict[str, str] = {}
+        metrics: list[Metric] = []
+        owner: dict[str, str] = {}
+        policies: list[InconclusivePolicy] = []
+        declared: set[str] = set(builtins)
+        for i, tref in enumerate(ref.templates):
+            template = self._template(rollout, tref, i)
+            declared |= {a.name for a in template.spec.args}
+            policies.append(template.spec.inconclusive)
+            try:
+                values = templating.resolve_args(
+                    template.spec.args, given, builtins=builtins, strict=False
+                )
+            except templating.TemplateError as e:
+                raise _Unresolved(f"template {tref.template_name}: {e}") from None
+            for j, metric in enumerate(template.spec.metrics):
+                if metric.name in owner:
+                    raise _Unresolved(
+                        f"template {tref.template_name}: spec.metrics[{j}].name "
+                        f"{metric.name!r} is also a metric of template {owner[metric.name]}"
+                    )
+                owner[metric.name] = tref.template_name
+                metrics.append(self._render(metric, values, tref.template_name, j))
+            used.update({a.name: values[a.name] for a in template.spec.args})
+        unknown = sorted(set(given) - declared)
+        if unknown:
+            raise _Unresolved(
+                f"args {', '.join(map(repr, unknown))} given but declared by none of the "
+                f"templates {', '.join(t.template_name for t in ref.templates)}"
+            )
+        used.update(builtins)
+        # the strictest policy of the templates: abort > pause > promote
+        policy: InconclusivePolicy = (
+            "abort" if "abort" in policies else "pause" if "pause" in policies else "promote"
+        )
+        return metrics, used, policy
+
+    def _template(
+        self, rollout: Rollout, tref: TemplateRef, index: int
+    ) -> AnalysisTemplate | ClusterAnalysisTemplate:
+        ns = rollout.metadata.namespace
+        template = self.store.get_template(ns, tref.template_name, tref.cluster_scope)
+        if template is None:
+            kind = "ClusterAnalysisTemplate" if tref.cluster_scope else f"AnalysisTemplate {ns}/"
+            raise _Unresolved(
+                f"templates[{index}].templateName: {kind}{tref.template_name} not found"
+            )
+        return template
+
+    @staticmethod
+    def _render(metric: Metric, values: Mapping[str, str], template: str, j: int) -> Metric:
+        prom = metric.provider.prometheus
+        doc = metric.wire()
+        p = doc["provider"]["prometheus"]
+        try:
+            if prom.query is not None:
+                p["query"] = templating.render(prom.query, values)
+            for arm in ("canary", "baseline"):
+                for key, query in list((p.get(arm) or {}).items()):
+                    p[arm][key] = templating.render(query, values)
+        except templating.TemplateError as e:
+            raise _Unresolved(
+                f"template {template}: spec.metrics[{j}].provider.prometheus: {e}"
+            ) from None
+        return Metric.model_validate(doc)
+
+    def _inherited(
+        self, rollout: Rollout, revision: str | None, attempt: int
+    ) -> dict[str, Any]:
+        """The e-processes of the latest step/pre/post run of this revision and attempt."""
+        chain = [
+            (run.status.started_at, run.status.state.get("tests", {}))
+            for run in self.store.list_runs(rollout)
+            if run.spec.revision == revision
+            and run.spec.attempt == attempt
+            and run.spec.kind != "background"
+            and run.status is not None
+            and run.status.started_at is not None
+        ]
+        if not chain:
+            return {}
+        return dict(max(chain, key=lambda c: c[0])[1])
+
+    def alphas(self, rollout: Rollout) -> dict[str, float]:
+        """Each sequential metric's share of the rollout's alpha, over all its analysis refs.
+
+        Templates that do not resolve are left out (their own run reports the error)."""
+        specs: dict[str, float | None] = {}
+        for ref in _all_refs(rollout):
+            for tref in ref.templates:
+                t = self.store.get_template(
+                    rollout.metadata.namespace, tref.template_name, tref.cluster_scope
+                )
+                for m in t.spec.metrics if t is not None else []:
+                    if m.compare is not None and m.compare.method == "sequential":
+                        specs.setdefault(m.name, m.compare.alpha)
+        explicit = sum(a for a in specs.values() if a is not None)
+        rest = [n for n, a in specs.items() if a is None]
+        left = max(self.alpha - explicit, 0.0)
+        share = left / len(rest) if rest else 0.0
+        return {n: (a if a is not None else share) for n, a in specs.items()}
+
+    # -------------------------------------------------------------------------- ticking
+    def _tick(self, rollout: Rollout, run: AnalysisRun) -> AnalysisRun:
+        status = run.status
+        assert status is not None
+        now = self.clock()
+        start = (status.started_at or _epoch(now)).timestamp()
+        try:
+            plans = [plan_metric(m, i) for i, m in enumerate(run.spec.metrics)]
+            for plan in plans:
+                plan.check()
+            alphas = self.alphas(rollout)
+            for plan in plans:
+                if plan.judgement == "sequential" and alphas.get(plan.name, 0.0) <= 0.0:
+                    alphas[plan.name] = plan.alpha or self.alpha / max(len(plans), 1)
+        except (RunSpecError, ValueError) as e:
+            status.phase, status.message = "Error", str(e)
+            status.finished_at = _epoch(now)
+            return self.store.update_run_status(run)
+        providers: dict[str, MetricProvider] = {}
+
+        def provider_for(plan: MetricPlan) -> MetricProvider:
+            if plan.name not in providers:
+                spec = run.spec.metrics[[m.name for m in run.spec.metrics].index(plan.name)]
+                try:
+                    providers[plan.name] = self.provider_factory(
+                        spec.provider.prometheus, rollout.metadata.namespace, self.store
+                    )
+                except SecretNotFound as e:
+                    providers[plan.name] = _FailingProvider(str(e))
+            return providers[plan.name]
+
+        result = advance(
+            plans,
+            status.state,
+            start=start,
+            now=now,
+            provider_for=provider_for,
+            alphas=alphas,
+            kind=run.spec.kind,
+            inconclusive=run.spec.inconclusive,
+        )
+        status.phase = result.phase
+        status.message = result.message
+        status.state = result.state
+        status.metrics = [_metric_result(r) for r in result.metrics]
+        if is_final(result.phase):
+            status.finished_at = _epoch(now)
+        return self.store.update_run_status(run)
+
+
+def plan_metric(metric: Metric, index: int) -> MetricPlan:
+    """The run loop's view of an API metric (durations in seconds, queries per arm)."""
+    prom = metric.provider.prometheus
+    queries: dict[Arm, Queries] = {}
+    if prom.query is not None:
+        queries["absolute"] = Queries(value=prom.query)
+    for arm_name, arm in (("canary", prom.canary), ("baseline", prom.baseline)):
+        if arm is not None:
+            queries[arm_name] = Queries(  # type: ignore[index]
+                events=arm.events, total=arm.total, buckets=arm.buckets, value=arm.value
+            )
+    common: dict[str, Any] = {
+        "name": metric.name,
+        "kind": metric.kind,
+        "interval": float(metric.interval_seconds),
+        "initial_delay": float(metric.initial_delay_seconds),
+        "count": metric.count,
+        "duration": None if metric.duration_seconds is None else float(metric.duration_seconds),
+        "dry_run": metric.dry_run,
+        "queries": queries,
+        "field_path": f"spec.metrics[{index}]",
+    }
+    if metric.threshold is not None:
+        t = metric.threshold
+        rule = ThresholdRule(
+            min=t.min, max=t.max, failure_limit=t.failure_limit,
+            inconclusive_limit=t.inconclusive_limit,
+            consecutive_error_limit=t.consecutive_error_limit, count=metric.count,
+        )
+        return MetricPlan(**common, judgement="threshold", threshold=rule)
+    c = metric.compare
+    assert c is not None
+    return MetricPlan(
+        **common,
+        judgement=c.method,
+        direction=c.direction,
+        tolerance=c.tolerance,
+        alpha=c.alpha,
+        critical=c.critical,
+        edges=None if c.edges is None else tuple(c.edges),
+    )
+
+
+def builtin_args(rollout: Rollout) -> dict[str, str]:
+    """The args every run gets from its Rollout (blue-green: preview/active are canary/stable).
+
+    The canary slot is the one running the revision under analysis: before a promotion the
+    slot that is not stable, after it (post-promotion analysis) the new stable one."""
+    st = rollout.status or RolloutStatus()
+    stable_slot = st.stable_slot or "a"
+    promoted = st.current_revision is not None and st.current_revision == st.stable_revision
+    canary_slot = stable_slot if promoted else ("b" if stable_slot == "a" else "a")
+    old_slot = "b" if canary_slot == "a" else "a"
+    old_revision = next((s.revision for s in st.slots if s.name == old_slot), None)
+    if rollout.canary is not None:
+        canary_svc, stable_svc = rollout.canary.canary_service, rollout.canary.stable_service
+    else:
+        assert rollout.blue_green is not None
+        canary_svc = rollout.blue_green.preview_service
+        stable_svc = rollout.blue_green.active_service
+    name = rollout.metadata.name
+    return {
+        "rollout": name,
+        "namespace": rollout.metadata.namespace,
+        "canary-slot": f"{name}-{canary_slot}",
+        "stable-slot": f"{name}-{stable_slot if not promoted else old_slot}",
+        "canary-revision": st.current_revision or "",
+        "stable-revision": (old_revision or "") if promoted else (st.stable_revision or ""),
+        "canary-service": canary_svc,
+        "stable-service": stable_svc,
+    }
+
+
+def _all_refs(rollout: Rollout) -> list[AnalysisRef]:
+    refs: list[AnalysisRef] = []
+    if rollout.canary is not None:
+        refs += [s.analysis for s in rollout.canary.steps if s.analysis is not None]
+        if rollout.canary.analysis is not None:
+            refs.append(rollout.canary.analysis)
+    if rollout.blue_green is not None:
+        bg = rollout.blue_green
+        refs += [r for r in (bg.pre_promotion_analysis, bg.post_promotion_analysis) if r]
+    return refs
+
+
+def _ref_for(rollout: Rollout, kind: RunKind, step_index: int | None) -> AnalysisRef:
+    ref: AnalysisRef | None = None
+    if rollout.canary is not None:
+        c = rollout.canary
+        if kind == "step" and step_index is not None and step_index < len(c.steps):
+            ref = c.steps[step_index].analysis
+        elif kind == "background":
+            ref = c.analysis
+    elif rollout.blue_green is not None:
+        bg = rollout.blue_green
+        ref = {"prePromotion": bg.pre_promotion_analysis,
+               "postPromotion": bg.post_promotion_analysis}.get(kind)
+    if ref is None:
+        raise _Unresolved(f"the Rollout has no {kind} analysis" + (
+            f" at step {step_index + 1}" if step_index is not None else ""))
+    return ref
+
+
+def _metric_result(r: MetricReport) -> MetricResult:
+    return MetricResult.model_validate(
+        {
+            "name": r.name,
+            "phase": r.phase,
+            "measurements": [
+                {
+                    "at": _epoch(m.at),
+                    "phase": m.phase,
+                    "value": m.value,
+                    "values": m.values,
+                    "message": m.message,
+                }
+                for m in r.measurements
+            ],
+            "successful": r.tally.successful,
+            "failed": r.tally.failed,
+            "inconclusive": r.tally.inconclusive,
+            "errors": r.tally.errors,
+            "consecutiveErrors": r.tally.consecutive_errors,
+            "evidence": None if r.evidence is None else r.evidence.to_dict(),
+        }
+    )
+
+
+def _summaries(run: AnalysisRun) -> tuple[AnalysisMetricStatus, ...]:
+    """The compact per-metric evidence the Rollout's status shows."""
+    status = run.status
+    if status is None:
+        return ()
+    dry = {m.name for m in run.spec.metrics if m.dry_run}
+    out = []
+    for m in status.metrics:
+        ev = m.evidence or {}
+        method = str(ev.get("method", "")) or None
+        stat = ev.get("statistic")
+        thr = ev.get("threshold")
+        sequential = method is not None and method.startswith("sequential")
+        interval = ev.get("interval")
+        out.append(
+            AnalysisMetricStatus.model_validate(
+                {
+                    "name": m.name,
+                    "phase": m.phase,
+                    "method": method,
+                    "outcome": ev.get("outcome"),
+                    "estimate": ev.get("estimate"),
+                    "interval": interval,
+                    "eValue": _exp(stat) if sequential else None,
+                    "statistic": None if sequential else stat,
+                    "threshold": _exp(thr) if sequential else thr,
+                    "events": int(ev.get("events", 0) or 0),
+                    "measurements": m.successful + m.failed + m.inconclusive + m.errors,
+                    "dryRun": m.name in dry,
+                    "message": _metric_message(m, run),
+                }
+            )
+        )
+    return tuple(out)
+
+
+def _metric_message(m: MetricResult, run: AnalysisRun) -> str:
+    last = m.measurements[-1] if m.measurements else None
+    if last is not None and last.phase in ("Error", "Inconclusive") and last.message:
+        return last.message
+    msg = run.status.message if run.status is not None else ""
+    return msg if f"'{m.name}'" in msg else ""
+
+
+def _exp(x: Any) -> float | None:
+    if x is None:
+        return None
+    return float(math.exp(min(float(x), 700.0)))
