@@ -1,0 +1,404 @@
+"""The Cluster port over the synchronous ``kubernetes`` client.
+
+Sluice writes only what it owns: the two slot Deployments, the ``sluice.dev/slot`` key of the
+Services' selectors, the Rollout's status (one patch per reconcile, through the status subresource)
+and Events. Every write names the field manager ``sluice`` so GitOps tools can tell Sluice's fields
+from the user's. Transient API failures (a 409 conflict, 429, 5xx, a timeout) are retried a few
+times here, re-reading where the write depends on what is there; anything left fails the reconcile,
+and the operator retries it from a fresh observation, which the pure engine makes safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal, TypeVar, cast
+
+import kubernetes
+import urllib3
+
+from rollouts.api.rollout import API_GROUP, API_VERSION, KIND, Rollout, RolloutStatus, SlotName
+from rollouts.engine.plan import SlotObservation
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "sluice"
+LABEL_ROLLOUT = "sluice.dev/rollout"
+LABEL_SLOT = "sluice.dev/slot"
+LABEL_REVISION = "sluice.dev/revision"
+SLOTS: tuple[SlotName, ...] = ("a", "b")
+MERGE_PATCH = "application/merge-patch+json"
+RETRYABLE = {409, 429, 500, 502, 503, 504}
+
+T = TypeVar("T")
+
+
+class ClusterError(RuntimeError):
+    """A write the API server kept refusing after the retries."""
+
+
+def slot_deployment_name(rollout: Rollout, slot: SlotName) -> str:
+    return f"{rollout.metadata.name}-{slot}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+@dataclass
+class _SeenEvent:
+    name: str
+    count: int
+
+
+class KubeCluster:
+    """The real cluster. One instance may serve many Rollouts; it keeps no per-Rollout state
+    except the last Events it posted (so a repeated event bumps ``count`` instead of piling up)."""
+
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        *,
+        field_manager: str = FIELD_MANAGER,
+        retries: int = 3,
+        backoff: float = 0.2,
+        timeout: float = 10.0,
+        component: str = "sluice",
+    ) -> None:
+        self.api = api
+        self.apps = kubernetes.client.AppsV1Api(api)
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.field_manager = field_manager
+        self.retries = retries
+        self.backoff = backoff
+        self.timeout = timeout
+        self.component = component
+        self.instance = socket.gethostname()
+        self._events: dict[tuple[str, ...], _SeenEvent] = {}
+
+    # ------------------------------------------------------------------------- plumbing
+    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn``, retrying transient failures; ``fn`` re-reads whatever it depends on."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except kubernetes.client.ApiException as e:
+                if e.status not in RETRYABLE or attempt >= self.retries:
+                    raise
+                reason: object = e.status
+            except (urllib3.exceptions.HTTPError, TimeoutError) as e:
+                if attempt >= self.retries:
+                    raise
+                reason = type(e).__name__
+            attempt += 1
+            log.info("%s: retrying after %s (attempt %d)", what, reason, attempt + 1)
+            time.sleep(self.backoff * attempt)
+
+    def _dict(self, obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        return out
+
+    def _read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj = self.apps.read_namespaced_deployment(
+                name, namespace, _request_timeout=self.timeout
+            )
+        except kubernetes.client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._dict(obj)
+
+    def _read_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj = self.core.read_namespaced_service(name, namespace, _request_timeout=self.timeout)
+        except kubernetes.client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._dict(obj)
+
+    def owner_reference(self, rollout: Rollout) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": KIND,
+            "name": rollout.metadata.name,
+            "uid": rollout.metadata.uid or "",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    # ----------------------------------------------------------------------------- reads
+    def read_slots(self, rollout: Rollout) -> dict[SlotName, SlotObservation]:
+        ns = rollout.metadata.namespace
+        out: dict[SlotName, SlotObservation] = {}
+        for slot in SLOTS:
+            name = slot_deployment_name(rollout, slot)
+            dep = self._retrying(f"read {name}", partial(self._read_deployment, ns, name))
+            if dep is None:
+                continue
+            labels = (dep.get("metadata") or {}).get("labels") or {}
+            if labels.get(LABEL_ROLLOUT) != rollout.metadata.name:
+                continue  # a Deployment Sluice does not own happens to bear the name: not a slot
+            out[slot] = observe_deployment(dep)
+        return out
+
+    def read_service_slots(
+        self, rollout: Rollout, services: list[str]
+    ) -> dict[str, SlotName | None]:
+        ns = rollout.metadata.namespace
+        out: dict[str, SlotName | None] = {}
+        for name in services:
+            svc = self._retrying(f"read service {name}", partial(self._read_service, ns, name))
+            if svc is None:
+                continue
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            pinned = selector.get(LABEL_SLOT)
+            out[name] = pinned if pinned in SLOTS else None
+        return out
+
+    # ---------------------------------------------------------------------------- writes
+    def slot_labels(self, rollout: Rollout, slot: SlotName) -> dict[str, str]:
+        return {LABEL_ROLLOUT: rollout.metadata.name, LABEL_SLOT: slot}
+
+    def slot_deployment(
+        self,
+        rollout: Rollout,
+        slot: SlotName,
+        revision: str,
+        template: dict[str, Any],
+        replicas: int,
+    ) -> dict[str, Any]:
+        """The slot Deployment: the Rollout's pod template with Sluice's labels on the pods and in
+        the selector (rollout and slot only: a Deployment's selector is immutable, and the two slots
+        must never select each other's pods)."""
+        own = self.slot_labels(rollout, slot)
+        pod_template = dict(template)
+        meta = dict(pod_template.get("metadata") or {})
+        meta["labels"] = {**(meta.get("labels") or {}), **own, LABEL_REVISION: revision}
+        pod_template["metadata"] = meta
+        selector: dict[str, Any] = {
+            "matchLabels": {**(rollout.spec.selector.match_labels or {}), **own}
+        }
+        if rollout.spec.selector.match_expressions:
+            selector["matchExpressions"] = [
+                e.model_dump(by_alias=True, exclude_none=True)
+                for e in rollout.spec.selector.match_expressions
+            ]
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": slot_deployment_name(rollout, slot),
+                "namespace": rollout.metadata.namespace,
+                "labels": {**own, LABEL_REVISION: revision},
+                "ownerReferences": [self.owner_reference(rollout)],
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": pod_template},
+        }
+
+    def deploy_slot(
+        self,
+        rollout: Rollout,
+        slot: SlotName,
+        revision: str,
+        template: dict[str, Any],
+        replicas: int,
+    ) -> None:
+        body = self.slot_deployment(rollout, slot, revision, template, replicas)
+        ns, name = rollout.metadata.namespace, body["metadata"]["name"]
+
+        def write() -> None:
+            if self._read_deployment(ns, name) is None:
+                try:
+                    self.apps.create_namespaced_deployment(
+                        ns,
+                        cast(Any, body),
+                        field_manager=self.field_manager,
+                        _request_timeout=self.timeout,
+                    )
+                    return
+                except kubernetes.client.ApiException as e:
+                    if e.status != 409:  # created meanwhile: fall through to a patch
+                        raise
+            # a JSON patch replaces the template whole, so fields the new revision dropped go
+            patch = [
+                {"op": "replace", "path": "/spec/template", "value": body["spec"]["template"]},
+                {"op": "replace", "path": "/spec/replicas", "value": replicas},
+                {
+                    "op": "add",
+                    "path": f"/metadata/labels/{_json_pointer(LABEL_REVISION)}",
+                    "value": revision,
+                },
+            ]
+            self.apps.patch_namespaced_deployment(
+                name,
+                ns,
+                patch,
+                field_manager=self.field_manager,
+                _request_timeout=self.timeout,
+            )
+
+        self._retrying(f"deploy {name}", write)
+
+    def scale_slot(self, rollout: Rollout, slot: SlotName, replicas: int) -> None:
+        ns, name = rollout.metadata.namespace, slot_deployment_name(rollout, slot)
+
+        def write() -> None:
+            try:
+                self.apps.patch_namespaced_deployment(
+                    name,
+                    ns,
+                    {"spec": {"replicas": replicas}},
+                    field_manager=self.field_manager,
+                    _content_type=MERGE_PATCH,
+                    _request_timeout=self.timeout,
+                )
+            except kubernetes.client.ApiException as e:
+                if e.status != 404:
+                    raise
+                log.warning("scale %s/%s: the slot Deployment is gone", ns, name)
+
+        self._retrying(f"scale {name}", write)
+
+    def set_service_selector(self, rollout: Rollout, service: str, slot: SlotName | None) -> None:
+        """Add (or, with ``slot=None``, remove) ``sluice.dev/slot`` in the Service's own selector;
+        the user's selector keys stay as they are, so the Service keeps matching their pods."""
+        ns = rollout.metadata.namespace
+
+        def write() -> None:
+            try:
+                self.core.patch_namespaced_service(
+                    service,
+                    ns,
+                    {"spec": {"selector": {LABEL_SLOT: slot}}},
+                    field_manager=self.field_manager,
+                    _content_type=MERGE_PATCH,
+                    _request_timeout=self.timeout,
+                )
+            except kubernetes.client.ApiException as e:
+                if e.status != 404:
+                    raise
+                log.warning("service %s/%s not found: traffic cannot follow", ns, service)
+
+        self._retrying(f"select {service}", write)
+
+    def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
+        """The whole status in one merge patch on the status subresource. Fields the engine
+        cleared go out as ``null``, which a merge patch deletes."""
+        body = {"status": status.model_dump(mode="json", by_alias=True)}
+        ns, name = rollout.metadata.namespace, rollout.metadata.name
+
+        def write() -> None:
+            self.custom.patch_namespaced_custom_object_status(
+                API_GROUP,
+                API_VERSION,
+                ns,
+                "rollouts",
+                name,
+                body,
+                field_manager=self.field_manager,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self.timeout,
+            )
+
+        self._retrying(f"status of {name}", write)
+
+    def emit_event(
+        self, rollout: Rollout, type: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
+        """A core/v1 Event about the Rollout; a repeat of the last identical one bumps its count."""
+        ns, name = rollout.metadata.namespace, rollout.metadata.name
+        key = (ns, name, rollout.metadata.uid or "", type, reason, message)
+        now = _now()
+        seen = self._events.get(key)
+        try:
+            if seen is not None:
+                seen.count += 1
+                try:
+                    self._retrying(
+                        f"event {reason}",
+                        lambda: self.core.patch_namespaced_event(
+                            seen.name,
+                            ns,
+                            {"count": seen.count, "lastTimestamp": now},
+                            field_manager=self.field_manager,
+                            _content_type=MERGE_PATCH,
+                            _request_timeout=self.timeout,
+                        ),
+                    )
+                    return
+                except kubernetes.client.ApiException as e:
+                    if e.status != 404:
+                        raise
+                    # the Event expired (a real server drops them after an hour): post afresh
+            body = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{name}.", "namespace": ns},
+                "involvedObject": {
+                    "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                    "kind": KIND,
+                    "name": name,
+                    "namespace": ns,
+                    "uid": rollout.metadata.uid,
+                },
+                "type": type,
+                "reason": reason,
+                "message": message[:1024],
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "source": {"component": self.component},
+                "reportingComponent": self.component,
+                "reportingInstance": self.instance,
+            }
+            created = self._retrying(
+                f"event {reason}",
+                lambda: self.core.create_namespaced_event(
+                    ns,
+                    cast(Any, body),
+                    field_manager=self.field_manager,
+                    _request_timeout=self.timeout,
+                ),
+            )
+            event_name = self._dict(created).get("metadata", {}).get("name")
+            if event_name:
+                self._events[key] = _SeenEvent(event_name, 1)
+        except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError) as e:
+            # Events are best effort: losing one must not fail the reconcile that caused it
+            log.warning("could not post event %s for %s/%s: %s", reason, ns, name, e)
+        if len(self._events) > 1000:
+            self._events.clear()
+
+
+def observe_deployment(dep: dict[str, Any]) -> SlotObservation:
+    """Readiness as the Deployment controller reports it. Until the controller has observed the
+    latest spec (``observedGeneration``), the counts describe the previous spec, so no pod of the
+    new one counts as ready; afterwards only pods of the current template (``updatedReplicas``)
+    count."""
+    meta = dep.get("metadata") or {}
+    spec = dep.get("spec") or {}
+    status = dep.get("status") or {}
+    labels = meta.get("labels") or {}
+    generation = int(meta.get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    ready = int(status.get("readyReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    current = observed >= generation
+    return SlotObservation(
+        revision=labels.get(LABEL_REVISION),
+        replicas=int(spec.get("replicas") or 0),
+        ready_replicas=min(ready, updated) if current else 0,
+    )
