@@ -7,19 +7,24 @@ in well under a second and shows exactly the steps, weights and decisions produc
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollouts.api.rollout import ObjectMeta, Rollout, RolloutStatus
+from analysis.api import InvalidAnalysisSpec, parse_template
+from analysis.providers.port import MetricProvider
+from analysis.providers.simulated import Scenario, SimulatedProvider
+from rollouts.analysis_source import AnalysisRunStore, AnalysisVerdicts, MemoryAnalysisStore
+from rollouts.api.rollout import AnalysisRunStatus, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Plan, Request
 from rollouts.engine.plan import AnalysisPhase, RequestKind
 from rollouts.reconcile import Ports, reconcile
 from rollouts.routing.memory import MemoryRouter
-from rollouts.verdicts import ScriptedVerdicts
+from rollouts.verdicts import ScriptedVerdicts, VerdictSource
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 INDEFINITE_PAUSES = {"InconclusiveAnalysis", "PausedByUser"}
@@ -41,6 +46,9 @@ class SimOptions:
     ready_delay: float = 10.0
     tick: float = 5.0
     max_seconds: float = 12 * 3600.0
+    scenario: Scenario | None = None  # real analysis on simulated traffic instead of scripted
+    templates: tuple[dict[str, Any], ...] = ()  # (Cluster)AnalysisTemplate documents
+    prometheus: str | None = None  # measure through this Prometheus, fed by the simulator
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class SimLine:
     t: float
     status: RolloutStatus
     event: MemoryEvent | None = None
+    analysis: AnalysisRunStatus | None = None  # an analysis tick: its metrics' evidence
 
 
 @dataclass
@@ -92,15 +101,79 @@ class Simulation:
         self.t = 0.0
         self.cluster = MemoryCluster(lambda: self.t, ready_delay=self.opts.ready_delay)
         self.router = MemoryRouter()
-        self.verdicts = ScriptedVerdicts(
+        self.verdicts: VerdictSource = ScriptedVerdicts(
             lambda: self.t, self.opts.analysis, self.opts.analysis_seconds
         )
+        self.store: MemoryAnalysisStore | None = None
+        self.feed: Any = None
+        if self.opts.scenario is not None:
+            self.verdicts = self._analysis(rollout, self.opts.scenario)
         self.ports = Ports(self.cluster, self.router, self.verdicts)
         meta = rollout.metadata.model_copy(update={"generation": rollout.metadata.generation or 1})
         self.rollout = rollout.model_copy(update={"metadata": meta})
         self.lines: list[SimLine] = []
         self.weights: list[tuple[float, int]] = []
         self._requests = 0
+
+    def _analysis(self, rollout: Rollout, scenario: Scenario) -> AnalysisVerdicts:
+        """Real AnalysisRuns whose provider is the simulator (or a Prometheus the simulator feeds)."""
+        store = self.store = MemoryAnalysisStore()
+        for i, doc in enumerate(self.opts.templates):
+            try:
+                store.add_template(parse_template(doc), rollout.metadata.namespace)
+            except InvalidAnalysisSpec as e:
+                name = (doc.get("metadata") or {}).get("name", f"#{i + 1}")
+                raise SimulationError(f"template {name}: " + "; ".join(e.problems)) from None
+        # with a real Prometheus, simulated time starts an hour ago on the wall clock, so the
+        # remote-written samples fall in the window Prometheus's head block accepts
+        origin = EPOCH.timestamp() if self.opts.prometheus is None else time.time() - 3600.0
+
+        def weight() -> float:
+            return float((self.rollout.status or RolloutStatus()).weights.canary)
+
+        provider: MetricProvider
+        if self.opts.prometheus is None:
+            provider = SimulatedProvider(scenario, weight, origin=origin)
+        else:
+            provider = self._prometheus(rollout, scenario, weight, origin)
+
+        def factory(_spec: object, _ns: str, _store: AnalysisRunStore) -> MetricProvider:
+            return provider
+
+        return AnalysisVerdicts(store, factory, lambda: origin + self.t)
+
+    def _prometheus(
+        self, rollout: Rollout, scenario: Scenario, weight: Callable[[], float], origin: float
+    ) -> MetricProvider:
+        """The simulator's traffic remote-written into a real Prometheus, measured by PromQL.
+
+        Samples carry simulated timestamps from ``origin`` (an hour before the wall clock), so
+        the Prometheus must run with ``--web.enable-remote-write-receiver`` (and an out-of-order
+        window if it already holds newer samples of these series). The feed pushes up to each measurement's end before querying.
+        """
+        from analysis.providers.prometheus import PrometheusProvider
+        from simulations.prometheus_feed import FeedLabels, TrafficFeed
+
+        assert self.opts.prometheus is not None
+        url = self.opts.prometheus.rstrip("/")
+        if rollout.canary is not None:
+            canary_svc, stable_svc = rollout.canary.canary_service, rollout.canary.stable_service
+        else:
+            assert rollout.blue_green is not None
+            canary_svc = rollout.blue_green.preview_service
+            stable_svc = rollout.blue_green.active_service
+        labels = FeedLabels.for_services(rollout.metadata.namespace, canary_svc, stable_svc)
+        feed = self.feed = TrafficFeed(
+            scenario.model, weight, labels, origin=origin, seed=scenario.seed
+        )
+        prom = PrometheusProvider(url)
+
+        class Fed:
+            def measure(self, kind: str, arm: Any, queries: Any, start: float, end: float) -> Any:
+                feed.push_until(f"{url}/api/v1/write", end)
+                return prom.measure(kind, arm, queries, start, end)
+
+        return Fed()
 
     @property
     def now(self) -> datetime:
@@ -124,6 +197,7 @@ class Simulation:
         seen_events = sum(len(v) for v in self.cluster.events.values())
         last_key: tuple[Any, ...] | None = None
         abort_sent = promote_full_sent = False
+        seen_runs: dict[str, Any] = {}
         start = self.t
         while self.t - start <= self.opts.max_seconds:
             request = None
@@ -161,6 +235,11 @@ class Simulation:
             if key != last_key:
                 self._emit(SimLine(self.t, st), on_line)
                 last_key = key
+            for run in st.analysis_runs:
+                seen = (run.name, run.phase, tuple(m.measurements for m in run.metrics))
+                if run.metrics and seen_runs.get(run.name) != seen:
+                    seen_runs[run.name] = seen
+                    self._emit(SimLine(self.t, st, analysis=run), on_line)
             settled = not st.scale_downs and all(s.ready_replicas == s.replicas for s in st.slots)
             if st.phase == "Healthy" and settled and stop_when_healthy:
                 return "Healthy"

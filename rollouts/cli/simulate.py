@@ -9,6 +9,7 @@ from typing import Any
 import click
 import yaml
 
+from analysis.providers.simulated import SCENARIOS, Scenario, load_scenario
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.engine.plan import AnalysisPhase
@@ -22,14 +23,33 @@ VERDICTS: dict[str, AnalysisPhase] = {
 }
 
 
-def load_rollout_doc(path: Path) -> dict[str, Any]:
-    """The first ``kind: Rollout`` document of a (multi-document) YAML file."""
+TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
+
+
+def load_docs(path: Path) -> list[Any]:
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     except yaml.YAMLError as e:
         raise click.ClickException(f"{path}: not valid YAML: {e}") from None
     except OSError as e:
         raise click.ClickException(f"{path}: {e.strerror}") from None
+
+
+def load_templates(paths: list[Path]) -> list[dict[str, Any]]:
+    """Every (Cluster)AnalysisTemplate document of the files (directories: their *.yaml)."""
+    out: list[dict[str, Any]] = []
+    for path in paths:
+        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+        for f in files:
+            out += [
+                d for d in load_docs(f) if isinstance(d, dict) and d.get("kind") in TEMPLATE_KINDS
+            ]
+    return out
+
+
+def load_rollout_doc(path: Path) -> dict[str, Any]:
+    """The first ``kind: Rollout`` document of a (multi-document) YAML file."""
+    docs = load_docs(path)
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") == "Rollout":
             return doc
@@ -50,8 +70,33 @@ def _clock(t: float) -> str:
     return f"{t // 3600:d}:{t % 3600 // 60:02d}:{t % 60:02d}"
 
 
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _print_analysis(line: SimLine) -> None:
+    run = line.analysis
+    assert run is not None
+    click.echo(f"  {_clock(line.t)}   ~ analysis {run.name}: {run.phase}")
+    for m in run.metrics:
+        ci = "" if not m.interval else f" [{_num(m.interval[0])}, {_num(m.interval[1])}]"
+        score = (
+            f"e-value {_num(m.e_value)}/{_num(m.threshold)}" if m.e_value is not None
+            else f"value {_num(m.statistic)}"
+        )
+        click.echo(
+            f"  {'':9}     {m.name:<16} {m.phase:<12} {m.outcome or '-':<12} "
+            f"estimate {_num(m.estimate)}{ci}  {score}  {m.events} events"
+            + (" (dry run)" if m.dry_run else "")
+            + (f"  {m.message}" if m.message else "")
+        )
+
+
 def _print_line(line: SimLine) -> None:
     st = line.status
+    if line.analysis is not None:
+        _print_analysis(line)
+        return
     if line.event is not None:
         e = line.event
         mark = "!" if e.type == "Warning" else "·"
@@ -109,6 +154,30 @@ def _print_line(line: SimLine) -> None:
     show_default=True,
     help="Simulated seconds for a new pod to become ready.",
 )
+@click.option(
+    "--scenario",
+    type=click.Choice(sorted(SCENARIOS)),
+    help="Judge analyses with real AnalysisRuns on this simulated traffic (templates from FILE "
+    "and --templates) instead of scripted verdicts.",
+)
+@click.option(
+    "--scenario-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Like --scenario, with the traffic described in a YAML file.",
+)
+@click.option(
+    "--templates",
+    "template_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="AnalysisTemplate files or directories (repeatable); FILE's own templates are read too.",
+)
+@click.option(
+    "--prometheus",
+    metavar="URL",
+    help="With a scenario: remote-write the simulated traffic into this Prometheus and measure "
+    "through PromQL (needs --web.enable-remote-write-receiver).",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def simulate(
     file: Path,
@@ -121,12 +190,19 @@ def simulate(
     fail_template: tuple[str, ...],
     analysis_seconds: float,
     ready_delay: float,
+    scenario: str | None,
+    scenario_file: Path | None,
+    template_paths: tuple[Path, ...],
+    prometheus: str | None,
     quiet: bool,
 ) -> None:
     """Run FILE's Rollout through Sluice's engine on a simulated cluster and clock.
 
     FILE's revision is deployed as stable first; then UPDATE_FILE (or --set-image, or by default a
     template change) is rolled out step by step. No cluster is needed.
+
+    Analyses get scripted verdicts (--analysis), or with --scenario real AnalysisRuns whose
+    metrics are measured on simulated traffic; each analysis tick's evidence is printed.
     """
     rollout = load_rollout(file)
     update = None
@@ -135,6 +211,19 @@ def simulate(
         update = load_rollout_doc(update_file)
     outcomes: dict[str, AnalysisPhase] = {"*": VERDICTS[verdict]}
     outcomes.update({t: "Failed" for t in fail_template})
+    chosen: Scenario | None = None
+    if scenario is not None and scenario_file is not None:
+        raise click.UsageError("give --scenario or --scenario-file, not both")
+    try:
+        if scenario is not None:
+            chosen = SCENARIOS[scenario]
+        elif scenario_file is not None:
+            chosen = load_scenario(scenario_file)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if prometheus is not None and chosen is None:
+        raise click.UsageError("--prometheus needs --scenario or --scenario-file")
+    templates = load_templates([file, *template_paths]) if chosen is not None else []
     opts = SimOptions(
         set_image=set_image,
         update=update,
@@ -144,14 +233,19 @@ def simulate(
         analysis=outcomes,
         analysis_seconds=analysis_seconds,
         ready_delay=ready_delay,
+        scenario=chosen,
+        templates=tuple(templates),
+        prometheus=prometheus,
     )
     strategy = "canary" if rollout.canary is not None else "blue-green"
     click.echo(
         f"Simulating {strategy} Rollout {rollout.metadata.namespace}/{rollout.metadata.name} "
         f"from {file}"
     )
-    sim = Simulation(rollout, opts)
+    if chosen is not None:
+        click.echo(f"Scenario {chosen.name}: {len(templates)} analysis template(s)")
     try:
+        sim = Simulation(rollout, opts)
         result = sim.run(None if quiet else _print_line)
     except SimulationError as e:
         raise click.ClickException(str(e)) from None
@@ -162,6 +256,9 @@ def simulate(
     click.echo(f"  stable revision {st.stable_revision}, canary weight {st.weights.canary}%")
     if st.abort is not None:
         click.echo(f"  aborted: {st.abort.reason}: {st.abort.message}")
+    for run in st.analysis_runs:
+        if run.metrics:
+            click.echo(f"  analysis {run.name}: {run.phase} {run.message}".rstrip())
     for h in st.history:
         click.echo(f"  history: {h.revision} {h.outcome} {h.message}")
     if st.phase not in ("Healthy",):
