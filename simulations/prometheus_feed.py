@@ -342,7 +342,7 @@ class MetricsEndpoint:
 
     def start(self) -> MetricsEndpoint:
         self._threads = [
-            threading.Thread(target=self._server.serve_forever, name="metrics-endpoint", daemon=True),
+            threading.Thread(target=self._server.serve_forever, args=(0.05,), name="metrics-endpoint", daemon=True),
             threading.Thread(target=self._tick, name="metrics-feed", daemon=True),
         ]
         for t in self._threads:

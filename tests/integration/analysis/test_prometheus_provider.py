@@ -88,7 +88,7 @@ def recorder(prometheus: PrometheusServer) -> Iterator[Recorder]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     rec.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield rec
     server.shutdown()
