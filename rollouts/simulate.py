@@ -129,7 +129,15 @@ class Simulation:
         origin = EPOCH.timestamp() if self.opts.prometheus is None else time.time() - 3600.0
 
         def weight() -> float:
-            return float((self.rollout.status or RolloutStatus()).weights.canary)
+            st = self.rollout.status or RolloutStatus()
+            if self.rollout.blue_green is not None:
+                # the preview gets no production traffic; after the switch the new revision
+                # gets all of it (the canary arm), the old pods none
+                switched = st.current_revision is not None and (
+                    st.current_revision == st.stable_revision
+                )
+                return 100.0 if switched else 0.0
+            return float(st.weights.canary)
 
         provider: MetricProvider
         if self.opts.prometheus is None:
