@@ -83,3 +83,26 @@ def test_missing_template_is_an_error_verdict_naming_it(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["simulate", str(f), "--scenario", "healthy", "--quiet"])
     assert r.exit_code == 1, r.output
     assert "AnalysisTemplate demo/request-errors not found" in r.output
+
+
+def test_example_templates_are_valid_and_judge_the_simulated_traffic() -> None:
+    """Every example template parses, and runs through a healthy canary without an Error."""
+    tdir = EXAMPLE.parent / "templates"
+    templates = load_templates([tdir])
+    assert {t["metadata"]["name"] for t in templates} >= {
+        "http-error-rate", "istio-error-rate", "http-latency"}
+    doc = next(yaml.safe_load_all(EXAMPLE.read_text()))
+    doc["spec"]["strategy"]["canary"]["steps"] = [
+        {"setWeight": 20},
+        {"analysis": {"templates": [{"templateName": "http-error-rate"},
+                                    {"templateName": "http-latency"}]}},
+    ]
+    from rollouts.api.validation import parse_rollout
+
+    opts = SimOptions(scenario=SCENARIOS["healthy"], templates=tuple(templates))
+    sim = Simulation(parse_rollout(doc), opts)
+    sim.run()
+    st = sim.rollout.status
+    assert st is not None and st.phase == "Healthy", st.message
+    p99 = next(m for m in st.analysis_runs[0].metrics if m.name == "p99")
+    assert p99.dry_run and p99.estimate is not None
