@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel
 
+from analysis.api import AnalysisRunSpec, AnalysisRunStatus, AnalysisTemplateSpec
 from rollouts.api.rollout import API_GROUP, API_VERSION, RolloutSpec, RolloutStatus
 from rollouts.api.schema import structural_schema
 
@@ -131,7 +132,60 @@ ROLLOUT = CrdDefinition(
     scale=ScaleSubresource(),
 )
 
-CRDS: tuple[CrdDefinition, ...] = (ROLLOUT,)
+_TEMPLATE_DESCRIPTION = (
+    "Metrics that judge a canary: PromQL per arm (canary and baseline) or one query, the kind of "
+    "result, and how to judge it (compare canary with baseline, or an absolute threshold). "
+    "Rollouts refer to templates by name in analysis steps and background analysis."
+)
+
+ANALYSIS_TEMPLATE = CrdDefinition(
+    kind="AnalysisTemplate",
+    plural="analysistemplates",
+    spec_model=AnalysisTemplateSpec,
+    description=_TEMPLATE_DESCRIPTION,
+    printer_columns=(PrinterColumn("Age", ".metadata.creationTimestamp", "date"),),
+)
+
+CLUSTER_ANALYSIS_TEMPLATE = CrdDefinition(
+    kind="ClusterAnalysisTemplate",
+    plural="clusteranalysistemplates",
+    spec_model=AnalysisTemplateSpec,
+    description=_TEMPLATE_DESCRIPTION
+    + " Cluster-scoped: every namespace's Rollouts may use it (templateRef.clusterScope: true).",
+    scope="Cluster",
+    printer_columns=(PrinterColumn("Age", ".metadata.creationTimestamp", "date"),),
+)
+
+ANALYSIS_RUN = CrdDefinition(
+    kind="AnalysisRun",
+    plural="analysisruns",
+    spec_model=AnalysisRunSpec,
+    status_model=AnalysisRunStatus,
+    description=(
+        "One analysis of one rollout, created and owned by Sluice: the templates' metrics with "
+        "their arguments rendered, and in status each metric's measurements and evidence."
+    ),
+    printer_columns=(
+        PrinterColumn(
+            "Phase",
+            ".status.phase",
+            description="Pending, Running, Successful, Failed, Inconclusive, Error",
+        ),
+        PrinterColumn("Rollout", ".spec.rollout", description="The Rollout under analysis"),
+        PrinterColumn(
+            "Kind", ".spec.kind", description="step, background, prePromotion, postPromotion"
+        ),
+        PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        PrinterColumn("Message", ".status.message", priority=1),
+    ),
+)
+
+CRDS: tuple[CrdDefinition, ...] = (
+    ROLLOUT,
+    ANALYSIS_TEMPLATE,
+    CLUSTER_ANALYSIS_TEMPLATE,
+    ANALYSIS_RUN,
+)
 """Every CRD Sluice installs, in the order kustomize lists them."""
 
 
