@@ -383,6 +383,43 @@ class KubeCluster:
             self._events.clear()
 
 
+    # ------------------------------------------------------------- leaving (finalizer only)
+    def release_slot(self, rollout: Rollout, slot: SlotName) -> None:
+        """Drop the slot Deployment's owner reference so it outlives the Rollout (no GC)."""
+        ns, name = rollout.metadata.namespace, slot_deployment_name(rollout, slot)
+
+        def write() -> None:
+            dep = self._read_deployment(ns, name)
+            if dep is None:
+                return
+            owners = (dep.get("metadata") or {}).get("ownerReferences") or []
+            kept = [o for o in owners if o.get("uid") != rollout.metadata.uid]
+            if len(kept) == len(owners):
+                return
+            self.apps.patch_namespaced_deployment(
+                name,
+                ns,
+                {"metadata": {"ownerReferences": kept or None}},
+                field_manager=self.field_manager,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self.timeout,
+            )
+
+        self._retrying(f"release {name}", write)
+
+    def delete_slot(self, rollout: Rollout, slot: SlotName) -> None:
+        ns, name = rollout.metadata.namespace, slot_deployment_name(rollout, slot)
+
+        def delete() -> None:
+            try:
+                self.apps.delete_namespaced_deployment(name, ns, _request_timeout=self.timeout)
+            except kubernetes.client.ApiException as e:
+                if e.status != 404:
+                    raise
+
+        self._retrying(f"delete {name}", delete)
+
+
 def observe_deployment(dep: dict[str, Any]) -> SlotObservation:
     """Readiness as the Deployment controller reports it. Until the controller has observed the
     latest spec (``observedGeneration``), the counts describe the previous spec, so no pod of the

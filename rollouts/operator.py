@@ -1,0 +1,526 @@
+"""The kopf operator: thin handlers that load a Rollout, run ``reconcile`` and schedule the next.
+
+Nothing here decides anything: every decision is ``rollouts.engine.decide``'s, reached through
+``rollouts.reconcile.reconcile`` exactly as the simulator reaches it. The handlers only choose
+*when* to reconcile:
+
+- on create, update (spec or annotations: a request) and resume (operator start);
+- from a timer per Rollout that ticks every ``tick_seconds`` and reconciles when the engine's
+  ``requeue_after`` (bounded to ``[min_requeue_seconds, max_requeue_seconds]``) has passed, or
+  every ``idle_seconds`` when nothing is in flight, so drift is repaired eventually;
+- when a slot Deployment's readiness changes (the owner Rollout is reconciled at once).
+
+Handlers are synchronous because the ``kubernetes`` client is; kopf runs them in threads. A lock
+per Rollout serializes its reconciles (timer, event and Deployment handlers may overlap). A
+reconcile that fails is logged, counted, and retried by the timer from a fresh observation: the
+engine is pure and reads everything it needs from status, so a retry can never skip or repeat a
+step, and a request stays in its annotation until a status that records it has been written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import kubernetes
+
+from analysis.api import PrometheusProvider as PrometheusSpec
+from analysis.providers.port import Arm, Measured, MetricProvider, ProviderError, Queries
+from rollouts import requests
+from rollouts.api.base import parse_duration
+from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
+from rollouts.api.validation import InvalidSpec, parse_rollout
+from rollouts.cluster.kube import LABEL_ROLLOUT, SLOTS, KubeCluster
+from rollouts.engine import decide_invalid
+from rollouts.engine.context import other
+from rollouts.engine.plan import AnalysisObservation, StartAnalysis
+from rollouts.reconcile import Ports, apply, reconcile, services_of
+from rollouts.routing.port import TrafficRouter
+from rollouts.settings import Settings
+from rollouts.telemetry import Telemetry
+from rollouts.verdicts import VerdictSource
+
+log = logging.getLogger("sluice.operator")
+
+FINALIZER = "sluice.dev/finalizer"
+PLURAL = "rollouts"
+Key = tuple[str, str]
+
+
+# ------------------------------------------------------------------------------------ verdicts
+
+
+class UnavailableVerdicts:
+    """Stands in while no analysis backend is wired: every analysis ends in Error, never success,
+    so a Rollout that asks for analysis aborts rather than promoting unexamined."""
+
+    message = "analysis not available: this controller has no AnalysisRun backend"
+
+    def start(self, rollout: Rollout, request: StartAnalysis) -> None:
+        return None
+
+    def stop(self, rollout: Rollout, name: str) -> None:
+        return None
+
+    def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]:
+        st = rollout.status or RolloutStatus()
+        return {
+            r.name: AnalysisObservation("Error", self.message)
+            for r in st.analysis_runs
+            if r.phase in ("Pending", "Running")
+        }
+
+
+class _NoProvider:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
+        raise ProviderError(self.message)
+
+
+def prometheus_factory(default_address: str | None) -> Callable[..., MetricProvider]:
+    """Real Prometheus clients for AnalysisRuns: the metric's address or the controller's
+    default, its timeout, and credentials read from the Secret its ``auth`` names."""
+
+    def make(spec: PrometheusSpec, namespace: str, store: Any) -> MetricProvider:
+        from analysis.providers.prometheus import PrometheusProvider
+
+        address = spec.address or default_address
+        if not address:
+            return _NoProvider(
+                "no Prometheus address: set provider.prometheus.address or "
+                "sluice run --prometheus-url"
+            )
+        bearer: str | None = None
+        basic: tuple[str, str] | None = None
+        if spec.auth is not None:
+            secret = spec.auth.secret_ref.name
+            if spec.auth.bearer_token_key:
+                bearer = store.resolve_secret(namespace, secret, spec.auth.bearer_token_key)
+            elif spec.auth.username_key and spec.auth.password_key:
+                basic = (
+                    store.resolve_secret(namespace, secret, spec.auth.username_key),
+                    store.resolve_secret(namespace, secret, spec.auth.password_key),
+                )
+        return PrometheusProvider(
+            address,
+            timeout=float(parse_duration(spec.timeout)),
+            bearer_token=bearer,
+            basic_auth=basic,
+        )
+
+    return make
+
+
+def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> VerdictSource:
+    """AnalysisRuns on Kubernetes when that backend is installed, else ``UnavailableVerdicts``."""
+    try:
+        kube_analysis = importlib.import_module("rollouts.cluster.kube_analysis")
+        from rollouts.analysis_source import AnalysisVerdicts
+    except ImportError:
+        log.warning("no AnalysisRun backend: analysis steps will end in Error")
+        return UnavailableVerdicts()
+    store_cls = getattr(kube_analysis, "KubeAnalysisStore", None)
+    if store_cls is None:
+        log.warning("rollouts.cluster.kube_analysis has no KubeAnalysisStore: analysis disabled")
+        return UnavailableVerdicts()
+    store = store_cls(api)
+    verdicts: VerdictSource = AnalysisVerdicts(
+        store, prometheus_factory(settings.prometheus_url), time.time
+    )
+    return verdicts
+
+
+def build_router(
+    rollout: Rollout, api: kubernetes.client.ApiClient, settings: Settings
+) -> TrafficRouter | None:
+    if rollout.canary is None or rollout.canary.traffic_routing is None:
+        return None
+    from rollouts.routing.factory import router_for
+
+    return router_for(
+        rollout, api, istio_version=settings.istio_version, smi_version=settings.smi_version
+    )
+
+
+# ---------------------------------------------------------------------------------- controller
+
+
+def _stub(doc: dict[str, Any]) -> Rollout:
+    """A Rollout standing for an invalid one: enough (its metadata) to write status and events."""
+    meta = ObjectMeta.model_validate(
+        {k: v for k, v in (doc.get("metadata") or {}).items() if k in ObjectMeta.model_fields}
+    )
+    stub: Rollout = Rollout.model_construct(metadata=meta, status=None)  # type: ignore[call-arg]
+    return stub
+
+
+def _lenient_status(doc: dict[str, Any]) -> RolloutStatus | None:
+    raw = doc.get("status")
+    if not raw:
+        return None
+    try:
+        return RolloutStatus.model_validate(raw)
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Schedule:
+    due: float = 0.0  # time.monotonic() after which the timer reconciles
+
+
+class Controller:
+    """What the handlers call. Built once per operator process over one API client."""
+
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        settings: Settings,
+        telemetry: Telemetry | None = None,
+        *,
+        verdicts: VerdictSource | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.telemetry = telemetry or Telemetry()
+        self.cluster = KubeCluster(api, timeout=settings.request_timeout)
+        self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.verdicts = verdicts if verdicts is not None else build_verdicts(api, settings)
+        self.clock = clock
+        self._locks: dict[Key, threading.Lock] = {}
+        self._schedule: dict[Key, _Schedule] = {}
+        self._readiness: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._guard = threading.Lock()
+
+    # ------------------------------------------------------------------------ plumbing
+    def _lock(self, key: Key) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            doc: Any = self.custom.get_namespaced_custom_object(
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                PLURAL,
+                name,
+                _request_timeout=self.settings.request_timeout,
+            )
+        except kubernetes.client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(doc)
+
+    def ports_for(self, rollout: Rollout) -> Ports:
+        return Ports(
+            cluster=self.cluster,
+            router=build_router(rollout, self.api, self.settings),
+            verdicts=self.verdicts,
+        )
+
+    def _clear_request(self, namespace: str, name: str, raw: str) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object(
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                PLURAL,
+                name,
+                requests.clear_patch(raw),
+                field_manager=self.cluster.field_manager,
+                _request_timeout=self.settings.request_timeout,
+            )
+        except kubernetes.client.ApiException as e:
+            if e.status not in (404, 409, 422):
+                raise
+            # 422: the annotation changed meanwhile (a newer request): it stays for next time
+
+    def _next(self, key: Key, requeue: float | None, status: RolloutStatus | None) -> None:
+        s = self.settings
+        if requeue is not None:
+            wait = min(max(requeue, s.min_requeue_seconds), s.max_requeue_seconds)
+        elif status is not None and status.phase == "Healthy" and not status.scale_downs:
+            wait = s.idle_seconds
+        else:
+            wait = s.max_requeue_seconds
+        with self._guard:
+            self._schedule.setdefault(key, _Schedule()).due = time.monotonic() + wait
+
+    # ------------------------------------------------------------------------ reconcile
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """One reconcile of one Rollout; returns the engine's requeue_after. Raises on API errors."""
+        key = (namespace, name)
+        with self._lock(key):
+            doc = self._get(namespace, name)
+            if doc is None or (doc.get("metadata") or {}).get("deletionTimestamp"):
+                return None
+            meta = doc.get("metadata") or {}
+            before = _lenient_status(doc)
+            pending = requests.pending(meta.get("annotations"))
+            try:
+                rollout = parse_rollout(doc)
+            except InvalidSpec as e:
+                self._invalid(doc, before, e.problems)
+                self._next(key, None, before)
+                return None
+            with self.telemetry.timed():
+                if pending.problem is not None and pending.raw is not None:
+                    self.cluster.emit_event(rollout, "Warning", "InvalidRequest", pending.problem)
+                    self._clear_request(namespace, name, pending.raw)
+                plan = reconcile(rollout, self.ports_for(rollout), self.clock(), pending.request)
+            self.telemetry.observe(rollout, before, plan.status)
+            req = pending.request
+            if req is not None and pending.raw is not None and plan.status.last_request == req.id:
+                self._clear_request(namespace, name, pending.raw)
+            self._next(key, plan.requeue_after, plan.status)
+            return plan.requeue_after
+
+    def _invalid(
+        self, doc: dict[str, Any], before: RolloutStatus | None, problems: list[str]
+    ) -> None:
+        """Stalled/InvalidSpec naming the fields, written like any status; nothing else touched."""
+        stub = _stub(doc)
+        generation = (doc.get("metadata") or {}).get("generation")
+        plan = decide_invalid(before, generation, problems, self.clock())
+        apply(stub, plan, Ports(cluster=self.cluster, router=None, verdicts=self.verdicts))
+        self.telemetry.invalid(stub.metadata.namespace, stub.metadata.name, before)
+        log.warning(
+            "rollout %s/%s is invalid: %s", stub.metadata.namespace, stub.metadata.name, problems
+        )
+
+    def run(self, namespace: str, name: str) -> None:
+        """Reconcile, never raise: a failure is logged and the timer retries soon."""
+        try:
+            self.reconcile(namespace, name)
+        except Exception:
+            self.telemetry.reconcile_errors.inc()
+            log.exception("reconcile of %s/%s failed; retrying", namespace, name)
+            self._next((namespace, name), self.settings.min_requeue_seconds, None)
+
+    def tick(self, namespace: str, name: str) -> None:
+        """The timer's tick: reconcile when due (first tick: at once)."""
+        with self._guard:
+            sched = self._schedule.get((namespace, name))
+        if sched is None or time.monotonic() >= sched.due:
+            self.run(namespace, name)
+
+    def wake(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._schedule.setdefault((namespace, name), _Schedule()).due = 0.0
+
+    # ------------------------------------------------------------------------ deployments
+    def deployment_event(self, body: dict[str, Any]) -> None:
+        """A slot Deployment changed: reconcile its Rollout now if its readiness moved."""
+        meta = body.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
+        namespace = meta.get("namespace")
+        if not owner or not namespace:
+            return
+        status = body.get("status") or {}
+        readiness = (
+            meta.get("generation"),
+            status.get("observedGeneration"),
+            status.get("replicas"),
+            status.get("readyReplicas"),
+            status.get("updatedReplicas"),
+            (body.get("spec") or {}).get("replicas"),
+        )
+        dkey = (namespace, meta.get("name", ""))
+        with self._guard:
+            if self._readiness.get(dkey) == readiness:
+                return
+            self._readiness[dkey] = readiness
+        self.run(namespace, owner)
+
+    # ------------------------------------------------------------------------ deletion
+    def finalize(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """Restore 100% stable routing and remove what Sluice manages, but leave the stable
+        Deployment running (orphaned from the Rollout so garbage collection spares it).
+
+        Why keep the stable pods: deleting a Rollout happens on GitOps prunes, renames and
+        migrations (to another tool, or back to a plain Deployment) while the application is live.
+        Taking production down with it would turn a bookkeeping change into an outage. The user
+        deletes the Deployment ``<rollout>-<slot>`` when they mean it. The canary slot (never
+        serving alone) is deleted, and the routers' managed routes are removed.
+
+        Raises on API errors: kopf retries the finalizer until it completes.
+        """
+        key = (namespace, name)
+        with self._lock(key):
+            try:
+                rollout = parse_rollout(body)
+            except InvalidSpec:
+                # without a valid spec the routes cannot be known: keep both slots running
+                stub = _stub(body)
+                for slot in SLOTS:
+                    self.cluster.release_slot(stub, slot)
+                self._forget(key)
+                return
+            status = rollout.status or RolloutStatus()
+            router = build_router(rollout, self.api, self.settings)
+            if router is not None:
+                router.set_weight(0)
+                router.remove_managed_routes()
+            stable = status.stable_slot
+            if stable is not None:
+                for service in services_of(rollout):
+                    self.cluster.set_service_selector(rollout, service, stable)
+                self.cluster.release_slot(rollout, stable)
+                self.cluster.delete_slot(rollout, other(stable))
+            else:
+                for slot in SLOTS:
+                    self.cluster.release_slot(rollout, slot)
+            self.cluster.emit_event(
+                rollout,
+                "Normal",
+                "Released",
+                f"all traffic on the stable slot {stable}; Deployment {name}-{stable} left running"
+                if stable
+                else "slot Deployments left running",
+            )
+            self._forget(key)
+
+    def _forget(self, key: Key) -> None:
+        self.telemetry.forget(*key)
+        with self._guard:
+            self._schedule.pop(key, None)
+            self._locks.pop(key, None)
+
+
+# ------------------------------------------------------------------------------------- kopf
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
+    """kopf's own state lives under ``sluice.dev`` (progress, diff-base, finalizer, peering)."""
+    p = kopf_settings.persistence
+    p.progress_storage = kopf.AnnotationsProgressStorage(prefix="sluice.dev")
+    p.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="sluice.dev", key="last-handled-configuration"
+    )
+    p.finalizer = FINALIZER
+    kopf_settings.peering.name = settings.peering_name
+    kopf_settings.peering.priority = settings.priority
+    kopf_settings.peering.standalone = settings.standalone
+    kopf_settings.peering.clusterwide = settings.clusterwide
+    kopf_settings.watching.server_timeout = settings.watch_server_timeout
+    kopf_settings.watching.client_timeout = settings.watch_client_timeout
+    kopf_settings.watching.connect_timeout = 10
+    kopf_settings.networking.request_timeout = settings.request_timeout
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.execution.max_workers = 20
+    if not settings.clusterwide:
+        kopf_settings.scanning.disabled = True
+
+
+def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorRegistry:
+    """A fresh registry with Sluice's handlers (fresh, so tests can run and restart operators)."""
+    registry = kopf.OperatorRegistry()
+    resource = (API_GROUP, API_VERSION, PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, controller.settings)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+        return info or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.probe(id="rollouts", registry=registry)
+    def probe(**_: Any) -> int:
+        with controller._guard:
+            return len(controller._schedule)
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, registry=registry)
+    def changed(**kwargs: Any) -> None:
+        controller.run(kwargs["namespace"], kwargs["name"])
+
+    @kopf.timer(*resource, interval=settings.tick_seconds, registry=registry)
+    def timer(**kwargs: Any) -> None:
+        controller.tick(kwargs["namespace"], kwargs["name"])
+
+    @kopf.on.delete(*resource, registry=registry)
+    def deleted(**kwargs: Any) -> None:
+        namespace, name, body = kwargs["namespace"], kwargs["name"], kwargs["body"]
+        try:
+            controller.finalize(namespace, name, dict(_plain(body)))
+        except Exception as e:
+            raise kopf.TemporaryError(f"releasing {namespace}/{name}: {e}", delay=1) from e
+
+    @kopf.on.event(
+        "apps", "v1", "deployments", labels={LABEL_ROLLOUT: kopf.PRESENT}, registry=registry
+    )
+    def deployment(body: kopf.Body, **_: Any) -> None:
+        controller.deployment_event(_plain(body))
+
+    return registry
+
+
+def _plain(body: Any) -> dict[str, Any]:
+    """kopf's Body as a plain dict (deep)."""
+
+    def conv(v: Any) -> Any:
+        if hasattr(v, "items"):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        return v
+
+    out: dict[str, Any] = conv(body)
+    return out
+
+
+def default_api_client() -> kubernetes.client.ApiClient:
+    """In-cluster credentials when running in a Pod, else the kubeconfig."""
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient()
+
+
+async def run(
+    settings: Settings,
+    *,
+    api: kubernetes.client.ApiClient | None = None,
+    telemetry: Telemetry | None = None,
+    verdicts: VerdictSource | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run the operator until cancelled (or ``stop_flag`` is set)."""
+    api = api or default_api_client()
+    telemetry = telemetry or Telemetry()
+    if settings.metrics_port is not None:
+        telemetry.serve(settings.metrics_port)
+    controller = Controller(api, settings, telemetry, verdicts=verdicts)
+    registry = build_registry(controller, settings)
+    namespaces: Collection[str] = settings.namespaces
+    await kopf.operator(
+        registry=registry,
+        clusterwide=settings.clusterwide,
+        namespaces=namespaces,
+        standalone=settings.standalone,
+        priority=settings.priority,
+        # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
+        peering_name=None if settings.standalone else settings.peering_name,
+        liveness_endpoint=settings.liveness_endpoint(),
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+        memo=kopf.Memo(controller=controller),
+    )

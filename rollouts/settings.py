@@ -1,0 +1,97 @@
+"""The controller's own settings, from ``sluice run`` flags over ``SLUICE_*`` environment variables.
+
+Environment variables exist so the Deployment in ``deploy/`` can configure the controller without
+rewriting its command line; flags win so a person debugging locally can override anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+LogFormat = Literal["json", "text"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the controller cannot use (the message names the setting)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to serve; empty means all namespaces (cluster-wide)."""
+    metrics_port: int | None = 8080
+    """Port of ``/metrics`` (None: no metrics server, as in tests)."""
+    liveness_port: int | None = 8081
+    """Port of kopf's ``/healthz`` liveness endpoint (None: none)."""
+    log_format: LogFormat = "text"
+    priority: int = 0
+    """Peering priority: of several replicas, the highest priority one is active."""
+    standalone: bool = False
+    """Skip peering (one replica, or tests); two replicas must not both be standalone."""
+    peering_name: str = "sluice.dev"
+    prometheus_url: str | None = None
+    """Prometheus address for metrics whose provider names none."""
+    istio_version: str = "v1beta1"
+    smi_version: str = "v1alpha2"
+    tick_seconds: float = 1.0
+    """How often each Rollout's timer looks whether its next reconcile is due."""
+    min_requeue_seconds: float = 1.0
+    max_requeue_seconds: float = 10.0
+    """Bounds on the engine's ``requeue_after`` while a rollout is in flight."""
+    idle_seconds: float = 60.0
+    """How often a Rollout with nothing in flight is looked at anyway (drift repair)."""
+    watch_server_timeout: int = 300
+    watch_client_timeout: int = 330
+    request_timeout: float = 30.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    def liveness_endpoint(self) -> str | None:
+        return (
+            None if self.liveness_port is None else f"http://0.0.0.0:{self.liveness_port}/healthz"
+        )
+
+    def with_flags(self, **flags: Any) -> Settings:
+        """Apply CLI flags given (None means 'not given')."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        if "namespaces" in given:
+            given["namespaces"] = tuple(given["namespaces"])
+        return replace(self, **given)
+
+
+def _int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
+    value = env.get(key)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("none", "off", "disabled"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{key}={value!r}: expected an integer") from None
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    base = Settings()
+    namespaces = tuple(n.strip() for n in env.get("SLUICE_NAMESPACES", "").split(",") if n.strip())
+    log_format = env.get("SLUICE_LOG_FORMAT", base.log_format)
+    if log_format not in ("json", "text"):
+        raise SettingsError(f"SLUICE_LOG_FORMAT={log_format!r}: expected json or text")
+    return Settings(
+        namespaces=namespaces,
+        metrics_port=_int(env, "SLUICE_METRICS_PORT", base.metrics_port),
+        liveness_port=_int(env, "SLUICE_LIVENESS_PORT", base.liveness_port),
+        log_format=log_format,  # type: ignore[arg-type]
+        priority=_int(env, "SLUICE_PRIORITY", base.priority) or 0,
+        standalone=env.get("SLUICE_STANDALONE", "").lower() in ("1", "true", "yes"),
+        prometheus_url=env.get("SLUICE_PROMETHEUS_URL") or None,
+        istio_version=env.get("SLUICE_ISTIO_VERSION", base.istio_version),
+        smi_version=env.get("SLUICE_SMI_VERSION", base.smi_version),
+    )

@@ -1,0 +1,124 @@
+"""The controller's own Prometheus metrics, on a registry the operator serves on ``/metrics``.
+
+A private registry (not prometheus_client's global one) keeps tests and several operators in one
+process from sharing counters, and keeps the process's default collectors out unless wanted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from rollouts.api.rollout import Rollout, RolloutStatus
+
+
+def strategy_of(rollout: Rollout) -> str:
+    return "canary" if rollout.canary is not None else "blueGreen"
+
+
+def router_of(rollout: Rollout) -> str:
+    c = rollout.canary
+    if c is None or c.traffic_routing is None:
+        return "none"
+    return c.traffic_routing.router
+
+
+class Telemetry:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        key = ["namespace", "rollout"]
+        self.rollout_info = Gauge(
+            "sluice_rollout_info",
+            "A Rollout's phase, strategy and router (value always 1).",
+            [*key, "phase", "strategy", "router"],
+            registry=r,
+        )
+        self.rollout_weight = Gauge(
+            "sluice_rollout_weight", "Percent of traffic sent to the canary.", key, registry=r
+        )
+        self.rollout_step = Gauge(
+            "sluice_rollout_step", "Index of the current canary step (0-based).", key, registry=r
+        )
+        self.phase_transitions = Counter(
+            "sluice_rollout_phase_transitions",
+            "Phase changes of Rollouts.",
+            [*key, "from_phase", "to_phase"],
+            registry=r,
+        )
+        self.reconcile_duration = Histogram(
+            "sluice_reconcile_duration_seconds",
+            "Time one reconcile takes (observe, decide, apply, write status).",
+            registry=r,
+        )
+        self.reconcile_errors = Counter(
+            "sluice_reconcile_errors", "Reconciles that failed (and will be retried).", registry=r
+        )
+        self.analysis_verdicts = Counter(
+            "sluice_analysis_verdicts",
+            "Analysis runs that reached a verdict, by result.",
+            ["result"],
+            registry=r,
+        )
+        self._info: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time a reconcile and count it as an error when it raises."""
+        with self.reconcile_duration.time():
+            try:
+                yield
+            except Exception:
+                self.reconcile_errors.inc()
+                raise
+
+    def observe(self, rollout: Rollout, before: RolloutStatus | None, after: RolloutStatus) -> None:
+        """Record what one reconcile changed: phase, weight, step and finished analyses."""
+        ns, name = rollout.metadata.namespace, rollout.metadata.name
+        phase = after.phase or "Unknown"
+        labels = (ns, name, phase, strategy_of(rollout), router_of(rollout))
+        with self._lock:
+            old = self._info.get((ns, name))
+            if old != labels:
+                if old is not None:
+                    self.rollout_info.remove(*old)
+                self.rollout_info.labels(*labels).set(1)
+                self._info[(ns, name)] = labels
+        self.rollout_weight.labels(ns, name).set(after.weights.canary)
+        self.rollout_step.labels(ns, name).set(after.current_step_index or 0)
+        old_phase = (before.phase if before else None) or "None"
+        if old_phase != phase:
+            self.phase_transitions.labels(ns, name, old_phase, phase).inc()
+        finished = {"Successful", "Failed", "Inconclusive", "Error"}
+        was = {r.name: r.phase for r in (before.analysis_runs if before else [])}
+        for run in after.analysis_runs:
+            if run.phase in finished and was.get(run.name) != run.phase:
+                self.analysis_verdicts.labels(run.phase.lower()).inc()
+
+    def invalid(self, namespace: str, name: str, before: RolloutStatus | None) -> None:
+        """An invalid Rollout shows as Degraded with unknown strategy and router."""
+        labels = (namespace, name, "Degraded", "unknown", "unknown")
+        with self._lock:
+            old = self._info.get((namespace, name))
+            if old != labels:
+                if old is not None:
+                    self.rollout_info.remove(*old)
+                self.rollout_info.labels(*labels).set(1)
+                self._info[(namespace, name)] = labels
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop a deleted Rollout's series so dashboards do not show ghosts."""
+        with self._lock:
+            old = self._info.pop((namespace, name), None)
+            if old is not None:
+                self.rollout_info.remove(*old)
+        for gauge in (self.rollout_weight, self.rollout_step):
+            with suppress(KeyError):
+                gauge.remove(namespace, name)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)

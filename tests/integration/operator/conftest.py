@@ -1,0 +1,222 @@
+"""A real kopf operator (``rollouts.operator.run``) in the test's event loop, against the emulator.
+
+Shared by test_lifecycle.py (helper E) and test_operations.py / test_api_errors.py (helper F).
+The emulator runs in its own thread (tests/support/kube.py), so the test body may call the
+synchronous ``kubernetes`` client directly; wait for the operator with ``await harness.wait_for``.
+
+Fixtures:
+- ``operator_settings``: fast timers, standalone, no metrics/liveness ports (override to change);
+- ``harness``: an ``OperatorHarness`` whose operator is already running (``await harness.restart()``
+  to simulate a controller restart; ``harness.auto_ready = False`` to set readiness by hand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import kubernetes
+import pytest
+
+from rollouts.operator import run
+from rollouts.settings import Settings
+from rollouts.telemetry import Telemetry
+from rollouts.verdicts import VerdictSource
+from tests.support import kube as k8s
+from tests.support.kube import (
+    RunningEmulator,
+    create_service,
+    events_for,
+    get_deployment,
+    get_rollout,
+    get_service,
+    list_json,
+    patch_rollout,
+    ready_slots,
+)
+
+# the emulator fixtures, defined once in tests/support/kube.py
+kube_emulator = k8s.kube_emulator
+kubeconfig = k8s.kubeconfig
+api_client = k8s.api_client
+namespace = k8s.namespace
+
+T = TypeVar("T")
+
+
+@dataclass
+class OperatorHarness:
+    api: kubernetes.client.ApiClient
+    emulator: RunningEmulator
+    settings: Settings
+    namespace: str = "ns"
+    verdicts: VerdictSource | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    auto_ready: bool = True
+    """Play the Deployment controller: keep every slot Deployment's pods ready."""
+    hold: set[str] = field(default_factory=set)
+    """Slot Deployments (by name) auto_ready leaves alone."""
+    task: asyncio.Task[None] | None = None
+    _ready_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ operator lifecycle
+    async def start(self) -> None:
+        assert self.task is None
+        self.task = asyncio.create_task(
+            run(self.settings, api=self.api, telemetry=self.telemetry, verdicts=self.verdicts)
+        )
+        if self._ready_task is None:
+            self._ready_task = asyncio.create_task(self._keep_ready())
+        await asyncio.sleep(0.3)  # startup; the first reconcile follows within a tick
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+            self.task = None
+
+    async def restart(self) -> None:
+        """A controller restart: a new operator with fresh memory, resuming from status."""
+        await self.stop()
+        self.telemetry = Telemetry()
+        await self.start()
+
+    async def close(self) -> None:
+        await self.stop()
+        if self._ready_task is not None:
+            self._ready_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ready_task
+
+    async def _keep_ready(self) -> None:
+        while True:
+            if self.auto_ready:
+                with contextlib.suppress(Exception):
+                    for rollout in self.rollout_names():
+                        ready_slots(
+                            self.api,
+                            self.namespace,
+                            rollout,
+                            lambda d: d["metadata"]["name"] not in self.hold,
+                        )
+            await asyncio.sleep(0.05)
+
+    # ---------------------------------------------------------------------------- reading
+    def rollout_names(self) -> list[str]:
+        items = list_json(
+            self.api, f"/apis/sluice.dev/v1alpha1/namespaces/{self.namespace}/rollouts"
+        )
+        return [i["metadata"]["name"] for i in items]
+
+    def rollout(self, name: str = "web") -> dict[str, Any]:
+        return get_rollout(self.api, self.namespace, name)
+
+    def status(self, name: str = "web") -> dict[str, Any]:
+        return dict(self.rollout(name).get("status") or {})
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        return get_deployment(self.api, self.namespace, name)
+
+    def selector(self, service: str) -> dict[str, str]:
+        svc = get_service(self.api, self.namespace, service)
+        assert svc is not None, service
+        return dict(svc["spec"].get("selector") or {})
+
+    def events(self, name: str = "web") -> list[dict[str, Any]]:
+        return events_for(self.api, self.namespace, name)
+
+    def reasons(self, name: str = "web") -> list[str]:
+        return [e["reason"] for e in self.events(name)]
+
+    async def wait_for(
+        self, check: Callable[[], T], timeout: float = 10.0, what: str = "condition"
+    ) -> T:
+        """Poll ``check`` (exceptions count as not yet) until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = check()
+            except (AssertionError, KeyError, IndexError, TypeError) as e:
+                last = e
+            else:
+                if last:
+                    return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+    async def wait_status(
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        name: str = "web",
+        timeout: float = 10.0,
+        what: str = "",
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            st = self.status(name)
+            return st if predicate(st) else None
+
+        try:
+            return await self.wait_for(check, timeout, what or "status")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nstatus now: {self.status(name)}") from None
+
+    # ---------------------------------------------------------------------------- writing
+    def request(self, kind: str, rid: str, name: str = "web") -> None:
+        """What ``kubectl annotate rollout web sluice.dev/request=<kind>@<id>`` does."""
+        patch_rollout(
+            self.api,
+            self.namespace,
+            name,
+            {"metadata": {"annotations": {"sluice.dev/request": f"{kind}@{rid}"}}},
+        )
+
+    def set_image(self, image: str, name: str = "web") -> None:
+        doc = self.rollout(name)
+        template = doc["spec"]["template"]
+        template["spec"]["containers"][0]["image"] = image
+        patch_rollout(self.api, self.namespace, name, {"spec": {"template": template}})
+
+
+@pytest.fixture()
+def operator_settings() -> Settings:
+    return Settings(
+        standalone=True,
+        metrics_port=None,
+        liveness_port=None,
+        tick_seconds=0.2,
+        min_requeue_seconds=0.2,
+        max_requeue_seconds=1.0,
+        idle_seconds=2.0,
+        request_timeout=5.0,
+    )
+
+
+@pytest.fixture()
+def services(api_client: kubernetes.client.ApiClient, namespace: str) -> list[str]:
+    """The user's Services for a canary (web, web-canary) and a blue-green (web-active, web-preview)."""
+    names = ["web", "web-canary", "web-preview", "shop", "shop-canary"]
+    for n in names:
+        create_service(api_client, namespace, n, {"app": n.split("-")[0]})
+    return names
+
+
+@pytest.fixture()
+async def harness(
+    api_client: kubernetes.client.ApiClient,
+    kube_emulator: RunningEmulator,
+    operator_settings: Settings,
+    namespace: str,
+    services: list[str],
+) -> AsyncIterator[OperatorHarness]:
+    h = OperatorHarness(api_client, kube_emulator, operator_settings, namespace)
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.close()
