@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rollouts.cli.run import run
 from rollouts.cli.simulate import simulate
 
 
@@ -14,6 +15,7 @@ def cli() -> None:
 
 
 cli.add_command(simulate)
+cli.add_command(run)
 
 
 def main() -> None:

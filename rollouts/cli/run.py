@@ -1,0 +1,86 @@
+"""``sluice run``: start the controller (kopf operator) against the current cluster.
+
+Flags override ``SLUICE_*`` environment variables (see ``rollouts.settings``), which is how the
+Deployment in ``deploy/`` configures the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from rollouts.settings import Settings, SettingsError, from_env
+
+
+def configure_logging(log_format: str, verbose: bool) -> None:
+    import kopf
+
+    level = logging.DEBUG if verbose else logging.INFO
+    fmt = kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(verbose=verbose, log_format=fmt)
+    logging.getLogger().setLevel(level)
+    for noisy in ("urllib3", "kubernetes", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.command("run")
+@click.option(
+    "-n", "--namespace", "namespaces", multiple=True, help="Serve only this namespace (repeatable)."
+)
+@click.option(
+    "-A", "--all-namespaces", is_flag=True, default=False, help="Serve every namespace (default)."
+)
+@click.option("--metrics-port", type=int, default=None, help="Port of /metrics (default 8080).")
+@click.option("--liveness-port", type=int, default=None, help="Port of /healthz (default 8081).")
+@click.option("--log-format", type=click.Choice(["json", "text"]), default=None)
+@click.option(
+    "--priority",
+    type=int,
+    default=None,
+    help="Peering priority: with several replicas, the highest one is active, others wait.",
+)
+@click.option(
+    "--standalone", is_flag=True, default=None, help="No peering (a single replica, or tests)."
+)
+@click.option("--prometheus-url", default=None, help="Prometheus for metrics that name no address.")
+@click.option("-v", "--verbose", is_flag=True, default=False)
+def run(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    metrics_port: int | None,
+    liveness_port: int | None,
+    log_format: str | None,
+    priority: int | None,
+    standalone: bool | None,
+    prometheus_url: str | None,
+    verbose: bool,
+) -> None:
+    """Run the Sluice controller until interrupted."""
+    if namespaces and all_namespaces:
+        raise click.UsageError("--namespace and --all-namespaces exclude each other")
+    try:
+        settings = build_settings(
+            namespaces=namespaces or None,
+            all_namespaces=all_namespaces,
+            metrics_port=metrics_port,
+            liveness_port=liveness_port,
+            log_format=log_format,
+            priority=priority,
+            standalone=standalone,
+            prometheus_url=prometheus_url,
+        )
+    except SettingsError as e:
+        raise click.UsageError(str(e)) from None
+    configure_logging(settings.log_format, verbose)
+    from rollouts.operator import run as run_operator
+
+    asyncio.run(run_operator(settings))
+
+
+def build_settings(*, all_namespaces: bool = False, **flags: object) -> Settings:
+    settings = from_env().with_flags(**flags)
+    if all_namespaces:
+        settings = settings.with_flags(namespaces=())
+    return settings
