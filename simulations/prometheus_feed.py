@@ -128,11 +128,18 @@ def snappy_compress(data: bytes) -> bytes:
 
 def push(url: str, series: Sequence[Series], *, timeout: float = 10.0) -> None:
     """Remote-write ``series`` to the Prometheus at ``url``; raises ``RuntimeError`` with
-    Prometheus's reason when it refuses (e.g. out-of-order samples without the window)."""
+    Prometheus's reason when it refuses (e.g. out-of-order samples without the window).
+
+    ``url`` is the server's base URL or its write endpoint (``.../api/v1/write``): both are
+    what people paste, and only one can be meant.
+    """
     if not series:
         return
+    endpoint = url.rstrip("/")
+    if not endpoint.endswith("/api/v1/write"):
+        endpoint += "/api/v1/write"
     request = urllib.request.Request(
-        url.rstrip("/") + "/api/v1/write",
+        endpoint,
         data=snappy_compress(encode_write_request(series)),
         method="POST",
         headers={
@@ -146,9 +153,9 @@ def push(url: str, series: Sequence[Series], *, timeout: float = 10.0) -> None:
             response.read()
     except urllib.error.HTTPError as e:
         reason = e.read().decode(errors="replace").strip()
-        raise RuntimeError(f"remote write to {url} refused ({e.code}): {reason}") from None
+        raise RuntimeError(f"remote write to {endpoint} refused ({e.code}): {reason}") from None
     except urllib.error.URLError as e:
-        raise RuntimeError(f"remote write to {url} failed: {e.reason}") from None
+        raise RuntimeError(f"remote write to {endpoint} failed: {e.reason}") from None
 
 
 # -- the traffic as counters ---------------------------------------------------------------------
