@@ -3,11 +3,13 @@ engine, and the cluster shows each step (Deployments, Service selectors, weights
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import kubernetes
 import pytest
 
-from tests.support.kube import create_rollout
+from tests.support.kube import create_rollout, patch_rollout
 from tests.support.rollouts import rollout_doc
 
 from .conftest import OperatorHarness
@@ -100,3 +102,182 @@ async def test_canary_without_router_walks_every_step(harness: OperatorHarness) 
     assert conditions["Ready"] == "True" and conditions["Stalled"] == "False"
     reasons = h.reasons()
     assert reasons, "the operator posts Events"
+
+
+VIRTUAL_SERVICE: dict[str, Any] = {
+    "apiVersion": "networking.istio.io/v1beta1",
+    "kind": "VirtualService",
+    "metadata": {"name": "web", "namespace": "ns"},
+    "spec": {
+        "hosts": ["web.example.com"],
+        "http": [
+            {
+                "name": "api",
+                "match": [{"uri": {"prefix": "/api"}}],
+                "route": [{"destination": {"host": "api"}}],
+            },
+            {
+                "name": "primary",
+                "route": [
+                    {"destination": {"host": "web"}, "weight": 100},
+                    {"destination": {"host": "web-canary"}, "weight": 0},
+                ],
+            },
+        ],
+    },
+}
+ISTIO = {"istio": {"virtualService": {"name": "web", "routes": ["primary"]}}}
+
+
+def create_virtual_service(h: OperatorHarness) -> None:
+    custom = kubernetes.client.CustomObjectsApi(h.api)
+    custom.create_namespaced_custom_object(
+        "networking.istio.io", "v1beta1", "ns", "virtualservices", VIRTUAL_SERVICE
+    )
+
+
+def vs_weights(h: OperatorHarness) -> list[int]:
+    custom = kubernetes.client.CustomObjectsApi(h.api)
+    vs = custom.get_namespaced_custom_object(
+        "networking.istio.io", "v1beta1", "ns", "virtualservices", "web"
+    )
+    assert vs["spec"]["http"][0] == VIRTUAL_SERVICE["spec"]["http"][0]  # the user's route stays
+    return [r["weight"] for r in vs["spec"]["http"][1]["route"]]
+
+
+AUTO_STEPS: list[dict[str, Any]] = [
+    {"setWeight": 25},
+    {"pause": {"duration": "1s"}},
+    {"setWeight": 75},
+    {"pause": {"duration": "1s"}},
+]
+
+
+async def test_canary_with_istio_moves_weights_step_by_step(harness: OperatorHarness) -> None:
+    h = harness
+    create_virtual_service(h)
+    create_rollout(h.api, canary(steps=AUTO_STEPS, router=ISTIO))
+    st = await h.wait_status(healthy, what="first revision Healthy")
+    stable_slot, rev1 = st["stableSlot"], st["stableRevision"]
+    assert vs_weights(h) == [100, 0]
+    h.set_image("web:2")
+    canary_slot = "b" if stable_slot == "a" else "a"
+    await h.wait_for(lambda: vs_weights(h) == [75, 25], what="weight 25 in the VirtualService")
+    # status is written after the actions, once per reconcile
+    st = await h.wait_status(lambda s: s["weights"]["canary"] == 25, what="status weight 25")
+    assert st["currentStepIndex"] in (0, 1)
+    assert h.selector("web") == {"app": "web", "sluice.dev/slot": stable_slot}
+    assert h.selector("web-canary") == {"app": "web", "sluice.dev/slot": canary_slot}
+    # with a router the canary slot runs what the weight needs, the stable keeps all replicas
+    assert h.deployment(f"web-{stable_slot}")["spec"]["replicas"] == 4
+    await h.wait_for(lambda: vs_weights(h) == [25, 75], what="weight 75 in the VirtualService")
+    st = await h.wait_status(
+        lambda s: healthy(s) and s["stableRevision"] not in (None, rev1), what="promoted"
+    )
+    assert st["stableSlot"] == canary_slot
+    assert vs_weights(h) == [100, 0]  # all traffic on the stable Service, now the new slot
+    assert h.selector("web") == {"app": "web", "sluice.dev/slot": canary_slot}
+
+
+async def test_blue_green_switches_the_active_service(harness: OperatorHarness) -> None:
+    h = harness
+    doc = canary(blue_green={"scaleDownDelaySeconds": 0})
+    create_rollout(h.api, doc)
+    st = await h.wait_status(healthy, what="first revision Healthy")
+    blue = st["stableSlot"]
+    green = "b" if blue == "a" else "a"
+    assert h.selector("web") == {"app": "web", "sluice.dev/slot": blue}
+    h.auto_ready = False
+    h.set_image("web:2")
+    dep = await h.wait_for(lambda: h.deployment(f"web-{green}"), what="green slot")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "web:2"
+    await h.wait_for(
+        lambda: h.selector("web-preview").get("sluice.dev/slot") == green, what="preview on green"
+    )
+    # not ready yet: production stays on blue
+    assert h.selector("web") == {"app": "web", "sluice.dev/slot": blue}
+    assert h.status()["phase"] == "Progressing"
+    h.auto_ready = True
+    st = await h.wait_status(
+        lambda s: healthy(s) and s["stableSlot"] == green, what="active switched to green"
+    )
+    assert h.selector("web") == {"app": "web", "sluice.dev/slot": green}
+    await h.wait_for(
+        lambda: h.deployment(f"web-{blue}")["spec"]["replicas"] == 0, what="blue scaled down"
+    )
+
+
+async def test_invalid_rollout_stalls_and_others_still_progress(harness: OperatorHarness) -> None:
+    h = harness
+    bad = canary(name="shop", steps=[{"setWeight": 150}])
+    create_rollout(h.api, bad)
+    create_rollout(h.api, canary(steps=AUTO_STEPS))
+    st = await h.wait_status(
+        lambda s: s.get("phase") == "Degraded", name="shop", what="shop stalled"
+    )
+    stalled = {c["type"]: c for c in st["conditions"]}["Stalled"]
+    assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec"
+    assert "spec.strategy.canary.steps[0].setWeight" in stalled["message"]
+    assert h.deployment("shop-a") is None and h.deployment("shop-b") is None
+    assert "InvalidSpec" in h.reasons("shop")
+    # the valid one is served all along
+    st = await h.wait_status(healthy, what="web Healthy")
+    rev1 = st["stableRevision"]
+    h.set_image("web:2")
+    await h.wait_status(
+        lambda s: healthy(s) and s["stableRevision"] not in (None, rev1), what="web promoted"
+    )
+    # fixing the spec un-stalls it
+    patch_rollout(
+        h.api, "ns", "shop", {"spec": {"strategy": {"canary": {"steps": [{"setWeight": 50}]}}}}
+    )
+    await h.wait_status(healthy, name="shop", what="shop Healthy after the fix")
+
+
+async def test_restart_mid_rollout_resumes_from_status(harness: OperatorHarness) -> None:
+    h = harness
+    create_rollout(h.api, canary())
+    st = await h.wait_status(healthy, what="first revision Healthy")
+    rev1, stable_slot = st["stableRevision"], st["stableSlot"]
+    h.set_image("web:2")
+    st = await h.wait_status(
+        lambda s: s.get("currentStepIndex") == 3 and s["phase"] == "Paused", what="manual pause"
+    )
+    before = (st["currentRevision"], st["weights"]["canary"], st["rolloutStartedAt"])
+    await h.restart()
+    await asyncio.sleep(1.0)  # the new operator reconciles several times meanwhile
+    st = h.status()
+    assert (st["currentRevision"], st["weights"]["canary"], st["rolloutStartedAt"]) == before
+    assert st["currentStepIndex"] == 3 and st["phase"] == "Paused"
+    h.request("promote", "after-restart")
+    st = await h.wait_status(
+        lambda s: healthy(s) and s["stableRevision"] == before[0], what="promoted after restart"
+    )
+    assert st["stableRevision"] != rev1 and st["stableSlot"] != stable_slot
+    assert [e["outcome"] for e in st["history"]][-1:] == ["Promoted"]
+
+
+async def test_delete_restores_routing_and_keeps_the_stable_deployment(
+    harness: OperatorHarness,
+) -> None:
+    h = harness
+    create_virtual_service(h)
+    create_rollout(h.api, canary(router=ISTIO))
+    st = await h.wait_status(healthy, what="first revision Healthy")
+    stable_slot = st["stableSlot"]
+    canary_slot = "b" if stable_slot == "a" else "a"
+    h.set_image("web:2")
+    await h.wait_status(
+        lambda s: s.get("currentStepIndex") == 3 and s["phase"] == "Paused", what="manual pause"
+    )
+    assert vs_weights(h) == [25, 75]
+    custom = kubernetes.client.CustomObjectsApi(h.api)
+    custom.delete_namespaced_custom_object("sluice.dev", "v1alpha1", "ns", "rollouts", "web")
+    await h.wait_for(lambda: "web" not in h.rollout_names(), what="Rollout gone")
+    assert vs_weights(h) == [100, 0]
+    stable = h.deployment(f"web-{stable_slot}")
+    assert stable is not None and stable["spec"]["replicas"] == 4
+    assert not stable["metadata"].get("ownerReferences")  # garbage collection spares it
+    assert h.deployment(f"web-{canary_slot}") is None
+    assert h.selector("web") == {"app": "web", "sluice.dev/slot": stable_slot}
+    assert h.selector("web-canary") == {"app": "web", "sluice.dev/slot": stable_slot}
