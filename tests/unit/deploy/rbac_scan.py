@@ -292,6 +292,35 @@ class Resolver:
         a, b = self.strings(module, first), self.strings(module, second)
         return {(x, y) for x in a for y in b}
 
+    def unpacked(self, module: Module, args: list[ast.expr]) -> list[ast.expr]:
+        """``f(*resource)`` with ``resource = (GROUP, VERSION, PLURAL)`` assigned nearby."""
+        out: list[ast.expr] = []
+        for a in args:
+            if not isinstance(a, ast.Starred):
+                out.append(a)
+                continue
+            target = a.value
+            found: ast.expr | None = None
+            if isinstance(target, ast.Name):
+                scopes: list[ast.AST] = [module.tree]
+                func = enclosing_function(module, a)
+                while func is not None:
+                    scopes.insert(0, func)
+                    func = enclosing_function(module, func)
+                for scope in scopes:
+                    for n in ast.walk(scope):
+                        if isinstance(n, ast.Assign) and any(
+                            isinstance(t, ast.Name) and t.id == target.id for t in n.targets
+                        ):
+                            found = n.value
+                            break
+                    if found is not None:
+                        break
+            if not isinstance(found, ast.Tuple | ast.List):
+                raise Unresolved(f"cannot read {ast.unparse(a)!r} statically")
+            out.extend(found.elts)
+        return out
+
     def _strings_of(self, values: set[Value], expr: ast.expr) -> set[str]:
         if not all(isinstance(v, str) for v in values):
             raise Unresolved(f"{ast.unparse(expr)!r} is not a string")
@@ -564,6 +593,7 @@ class Resolver:
 # ---------------------------------------------------------------------------------------------
 
 KOPF_WATCH_ONLY = {"event", "index"}
+KOPF_ACTIVITIES = {"startup", "cleanup", "login", "probe"}
 KOPF_HANDLERS = {"kopf.timer", "kopf.daemon", "kopf.index"}
 # resources kopf handlers may name by plural alone; kopf resolves them through discovery
 BUILTIN_GROUPS = {
@@ -688,8 +718,10 @@ def _kopf_handler(
     resolver: Resolver, module: Module, call: ast.Call, dotted: str, where: str
 ) -> Finding:
     kind = dotted.rsplit(".", 1)[1]
+    if kind in KOPF_ACTIVITIES:
+        return Finding(where, dotted)  # operator-level: no resource of its own
     try:
-        pos = [resolver.strings(module, a) for a in call.args]
+        pos = [resolver.strings(module, a) for a in resolver.unpacked(module, call.args)]
         kw = {
             k.arg: resolver.strings(module, k.value)
             for k in call.keywords

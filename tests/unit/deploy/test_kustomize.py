@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from rollouts.settings import Settings
 from tests.unit.deploy.rbac_scan import REPO
 
 DEPLOY = REPO / "deploy"
@@ -117,8 +118,9 @@ def test_all_of_sluices_crds_and_kopfs_peering_crd_are_installed(objects: list[O
 def test_controller_joins_the_shipped_peering_object(objects: list[Obj]) -> None:
     (container,) = containers(objects)
     command = " ".join(container.get("command", []) + container.get("args", []))
-    peering = one(objects, "ClusterKopfPeering")["metadata"]["name"]
-    assert f"--peering {peering}" in command
+    # the controller joins the peering object named in its settings (no flag for it)
+    assert one(objects, "ClusterKopfPeering")["metadata"]["name"] == Settings().peering_name
+    assert "--standalone" not in command
     assert "--all-namespaces" in command
     # each replica draws its own priority: equal priorities make kopf pause every peer
     assert "--priority" in command and "/dev/urandom" in command

@@ -267,3 +267,23 @@ def test_deployment_runs_as_the_bound_service_account() -> None:
     )
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
     assert deployment["metadata"]["namespace"] == sa["metadata"]["namespace"]
+
+
+def test_scanner_expands_starred_kopf_resources_and_skips_activities() -> None:
+    project = Project.from_sources(
+        {
+            "pkg.op": (
+                "import kopf\n"
+                "GROUP = 'sluice.dev'\n"
+                "def build(registry):\n"
+                "    resource = (GROUP, 'v1alpha1', 'rollouts')\n"
+                "    @kopf.on.startup(registry=registry)\n"
+                "    def startup(**_): ...\n"
+                "    @kopf.on.probe(id='x', registry=registry)\n"
+                "    def probe(**_): ...\n"
+                "    @kopf.on.event(*resource, registry=registry)\n"
+                "    def seen(**_): ...\n"
+            )
+        }
+    )
+    assert perms(scan(project)) == {"sluice.dev:rollouts:list", "sluice.dev:rollouts:watch"}
