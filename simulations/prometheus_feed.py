@@ -238,7 +238,9 @@ class TrafficFeed:
                 for name, arm in (("canary", tick.canary), ("baseline", tick.baseline)):
                     if self._add(self._arms[name], arm):
                         for labels, value in self._current(name):
-                            samples.setdefault(tuple(sorted(labels.items())), []).append((ts, value))
+                            samples.setdefault(tuple(sorted(labels.items())), []).append(
+                                (ts, value)
+                            )
         return [(dict(key), points) for key, points in samples.items()]
 
     def push_until(self, url: str, until: float) -> int:
@@ -259,7 +261,9 @@ class TrafficFeed:
                 for labels, value in self._current(name):
                     metric = labels["__name__"]
                     family = metric if metric in families else "http_request_duration_seconds"
-                    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items() if k != "__name__")
+                    inner = ",".join(
+                        f'{k}="{_escape(v)}"' for k, v in labels.items() if k != "__name__"
+                    )
                     families[family].append(f"{metric}{{{inner}}} {value!r}")
         # samples grouped under their family's TYPE line, as the text format requires
         lines = [line for family in families.values() for line in family]
@@ -349,7 +353,12 @@ class MetricsEndpoint:
 
     def start(self) -> MetricsEndpoint:
         self._threads = [
-            threading.Thread(target=self._server.serve_forever, args=(0.05,), name="metrics-endpoint", daemon=True),
+            threading.Thread(
+                target=self._server.serve_forever,
+                args=(0.05,),
+                name="metrics-endpoint",
+                daemon=True,
+            ),
             threading.Thread(target=self._tick, name="metrics-feed", daemon=True),
         ]
         for t in self._threads:

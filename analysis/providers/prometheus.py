@@ -130,13 +130,13 @@ class PrometheusProvider:
         self._client.close()
 
     def __repr__(self) -> str:  # never shows credentials
-        return f"PrometheusProvider({self.address!r}, timeout={self.timeout}, retries={self.retries})"
+        return (
+            f"PrometheusProvider({self.address!r}, timeout={self.timeout}, retries={self.retries})"
+        )
 
     # -- the port ---------------------------------------------------------------------------------
 
-    def measure(
-        self, kind: str, arm: Arm, queries: Queries, start: float, end: float
-    ) -> Measured:
+    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
         """Evaluate ``queries`` for ``kind`` over ``[start, end]``; see the port for the contract."""
         try:
             window = promql_duration(end - start)
@@ -168,7 +168,9 @@ class PrometheusProvider:
         what = f"query {query!r}"
         return to_number(self._query(query, promql_duration(window), at, what), what)
 
-    def values(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+    def values(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[tuple[float, float]]:
         """A range query's ``(timestamp, value)`` points, for methods that judge series (Mann-Whitney).
 
         ``{{window}}`` becomes ``step``, so each point covers its own step and points do not

@@ -108,7 +108,9 @@ def to_buckets(result: Any, what: str) -> Buckets:
     """
     vector = _vector(result, what)
     if vector is None:
-        raise ProviderError(f"{what}: returned a scalar; a histogram query must return one series per le")
+        raise ProviderError(
+            f"{what}: returned a scalar; a histogram query must return one series per le"
+        )
     if not vector:
         raise NoData(f"{what}: empty result (no matching bucket series in the window)")
     pairs: dict[float, float] = {}
@@ -123,7 +125,11 @@ def to_buckets(result: Any, what: str) -> Buckets:
         if math.isnan(bound):
             raise ProviderError(f"{what}: le of {_labels(series)} is NaN")
         if bound in pairs:
-            same = [_labels(s) for s in vector if _float((s.get("metric") or {}).get("le"), what) == bound]
+            same = [
+                _labels(s)
+                for s in vector
+                if _float((s.get("metric") or {}).get("le"), what) == bound
+            ]
             raise ProviderError(
                 f"{what}: more than one series for le={metric['le']}: {', '.join(same[:5])}; "
                 "aggregate with sum by (le) (...)"
@@ -141,7 +147,7 @@ def to_buckets(result: Any, what: str) -> Buckets:
         pairs[bound] = count
     if math.inf not in pairs:
         raise ProviderError(
-            f"{what}: no le=\"+Inf\" bucket (got le={sorted(pairs)}); the +Inf bucket is the "
+            f'{what}: no le="+Inf" bucket (got le={sorted(pairs)}); the +Inf bucket is the '
             "total, without it the histogram cannot be judged"
         )
     bounds = tuple(sorted(pairs))

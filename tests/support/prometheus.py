@@ -149,14 +149,18 @@ class PrometheusServer:
         return result
 
     def _config(self) -> dict[str, Any]:
-        scrape = [
-            {
-                "job_name": "sluice-simulator",
-                "scrape_interval": self.scrape_interval,
-                "scrape_timeout": self.scrape_interval,
-                "static_configs": [{"targets": list(self.scrape_targets)}],
-            }
-        ] if self.scrape_targets else []
+        scrape = (
+            [
+                {
+                    "job_name": "sluice-simulator",
+                    "scrape_interval": self.scrape_interval,
+                    "scrape_timeout": self.scrape_interval,
+                    "static_configs": [{"targets": list(self.scrape_targets)}],
+                }
+            ]
+            if self.scrape_targets
+            else []
+        )
         return {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": "15s"},
             "storage": {"tsdb": {"out_of_order_time_window": "3650d"}},
@@ -189,7 +193,9 @@ def start_prometheus(
     directory: Path, *, scrape_targets: Sequence[str] = (), scrape_interval: str = "1s"
 ) -> Iterator[PrometheusServer]:
     """A server of the caller's own (e.g. to stop it mid-test), stopped on exit."""
-    server = PrometheusServer(directory, scrape_targets=scrape_targets, scrape_interval=scrape_interval)
+    server = PrometheusServer(
+        directory, scrape_targets=scrape_targets, scrape_interval=scrape_interval
+    )
     server.start()
     try:
         yield server

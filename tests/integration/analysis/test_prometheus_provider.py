@@ -100,12 +100,46 @@ def test_counts_per_arm_match_the_pushed_truth(
 ) -> None:
     tid, t0 = unique_id(), BASE
     # canary: 20 req/s of which 2/s fail; baseline: 30 req/s of which 1/s fails, for 3 minutes.
-    prometheus.push([
-        ({"__name__": "http_requests_total", "test_id": tid, "slot": "canary", "code": "200"}, counter(t0, 180, 18)),
-        ({"__name__": "http_requests_total", "test_id": tid, "slot": "canary", "code": "500"}, counter(t0, 180, 2)),
-        ({"__name__": "http_requests_total", "test_id": tid, "slot": "stable", "code": "200"}, counter(t0, 180, 29)),
-        ({"__name__": "http_requests_total", "test_id": tid, "slot": "stable", "code": "503"}, counter(t0, 180, 1)),
-    ])
+    prometheus.push(
+        [
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "test_id": tid,
+                    "slot": "canary",
+                    "code": "200",
+                },
+                counter(t0, 180, 18),
+            ),
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "test_id": tid,
+                    "slot": "canary",
+                    "code": "500",
+                },
+                counter(t0, 180, 2),
+            ),
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "test_id": tid,
+                    "slot": "stable",
+                    "code": "200",
+                },
+                counter(t0, 180, 29),
+            ),
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "test_id": tid,
+                    "slot": "stable",
+                    "code": "503",
+                },
+                counter(t0, 180, 1),
+            ),
+        ]
+    )
     for k in range(6):  # six 30 s windows tiling the three minutes
         start, end = t0 + 30 * k, t0 + 30 * (k + 1)
         canary = provider.measure("counts", "canary", count_queries(tid, "canary"), start, end)
@@ -124,7 +158,19 @@ def test_increase_extrapolation_stays_within_one_sample_of_the_truth(
     """
     tid = unique_id()
     samples = [((BASE * 1000 + 500 + i * 1000), 10.0 * i) for i in range(120)]
-    prometheus.push([({"__name__": "http_requests_total", "test_id": tid, "slot": "canary", "code": "500"}, samples)])
+    prometheus.push(
+        [
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "test_id": tid,
+                    "slot": "canary",
+                    "code": "500",
+                },
+                samples,
+            )
+        ]
+    )
     got = provider.measure("counts", "canary", count_queries(tid, "canary"), BASE + 30, BASE + 90)
     assert isinstance(got, Counts)
     assert got.events == got.total
@@ -139,12 +185,22 @@ def test_counter_reset_mid_window_is_counted_once(
     ok = {"__name__": "http_requests_total", "test_id": tid, "slot": "canary", "code": "200"}
     bad = {**ok, "code": "500"}
     restarted = range(21, 61)  # the pod restarts between second 20 and 21
-    prometheus.push([
-        # 1000 → 1100 over 20 s, then from zero: 5, 10, ..., 200
-        (ok, counter(BASE, 20, 5, first=1000.0) + [((BASE + t) * 1000, 5.0 * (t - 20)) for t in restarted]),
-        # 50 → 70 over 20 s, then from zero: 1, 2, ..., 40
-        (bad, counter(BASE, 20, 1, first=50.0) + [((BASE + t) * 1000, 1.0 * (t - 20)) for t in restarted]),
-    ])
+    prometheus.push(
+        [
+            # 1000 → 1100 over 20 s, then from zero: 5, 10, ..., 200
+            (
+                ok,
+                counter(BASE, 20, 5, first=1000.0)
+                + [((BASE + t) * 1000, 5.0 * (t - 20)) for t in restarted],
+            ),
+            # 50 → 70 over 20 s, then from zero: 1, 2, ..., 40
+            (
+                bad,
+                counter(BASE, 20, 1, first=50.0)
+                + [((BASE + t) * 1000, 1.0 * (t - 20)) for t in restarted],
+            ),
+        ]
+    )
     got = provider.measure("counts", "canary", count_queries(tid, "canary"), BASE, BASE + 60)
     # ok: 100 before, 5 in the restart second (0 → 5), 195 after = 300; bad: 20 + 1 + 39 = 60.
     # Without reset handling the drop 1100 → 5 would read as -1095.
@@ -166,25 +222,40 @@ def test_missing_events_series_is_no_data_unless_the_template_says_zero(
     assert provider.measure("counts", "canary", explicit, BASE, BASE + 60) == Counts(0.0, 600.0)
 
 
-def test_histogram_buckets_read_back(prometheus: PrometheusServer, provider: PrometheusProvider) -> None:
+def test_histogram_buckets_read_back(
+    prometheus: PrometheusServer, provider: PrometheusProvider
+) -> None:
     tid = unique_id()
     per_second = {"0.1": 6.0, "0.5": 9.0, "1": 9.5, "+Inf": 10.0}  # cumulative rates per bucket
     series = [
-        ({"__name__": "http_request_duration_seconds_bucket", "test_id": tid, "pod": pod, "le": le},
-         counter(BASE, 60, rate / 2))
+        (
+            {
+                "__name__": "http_request_duration_seconds_bucket",
+                "test_id": tid,
+                "pod": pod,
+                "le": le,
+            },
+            counter(BASE, 60, rate / 2),
+        )
         for le, rate in per_second.items()
         for pod in ("a", "b")  # two pods: the query must aggregate by le
     ]
     prometheus.push(series)
-    q = Queries(buckets=f'sum by (le) (increase(http_request_duration_seconds_bucket{{test_id="{tid}"}}[{W}]))')
+    q = Queries(
+        buckets=f'sum by (le) (increase(http_request_duration_seconds_bucket{{test_id="{tid}"}}[{W}]))'
+    )
     got = provider.measure("histogram", "canary", q, BASE, BASE + 60)
     assert got == Buckets(bounds=(0.1, 0.5, 1.0, math.inf), counts=(360.0, 540.0, 570.0, 600.0))
 
-    unaggregated = Queries(buckets=f'increase(http_request_duration_seconds_bucket{{test_id="{tid}"}}[{W}])')
+    unaggregated = Queries(
+        buckets=f'increase(http_request_duration_seconds_bucket{{test_id="{tid}"}}[{W}])'
+    )
     with pytest.raises(ProviderError, match="more than one series for le"):
         provider.measure("histogram", "canary", unaggregated, BASE, BASE + 60)
 
-    no_inf = Queries(buckets=f'sum by (le) (increase(http_request_duration_seconds_bucket{{test_id="{tid}",le!="+Inf"}}[{W}]))')
+    no_inf = Queries(
+        buckets=f'sum by (le) (increase(http_request_duration_seconds_bucket{{test_id="{tid}",le!="+Inf"}}[{W}]))'
+    )
     with pytest.raises(ProviderError, match=r"\+Inf"):
         provider.measure("histogram", "canary", no_inf, BASE, BASE + 60)
 
@@ -195,23 +266,36 @@ def test_empty_result_is_no_data(provider: PrometheusProvider) -> None:
         provider.measure("value", "absolute", q, BASE, BASE + 30)
 
 
-def test_ratio_over_no_requests_is_no_data(prometheus: PrometheusServer, provider: PrometheusProvider) -> None:
+def test_ratio_over_no_requests_is_no_data(
+    prometheus: PrometheusServer, provider: PrometheusProvider
+) -> None:
     """Series present but flat: errors/requests = 0/0 = NaN, which must not read as a 0% error rate."""
     tid = unique_id()
     flat = [((BASE + i) * 1000, 42.0) for i in range(61)]
-    prometheus.push([
-        ({"__name__": "http_requests_total", "test_id": tid, "code": "200"}, flat),
-        ({"__name__": "http_requests_total", "test_id": tid, "code": "500"}, flat),
-    ])
+    prometheus.push(
+        [
+            ({"__name__": "http_requests_total", "test_id": tid, "code": "200"}, flat),
+            ({"__name__": "http_requests_total", "test_id": tid, "code": "500"}, flat),
+        ]
+    )
     sel = f'test_id="{tid}"'
-    q = Queries(value=f'sum(increase(http_requests_total{{{sel},code="500"}}[{W}])) / sum(increase(http_requests_total{{{sel}}}[{W}]))')
+    q = Queries(
+        value=f'sum(increase(http_requests_total{{{sel},code="500"}}[{W}])) / sum(increase(http_requests_total{{{sel}}}[{W}]))'
+    )
     with pytest.raises(NoData, match="NaN"):
         provider.measure("value", "absolute", q, BASE, BASE + 60)
 
 
 def test_gauge_value(prometheus: PrometheusServer, provider: PrometheusProvider) -> None:
     tid = unique_id()
-    prometheus.push([({"__name__": "saturation", "test_id": tid}, [((BASE + i) * 1000, 0.25 + i / 100) for i in range(31)])])
+    prometheus.push(
+        [
+            (
+                {"__name__": "saturation", "test_id": tid},
+                [((BASE + i) * 1000, 0.25 + i / 100) for i in range(31)],
+            )
+        ]
+    )
     q = Queries(value=f'max_over_time(saturation{{test_id="{tid}"}}[{W}])')
     assert provider.measure("gauge", "canary", q, BASE, BASE + 30) == Value(0.55)
 
@@ -220,17 +304,21 @@ def test_two_series_where_one_was_expected_is_an_error(
     prometheus: PrometheusServer, provider: PrometheusProvider
 ) -> None:
     tid = unique_id()
-    prometheus.push([
-        ({"__name__": "saturation", "test_id": tid, "pod": "a"}, [(BASE * 1000, 0.1)]),
-        ({"__name__": "saturation", "test_id": tid, "pod": "b"}, [(BASE * 1000, 0.2)]),
-    ])
+    prometheus.push(
+        [
+            ({"__name__": "saturation", "test_id": tid, "pod": "a"}, [(BASE * 1000, 0.1)]),
+            ({"__name__": "saturation", "test_id": tid, "pod": "b"}, [(BASE * 1000, 0.2)]),
+        ]
+    )
     q = Queries(value=f'last_over_time(saturation{{test_id="{tid}"}}[{W}])')
     with pytest.raises(ProviderError, match="expected one series, got 2") as e:
         provider.measure("gauge", "canary", q, BASE - 30, BASE)
     assert 'pod="a"' in str(e.value) and 'pod="b"' in str(e.value)
 
 
-def test_range_vector_result_is_an_error(prometheus: PrometheusServer, provider: PrometheusProvider) -> None:
+def test_range_vector_result_is_an_error(
+    prometheus: PrometheusServer, provider: PrometheusProvider
+) -> None:
     tid = unique_id()
     prometheus.push([({"__name__": "saturation", "test_id": tid}, [(BASE * 1000, 0.1)])])
     q = Queries(value=f'saturation{{test_id="{tid}"}}[{W}]')
@@ -242,7 +330,9 @@ def test_bad_promql_fails_at_once_without_retries(prometheus: PrometheusServer) 
     pauses: list[float] = []
     provider = PrometheusProvider(prometheus.url, retries=3, sleep=pauses.append)
     with pytest.raises(ProviderError, match="400") as e:
-        provider.measure("value", "absolute", Queries(value="sum(rate(x[{{window}}])"), BASE, BASE + 30)
+        provider.measure(
+            "value", "absolute", Queries(value="sum(rate(x[{{window}}])"), BASE, BASE + 30
+        )
     assert "sum(rate(x[{{window}}])" in str(e.value), "the message names the query"
     assert "parse error" in str(e.value), "the message carries Prometheus's reason"
     assert pauses == []
@@ -279,7 +369,9 @@ def test_5xx_is_retried_then_succeeds(recorder: Recorder) -> None:
     recorder.statuses = [503, 502]
     pauses: list[float] = []
     provider = PrometheusProvider(recorder.url, retries=2, backoff=0.01, sleep=pauses.append)
-    assert provider.measure("value", "absolute", Queries(value="vector(7)"), BASE, BASE + 30) == Value(7.0)
+    assert provider.measure(
+        "value", "absolute", Queries(value="vector(7)"), BASE, BASE + 30
+    ) == Value(7.0)
     assert len(recorder.headers) == 3 and pauses == [0.01, 0.02]
 
 
@@ -293,7 +385,9 @@ def test_5xx_beyond_the_retry_budget_is_an_error(recorder: Recorder) -> None:
 
 def test_bearer_token_is_sent(recorder: Recorder) -> None:
     provider = PrometheusProvider(recorder.url, bearer_token="s3cret")
-    assert provider.measure("value", "absolute", Queries(value="vector(2)"), BASE, BASE + 30) == Value(2.0)
+    assert provider.measure(
+        "value", "absolute", Queries(value="vector(2)"), BASE, BASE + 30
+    ) == Value(2.0)
     assert recorder.headers[-1]["Authorization"] == "Bearer s3cret"
     assert "s3cret" not in repr(provider)
 
@@ -310,7 +404,9 @@ def test_loopback_ignores_proxy_settings(
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("NO_PROXY", "")
     provider = PrometheusProvider(recorder.url, retries=0)
-    assert provider.measure("value", "absolute", Queries(value="vector(3)"), BASE, BASE + 30) == Value(3.0)
+    assert provider.measure(
+        "value", "absolute", Queries(value="vector(3)"), BASE, BASE + 30
+    ) == Value(3.0)
 
 
 def test_range_values_per_step(prometheus: PrometheusServer, provider: PrometheusProvider) -> None:
@@ -319,10 +415,17 @@ def test_range_values_per_step(prometheus: PrometheusServer, provider: Prometheu
     prometheus.push([(labels, counter(BASE, 120, 4))])
     q = f'sum(increase(http_requests_total{{test_id="{tid}"}}[{W}]))'
     points = provider.values(q, BASE + 30, BASE + 120, 30)
-    assert points == [(BASE + 30.0, 120.0), (BASE + 60.0, 120.0), (BASE + 90.0, 120.0), (BASE + 120.0, 120.0)]
+    assert points == [
+        (BASE + 30.0, 120.0),
+        (BASE + 60.0, 120.0),
+        (BASE + 90.0, 120.0),
+        (BASE + 120.0, 120.0),
+    ]
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(30, "30s"), (600, "600s"), (1.5, "1500ms"), (0.001, "1ms")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(30, "30s"), (600, "600s"), (1.5, "1500ms"), (0.001, "1ms")]
+)
 def test_window_as_promql_duration(seconds: float, text: str) -> None:
     assert promql_duration(seconds) == text
 

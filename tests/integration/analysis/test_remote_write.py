@@ -113,7 +113,9 @@ def test_write_request_round_trips() -> None:
 def test_prometheus_reads_back_what_was_pushed(prometheus: PrometheusServer) -> None:
     tid = unique_id()
     base = 1_600_000_000_000  # years before "now": accepted thanks to the out-of-order window
-    many = [(base + i * 1000, float(i) * 0.5) for i in range(3000)]  # > 64 KiB: several snappy chunks
+    many = [
+        (base + i * 1000, float(i) * 0.5) for i in range(3000)
+    ]  # > 64 KiB: several snappy chunks
     prometheus.push([({"__name__": "rw_check", "test_id": tid, "q": 'a"b\\c'}, many)])
     at = (base + 2999 * 1000) / 1000
     [got] = prometheus.query(f'rw_check{{test_id="{tid}"}}', at)

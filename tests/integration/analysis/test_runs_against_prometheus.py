@@ -59,20 +59,39 @@ def feed(server: PrometheusServer, name: str, until: float, weight: float = 20.0
     """Push ``until`` seconds of scenario ``name`` under a fresh namespace; returns the namespace."""
     ns = unique_id("ns")
     sc = scenario(name)
-    traffic = TrafficFeed(sc.model, lambda: weight, FeedLabels.for_services(ns, CANARY, STABLE),
-                          origin=ORIGIN, seed=sc.seed)
+    traffic = TrafficFeed(
+        sc.model,
+        lambda: weight,
+        FeedLabels.for_services(ns, CANARY, STABLE),
+        origin=ORIGIN,
+        seed=sc.seed,
+    )
     traffic.push_until(server.url, ORIGIN + until)
     return ns
 
 
-def run(plans: list[MetricPlan], provider: MetricProvider, until: float = 1200, *,
-        step: float = 10, seen: list[str] | None = None, **kw: Any) -> tuple[float, TickResult]:
+def run(
+    plans: list[MetricPlan],
+    provider: MetricProvider,
+    until: float = 1200,
+    *,
+    step: float = 10,
+    seen: list[str] | None = None,
+    **kw: Any,
+) -> tuple[float, TickResult]:
     """Tick like the controller every ``step`` s; ``seen`` collects every phase on the way."""
     state: dict[str, Any] | None = None
     now = ORIGIN
     while True:
-        r = advance(plans, state, start=ORIGIN, now=now, provider_for=lambda _: provider,
-                    alphas=ALPHAS, **kw)
+        r = advance(
+            plans,
+            state,
+            start=ORIGIN,
+            now=now,
+            provider_for=lambda _: provider,
+            alphas=ALPHAS,
+            **kw,
+        )
         state = json.loads(json.dumps(r.state))
         if seen is not None:
             seen.append(r.phase)
@@ -101,7 +120,9 @@ def test_error_rate_regression_fails_naming_the_metric(
     assert t <= 300
 
 
-def test_healthy_canary_promotes(prometheus: PrometheusServer, provider: PrometheusProvider) -> None:
+def test_healthy_canary_promotes(
+    prometheus: PrometheusServer, provider: PrometheusProvider
+) -> None:
     ns = feed(prometheus, "healthy", 1200)
     t, r = run([errors(ns, tolerance=1.25), latency(ns, critical=False)], provider)
     assert r.phase == "Successful", r.message
@@ -125,8 +146,11 @@ def test_missing_canary_series_is_insufficient_evidence_never_success(
 ) -> None:
     """The canary's selector matches nothing (a typo, or no pods yet): empty results, never zeros."""
     ns = feed(prometheus, "healthy", 700)
-    plans = [MetricPlan("errors", "counts", 30.0, count=8,
-                        queries=compare(ns, canary="shop-canary-typo"))]
+    plans = [
+        MetricPlan(
+            "errors", "counts", 30.0, count=8, queries=compare(ns, canary="shop-canary-typo")
+        )
+    ]
     seen: list[str] = []
     _, r = run(plans, provider, until=700, seen=seen)
     assert "Successful" not in seen
@@ -159,17 +183,44 @@ def test_nan_ratio_threshold_is_inconclusive_not_a_pass(
     """errors/requests over a window without requests is 0/0 = NaN: a threshold max 1% must not pass."""
     ns = unique_id("ns")
     flat = [(round((ORIGIN + i) * 1000), 100.0) for i in range(0, 301, 10)]
-    prometheus.push([
-        ({"__name__": "http_requests_total", "namespace": ns, "service": CANARY, "code": "200"}, flat),
-        ({"__name__": "http_requests_total", "namespace": ns, "service": CANARY, "code": "500"}, flat),
-    ])
+    prometheus.push(
+        [
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "namespace": ns,
+                    "service": CANARY,
+                    "code": "200",
+                },
+                flat,
+            ),
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "namespace": ns,
+                    "service": CANARY,
+                    "code": "500",
+                },
+                flat,
+            ),
+        ]
+    )
     sel = f'namespace="{ns}",service="{CANARY}"'
     ratio = MetricPlan(
-        "error-ratio", "value", 30.0, judgement="threshold", count=3,
+        "error-ratio",
+        "value",
+        30.0,
+        judgement="threshold",
+        count=3,
         threshold=ThresholdRule(max=0.01, inconclusive_limit=1),
-        queries={"absolute": Queries(value=(
-            f'sum(increase(http_requests_total{{{sel},code="500"}}[{W}]))'
-            f" / sum(increase(http_requests_total{{{sel}}}[{W}]))"))},
+        queries={
+            "absolute": Queries(
+                value=(
+                    f'sum(increase(http_requests_total{{{sel},code="500"}}[{W}]))'
+                    f" / sum(increase(http_requests_total{{{sel}}}[{W}]))"
+                )
+            )
+        },
     )
     seen: list[str] = []
     _, r = run([ratio], provider, until=300, seen=seen)
@@ -189,8 +240,9 @@ def test_prometheus_stopped_mid_analysis_is_error_never_promotion(tmp_path: Path
         phases: list[str] = []
         now = ORIGIN
         for now in range(int(ORIGIN), int(ORIGIN) + 60, 10):  # two windows measured while up
-            r = advance(plans, state, start=ORIGIN, now=now, provider_for=lambda _: provider,
-                        alphas=ALPHAS)
+            r = advance(
+                plans, state, start=ORIGIN, now=now, provider_for=lambda _: provider, alphas=ALPHAS
+            )
             state, _ = json.loads(json.dumps(r.state)), phases.append(r.phase)
         assert phases[-1] == "Running"
         before = {m.name: m.tally for m in r.metrics}
@@ -198,8 +250,9 @@ def test_prometheus_stopped_mid_analysis_is_error_never_promotion(tmp_path: Path
         server.stop()
         while r.phase == "Running" and now < ORIGIN + 1200:
             now += 10
-            r = advance(plans, state, start=ORIGIN, now=now, provider_for=lambda _: provider,
-                        alphas=ALPHAS)
+            r = advance(
+                plans, state, start=ORIGIN, now=now, provider_for=lambda _: provider, alphas=ALPHAS
+            )
             state, _ = json.loads(json.dumps(r.state)), phases.append(r.phase)
     assert "Successful" not in phases
     assert r.phase == "Error", r.message

@@ -30,7 +30,9 @@ def arm_queries(ns: str, service: str) -> Queries:
     )
 
 
-def cumulative_at(series: list[tuple[dict[str, str], list[tuple[int, float]]]], t: float) -> dict[tuple[str, ...], float]:
+def cumulative_at(
+    series: list[tuple[dict[str, str], list[tuple[int, float]]]], t: float
+) -> dict[tuple[str, ...], float]:
     """Each series' cumulative value at ``t`` (the truth the provider's increase() must give back)."""
     ms = round(t * 1000)
     out = {}
@@ -43,8 +45,13 @@ def cumulative_at(series: list[tuple[dict[str, str], list[tuple[int, float]]]], 
 def test_pushed_counts_and_buckets_read_back_per_arm(prometheus: PrometheusServer) -> None:
     ns = unique_id("ns")
     model = TrafficModel(total_rps=50.0, base_error_rate=0.02, effect=Effect("errors x3", 3.0))
-    feed = TrafficFeed(model, lambda: 25.0, FeedLabels.for_services(ns, "shop-canary", "shop-stable"),
-                       origin=ORIGIN, seed=7)
+    feed = TrafficFeed(
+        model,
+        lambda: 25.0,
+        FeedLabels.for_services(ns, "shop-canary", "shop-stable"),
+        origin=ORIGIN,
+        seed=7,
+    )
     series = feed.advance(ORIGIN + 120)
     prometheus.push(series)
     truth_lo, truth_hi = cumulative_at(series, ORIGIN + 60), cumulative_at(series, ORIGIN + 120)
@@ -52,8 +59,14 @@ def test_pushed_counts_and_buckets_read_back_per_arm(prometheus: PrometheusServe
     for arm, service in (("canary", "shop-canary"), ("baseline", "shop-stable")):
         q = arm_queries(ns, service)
         counts = provider.measure("counts", arm, q, ORIGIN + 60, ORIGIN + 120)
-        errors = truth_hi[("http_requests_total", service, "500", "")] - truth_lo[("http_requests_total", service, "500", "")]
-        ok = truth_hi[("http_requests_total", service, "200", "")] - truth_lo[("http_requests_total", service, "200", "")]
+        errors = (
+            truth_hi[("http_requests_total", service, "500", "")]
+            - truth_lo[("http_requests_total", service, "500", "")]
+        )
+        ok = (
+            truth_hi[("http_requests_total", service, "200", "")]
+            - truth_lo[("http_requests_total", service, "200", "")]
+        )
         assert counts == Counts(events=pytest.approx(errors), total=pytest.approx(errors + ok))
         assert isinstance(counts, Counts) and counts.total > 0
         buckets = provider.measure("histogram", arm, q, ORIGIN + 60, ORIGIN + 120)
@@ -74,23 +87,37 @@ def test_scrape_gaps_are_missing_samples_not_zeros(prometheus: PrometheusServer)
     feed = TrafficFeed(model, lambda: 50.0, FeedLabels.for_services(ns, "c", "s"), origin=ORIGIN)
     assert feed.push_until(prometheus.url, ORIGIN + 60) == 0
     with pytest.raises(NoData):
-        PrometheusProvider(prometheus.url).measure("counts", "canary", arm_queries(ns, "c"), ORIGIN, ORIGIN + 60)
+        PrometheusProvider(prometheus.url).measure(
+            "counts", "canary", arm_queries(ns, "c"), ORIGIN, ORIGIN + 60
+        )
 
 
 def test_metrics_endpoint_serves_a_valid_exposition() -> None:
     import time
 
-    feed = TrafficFeed(TrafficModel(total_rps=200.0), lambda: 50.0,
-                       FeedLabels.for_services("shop", "shop-canary", "shop-stable"),
-                       origin=time.time() - 5, tick_s=1.0)
+    feed = TrafficFeed(
+        TrafficModel(total_rps=200.0),
+        lambda: 50.0,
+        FeedLabels.for_services("shop", "shop-canary", "shop-stable"),
+        origin=time.time() - 5,
+        tick_s=1.0,
+    )
     with MetricsEndpoint(feed) as endpoint:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(endpoint.url, timeout=5) as response:
             text = response.read().decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert {"http_requests", "http_request_duration_seconds", "sluice_simulated_saturation_ratio"} <= set(families)
-    requests = {(s.labels["service"], s.labels["code"]): s.value for s in families["http_requests"].samples}
-    assert set(requests) == {(svc, code) for svc in ("shop-canary", "shop-stable") for code in ("200", "500")}
+    assert {
+        "http_requests",
+        "http_request_duration_seconds",
+        "sluice_simulated_saturation_ratio",
+    } <= set(families)
+    requests = {
+        (s.labels["service"], s.labels["code"]): s.value for s in families["http_requests"].samples
+    }
+    assert set(requests) == {
+        (svc, code) for svc in ("shop-canary", "shop-stable") for code in ("200", "500")
+    }
     for service in ("shop-canary", "shop-stable"):
         buckets = sorted(
             (float(s.labels["le"]), s.value)
@@ -99,5 +126,7 @@ def test_metrics_endpoint_serves_a_valid_exposition() -> None:
         )
         assert buckets[-1][0] == math.inf
         assert all(a[1] <= b[1] for a, b in itertools.pairwise(buckets)), "cumulative in le"
-        assert buckets[-1][1] == pytest.approx(requests[(service, "200")] + requests[(service, "500")])
+        assert buckets[-1][1] == pytest.approx(
+            requests[(service, "200")] + requests[(service, "500")]
+        )
         assert buckets[-1][1] > 0

@@ -42,21 +42,42 @@ def arm(service: str) -> Queries:
 def test_error_regression_scraped_from_the_simulator_fails_the_run(tmp_path: Path) -> None:
     sc = scenario("error-regression")
     model = dataclasses.replace(sc.model, total_rps=400.0)
-    feed = TrafficFeed(model, lambda: 50.0, FeedLabels.for_services("shop", "shop-canary", "shop-stable"),
-                       origin=time.time(), seed=sc.seed, tick_s=1.0)
-    with MetricsEndpoint(feed) as endpoint, start_prometheus(
-        tmp_path / "prometheus", scrape_targets=[endpoint.address], scrape_interval="1s"
-    ) as server:
+    feed = TrafficFeed(
+        model,
+        lambda: 50.0,
+        FeedLabels.for_services("shop", "shop-canary", "shop-stable"),
+        origin=time.time(),
+        seed=sc.seed,
+        tick_s=1.0,
+    )
+    with (
+        MetricsEndpoint(feed) as endpoint,
+        start_prometheus(
+            tmp_path / "prometheus", scrape_targets=[endpoint.address], scrape_interval="1s"
+        ) as server,
+    ):
         provider = PrometheusProvider(server.url, timeout=5.0)
         # Five seconds of warm-up cover the first scrapes (queryable only after a few seconds).
-        plan = MetricPlan("errors", "counts", 5.0, initial_delay=5.0, count=15,
-                          queries={"canary": arm("shop-canary"), "baseline": arm("shop-stable")})
+        plan = MetricPlan(
+            "errors",
+            "counts",
+            5.0,
+            initial_delay=5.0,
+            count=15,
+            queries={"canary": arm("shop-canary"), "baseline": arm("shop-stable")},
+        )
         start = time.time()
         state: dict[str, Any] | None = None
         phases: list[str] = []
         while time.time() - start < DEADLINE_S:
-            r = advance([plan], state, start=start, now=time.time() - LAG_S,
-                        provider_for=lambda _: provider, alphas={"errors": 0.05})
+            r = advance(
+                [plan],
+                state,
+                start=start,
+                now=time.time() - LAG_S,
+                provider_for=lambda _: provider,
+                alphas={"errors": 0.05},
+            )
             state = json.loads(json.dumps(r.state))
             phases.append(r.phase)
             if r.phase != "Running":

@@ -17,8 +17,6 @@ pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy/examples/canary-analysis.yaml"
 
 
-
-
 # Each test starts its own server: a simulation writes the example's fixed namespace and
 # services, so two runs sharing one server would read each other's series.
 

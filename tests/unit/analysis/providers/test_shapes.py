@@ -81,7 +81,9 @@ class TestBuckets:
             to_buckets(buckets(("fast", "4"), ("+Inf", "5")), "q")
 
     def test_repeated_le_names_the_series(self) -> None:
-        result = buckets(("0.1", "1"), ("+Inf", "2"), pod="a") + buckets(("0.1", "1"), ("+Inf", "2"), pod="b")
+        result = buckets(("0.1", "1"), ("+Inf", "2"), pod="a") + buckets(
+            ("0.1", "1"), ("+Inf", "2"), pod="b"
+        )
         with pytest.raises(ProviderError, match=r"more than one series for le=0\.1") as e:
             to_buckets(result, "q")
         assert 'pod="a"' in str(e.value) and 'pod="b"' in str(e.value)
