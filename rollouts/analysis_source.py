@@ -22,6 +22,7 @@ from analysis.api import (
     AnalysisTemplate,
     ClusterAnalysisTemplate,
     InconclusivePolicy,
+    InvalidAnalysisSpec,
     Metric,
     MetricResult,
     RunKind,
@@ -331,7 +332,11 @@ class AnalysisVerdicts:
         self, rollout: Rollout, tref: TemplateRef, index: int
     ) -> AnalysisTemplate | ClusterAnalysisTemplate:
         ns = rollout.metadata.namespace
-        template = self.store.get_template(ns, tref.template_name, tref.cluster_scope)
+        try:
+            template = self.store.get_template(ns, tref.template_name, tref.cluster_scope)
+        except InvalidAnalysisSpec as e:
+            # a template someone applied without the CRD's validation (or an older schema)
+            raise _Unresolved(f"templates[{index}].templateName: {tref.template_name}: {e}") from None
         if template is None:
             kind = "ClusterAnalysisTemplate" if tref.cluster_scope else f"AnalysisTemplate {ns}/"
             raise _Unresolved(

@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from analysis.api import parse_template
+from analysis.api import InvalidAnalysisSpec, parse_template
 from analysis.providers.simulated import SCENARIOS
-from rollouts.analysis_source import MemoryAnalysisStore, SecretNotFound, builtin_args
+from rollouts.analysis_source import (
+    AnalysisVerdicts,
+    MemoryAnalysisStore,
+    SecretNotFound,
+    builtin_args,
+)
 from rollouts.api.validation import parse_rollout
 from rollouts.simulate import SimOptions, Simulation
 from tests.support.rollouts import rollout_doc
@@ -91,6 +96,24 @@ def test_undeclared_arg_is_an_error_verdict() -> None:
                                               "args": [{"name": "typo", "value": "x"}]}}]
     st = run(rollout_doc(steps=steps), "healthy", [counts_template()]).rollout.status
     assert st is not None and st.phase == "Degraded" and "'typo'" in st.message
+
+
+def test_template_that_fails_validation_is_an_error_verdict_not_a_crash() -> None:
+    """A store raises InvalidAnalysisSpec for a stored template that no longer validates (applied
+    before the CRD's rules, or under an older schema); the reconcile must not crash on it."""
+
+    class BrokenStore(MemoryAnalysisStore):
+        def get_template(self, namespace: str, name: str, cluster_scope: bool = False) -> Any:
+            raise InvalidAnalysisSpec(["spec.metrics[0].compare.tolerance: must be > 0"])
+
+    opts = SimOptions(scenario=SCENARIOS["healthy"], templates=(counts_template(),))
+    sim = Simulation(parse_rollout(rollout_doc(steps=STEPS)), opts)
+    assert isinstance(sim.verdicts, AnalysisVerdicts)
+    sim.verdicts.store = BrokenStore()
+    sim.run()
+    st = sim.rollout.status
+    assert st is not None and st.phase == "Degraded"
+    assert "errors" in st.message and "compare.tolerance" in st.message
 
 
 def test_background_failure_aborts() -> None:
