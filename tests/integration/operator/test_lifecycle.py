@@ -8,6 +8,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+from prometheus_client import generate_latest
 
 from tests.support.kube import create_rollout, patch_rollout
 from tests.support.rollouts import rollout_doc
@@ -102,6 +103,17 @@ async def test_canary_without_router_walks_every_step(harness: OperatorHarness) 
     assert conditions["Ready"] == "True" and conditions["Stalled"] == "False"
     reasons = h.reasons()
     assert reasons, "the operator posts Events"
+    # the controller's own metrics, as /metrics serves them
+    metrics = generate_latest(h.telemetry.registry).decode()
+    assert (
+        'sluice_rollout_info{namespace="ns",phase="Healthy",rollout="web",router="none",'
+        'strategy="canary"} 1.0'
+    ) in metrics
+    assert 'sluice_rollout_weight{namespace="ns",rollout="web"} 0.0' in metrics
+    assert "sluice_rollout_phase_transitions_total{" in metrics
+    assert 'to_phase="Paused"' in metrics
+    assert "sluice_reconcile_duration_seconds_count" in metrics
+    assert "sluice_reconcile_errors_total 0.0" in metrics
 
 
 VIRTUAL_SERVICE: dict[str, Any] = {
