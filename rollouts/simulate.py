@@ -27,6 +27,9 @@ from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts import ScriptedVerdicts, VerdictSource
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+LIVE_LAG_SECONDS = 3.0
+"""Live (scraped) mode judges windows this far behind the wall clock: a 1 s scrape interval plus
+the time Prometheus takes to make a scraped sample queryable."""
 INDEFINITE_PAUSES = {"InconclusiveAnalysis", "PausedByUser"}
 
 
@@ -49,6 +52,7 @@ class SimOptions:
     scenario: Scenario | None = None  # real analysis on simulated traffic instead of scripted
     templates: tuple[dict[str, Any], ...] = ()  # (Cluster)AnalysisTemplate documents
     prometheus: str | None = None  # measure through this Prometheus, fed by the simulator
+    serve_metrics: str | None = None  # live: serve /metrics on HOST:PORT for it to scrape
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class Simulation:
     def __init__(self, rollout: Rollout, opts: SimOptions | None = None) -> None:
         self.opts = opts or SimOptions()
         self.t = 0.0
+        self._wall0 = time.time()
         self.cluster = MemoryCluster(lambda: self.t, ready_delay=self.opts.ready_delay)
         self.router = MemoryRouter()
         self.verdicts: VerdictSource = ScriptedVerdicts(
@@ -106,6 +111,10 @@ class Simulation:
         )
         self.store: MemoryAnalysisStore | None = None
         self.feed: Any = None
+        self.endpoint: Any = None  # the live /metrics endpoint, when serving one
+        self.live = self.opts.serve_metrics is not None
+        if self.live and self.opts.prometheus is None:
+            raise SimulationError("--serve-metrics needs --prometheus (the server that scrapes it)")
         if self.opts.scenario is not None:
             self.verdicts = self._analysis(rollout, self.opts.scenario)
         self.ports = Ports(self.cluster, self.router, self.verdicts)
@@ -125,8 +134,11 @@ class Simulation:
                 name = (doc.get("metadata") or {}).get("name", f"#{i + 1}")
                 raise SimulationError(f"template {name}: " + "; ".join(e.problems)) from None
         # with a real Prometheus, simulated time starts an hour ago on the wall clock, so the
-        # remote-written samples fall in the window Prometheus's head block accepts
+        # remote-written samples fall in the window Prometheus's head block accepts; served live
+        # for scraping, it is the wall clock itself
         origin = EPOCH.timestamp() if self.opts.prometheus is None else time.time() - 3600.0
+        if self.live:
+            origin = time.time()
 
         def weight() -> float:
             st = self.rollout.status or RolloutStatus()
@@ -148,7 +160,9 @@ class Simulation:
         def factory(_spec: object, _ns: str, _store: AnalysisRunStore) -> MetricProvider:
             return provider
 
-        return AnalysisVerdicts(store, factory, lambda: origin + self.t)
+        # live, a window is judged only once the scrape covering its end has landed
+        lag = LIVE_LAG_SECONDS if self.live else 0.0
+        return AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
 
     def _prometheus(
         self, rollout: Rollout, scenario: Scenario, weight: Callable[[], float], origin: float
@@ -160,7 +174,7 @@ class Simulation:
         window if it already holds newer samples of these series). The feed pushes up to each measurement's end before querying.
         """
         from analysis.providers.prometheus import PrometheusProvider
-        from simulations.prometheus_feed import FeedLabels, TrafficFeed
+        from simulations.prometheus_feed import FeedLabels, MetricsEndpoint, TrafficFeed
 
         assert self.opts.prometheus is not None
         url = self.opts.prometheus.rstrip("/")
@@ -171,6 +185,18 @@ class Simulation:
             canary_svc = rollout.blue_green.preview_service
             stable_svc = rollout.blue_green.active_service
         labels = FeedLabels.for_services(rollout.metadata.namespace, canary_svc, stable_svc)
+        if self.live:
+            assert self.opts.serve_metrics is not None
+            host, _, port = self.opts.serve_metrics.rpartition(":")
+            feed = self.feed = TrafficFeed(
+                scenario.model, weight, labels, origin=origin, seed=scenario.seed, tick_s=1.0
+            )
+            try:
+                self.endpoint = MetricsEndpoint(feed, host=host or "127.0.0.1", port=int(port))
+            except (ValueError, OSError) as e:
+                raise SimulationError(f"--serve-metrics {self.opts.serve_metrics}: {e}") from None
+            self.endpoint.start()
+            return PrometheusProvider(url)
         feed = self.feed = TrafficFeed(
             scenario.model, weight, labels, origin=origin, seed=scenario.seed
         )
@@ -257,6 +283,9 @@ class Simulation:
                 return "Paused: waiting for a person (rerun with --promote to answer pauses)"
             wait = self.opts.tick if requeue is None else min(max(requeue, 0.5), self.opts.tick)
             self.t += wait
+            if self.live:
+                # the scraped traffic runs on the wall clock, so the rollout must too
+                time.sleep(max(0.0, self._wall0 + self.t - time.time()))
         return f"stopped after {self.opts.max_seconds:.0f}s of simulated time"
 
     def _emit(self, line: SimLine, on_line: Callable[[SimLine], None] | None) -> None:
@@ -266,12 +295,21 @@ class Simulation:
 
     def run(self, on_line: Callable[[SimLine], None] | None = None) -> SimResult:
         """Deploy the file's revision as stable, then roll out the update to the end."""
-        first = self.settle(on_line)
-        if first != "Healthy":
-            return self._result(f"initial revision did not become Healthy: {first}")
-        self.rollout = next_revision(self.rollout, self.opts)
-        reason = self.settle(on_line)
-        return self._result(reason)
+        try:
+            first = self.settle(on_line)
+            if first != "Healthy":
+                return self._result(f"initial revision did not become Healthy: {first}")
+            self.rollout = next_revision(self.rollout, self.opts)
+            reason = self.settle(on_line)
+            return self._result(reason)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the live /metrics endpoint, if one is serving."""
+        if self.endpoint is not None:
+            self.endpoint.stop()
+            self.endpoint = None
 
     def _result(self, reason: str) -> SimResult:
         events = [e for v in self.cluster.events.values() for e in v]

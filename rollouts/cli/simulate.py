@@ -178,6 +178,12 @@ def _print_line(line: SimLine) -> None:
     help="With a scenario: remote-write the simulated traffic into this Prometheus and measure "
     "through PromQL (needs --web.enable-remote-write-receiver).",
 )
+@click.option(
+    "--serve-metrics",
+    metavar="HOST:PORT",
+    help="With --prometheus: run on the wall clock and serve the simulated traffic on "
+    "http://HOST:PORT/metrics for that Prometheus to scrape, instead of remote-writing it.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def simulate(
     file: Path,
@@ -194,6 +200,7 @@ def simulate(
     scenario_file: Path | None,
     template_paths: tuple[Path, ...],
     prometheus: str | None,
+    serve_metrics: str | None,
     quiet: bool,
 ) -> None:
     """Run FILE's Rollout through Sluice's engine on a simulated cluster and clock.
@@ -223,6 +230,8 @@ def simulate(
         raise click.ClickException(str(e)) from None
     if prometheus is not None and chosen is None:
         raise click.UsageError("--prometheus needs --scenario or --scenario-file")
+    if serve_metrics is not None and prometheus is None:
+        raise click.UsageError("--serve-metrics needs --prometheus (the server that scrapes it)")
     templates = load_templates([file, *template_paths]) if chosen is not None else []
     opts = SimOptions(
         set_image=set_image,
@@ -236,6 +245,9 @@ def simulate(
         scenario=chosen,
         templates=tuple(templates),
         prometheus=prometheus,
+        serve_metrics=serve_metrics,
+        # live, every simulated second is a real one: reconcile every second, as the operator would
+        tick=1.0 if serve_metrics is not None else SimOptions.tick,
     )
     strategy = "canary" if rollout.canary is not None else "blue-green"
     click.echo(
