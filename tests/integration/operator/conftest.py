@@ -4,6 +4,9 @@ Shared by test_lifecycle.py (helper E) and test_operations.py / test_api_errors.
 The emulator runs in its own thread (tests/support/kube.py), so the test body may call the
 synchronous ``kubernetes`` client directly; wait for the operator with ``await harness.wait_for``.
 
+Rollouts: ``canary(...)`` builds one (canary or, with ``blue_green=``, blue-green) and
+``healthy(status)`` says it has settled; shared by every operator test file.
+
 Fixtures:
 - ``operator_settings``: fast timers, standalone, no metrics/liveness ports (override to change);
 - ``harness``: an ``OperatorHarness`` whose operator is already running (``await harness.restart()``
@@ -38,6 +41,7 @@ from tests.support.kube import (
     patch_rollout,
     ready_slots,
 )
+from tests.support.rollouts import rollout_doc
 
 # the emulator fixtures, defined once in tests/support/kube.py
 kube_emulator = k8s.kube_emulator
@@ -181,6 +185,40 @@ class OperatorHarness:
         template = doc["spec"]["template"]
         template["spec"]["containers"][0]["image"] = image
         patch_rollout(self.api, self.namespace, name, {"spec": {"template": template}})
+
+
+# ------------------------------------------------------------------------------ Rollouts
+
+CANARY_STEPS: list[dict[str, Any]] = [
+    {"setWeight": 25},
+    {"pause": {"duration": "1s"}},
+    {"setWeight": 75},
+    {"pause": {}},  # waits for a person
+]
+
+
+def canary(
+    name: str = "web", steps: list[dict[str, Any]] | None = None, **kw: Any
+) -> dict[str, Any]:
+    """A Rollout named ``name`` over the Services ``name`` and ``name-canary`` (see ``services``),
+    with no scale-down delays so tests see old slots go at once."""
+    doc = rollout_doc(steps=CANARY_STEPS if steps is None else steps, replicas=4, **kw)
+    doc["metadata"]["name"] = name
+    strategy = doc["spec"]["strategy"]
+    if "canary" in strategy:
+        c = strategy["canary"]
+        c["stableService"], c["canaryService"] = name, f"{name}-canary"
+        c["scaleDownDelaySeconds"] = 0
+        c["abortScaleDownDelaySeconds"] = 0
+    for key in ("selector",):
+        doc["spec"][key] = {"matchLabels": {"app": name}}
+    doc["spec"]["template"]["metadata"]["labels"] = {"app": name}
+    return doc
+
+
+def healthy(st: dict[str, Any]) -> bool:
+    """Settled: Healthy with nothing in flight (the current revision is the stable one)."""
+    return st.get("phase") == "Healthy" and st.get("currentRevision") == st.get("stableRevision")
 
 
 @pytest.fixture()

@@ -11,39 +11,10 @@ import pytest
 from prometheus_client import generate_latest
 
 from tests.support.kube import create_rollout, patch_rollout
-from tests.support.rollouts import rollout_doc
 
-from .conftest import OperatorHarness
+from .conftest import OperatorHarness, canary, healthy
 
 pytestmark = pytest.mark.integration
-
-CANARY_STEPS: list[dict[str, Any]] = [
-    {"setWeight": 25},
-    {"pause": {"duration": "1s"}},
-    {"setWeight": 75},
-    {"pause": {}},  # waits for a person
-]
-
-
-def canary(
-    name: str = "web", steps: list[dict[str, Any]] | None = None, **kw: Any
-) -> dict[str, Any]:
-    doc = rollout_doc(steps=CANARY_STEPS if steps is None else steps, replicas=4, **kw)
-    doc["metadata"]["name"] = name
-    strategy = doc["spec"]["strategy"]
-    if "canary" in strategy:
-        c = strategy["canary"]
-        c["stableService"], c["canaryService"] = name, f"{name}-canary"
-        c["scaleDownDelaySeconds"] = 0
-        c["abortScaleDownDelaySeconds"] = 0
-    for key in ("selector",):
-        doc["spec"][key] = {"matchLabels": {"app": name}}
-    doc["spec"]["template"]["metadata"]["labels"] = {"app": name}
-    return doc
-
-
-def healthy(st: dict[str, Any]) -> bool:
-    return st.get("phase") == "Healthy" and st.get("currentRevision") == st.get("stableRevision")
 
 
 async def test_canary_without_router_walks_every_step(harness: OperatorHarness) -> None:
