@@ -48,6 +48,51 @@ class Settings:
     request_timeout: float = 30.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse values the controller could only fail on later, obscurely (a port out of
+        range fails deep in a server thread, an unknown router API version on every reconcile)."""
+        # imported here: the routers pull in the kubernetes client, which the CLI loads only
+        # when it runs the controller
+        from rollouts.routing.istio import VERSIONS as ISTIO_VERSIONS
+        from rollouts.routing.smi import VERSIONS as SMI_VERSIONS
+
+        for name in ("metrics_port", "liveness_port"):
+            port = getattr(self, name)
+            if port is not None and not (
+                isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
+            ):
+                raise SettingsError(f"{_flag(name)}={port!r}: expected a port from 1 to 65535")
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(f"{_flag('log_format')}={self.log_format!r}: expected json or text")
+        if self.istio_version not in ISTIO_VERSIONS:
+            raise SettingsError(
+                f"{_flag('istio_version')}={self.istio_version!r}: "
+                f"expected one of {', '.join(ISTIO_VERSIONS)}"
+            )
+        if self.smi_version not in SMI_VERSIONS:
+            raise SettingsError(
+                f"{_flag('smi_version')}={self.smi_version!r}: "
+                f"expected one of {', '.join(SMI_VERSIONS)}"
+            )
+        for name in ("tick_seconds", "min_requeue_seconds", "max_requeue_seconds", "idle_seconds"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{name}={getattr(self, name)!r}: must be > 0")
+        if self.min_requeue_seconds > self.max_requeue_seconds:
+            raise SettingsError(
+                f"min_requeue_seconds={self.min_requeue_seconds} exceeds "
+                f"max_requeue_seconds={self.max_requeue_seconds}"
+            )
+
+    def check(self) -> Settings:
+        """Checks across settings that may come from different sources, so they run once flags
+        are applied over the environment (each alone may be fine)."""
+        if self.metrics_port is not None and self.metrics_port == self.liveness_port:
+            raise SettingsError(
+                f"{_flag('metrics_port')} and {_flag('liveness_port')} are both "
+                f"{self.metrics_port}: the two servers need different ports"
+            )
+        return self
+
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
@@ -63,6 +108,29 @@ class Settings:
         if "namespaces" in given:
             given["namespaces"] = tuple(given["namespaces"])
         return replace(self, **given)
+
+
+# Where each checked setting comes from, for messages: the flag and the environment variable.
+_SOURCES = {
+    "metrics_port": "--metrics-port/SLUICE_METRICS_PORT",
+    "liveness_port": "--liveness-port/SLUICE_LIVENESS_PORT",
+    "log_format": "--log-format/SLUICE_LOG_FORMAT",
+    "istio_version": "SLUICE_ISTIO_VERSION",
+    "smi_version": "SLUICE_SMI_VERSION",
+}
+
+
+def _flag(name: str) -> str:
+    return _SOURCES.get(name, name)
+
+
+def _bool(env: Mapping[str, str], key: str) -> bool:
+    value = env.get(key, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{key}={env[key]!r}: expected true or false")
 
 
 def _int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -90,7 +158,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         liveness_port=_int(env, "SLUICE_LIVENESS_PORT", base.liveness_port),
         log_format=log_format,  # type: ignore[arg-type]
         priority=_int(env, "SLUICE_PRIORITY", base.priority) or 0,
-        standalone=env.get("SLUICE_STANDALONE", "").lower() in ("1", "true", "yes"),
+        standalone=_bool(env, "SLUICE_STANDALONE"),
         prometheus_url=env.get("SLUICE_PROMETHEUS_URL") or None,
         istio_version=env.get("SLUICE_ISTIO_VERSION", base.istio_version),
         smi_version=env.get("SLUICE_SMI_VERSION", base.smi_version),

@@ -83,4 +83,4 @@ def build_settings(*, all_namespaces: bool = False, **flags: object) -> Settings
     settings = from_env().with_flags(**flags)
     if all_namespaces:
         settings = settings.with_flags(namespaces=())
-    return settings
+    return settings.check()

@@ -1,0 +1,173 @@
+"""Controller settings: SLUICE_* environment variables, ``sluice run`` flags over them, and clear
+errors for values the controller could only fail on later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from rollouts.cli import run as run_cli
+from rollouts.cli.main import cli
+from rollouts.settings import Settings, SettingsError, from_env
+
+
+def test_defaults_serve_every_namespace_with_both_endpoints() -> None:
+    s = Settings()
+    assert s.clusterwide and s.namespaces == ()
+    assert (s.metrics_port, s.liveness_port) == (8080, 8081)
+    assert s.liveness_endpoint() == "http://0.0.0.0:8081/healthz"
+    assert Settings(liveness_port=None).liveness_endpoint() is None
+    assert not s.standalone and s.log_format == "text"
+    assert from_env({}) == s
+
+
+def test_every_environment_variable_is_read() -> None:
+    env = {
+        "SLUICE_NAMESPACES": " shop, web ,,",
+        "SLUICE_METRICS_PORT": "9100",
+        "SLUICE_LIVENESS_PORT": "off",
+        "SLUICE_LOG_FORMAT": "json",
+        "SLUICE_PRIORITY": "7",
+        "SLUICE_STANDALONE": "true",
+        "SLUICE_PROMETHEUS_URL": "http://prometheus.monitoring:9090",
+        "SLUICE_ISTIO_VERSION": "v1",
+        "SLUICE_SMI_VERSION": "v1alpha4",
+    }
+    s = from_env(env)
+    assert s.namespaces == ("shop", "web") and not s.clusterwide
+    assert (s.metrics_port, s.liveness_port) == (9100, None)
+    assert s.log_format == "json" and s.priority == 7 and s.standalone
+    assert s.prometheus_url == "http://prometheus.monitoring:9090"
+    assert (s.istio_version, s.smi_version) == ("v1", "v1alpha4")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", False), ("0", False), ("false", False), ("No", False), ("1", True), ("YES", True)],
+)
+def test_standalone_booleans(value: str, expected: bool) -> None:
+    assert from_env({"SLUICE_STANDALONE": value}).standalone is expected
+
+
+def test_empty_values_mean_the_default() -> None:
+    s = from_env({"SLUICE_METRICS_PORT": "", "SLUICE_PROMETHEUS_URL": "", "SLUICE_NAMESPACES": ""})
+    assert s == Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"SLUICE_METRICS_PORT": "eighty"}, "SLUICE_METRICS_PORT='eighty'"),
+        ({"SLUICE_LIVENESS_PORT": "8.5"}, "SLUICE_LIVENESS_PORT='8.5'"),
+        ({"SLUICE_PRIORITY": "high"}, "SLUICE_PRIORITY='high'"),
+        ({"SLUICE_METRICS_PORT": "70000"}, "SLUICE_METRICS_PORT"),
+        ({"SLUICE_LIVENESS_PORT": "0"}, "SLUICE_LIVENESS_PORT"),
+        ({"SLUICE_LOG_FORMAT": "xml"}, "SLUICE_LOG_FORMAT='xml'"),
+        ({"SLUICE_STANDALONE": "maybe"}, "SLUICE_STANDALONE='maybe'"),
+        ({"SLUICE_ISTIO_VERSION": "v1alpha3"}, "SLUICE_ISTIO_VERSION='v1alpha3'"),
+        ({"SLUICE_SMI_VERSION": "v1alpha1"}, "SLUICE_SMI_VERSION='v1alpha1'"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names.replace(".", r"\.")):
+        from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"metrics_port": -1}, "--metrics-port"),
+        ({"liveness_port": 65536}, "--liveness-port"),
+        ({"metrics_port": True}, "--metrics-port"),
+        ({"log_format": "yaml"}, "--log-format"),
+        ({"tick_seconds": 0}, "tick_seconds"),
+        ({"min_requeue_seconds": 5.0, "max_requeue_seconds": 1.0}, "min_requeue_seconds"),
+    ],
+)
+def test_bad_values_are_refused_at_construction(kwargs: dict[str, Any], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        Settings(**kwargs)
+
+
+def test_flags_override_the_environment_and_none_means_not_given() -> None:
+    env = from_env({"SLUICE_METRICS_PORT": "9000", "SLUICE_NAMESPACES": "shop"})
+    s = env.with_flags(metrics_port=9100, liveness_port=None, namespaces=["web", "api"])
+    assert s.metrics_port == 9100
+    assert s.liveness_port == 8081  # not given: the environment's (here the default)
+    assert s.namespaces == ("web", "api")
+    with pytest.raises(SettingsError, match="--metrics-port"):
+        env.with_flags(metrics_port=0)
+
+
+def test_build_settings_flags_over_env_and_all_namespaces_clears(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLUICE_NAMESPACES", "shop,web")
+    monkeypatch.setenv("SLUICE_LOG_FORMAT", "json")
+    monkeypatch.setenv("SLUICE_PRIORITY", "3")
+    s = run_cli.build_settings(log_format="text", priority=None)
+    assert s.namespaces == ("shop", "web") and s.log_format == "text" and s.priority == 3
+    assert run_cli.build_settings(all_namespaces=True).clusterwide
+
+
+def test_ports_that_clash_only_after_flags_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLUICE_METRICS_PORT", "8081")  # clashes with the default liveness port
+    with pytest.raises(SettingsError, match="both 8081"):
+        run_cli.build_settings()
+    # ... which a flag can resolve: the check runs once flags are applied
+    assert run_cli.build_settings(liveness_port=9001).liveness_port == 9001
+
+
+@pytest.fixture()
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """``sluice run`` with the operator and logging set-up replaced: what would it start with?"""
+    seen: list[Settings] = []
+
+    async def fake_operator(settings: Settings, **_: Any) -> None:
+        seen.append(settings)
+
+    monkeypatch.setattr("rollouts.operator.run", fake_operator)
+    monkeypatch.setattr(run_cli, "configure_logging", lambda fmt, verbose: None)
+    for key in ("SLUICE_NAMESPACES", "SLUICE_METRICS_PORT", "SLUICE_LIVENESS_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    return seen
+
+
+def test_sluice_run_passes_flags_over_env_to_the_operator(
+    started: list[Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLUICE_METRICS_PORT", "9000")
+    args = ["run", "-n", "shop", "--namespace", "web", "--metrics-port", "9100"]
+    args += ["--log-format", "json", "--priority", "5", "--standalone"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    [s] = started
+    assert s.namespaces == ("shop", "web") and s.metrics_port == 9100
+    assert s.log_format == "json" and s.priority == 5 and s.standalone
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["run", "-n", "shop", "-A"], {}, "exclude each other"),
+        (["run"], {"SLUICE_METRICS_PORT": "nope"}, "SLUICE_METRICS_PORT='nope'"),
+        (["run", "--metrics-port", "99999"], {}, "--metrics-port"),
+        (["run", "--metrics-port", "9000", "--liveness-port", "9000"], {}, "both 9000"),
+        (["run", "--log-format", "xml"], {}, "xml"),
+    ],
+)
+def test_sluice_run_refuses_bad_settings_before_starting(
+    started: list[Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output  # click's usage error
+    assert message in result.output
+    assert started == []
