@@ -103,7 +103,10 @@ def test_scraped_error_regression_aborts_through_the_cli(tmp_path: Path) -> None
             ],
         )
         elapsed = time.time() - started
-        scraped = server.query('count(http_requests_total{service="web-canary"})', time.time())
+        # over a range: once the simulator stops, the next failed scrape marks the series stale
+        scraped = server.query(
+            'count(count_over_time(http_requests_total{service="web-canary"}[10m]))', time.time()
+        )
     print(f"live simulate: exit {result.exit_code} after {elapsed:.1f} s\n{result.output}")
     assert scraped, "Prometheus scraped the simulator's /metrics"
     assert result.exit_code == 1, result.output
