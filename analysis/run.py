@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from analysis.judge import (
@@ -463,6 +463,8 @@ def advance(
         provider = provider_for(plan)
         taken = 0
         while taken < CATCH_UP and (plan.horizon is None or ms.done < plan.horizon):
+            if _decided_by_limits(plan, ms):
+                break
             lo, hi = plan.window(start, ms.done + 1)
             if hi > now + 1e-9:
                 break
@@ -524,6 +526,26 @@ def advance(
     return TickResult(phase, message, reports, st)
 
 
+def _decided_by_limits(plan: MetricPlan, ms: _MetricState) -> bool:
+    """Whether the metric's tally already decides it (errors, failures or missing values over
+    their limits), so it takes no further measurement, as in Argo.
+
+    Why it matters: a controller catching up after time away measures every window that came due
+    in one tick; against a Prometheus that times out, each measurement costs the timeout times the
+    attempts, so measuring on past the limit would hold the reconcile for minutes and report more
+    errors than the limit that decided the run."""
+    t = ms.tally
+    if plan.judgement == "threshold":
+        assert plan.threshold is not None
+        rule = plan.threshold
+        return (
+            t.consecutive_errors > rule.consecutive_error_limit
+            or t.failed > rule.failure_limit
+            or t.inconclusive > rule.inconclusive_limit
+        )
+    return t.consecutive_errors > COMPARE_ERROR_LIMIT
+
+
 def _config(gate: Sequence[MetricPlan], inconclusive: InconclusivePolicy) -> PolicyConfig:
     """Minimum step: the first measurement after the warm-up plus one more interval; maximum:
     the last metric's horizon (none when a gating metric runs until stopped)."""
@@ -552,8 +574,14 @@ def _judge(
     errors = ms.tally.consecutive_errors
     if plan.judgement == "threshold":
         assert plan.threshold is not None
-        return judge_threshold(plan.name, plan.threshold, ms.tally, ms.last_value,
-                               ms.last_events, horizon_reached)
+        verdict = judge_threshold(plan.name, plan.threshold, ms.tally, ms.last_value,
+                                  ms.last_events, horizon_reached)
+        if verdict.phase == "Error" and ms.history and ms.history[-1].get("message"):
+            # as for compares: the run's message (and so the Rollout's) names the cause
+            verdict = replace(
+                verdict, message=f"{verdict.message}; last: {ms.history[-1]['message']}"
+            )
+        return verdict
     if errors > COMPARE_ERROR_LIMIT:
         last = ms.history[-1].get("message", "") if ms.history else ""
         return MetricVerdict(
