@@ -622,7 +622,8 @@ def ready_slots(
     rollout: str,
     predicate: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[str]:
-    """Mark every slot Deployment of ``rollout`` whose ready count lags its replicas as ready."""
+    """Mark every slot Deployment of ``rollout`` that is not fully ready at its current generation
+    as ready (its ready count lags its replicas, or its status predates a template change)."""
     done = []
     for dep in list_json(api, f"/apis/apps/v1/namespaces/{namespace}/deployments"):
         labels = (dep.get("metadata") or {}).get("labels") or {}
@@ -632,7 +633,13 @@ def ready_slots(
             continue
         spec_replicas = int((dep.get("spec") or {}).get("replicas") or 0)
         status = dep.get("status") or {}
-        if status.get("readyReplicas") != spec_replicas or status.get("replicas") != spec_replicas:
+        generation = (dep.get("metadata") or {}).get("generation", 1)
+        if (
+            status.get("readyReplicas") != spec_replicas
+            or status.get("replicas") != spec_replicas
+            # a template change at the same replica count: the controller has not seen it yet
+            or status.get("observedGeneration") != generation
+        ):
             set_deployment_ready(api, namespace, dep["metadata"]["name"])
             done.append(dep["metadata"]["name"])
     return done
