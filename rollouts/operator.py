@@ -296,7 +296,7 @@ class Controller:
         generation = (doc.get("metadata") or {}).get("generation")
         plan = decide_invalid(before, generation, problems, self.clock())
         apply(stub, plan, Ports(cluster=self.cluster, router=None, verdicts=self.verdicts))
-        self.telemetry.invalid(stub.metadata.namespace, stub.metadata.name, before)
+        self.telemetry.invalid(stub.metadata.namespace, stub.metadata.name, before, plan.status)
         log.warning(
             "rollout %s/%s is invalid: %s", stub.metadata.namespace, stub.metadata.name, problems
         )

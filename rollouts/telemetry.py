@@ -64,58 +64,72 @@ class Telemetry:
             registry=r,
         )
         self._info: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._transitions: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
 
     @contextmanager
     def timed(self) -> Iterator[None]:
-        """Time a reconcile and count it as an error when it raises."""
+        """Time a reconcile. A failure is not counted here: the one place that catches every
+        failed reconcile (``Controller.run``) counts it, so each failure counts exactly once."""
         with self.reconcile_duration.time():
-            try:
-                yield
-            except Exception:
-                self.reconcile_errors.inc()
-                raise
+            yield
+
+    def _set_info(self, key: tuple[str, str], labels: tuple[str, ...]) -> None:
+        with self._lock:
+            old = self._info.get(key)
+            if old != labels:
+                if old is not None:
+                    self.rollout_info.remove(*old)
+                self.rollout_info.labels(*labels).set(1)
+                self._info[key] = labels
+
+    def _transition(self, ns: str, name: str, before: RolloutStatus | None, phase: str) -> None:
+        """Count a phase change once: ``before`` is the status read before the reconcile, so a
+        reconcile that leaves the phase alone (or a restarted controller) counts nothing."""
+        old = (before.phase if before else None) or "None"
+        if old == phase:
+            return
+        with self._lock:
+            self.phase_transitions.labels(ns, name, old, phase).inc()
+            self._transitions.setdefault((ns, name), set()).add((old, phase))
 
     def observe(self, rollout: Rollout, before: RolloutStatus | None, after: RolloutStatus) -> None:
         """Record what one reconcile changed: phase, weight, step and finished analyses."""
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         phase = after.phase or "Unknown"
-        labels = (ns, name, phase, strategy_of(rollout), router_of(rollout))
-        with self._lock:
-            old = self._info.get((ns, name))
-            if old != labels:
-                if old is not None:
-                    self.rollout_info.remove(*old)
-                self.rollout_info.labels(*labels).set(1)
-                self._info[(ns, name)] = labels
+        self._set_info((ns, name), (ns, name, phase, strategy_of(rollout), router_of(rollout)))
         self.rollout_weight.labels(ns, name).set(after.weights.canary)
         self.rollout_step.labels(ns, name).set(after.current_step_index or 0)
-        old_phase = (before.phase if before else None) or "None"
-        if old_phase != phase:
-            self.phase_transitions.labels(ns, name, old_phase, phase).inc()
+        self._transition(ns, name, before, phase)
         finished = {"Successful", "Failed", "Inconclusive", "Error"}
         was = {r.name: r.phase for r in (before.analysis_runs if before else [])}
         for run in after.analysis_runs:
             if run.phase in finished and was.get(run.name) != run.phase:
                 self.analysis_verdicts.labels(run.phase.lower()).inc()
 
-    def invalid(self, namespace: str, name: str, before: RolloutStatus | None) -> None:
-        """An invalid Rollout shows as Degraded with unknown strategy and router."""
-        labels = (namespace, name, "Degraded", "unknown", "unknown")
-        with self._lock:
-            old = self._info.get((namespace, name))
-            if old != labels:
-                if old is not None:
-                    self.rollout_info.remove(*old)
-                self.rollout_info.labels(*labels).set(1)
-                self._info[(namespace, name)] = labels
+    def invalid(
+        self,
+        namespace: str,
+        name: str,
+        before: RolloutStatus | None,
+        after: RolloutStatus | None = None,
+    ) -> None:
+        """An invalid Rollout shows as Degraded (or the phase its status got) with unknown
+        strategy and router; a valid Rollout turning invalid is a phase transition like any."""
+        phase = (after.phase if after else None) or "Degraded"
+        self._set_info((namespace, name), (namespace, name, phase, "unknown", "unknown"))
+        self._transition(namespace, name, before, phase)
 
     def forget(self, namespace: str, name: str) -> None:
-        """Drop a deleted Rollout's series so dashboards do not show ghosts."""
+        """Drop a deleted Rollout's series (info, weight, step, transitions) so dashboards do
+        not show ghosts and label sets do not pile up as Rollouts come and go."""
         with self._lock:
             old = self._info.pop((namespace, name), None)
             if old is not None:
                 self.rollout_info.remove(*old)
+            for from_phase, to_phase in self._transitions.pop((namespace, name), set()):
+                with suppress(KeyError):
+                    self.phase_transitions.remove(namespace, name, from_phase, to_phase)
         for gauge in (self.rollout_weight, self.rollout_step):
             with suppress(KeyError):
                 gauge.remove(namespace, name)
