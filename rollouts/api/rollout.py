@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AwareDatetime, Field, model_validator
 
 from rollouts.api.base import (
     ApiModel,
     Duration,
     NonNegativeInt,
     Percent,
+    StatusModel,
     differ_rule,
     exactly_one,
     one_of_rule,
@@ -273,18 +273,6 @@ class RolloutSpec(ApiModel):
 # ---------------------------------------------------------------------------------------------
 # status (written only by Sluice)
 # ---------------------------------------------------------------------------------------------
-
-
-class StatusModel(ApiModel):
-    """Status parts are mutable: the engine edits a private deep copy while it decides."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=False,
-        use_attribute_docstrings=True,
-    )
 
 
 Phase = Literal["Healthy", "Progressing", "Paused", "Degraded"]

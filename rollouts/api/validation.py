@@ -11,7 +11,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from analysis.apimodel import field_path, problems_of
 from rollouts.api.rollout import Rollout
+
+__all__ = ["InvalidSpec", "field_path", "parse", "parse_rollout", "problems_of"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -22,44 +25,6 @@ class InvalidSpec(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
-
-
-def field_path(loc: Iterable[int | str]) -> str:
-    """``("spec", "steps", 2, "setWeight")`` -> ``spec.steps[2].setWeight``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith(("function-after", "function-before")):
-            continue  # pydantic's validator frames are not fields
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
-def _message(err: Mapping[str, Any]) -> str:
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a known field"
-    if kind == "value_error":
-        return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}"
-    if kind in ("string_too_short", "too_short"):
-        return "must not be empty"
-    return str(err["msg"])
-
-
-def problems_of(error: ValidationError, prefix: Iterable[str] = ()) -> list[str]:
-    msgs = []
-    for err in error.errors():
-        path = field_path([*prefix, *err["loc"]])
-        msgs.append(f"{path}: {_message(err)}" if path else _message(err))
-    # a union of str|int reports once per member; the user needs to hear it once
-    return list(dict.fromkeys(msgs))
 
 
 def parse(model: type[M], obj: Any, prefix: Iterable[str] = ()) -> M:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from analysis import apimodel
 from analysis.api import (
     MAX_MEASUREMENTS,
     AnalysisRun,
@@ -25,7 +24,6 @@ from analysis.api import (
     parse_template,
 )
 from analysis.stats.evidence import Evidence, Outcome
-from rollouts.api import base
 
 ROOT = Path(__file__).resolve().parents[3]
 INVALID = ROOT / "tests" / "fixtures" / "invalid-analysis"
@@ -471,30 +469,6 @@ def test_a_metric_result_keeps_only_the_last_measurements() -> None:
         )
     assert len(result.measurements) == MAX_MEASUREMENTS
     assert [m.value for m in result.measurements] == list(range(5, MAX_MEASUREMENTS + 5))
-
-
-# ---------------------------------------------------------------------------------------------
-# the duplicated conventions agree with the Rollout's
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("text", ["30s", "5m", "1h30m", "90", 45, "2h", " 10s "])
-def test_durations_read_as_the_rollouts_do(text: str | int) -> None:
-    assert apimodel.parse_duration(text) == base.parse_duration(text)
-
-
-@pytest.mark.parametrize("text", ["ten minutes", "1d", "", -1, True, "5m30"])
-def test_bad_durations_fail_as_the_rollouts_do(text: Any) -> None:
-    with pytest.raises(ValueError) as mine:
-        apimodel.parse_duration(text)
-    with pytest.raises(ValueError) as theirs:
-        base.parse_duration(text)
-    assert str(mine.value) == str(theirs.value)
-
-
-def test_exactly_one_rules_are_spelled_as_the_rollouts_are() -> None:
-    assert apimodel.one_of_rule("a", "b") == base.one_of_rule("a", "b")
-    assert apimodel.ApiModel.model_config == base.ApiModel.model_config
 
 
 def test_analysis_api_imports_nothing_from_rollouts() -> None:
