@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import kubernetes
 import urllib3
 
 from rollouts.api.rollout import API_GROUP, API_VERSION, KIND, Rollout, RolloutStatus, SlotName
+from rollouts.cluster.retry import retrying
 from rollouts.engine.plan import SlotObservation
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ LABEL_SLOT = "sluice.dev/slot"
 LABEL_REVISION = "sluice.dev/revision"
 SLOTS: tuple[SlotName, ...] = ("a", "b")
 MERGE_PATCH = "application/merge-patch+json"
-RETRYABLE = {409, 429, 500, 502, 503, 504}
 
 T = TypeVar("T")
 
@@ -88,22 +87,7 @@ class KubeCluster:
 
     # ------------------------------------------------------------------------- plumbing
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn``, retrying transient failures; ``fn`` re-reads whatever it depends on."""
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except kubernetes.client.ApiException as e:
-                if e.status not in RETRYABLE or attempt >= self.retries:
-                    raise
-                reason: object = e.status
-            except (urllib3.exceptions.HTTPError, TimeoutError) as e:
-                if attempt >= self.retries:
-                    raise
-                reason = type(e).__name__
-            attempt += 1
-            log.info("%s: retrying after %s (attempt %d)", what, reason, attempt + 1)
-            time.sleep(self.backoff * attempt)
+        return retrying(what, fn, retries=self.retries, backoff=self.backoff)
 
     def _dict(self, obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]

@@ -18,12 +18,10 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import kubernetes
-import urllib3
 
 from analysis.api import (
     API_GROUP,
@@ -39,7 +37,8 @@ from analysis.api import (
 )
 from rollouts.analysis_source import SecretNotFound
 from rollouts.api.rollout import Rollout
-from rollouts.cluster.kube import FIELD_MANAGER, RETRYABLE
+from rollouts.cluster.kube import FIELD_MANAGER
+from rollouts.cluster.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +84,7 @@ class KubeAnalysisStore:
 
     # ------------------------------------------------------------------------- plumbing
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except kubernetes.client.ApiException as e:
-                if e.status not in RETRYABLE or attempt >= self.retries:
-                    raise
-                reason: object = e.status
-            except (urllib3.exceptions.HTTPError, TimeoutError) as e:
-                if attempt >= self.retries:
-                    raise
-                reason = type(e).__name__
-            attempt += 1
-            log.info("%s: retrying after %s (attempt %d)", what, reason, attempt + 1)
-            time.sleep(self.backoff * attempt)
+        return retrying(what, fn, retries=self.retries, backoff=self.backoff)
 
     def _or_none(self, what: str, fn: Callable[[], Any]) -> dict[str, Any] | None:
         """``fn()`` as a plain dict, or None when the object does not exist."""
