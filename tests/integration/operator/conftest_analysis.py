@@ -33,7 +33,7 @@ __all__ = [
     "timeline",
 ]
 
-STEP_S = 0.25  # sample spacing: a 2 s window holds eight samples, so increase() barely extrapolates
+STEP_S = 0.25  # sample spacing: a 1 s window holds four samples, enough for increase()
 
 
 @dataclass(frozen=True)
