@@ -51,6 +51,10 @@ from rollouts.verdicts import VerdictSource
 log = logging.getLogger("sluice.operator")
 
 FINALIZER = "sluice.dev/finalizer"
+# Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
+TIMER_ID = "tick"
+DEPLOYMENT_HANDLER_ID = "slot-readiness"
+PROBE_ID = "rollouts"
 PLURAL = "rollouts"
 Key = tuple[str, str]
 
@@ -439,7 +443,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
         return info or kopf.login_with_kubeconfig(**kwargs)
 
-    @kopf.on.probe(id="rollouts", registry=registry)
+    @kopf.on.probe(id=PROBE_ID, registry=registry)
     def probe(**_: Any) -> int:
         with controller._guard:
             return len(controller._schedule)
@@ -450,7 +454,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     def changed(**kwargs: Any) -> None:
         controller.run(kwargs["namespace"], kwargs["name"])
 
-    @kopf.timer(*resource, interval=settings.tick_seconds, registry=registry)
+    @kopf.timer(*resource, id=TIMER_ID, interval=settings.tick_seconds, registry=registry)
     def timer(**kwargs: Any) -> None:
         controller.tick(kwargs["namespace"], kwargs["name"])
 
@@ -463,7 +467,12 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
             raise kopf.TemporaryError(f"releasing {namespace}/{name}: {e}", delay=1) from e
 
     @kopf.on.event(
-        "apps", "v1", "deployments", labels={LABEL_ROLLOUT: kopf.PRESENT}, registry=registry
+        "apps",
+        "v1",
+        "deployments",
+        id=DEPLOYMENT_HANDLER_ID,
+        labels={LABEL_ROLLOUT: kopf.PRESENT},
+        registry=registry,
     )
     def deployment(body: kopf.Body, **_: Any) -> None:
         controller.deployment_event(_plain(body))

@@ -14,13 +14,43 @@ import click
 from rollouts.settings import Settings, SettingsError, from_env
 
 
+class RoutineFilter(logging.Filter):
+    """Drops kopf's success line for handlers that run all the time and succeed as a rule.
+
+    kopf logs "<handler> succeeded." at INFO after every call: for the per-Rollout timer that
+    is a line per Rollout per tick (every second), plus one per slot Deployment status change
+    and per liveness probe, which would drown what matters (requests, steps, failures; those
+    are still logged, and failures of these handlers too). ``-v`` keeps everything.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rollouts.operator import DEPLOYMENT_HANDLER_ID, PROBE_ID, TIMER_ID
+
+        self.routine = frozenset(
+            {
+                f"Timer {TIMER_ID!r} succeeded.",
+                f"Handler {DEPLOYMENT_HANDLER_ID!r} succeeded.",
+                f"Activity {PROBE_ID!r} succeeded.",
+            }
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.routine
+
+
 def configure_logging(log_format: str, verbose: bool) -> None:
     import kopf
 
     level = logging.DEBUG if verbose else logging.INFO
     fmt = kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=verbose, log_format=fmt)
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not verbose:
+        for handler in root.handlers:
+            if not any(isinstance(f, RoutineFilter) for f in handler.filters):
+                handler.addFilter(RoutineFilter())
     for noisy in ("urllib3", "kubernetes", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -180,8 +180,10 @@ def test_sluice_run_serves_metrics_liveness_and_json_logs(
         return check
 
     wait_until(ready_and(healthy), 30, "web Healthy (process start included)")
+    wait_until(lambda: status("shop").get("phase") == "Degraded", 10, "shop stalled")
 
-    # liveness answers while the operator runs; the probe reports the Rollouts it serves
+    # liveness answers while the operator runs; the probe reports the Rollouts it serves (kopf
+    # collects probes on the first request and caches them 10 s: both are served by now)
     code, body = get(f"http://127.0.0.1:{p.liveness_port}/healthz")
     assert code == 200 and json.loads(body) == {"rollouts": 2}
 
@@ -232,6 +234,10 @@ def test_sluice_run_serves_metrics_liveness_and_json_logs(
     # every line kopf and Sluice logged is one JSON object
     records = [json.loads(line) for line in p.lines()]
     assert records and all({"message", "severity", "timestamp"} <= set(r) for r in records)
+    messages = [r["message"] for r in records]
+    assert any("changed' succeeded." in m for m in messages)  # a change is worth a line ...
+    assert not [m for m in messages if m.startswith(("Timer 'tick'", "Handler 'slot-readiness'"))]
+    # ... a timer tick (every second per Rollout) and a Deployment status update are not
     invalid = [r for r in records if "is invalid" in r["message"]]
     assert invalid and invalid[0]["severity"] == "warn"  # kopf's JSON spelling
     assert "spec.strategy.canary.steps[0].setWeight" in invalid[0]["message"]

@@ -3,6 +3,8 @@ errors for values the controller could only fail on later."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -171,3 +173,41 @@ def test_sluice_run_refuses_bad_settings_before_starting(
     assert result.exit_code == 2, result.output  # click's usage error
     assert message in result.output
     assert started == []
+
+
+def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+
+def test_routine_success_lines_are_filtered_and_the_rest_kept() -> None:
+    quiet = run_cli.RoutineFilter()
+    assert not quiet.filter(record("Timer 'tick' succeeded."))
+    assert not quiet.filter(record("Handler 'slot-readiness' succeeded."))
+    assert not quiet.filter(record("Activity 'rollouts' succeeded."))
+    assert quiet.filter(record("Handler 'build_registry.<locals>.changed' succeeded."))
+    assert quiet.filter(record("Timer 'tick' failed with an exception. Will retry.", 40))
+    assert quiet.filter(record("rollout ns/web is invalid: [...]", logging.WARNING))
+
+
+@pytest.fixture()
+def root_logging() -> Iterator[logging.Logger]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield root
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest.mark.parametrize(("verbose", "filtered"), [(False, True), (True, False)])
+def test_configure_logging_quiets_routine_lines_unless_verbose(
+    root_logging: logging.Logger, verbose: bool, filtered: bool
+) -> None:
+    before = list(root_logging.handlers)
+    run_cli.configure_logging("json", verbose)
+    added = [h for h in root_logging.handlers if h not in before]
+    assert added, "kopf installs its handler on the root logger"
+    assert all(
+        any(isinstance(f, run_cli.RoutineFilter) for f in h.filters) is filtered for h in added
+    )
