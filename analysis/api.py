@@ -63,6 +63,12 @@ _MAP_LIST: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-k
 
 MetricKind = Literal["counts", "histogram", "gauge", "value"]
 RunPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
+RunStatusPhase = Literal[
+    "Pending", "Running", "Successful", "Failed", "Inconclusive", "Error", "Stopped"
+]
+"""A run's own phase: a metric's phases, plus Stopped for a run Sluice ended before a verdict
+(the rollout was promoted, aborted or superseded), so `kubectl get analysisruns` never shows a
+run nobody measures any more as Running."""
 RunKind = Literal["step", "background", "prePromotion", "postPromotion"]
 InconclusivePolicy = Literal["pause", "promote", "abort"]
 
@@ -575,7 +581,7 @@ class MetricResult(StatusModel):
 
 
 class AnalysisRunStatus(StatusModel):
-    phase: RunPhase = "Pending"
+    phase: RunStatusPhase = "Pending"
     message: str = ""
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None

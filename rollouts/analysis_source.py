@@ -220,6 +220,7 @@ class AnalysisVerdicts:
         if run is None or run.status is None or is_final(run.status.phase):
             return
         run.status.state = {**run.status.state, "stopped": True}
+        run.status.phase = "Stopped"
         run.status.finished_at = _epoch(self.clock())
         run.status.message = "stopped by Sluice before a verdict"
         self.store.update_run_status(run)
@@ -237,13 +238,16 @@ class AnalysisVerdicts:
                 out[rec.name] = AnalysisObservation("Error", str(e))
         for name, run in runs.items():
             status = run.status
-            if status is None or status.state.get("stopped"):
+            if status is None or status.phase == "Stopped" or status.state.get("stopped"):
                 continue
             if not is_final(status.phase):
                 run = self._tick(rollout, run)
                 status = run.status
                 assert status is not None
-            out[name] = AnalysisObservation(status.phase, status.message, _summaries(run))
+            phase = status.phase
+            if phase == "Stopped":  # a tick never stops a run; only stop() does
+                continue
+            out[name] = AnalysisObservation(phase, status.message, _summaries(run))
         return out
 
     # -------------------------------------------------------------------------- creating runs

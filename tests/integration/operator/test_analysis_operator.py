@@ -495,6 +495,7 @@ async def test_abort_request_mid_analysis_stops_the_run(
     assert st["analysisRuns"][0]["phase"] == "Stopped"
     [run] = analysis_runs(h)
     status = run["status"]
+    assert status["phase"] == "Stopped", "kubectl get analysisruns must not show it Running"
     assert status["state"].get("stopped") is True and status["finishedAt"]
     assert "stopped" in status["message"]
     taken = successful()

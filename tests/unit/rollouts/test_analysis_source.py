@@ -20,9 +20,14 @@ from rollouts.simulate import SimOptions, Simulation
 from tests.support.rollouts import rollout_doc
 
 
-def counts_template(name: str = "errors", *, args: list[dict[str, Any]] | None = None,
-                    query_arg: str = "canary-service", count: int = 20,
-                    inconclusive: str = "pause") -> dict[str, Any]:
+def counts_template(
+    name: str = "errors",
+    *,
+    args: list[dict[str, Any]] | None = None,
+    query_arg: str = "canary-service",
+    count: int = 20,
+    inconclusive: str = "pause",
+) -> dict[str, Any]:
     q = "sum(increase(http_requests_total{service={{args." + query_arg + "}}}[{{window}}]))"
     arm = {"events": q, "total": q}
     return {
@@ -32,17 +37,23 @@ def counts_template(name: str = "errors", *, args: list[dict[str, Any]] | None =
         "spec": {
             "args": args or [],
             "inconclusive": inconclusive,
-            "metrics": [{
-                "name": "error-rate", "kind": "counts", "interval": "30s", "count": count,
-                "provider": {"prometheus": {"canary": arm, "baseline": arm}},
-                "compare": {"tolerance": 1.25},
-            }],
+            "metrics": [
+                {
+                    "name": "error-rate",
+                    "kind": "counts",
+                    "interval": "30s",
+                    "count": count,
+                    "provider": {"prometheus": {"canary": arm, "baseline": arm}},
+                    "compare": {"tolerance": 1.25},
+                }
+            ],
         },
     }
 
 
-def run(doc: dict[str, Any], scenario: str, templates: list[dict[str, Any]],
-        **kw: Any) -> Simulation:
+def run(
+    doc: dict[str, Any], scenario: str, templates: list[dict[str, Any]], **kw: Any
+) -> Simulation:
     opts = SimOptions(scenario=SCENARIOS[scenario], templates=tuple(templates), **kw)
     sim = Simulation(parse_rollout(doc), opts)
     sim.run()
@@ -71,9 +82,15 @@ def test_run_is_created_with_rendered_builtin_args_and_labels() -> None:
 
 def test_arg_values_are_escaped_as_promql_strings() -> None:
     template = counts_template(args=[{"name": "svc"}], query_arg="svc")
-    steps = [{"setWeight": 20}, {"analysis": {
-        "templates": [{"templateName": "errors"}],
-        "args": [{"name": "svc", "value": '"} or vector(1) #'}]}}]
+    steps = [
+        {"setWeight": 20},
+        {
+            "analysis": {
+                "templates": [{"templateName": "errors"}],
+                "args": [{"name": "svc", "value": '"} or vector(1) #'}],
+            }
+        },
+    ]
     sim = run(rollout_doc(steps=steps), "healthy", [template])
     assert sim.store is not None
     (stored,) = sim.store.runs.values()
@@ -92,8 +109,15 @@ def test_missing_arg_is_an_error_verdict_naming_it() -> None:
 
 
 def test_undeclared_arg_is_an_error_verdict() -> None:
-    steps = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "errors"}],
-                                              "args": [{"name": "typo", "value": "x"}]}}]
+    steps = [
+        {"setWeight": 20},
+        {
+            "analysis": {
+                "templates": [{"templateName": "errors"}],
+                "args": [{"name": "typo", "value": "x"}],
+            }
+        },
+    ]
     st = run(rollout_doc(steps=steps), "healthy", [counts_template()]).rollout.status
     assert st is not None and st.phase == "Degraded" and "'typo'" in st.message
 
@@ -131,15 +155,20 @@ def test_inconclusive_pauses_and_template_policy_abort_aborts() -> None:
     st = paused.rollout.status
     assert st is not None and st.phase == "Paused"
     assert any(p.reason == "InconclusiveAnalysis" for p in st.pause_conditions)
-    aborted = run(rollout_doc(steps=STEPS), "low-traffic",
-                  [counts_template(count=4, inconclusive="abort")])
+    aborted = run(
+        rollout_doc(steps=STEPS), "low-traffic", [counts_template(count=4, inconclusive="abort")]
+    )
     st = aborted.rollout.status
     assert st is not None and st.phase == "Degraded" and "policy abort" in st.message
 
 
 def test_blue_green_pre_promotion_failure_aborts_before_the_switch() -> None:
-    doc = rollout_doc(blue_green={"prePromotionAnalysis": {"templates": [
-        {"templateName": "errors"}]}, "previewReplicaCount": 1})
+    doc = rollout_doc(
+        blue_green={
+            "prePromotionAnalysis": {"templates": [{"templateName": "errors"}]},
+            "previewReplicaCount": 1,
+        }
+    )
     # blue-green previews carry no weight: the preview gets no traffic, so no evidence
     st = run(doc, "error-regression", [counts_template(count=4)]).rollout.status
     assert st is not None and st.phase == "Paused"
@@ -152,17 +181,25 @@ def absolute_template() -> dict[str, Any]:
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "AnalysisTemplate",
         "metadata": {"name": "error-ratio", "namespace": "ns"},
-        "spec": {"metrics": [{
-            "name": "error-ratio", "kind": "value", "interval": "30s", "count": 4,
-            "provider": {"prometheus": {"query": "error ratio of {{args.canary-service}}"}},
-            "threshold": {"max": 0.02},
-        }]},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "error-ratio",
+                    "kind": "value",
+                    "interval": "30s",
+                    "count": 4,
+                    "provider": {"prometheus": {"query": "error ratio of {{args.canary-service}}"}},
+                    "threshold": {"max": 0.02},
+                }
+            ]
+        },
     }
 
 
 def test_blue_green_post_promotion_failure_switches_back() -> None:
-    doc = rollout_doc(blue_green={"postPromotionAnalysis": {"templates": [
-        {"templateName": "error-ratio"}]}})
+    doc = rollout_doc(
+        blue_green={"postPromotionAnalysis": {"templates": [{"templateName": "error-ratio"}]}}
+    )
     sim = run(doc, "error-regression", [absolute_template()])
     st = sim.rollout.status
     assert st is not None
@@ -189,3 +226,24 @@ def test_builtin_args_for_blue_green_map_preview_to_canary() -> None:
     r = parse_rollout(rollout_doc(blue_green={}))
     args = builtin_args(r)
     assert args["canary-service"] == "web-preview" and args["stable-service"] == "web"
+
+
+def test_a_run_stopped_before_its_verdict_says_stopped_and_is_not_measured_again() -> None:
+    """An abort during an analysis step stops its run: the AnalysisRun's own phase must say so
+    (not stay Running forever in `kubectl get analysisruns`), and no tick measures it again."""
+    steps = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "errors"}]}}]
+    opts = SimOptions(
+        scenario=SCENARIOS["healthy"], templates=(counts_template(count=200),), abort_at=2
+    )
+    sim = Simulation(parse_rollout(rollout_doc(steps=steps)), opts)
+    sim.run()
+    assert sim.store is not None
+    (stored,) = sim.store.runs.values()
+    assert stored.status is not None and stored.status.phase == "Stopped"
+    assert stored.status.finished_at is not None and "stopped" in stored.status.message
+    taken = [len(m.measurements) for m in stored.status.metrics]
+    sim.t += 600
+    sim.step()
+    (again,) = sim.store.runs.values()
+    assert again.status is not None
+    assert [len(m.measurements) for m in again.status.metrics] == taken
