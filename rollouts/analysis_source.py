@@ -29,7 +29,7 @@ from analysis.api import (
 )
 from analysis.api import PrometheusProvider as PrometheusSpec
 from analysis.judge import ThresholdRule
-from analysis.providers.port import Arm, Measured, MetricProvider, ProviderError, Queries
+from analysis.providers.port import Arm, MetricProvider, Queries, Unavailable
 from analysis.run import MetricPlan, MetricReport, RunSpecError, advance, is_final
 from rollouts.api.rollout import (
     AnalysisMetricStatus,
@@ -159,17 +159,6 @@ ROLLOUT_ALPHA = 0.05
 
 class _Unresolved(Exception):
     """A template, argument or metric that cannot be run; the message names the field."""
-
-
-class _FailingProvider:
-    """Stands in when a provider cannot be built (a missing Secret): every measurement is an
-    Error naming the cause, so the run ends Error after consecutiveErrorLimit, never a crash."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
-        raise ProviderError(self.message)
 
 
 def _epoch(t: float) -> datetime:
@@ -429,7 +418,7 @@ class AnalysisVerdicts:
                         spec.provider.prometheus, rollout.metadata.namespace, self.store
                     )
                 except SecretNotFound as e:
-                    providers[plan.name] = _FailingProvider(str(e))
+                    providers[plan.name] = Unavailable(str(e))
             return providers[plan.name]
 
         result = advance(

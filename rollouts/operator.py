@@ -20,7 +20,6 @@ step, and a request stays in its annotation until a status that records it has b
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import threading
 import time
@@ -32,16 +31,15 @@ from typing import Any
 import kopf
 import kubernetes
 
-from analysis.api import PrometheusProvider as PrometheusSpec
-from analysis.providers.port import Arm, Measured, MetricProvider, ProviderError, Queries
 from rollouts import requests
-from rollouts.api.base import parse_duration
+from rollouts.analysis_source import AnalysisVerdicts
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.kube import LABEL_ROLLOUT, SLOTS, KubeCluster
+from rollouts.cluster.kube_analysis import KubeAnalysisStore
 from rollouts.engine import decide_invalid
 from rollouts.engine.context import other
-from rollouts.engine.plan import AnalysisObservation, StartAnalysis
+from rollouts.prometheus_clients import PrometheusClients
 from rollouts.reconcile import Ports, apply, reconcile, services_of
 from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
@@ -59,89 +57,14 @@ PLURAL = "rollouts"
 Key = tuple[str, str]
 
 
-# ------------------------------------------------------------------------------------ verdicts
-
-
-class UnavailableVerdicts:
-    """Stands in while no analysis backend is wired: every analysis ends in Error, never success,
-    so a Rollout that asks for analysis aborts rather than promoting unexamined."""
-
-    message = "analysis not available: this controller has no AnalysisRun backend"
-
-    def start(self, rollout: Rollout, request: StartAnalysis) -> None:
-        return None
-
-    def stop(self, rollout: Rollout, name: str) -> None:
-        return None
-
-    def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]:
-        st = rollout.status or RolloutStatus()
-        return {
-            r.name: AnalysisObservation("Error", self.message)
-            for r in st.analysis_runs
-            if r.phase in ("Pending", "Running")
-        }
-
-
-class _NoProvider:
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
-        raise ProviderError(self.message)
-
-
-def prometheus_factory(default_address: str | None) -> Callable[..., MetricProvider]:
-    """Real Prometheus clients for AnalysisRuns: the metric's address or the controller's
-    default, its timeout, and credentials read from the Secret its ``auth`` names."""
-
-    def make(spec: PrometheusSpec, namespace: str, store: Any) -> MetricProvider:
-        from analysis.providers.prometheus import PrometheusProvider
-
-        address = spec.address or default_address
-        if not address:
-            return _NoProvider(
-                "no Prometheus address: set provider.prometheus.address or "
-                "sluice run --prometheus-url"
-            )
-        bearer: str | None = None
-        basic: tuple[str, str] | None = None
-        if spec.auth is not None:
-            secret = spec.auth.secret_ref.name
-            if spec.auth.bearer_token_key:
-                bearer = store.resolve_secret(namespace, secret, spec.auth.bearer_token_key)
-            elif spec.auth.username_key and spec.auth.password_key:
-                basic = (
-                    store.resolve_secret(namespace, secret, spec.auth.username_key),
-                    store.resolve_secret(namespace, secret, spec.auth.password_key),
-                )
-        return PrometheusProvider(
-            address,
-            timeout=float(parse_duration(spec.timeout)),
-            bearer_token=bearer,
-            basic_auth=basic,
-        )
-
-    return make
+# ------------------------------------------------------------------------------------ ports
 
 
 def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> VerdictSource:
-    """AnalysisRuns on Kubernetes when that backend is installed, else ``UnavailableVerdicts``."""
-    try:
-        kube_analysis = importlib.import_module("rollouts.cluster.kube_analysis")
-        from rollouts.analysis_source import AnalysisVerdicts
-    except ImportError:
-        log.warning("no AnalysisRun backend: analysis steps will end in Error")
-        return UnavailableVerdicts()
-    store_cls = getattr(kube_analysis, "KubeAnalysisStore", None)
-    if store_cls is None:
-        log.warning("rollouts.cluster.kube_analysis has no KubeAnalysisStore: analysis disabled")
-        return UnavailableVerdicts()
-    store = store_cls(api)
-    verdicts: VerdictSource = AnalysisVerdicts(
-        store, prometheus_factory(settings.prometheus_url), time.time
+    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients."""
+    return AnalysisVerdicts(
+        KubeAnalysisStore(api), PrometheusClients(settings.prometheus_url), time.time
     )
-    return verdicts
 
 
 def build_router(

@@ -122,3 +122,15 @@ class MetricProvider(Protocol):
     def measure(
         self, kind: str, arm: Arm, queries: Queries, start: float, end: float
     ) -> Measured: ...
+
+
+class Unavailable:
+    """A provider that cannot be built (no address, a missing Secret) still answers: every
+    measurement is a ``ProviderError`` naming the cause, so the run ends ``Error`` after its
+    error limit with that message, never a crash and never a silent success."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
+        raise ProviderError(self.message)

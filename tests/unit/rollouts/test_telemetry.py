@@ -3,6 +3,7 @@ counted once per change, and series dropped when a Rollout goes away."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import kubernetes
@@ -15,6 +16,7 @@ from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
+from rollouts.verdicts import ScriptedVerdicts
 from tests.support.rollouts import ISTIO, rollout_doc
 
 
@@ -225,7 +227,7 @@ def test_a_failed_reconcile_counts_one_error(monkeypatch: pytest.MonkeyPatch) ->
     t = Telemetry()
     settings = Settings(standalone=True, metrics_port=None, liveness_port=None)
     controller = operator.Controller(
-        kubernetes.client.ApiClient(), settings, t, verdicts=operator.UnavailableVerdicts()
+        kubernetes.client.ApiClient(), settings, t, verdicts=ScriptedVerdicts(time.time)
     )
     monkeypatch.setattr(controller, "_get", lambda ns, name: rollout_doc())
 
