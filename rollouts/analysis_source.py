@@ -9,6 +9,7 @@ advances each running run by one tick per reconcile through a metric provider.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ from rollouts.api.rollout import (
 )
 from rollouts.engine.plan import AnalysisObservation, StartAnalysis
 
+log = logging.getLogger(__name__)
+
 
 class SecretNotFound(LookupError):
     """A Secret (or one of its keys) an analysis provider's auth refers to does not exist.
@@ -63,6 +66,8 @@ class AnalysisRunStore(Protocol):
     - ``list_runs`` returns the runs owned by (labelled with) the Rollout, any order.
     - ``update_run_status`` writes ``run.status`` only (the status subresource) and returns the
       stored run.
+    - ``delete_run`` deletes a run; one already gone is not an error (two replicas, or a
+      retried reconcile, may prune the same run).
     - ``resolve_secret`` returns one key of a Secret in ``namespace`` or raises
       :class:`SecretNotFound` naming the Secret and key.
     """
@@ -78,6 +83,8 @@ class AnalysisRunStore(Protocol):
     def list_runs(self, rollout: Rollout) -> list[AnalysisRun]: ...
 
     def update_run_status(self, run: AnalysisRun) -> AnalysisRun: ...
+
+    def delete_run(self, namespace: str, name: str) -> None: ...
 
     def resolve_secret(self, namespace: str, name: str, key: str) -> str: ...
 
@@ -137,6 +144,9 @@ class MemoryAnalysisStore:
         self.runs[key] = stored.model_copy(update={"status": run.status}, deep=True)
         return self.runs[key].model_copy(deep=True)
 
+    def delete_run(self, namespace: str, name: str) -> None:
+        self.runs.pop((namespace, name), None)
+
     def resolve_secret(self, namespace: str, name: str, key: str) -> str:
         data = self.secrets.get((namespace, name))
         if data is None:
@@ -156,6 +166,12 @@ returns its simulated provider."""
 ROLLOUT_ALPHA = 0.05
 """The rollout's false-abort budget, split over the union of its compared metrics."""
 
+RUN_HISTORY = 5
+"""Finished runs of older revisions kept per Rollout, successful and unsuccessful each (Argo
+Rollouts' ``successfulRunHistoryLimit`` / ``unsuccessfulRunHistoryLimit`` default)."""
+
+UNSUCCESSFUL = frozenset({"Failed", "Error", "Inconclusive", "Stopped"})
+
 
 class _Unresolved(Exception):
     """A template, argument or metric that cannot be run; the message names the field."""
@@ -163,6 +179,12 @@ class _Unresolved(Exception):
 
 def _epoch(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
+
+
+def _age(run: AnalysisRun) -> tuple[datetime, str]:
+    """Sort key, newest last: start time (Sluice always sets it); the name breaks ties."""
+    at = run.status.started_at if run.status is not None else None
+    return (at or datetime.min.replace(tzinfo=UTC), run.metadata.name)
 
 
 class AnalysisVerdicts:
@@ -183,6 +205,10 @@ class AnalysisVerdicts:
 
     Nothing here raises for a user's mistake: a missing template, a missing arg or an invalid
     metric gives an ``Error`` verdict whose message names it (the engine then aborts with it).
+
+    Run history is bounded: each time a run is created, finished runs of other revisions and
+    attempts beyond the newest ``run_history`` successful and ``run_history`` unsuccessful ones
+    are deleted (see :meth:`prune`).
     """
 
     def __init__(
@@ -192,11 +218,15 @@ class AnalysisVerdicts:
         clock: Callable[[], float],
         *,
         alpha: float = ROLLOUT_ALPHA,
+        run_history: int = RUN_HISTORY,
     ) -> None:
+        if run_history < 0:
+            raise ValueError(f"run_history={run_history}: must be >= 0")
         self.store = store
         self.provider_factory = provider_factory
         self.clock = clock
         self.alpha = alpha
+        self.run_history = run_history
 
     # -------------------------------------------------------------------------- the port
     def start(self, rollout: Rollout, request: StartAnalysis) -> None:
@@ -278,7 +308,53 @@ class AnalysisVerdicts:
                 "status": {"phase": "Running", "startedAt": _epoch(now), "state": state},
             }
         )
-        return self.store.create_run(rollout, run)
+        created = self.store.create_run(rollout, run)
+        try:
+            self.prune(rollout)
+        except Exception as e:  # housekeeping: never fail the analysis because of it
+            log.warning(
+                "AnalysisRuns of %s/%s not pruned: %s",
+                rollout.metadata.namespace, rollout.metadata.name, e,
+            )
+        return created
+
+    def prune(self, rollout: Rollout) -> list[str]:
+        """Delete the Rollout's runs beyond its history limit; returns the names deleted.
+
+        Called when a run is created: that is when the count grows, it happens a bounded
+        number of times per revision, and it costs one list. Kept always: every run of the
+        current revision and attempt (the engine and the e-process chain read them), every run
+        not finished (``Pending``/``Running``, or no status yet), and every run the Rollout's
+        status still lists as in flight (``observe`` would otherwise recreate it from scratch).
+        Of the rest, the newest ``run_history`` successful and the newest ``run_history``
+        unsuccessful runs (by start time) are kept, so a past failure stays
+        inspectable however many successes followed it.
+        """
+        st = rollout.status or RolloutStatus()
+        current = (st.current_revision or "unknown", st.attempt or 1)
+        in_flight = {r.name for r in st.analysis_runs if r.phase in ("Pending", "Running")}
+        finished: dict[bool, list[AnalysisRun]] = {True: [], False: []}
+        for run in self.store.list_runs(rollout):
+            phase = run.status.phase if run.status is not None else None
+            if (
+                (run.spec.revision, run.spec.attempt) == current
+                or run.metadata.name in in_flight
+                or (phase != "Successful" and phase not in UNSUCCESSFUL)
+            ):
+                continue
+            finished[phase == "Successful"].append(run)
+        deleted: list[str] = []
+        for runs in finished.values():
+            runs.sort(key=_age, reverse=True)
+            for run in runs[self.run_history:]:
+                self.store.delete_run(rollout.metadata.namespace, run.metadata.name)
+                deleted.append(run.metadata.name)
+        if deleted:
+            log.info(
+                "AnalysisRuns of %s/%s beyond the history limit deleted: %s",
+                rollout.metadata.namespace, rollout.metadata.name, ", ".join(deleted),
+            )
+        return deleted
 
     def _resolve(
         self, rollout: Rollout, ref: AnalysisRef, builtins: Mapping[str, str]

@@ -63,7 +63,10 @@ Key = tuple[str, str]
 def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> VerdictSource:
     """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients."""
     return AnalysisVerdicts(
-        KubeAnalysisStore(api), PrometheusClients(settings.prometheus_url), time.time
+        KubeAnalysisStore(api),
+        PrometheusClients(settings.prometheus_url),
+        time.time,
+        run_history=settings.analysis_run_history,
     )
 
 

@@ -46,6 +46,10 @@ class Settings:
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
     request_timeout: float = 30.0
+    analysis_run_history: int = 5
+    """Per Rollout, how many finished AnalysisRuns of older revisions (or attempts) to keep, of
+    the successful and of the unsuccessful ones each (Argo Rollouts' default is also 5): without
+    a bound, a Rollout with many revisions accumulates runs until it is deleted."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +77,11 @@ class Settings:
             raise SettingsError(
                 f"{_flag('smi_version')}={self.smi_version!r}: "
                 f"expected one of {', '.join(SMI_VERSIONS)}"
+            )
+        history = self.analysis_run_history
+        if not (isinstance(history, int) and not isinstance(history, bool) and history >= 0):
+            raise SettingsError(
+                f"{_flag('analysis_run_history')}={history!r}: expected an integer >= 0"
             )
         for name in ("tick_seconds", "min_requeue_seconds", "max_requeue_seconds", "idle_seconds"):
             if not getattr(self, name) > 0:
@@ -117,6 +126,7 @@ _SOURCES = {
     "log_format": "--log-format/SLUICE_LOG_FORMAT",
     "istio_version": "SLUICE_ISTIO_VERSION",
     "smi_version": "SLUICE_SMI_VERSION",
+    "analysis_run_history": "--analysis-run-history/SLUICE_ANALYSIS_RUN_HISTORY",
 }
 
 
@@ -145,6 +155,17 @@ def _int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
         raise SettingsError(f"{key}={value!r}: expected an integer") from None
 
 
+def _history(env: Mapping[str, str], key: str, default: int) -> int:
+    """A count with no "off": unbounded history is what the setting exists to prevent."""
+    value = env.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{key}={value!r}: expected an integer >= 0") from None
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     base = Settings()
@@ -162,4 +183,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         prometheus_url=env.get("SLUICE_PROMETHEUS_URL") or None,
         istio_version=env.get("SLUICE_ISTIO_VERSION", base.istio_version),
         smi_version=env.get("SLUICE_SMI_VERSION", base.smi_version),
+        analysis_run_history=_history(env, "SLUICE_ANALYSIS_RUN_HISTORY", base.analysis_run_history),
     )

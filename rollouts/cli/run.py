@@ -75,6 +75,13 @@ def configure_logging(log_format: str, verbose: bool) -> None:
     "--standalone", is_flag=True, default=None, help="No peering (a single replica, or tests)."
 )
 @click.option("--prometheus-url", default=None, help="Prometheus for metrics that name no address.")
+@click.option(
+    "--analysis-run-history",
+    type=int,
+    default=None,
+    help="Per Rollout, finished AnalysisRuns of older revisions kept, successful and "
+    "unsuccessful each (default 5); the current revision's are always kept.",
+)
 @click.option("-v", "--verbose", is_flag=True, default=False)
 def run(
     namespaces: tuple[str, ...],
@@ -85,6 +92,7 @@ def run(
     priority: int | None,
     standalone: bool | None,
     prometheus_url: str | None,
+    analysis_run_history: int | None,
     verbose: bool,
 ) -> None:
     """Run the Sluice controller until interrupted."""
@@ -100,6 +108,7 @@ def run(
             priority=priority,
             standalone=standalone,
             prometheus_url=prometheus_url,
+            analysis_run_history=analysis_run_history,
         )
     except SettingsError as e:
         raise click.UsageError(str(e)) from None

@@ -3,7 +3,8 @@
 This is the operator's ``AnalysisRunStore`` (``rollouts.analysis_source``). Runs are Kubernetes
 objects so ``kubectl get analysisruns`` shows them and a restarted controller resumes from their
 status (the e-processes live in ``status.state``). Each run is owned by its Rollout (deleting the
-Rollout deletes its runs) and labelled with the Rollout and revision.
+Rollout deletes its runs) and labelled with the Rollout and revision; runs of older revisions
+beyond the history limit are deleted by ``AnalysisVerdicts.prune`` through ``delete_run``.
 
 Writes go through the status subresource where the API server demands it: an object created with
 a status subresource has its ``status`` dropped on create, so ``create_run`` writes the status in a
@@ -249,6 +250,27 @@ class KubeAnalysisStore:
             ),
         )
         return parse_run(stored)
+
+    def delete_run(self, namespace: str, name: str) -> None:
+        """Delete a run; one already gone (404) is fine. Background propagation: a run owns
+        nothing, so there is nothing for the request to wait for."""
+
+        def delete() -> None:
+            try:
+                self.custom.delete_namespaced_custom_object(
+                    API_GROUP,
+                    API_VERSION,
+                    namespace,
+                    RUNS,
+                    name,
+                    propagation_policy="Background",
+                    _request_timeout=self.timeout,
+                )
+            except kubernetes.client.ApiException as e:
+                if e.status != 404:
+                    raise
+
+        self._retrying(f"delete AnalysisRun {namespace}/{name}", delete)
 
     # --------------------------------------------------------------------------- secrets
     def resolve_secret(self, namespace: str, name: str, key: str) -> str:
