@@ -22,6 +22,7 @@ def test_defaults_serve_every_namespace_with_both_endpoints() -> None:
     assert s.liveness_endpoint() == "http://0.0.0.0:8081/healthz"
     assert Settings(liveness_port=None).liveness_endpoint() is None
     assert not s.standalone and s.log_format == "text"
+    assert s.analysis_run_history == 5
     assert from_env({}) == s
 
 
@@ -36,6 +37,7 @@ def test_every_environment_variable_is_read() -> None:
         "SLUICE_PROMETHEUS_URL": "http://prometheus.monitoring:9090",
         "SLUICE_ISTIO_VERSION": "v1",
         "SLUICE_SMI_VERSION": "v1alpha4",
+        "SLUICE_ANALYSIS_RUN_HISTORY": "0",
     }
     s = from_env(env)
     assert s.namespaces == ("shop", "web") and not s.clusterwide
@@ -43,6 +45,7 @@ def test_every_environment_variable_is_read() -> None:
     assert s.log_format == "json" and s.priority == 7 and s.standalone
     assert s.prometheus_url == "http://prometheus.monitoring:9090"
     assert (s.istio_version, s.smi_version) == ("v1", "v1alpha4")
+    assert s.analysis_run_history == 0
 
 
 @pytest.mark.parametrize(
@@ -70,6 +73,8 @@ def test_empty_values_mean_the_default() -> None:
         ({"SLUICE_STANDALONE": "maybe"}, "SLUICE_STANDALONE='maybe'"),
         ({"SLUICE_ISTIO_VERSION": "v1alpha3"}, "SLUICE_ISTIO_VERSION='v1alpha3'"),
         ({"SLUICE_SMI_VERSION": "v1alpha1"}, "SLUICE_SMI_VERSION='v1alpha1'"),
+        ({"SLUICE_ANALYSIS_RUN_HISTORY": "-1"}, "SLUICE_ANALYSIS_RUN_HISTORY=-1: expected an"),
+        ({"SLUICE_ANALYSIS_RUN_HISTORY": "off"}, "SLUICE_ANALYSIS_RUN_HISTORY='off'"),
     ],
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], names: str) -> None:
@@ -85,6 +90,8 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], names: st
         ({"metrics_port": True}, "--metrics-port"),
         ({"log_format": "yaml"}, "--log-format"),
         ({"tick_seconds": 0}, "tick_seconds"),
+        ({"analysis_run_history": -3}, "--analysis-run-history"),
+        ({"analysis_run_history": True}, "--analysis-run-history"),
         ({"min_requeue_seconds": 5.0, "max_requeue_seconds": 1.0}, "min_requeue_seconds"),
     ],
 )
@@ -141,13 +148,16 @@ def test_sluice_run_passes_flags_over_env_to_the_operator(
     started: list[Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SLUICE_METRICS_PORT", "9000")
+    monkeypatch.setenv("SLUICE_ANALYSIS_RUN_HISTORY", "2")
     args = ["run", "-n", "shop", "--namespace", "web", "--metrics-port", "9100"]
     args += ["--log-format", "json", "--priority", "5", "--standalone"]
+    args += ["--analysis-run-history", "10"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     [s] = started
     assert s.namespaces == ("shop", "web") and s.metrics_port == 9100
     assert s.log_format == "json" and s.priority == 5 and s.standalone
+    assert s.analysis_run_history == 10
 
 
 @pytest.mark.parametrize(
@@ -158,6 +168,8 @@ def test_sluice_run_passes_flags_over_env_to_the_operator(
         (["run", "--metrics-port", "99999"], {}, "--metrics-port"),
         (["run", "--metrics-port", "9000", "--liveness-port", "9000"], {}, "both 9000"),
         (["run", "--log-format", "xml"], {}, "xml"),
+        (["run", "--analysis-run-history", "-1"], {}, "--analysis-run-history"),
+        (["run"], {"SLUICE_ANALYSIS_RUN_HISTORY": "-2"}, "SLUICE_ANALYSIS_RUN_HISTORY=-2"),
     ],
 )
 def test_sluice_run_refuses_bad_settings_before_starting(
