@@ -22,7 +22,10 @@ from rollouts.api.validation import parse_rollout
 from rollouts.engine.plan import StartAnalysis
 from tests.support.rollouts import rollout_doc
 
-STEPS = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "success"}]}}]
+STEPS: list[dict[str, Any]] = [
+    {"setWeight": 20},
+    {"analysis": {"templates": [{"templateName": "success"}]}},
+]
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 METRIC = {
     "name": "success-rate",
