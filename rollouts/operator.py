@@ -131,6 +131,7 @@ class Controller:
         self._locks: dict[Key, threading.Lock] = {}
         self._schedule: dict[Key, _Schedule] = {}
         self._readiness: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._invalid_logged: dict[Key, tuple[str, ...]] = {}
         self._guard = threading.Lock()
 
     # ------------------------------------------------------------------------ plumbing
@@ -206,6 +207,8 @@ class Controller:
                 self._invalid(doc, before, e.problems)
                 self._next(key, None, before)
                 return None
+            with self._guard:
+                self._invalid_logged.pop(key, None)  # valid again: a new problem is news
             with self.telemetry.timed():
                 if pending.problem is not None and pending.raw is not None:
                     self.cluster.emit_event(rollout, "Warning", "InvalidRequest", pending.problem)
@@ -227,9 +230,12 @@ class Controller:
         plan = decide_invalid(before, generation, problems, self.clock())
         apply(stub, plan, Ports(cluster=self.cluster, router=None, verdicts=self.verdicts))
         self.telemetry.invalid(stub.metadata.namespace, stub.metadata.name, before, plan.status)
-        log.warning(
-            "rollout %s/%s is invalid: %s", stub.metadata.namespace, stub.metadata.name, problems
-        )
+        key = (stub.metadata.namespace, stub.metadata.name)
+        with self._guard:  # once per distinct set of problems, not on every timer tick
+            seen = self._invalid_logged.get(key) == tuple(problems)
+            self._invalid_logged[key] = tuple(problems)
+        if not seen:
+            log.warning("rollout %s/%s is invalid: %s", *key, problems)
 
     def run(self, namespace: str, name: str) -> None:
         """Reconcile, never raise: a failure is logged and the timer retries soon."""
@@ -328,6 +334,7 @@ class Controller:
         with self._guard:
             self._schedule.pop(key, None)
             self._locks.pop(key, None)
+            self._invalid_logged.pop(key, None)
 
 
 # ------------------------------------------------------------------------------------- kopf

@@ -4,6 +4,7 @@ engine, and the cluster shows each step (Deployments, Service selectors, weights
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import kubernetes
@@ -190,8 +191,11 @@ async def test_blue_green_switches_the_active_service(harness: OperatorHarness) 
     )
 
 
-async def test_invalid_rollout_stalls_and_others_still_progress(harness: OperatorHarness) -> None:
+async def test_invalid_rollout_stalls_and_others_still_progress(
+    harness: OperatorHarness, caplog: pytest.LogCaptureFixture
+) -> None:
     h = harness
+    caplog.set_level(logging.WARNING, logger="sluice.operator")
     bad = canary(name="shop", steps=[{"setWeight": 150}])
     create_rollout(h.api, bad)
     create_rollout(h.api, canary(steps=AUTO_STEPS))
@@ -210,6 +214,9 @@ async def test_invalid_rollout_stalls_and_others_still_progress(harness: Operato
     await h.wait_status(
         lambda s: healthy(s) and s["stableRevision"] not in (None, rev1), what="web promoted"
     )
+    # reconciled many times meanwhile, but the same problem is logged once, not on every tick
+    invalid_logs = [r for r in caplog.records if "ns/shop is invalid" in r.getMessage()]
+    assert len(invalid_logs) == 1, [r.getMessage() for r in invalid_logs]
     # fixing the spec un-stalls it
     patch_rollout(
         h.api, "ns", "shop", {"spec": {"strategy": {"canary": {"steps": [{"setWeight": 50}]}}}}
