@@ -10,7 +10,10 @@ Schedule. Metric ``m``'s k-th measurement (k = 1, 2, ...) covers the window
 that window has ended: the warm-up is never measured, windows tile time without overlap (so each
 count enters the e-process exactly once), and a controller that was away catches up window by
 window. ``count`` (or ``duration // interval``) bounds the number of windows; without either a
-metric measures until the run is stopped.
+metric measures until the run is stopped. A threshold's Error measurement is no measurement (as in
+Argo): its ``count`` counts completed measurements, and a ``duration`` that ends on an error runs
+on until a measurement completes, so a threshold never succeeds on windows it could not read;
+``consecutiveErrorLimit`` ends it when the provider stays down.
 
 The error budget. Sequential compares are judged by :class:`analysis.stats.policy.RolloutAnalysis`
 with each metric's alpha fixed by the caller (``alphas``: the Bonferroni split over the union of
@@ -462,7 +465,7 @@ def advance(
         ms = metric_states[plan.name]
         provider = provider_for(plan)
         taken = 0
-        while taken < CATCH_UP and (plan.horizon is None or ms.done < plan.horizon):
+        while taken < CATCH_UP and not _measured_enough(plan, ms):
             if _decided_by_limits(plan, ms):
                 break
             lo, hi = plan.window(start, ms.done + 1)
@@ -526,6 +529,21 @@ def advance(
     return TickResult(phase, message, reports, st)
 
 
+def _measured_enough(plan: MetricPlan, ms: _MetricState) -> bool:
+    """Whether the metric has taken every measurement its ``count`` or ``duration`` asks for.
+
+    A compare's horizon is its windows. A threshold's is its completed measurements: counting
+    errored windows toward ``count`` made a metric whose every query failed Successful once its
+    windows had passed, and a preview was promoted on no data at all."""
+    if plan.horizon is None:
+        return False
+    if plan.judgement != "threshold":
+        return ms.done >= plan.horizon
+    if plan.count is not None:
+        return ms.tally.count >= plan.count
+    return ms.done >= plan.horizon and ms.tally.consecutive_errors == 0
+
+
 def _decided_by_limits(plan: MetricPlan, ms: _MetricState) -> bool:
     """Whether the metric's tally already decides it (errors, failures or missing values over
     their limits), so it takes no further measurement, as in Argo.
@@ -570,7 +588,7 @@ def _judge(
     now: float,
     start: float,
 ) -> MetricVerdict:
-    horizon_reached = plan.horizon is not None and ms.done >= plan.horizon
+    horizon_reached = _measured_enough(plan, ms)
     errors = ms.tally.consecutive_errors
     if plan.judgement == "threshold":
         assert plan.threshold is not None
