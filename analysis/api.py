@@ -352,7 +352,8 @@ class Metric(ApiModel):
     initial_delay: Duration = "0s"
     """Warm-up before the first measurement counts as evidence."""
     count: int | None = Field(default=None, ge=1)
-    """At most this many measurements; with neither count nor duration, until stopped."""
+    """At most this many measurements (for a threshold, completed ones: errors do not count);
+    with neither count nor duration, until stopped."""
     duration: Duration | None = None
     """At most this long."""
     dry_run: bool = False

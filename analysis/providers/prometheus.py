@@ -116,10 +116,13 @@ class PrometheusProvider:
         session = requests.Session()
         if _is_loopback(self.address):
             session.trust_env = False
+        # requests encodes str credentials as Latin-1: a password with "ä" would be sent wrong
+        # and one with "€" would not encode at all; bytes are sent as given (RFC 7617: UTF-8)
+        auth = None if basic_auth is None else tuple(part.encode() for part in basic_auth)
         self._client = PrometheusConnect(
             url=self.address,
             headers=headers,
-            auth=basic_auth,
+            auth=auth,
             session=session,
             timeout=timeout,
             retry=Retry(total=0, raise_on_status=False),
