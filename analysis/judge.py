@@ -90,7 +90,9 @@ class ThresholdRule:
     count: int | None = None
 
 
-def threshold_measurement(rule: ThresholdRule, value: float | None, error: bool) -> MeasurementPhase:
+def threshold_measurement(
+    rule: ThresholdRule, value: float | None, error: bool
+) -> MeasurementPhase:
     """One measurement's phase: Error when the query failed, else Argo's two-condition rule (a
     missing value satisfies neither condition, so it is Inconclusive, never Successful)."""
     if error:
@@ -243,7 +245,9 @@ def describe(evidence: Evidence) -> str:
     if evidence.method.startswith("sequential") and evidence.statistic is not None:
         e = math.exp(min(evidence.statistic, 700.0))
         bar = math.exp(min(evidence.threshold or 0.0, 700.0))
-        parts.append(f"e-value {e:.3g} >= {bar:.3g}" if e >= bar else f"e-value {e:.3g} < {bar:.3g}")
+        parts.append(
+            f"e-value {e:.3g} >= {bar:.3g}" if e >= bar else f"e-value {e:.3g} < {bar:.3g}"
+        )
     elif evidence.statistic is not None:
         parts.append(f"statistic {evidence.statistic:.3g}")
     parts.append(f"{evidence.events} events")

@@ -281,8 +281,15 @@ class _MetricState:
             out["bounds"], out["edges"] = self.bounds, self.edges
         return out
 
-    def record(self, at: float, phase: MeasurementPhase | str, message: str = "", *,
-               value: float | None = None, values: dict[str, float] | None = None) -> None:
+    def record(
+        self,
+        at: float,
+        phase: MeasurementPhase | str,
+        message: str = "",
+        *,
+        value: float | None = None,
+        values: dict[str, float] | None = None,
+    ) -> None:
         rec: dict[str, Any] = {"at": at, "phase": str(phase)}
         if value is not None and math.isfinite(value):
             rec["value"] = value
@@ -403,12 +410,21 @@ def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None
         if ms.bounds is None or ms.edges is None:
             return None
         return MetricSpec(
-            plan.name, "histogram", tolerance=plan.tolerance, critical=plan.critical,
-            alpha=alpha, bucket_bounds=(*ms.bounds, math.inf), edges=tuple(ms.edges),
+            plan.name,
+            "histogram",
+            tolerance=plan.tolerance,
+            critical=plan.critical,
+            alpha=alpha,
+            bucket_bounds=(*ms.bounds, math.inf),
+            edges=tuple(ms.edges),
         )
     kind = "counts" if plan.kind == "counts" else "gauge"
     return MetricSpec(
-        plan.name, kind, tolerance=plan.tolerance, critical=plan.critical, alpha=alpha,
+        plan.name,
+        kind,
+        tolerance=plan.tolerance,
+        critical=plan.critical,
+        alpha=alpha,
         tau=GAUGE_TAU if kind == "gauge" else None,
     )
 
@@ -427,8 +443,9 @@ def _build(
         old = saved.get(spec.name)
         if old is None:
             continue
-        if float(old.get("alpha", -1.0)) == fresh.alphas[spec.name] and old.get("kind") == (
-            state["metrics"][spec.name]["kind"]
+        if (
+            float(old.get("alpha", -1.0)) == fresh.alphas[spec.name]
+            and old.get("kind") == (state["metrics"][spec.name]["kind"])
         ):
             state["metrics"][spec.name] = old
     return RolloutAnalysis.from_state(state, specs, config)
@@ -504,8 +521,9 @@ def advance(
     for plan in plans:
         verdicts[plan.name] = _judge(plan, metric_states[plan.name], analyses, now, start)
     # 4. the sequential policy's say for the step, then the run's phase
-    phase, message = _decide(plans, verdicts, analyses.get(False), metric_states, config,
-                             now, start, kind, inconclusive)
+    phase, message = _decide(
+        plans, verdicts, analyses.get(False), metric_states, config, now, start, kind, inconclusive
+    )
     st["metrics"] = {p.name: metric_states[p.name].dump() for p in plans}
     st["tests"] = {n: s for n, s in tests.items() if n in {p.name for p in seq}}
     reports = tuple(
@@ -515,8 +533,11 @@ def advance(
             tally=metric_states[p.name].tally,
             measurements=tuple(
                 MeasurementRecord(
-                    at=float(h["at"]), phase=str(h["phase"]), value=h.get("value"),
-                    values=h.get("values"), message=str(h.get("message", "")),
+                    at=float(h["at"]),
+                    phase=str(h["phase"]),
+                    value=h.get("value"),
+                    values=h.get("values"),
+                    message=str(h.get("message", "")),
                 )
                 for h in metric_states[p.name].history
             ),
@@ -592,8 +613,9 @@ def _judge(
     errors = ms.tally.consecutive_errors
     if plan.judgement == "threshold":
         assert plan.threshold is not None
-        verdict = judge_threshold(plan.name, plan.threshold, ms.tally, ms.last_value,
-                                  ms.last_events, horizon_reached)
+        verdict = judge_threshold(
+            plan.name, plan.threshold, ms.tally, ms.last_value, ms.last_events, horizon_reached
+        )
         if verdict.phase == "Error" and ms.history and ms.history[-1].get("message"):
             # as for compares: the run's message (and so the Rollout's) names the cause
             verdict = replace(
@@ -603,14 +625,20 @@ def _judge(
     if errors > COMPARE_ERROR_LIMIT:
         last = ms.history[-1].get("message", "") if ms.history else ""
         return MetricVerdict(
-            "Error", None,
+            "Error",
+            None,
             f"metric {plan.name!r}: {errors} consecutive measurement errors "
             f"(limit {COMPARE_ERROR_LIMIT}); last: {last}",
         )
     if plan.judgement == "mann-whitney":
         return judge_mann_whitney(
-            plan.name, ms.canary, ms.baseline, direction=_direction(plan.direction),
-            tolerance=plan.tolerance, horizon_reached=horizon_reached, critical=plan.critical,
+            plan.name,
+            ms.canary,
+            ms.baseline,
+            direction=_direction(plan.direction),
+            tolerance=plan.tolerance,
+            horizon_reached=horizon_reached,
+            critical=plan.critical,
         )
     analysis = analyses.get(plan.dry_run)
     if analysis is None or plan.name not in analysis.tests:
@@ -648,12 +676,14 @@ def _decide(
         elapsed = now - start
         maxed = config.max_step_seconds is not None and elapsed >= config.max_step_seconds
         if missing and decision is not Decision.ABORT:
-            critical_missing = [n for n in missing if next(p for p in seq_gate
-                                                           if p.name == n).critical]
+            critical_missing = [
+                n for n in missing if next(p for p in seq_gate if p.name == n).critical
+            ]
             if critical_missing:
                 decision = Decision.INCONCLUSIVE if maxed else Decision.INSUFFICIENT
-                reason = ("insufficient evidence: no data yet for "
-                          + ", ".join(map(repr, critical_missing)))
+                reason = "insufficient evidence: no data yet for " + ", ".join(
+                    map(repr, critical_missing)
+                )
         step_phase: RunPhase = {
             Decision.ABORT: "Failed",
             Decision.PROMOTE_STEP: "Successful",
@@ -670,7 +700,8 @@ def _decide(
                     verdicts[p.name] = MetricVerdict("Successful", v.evidence)
             elif step_phase == "Inconclusive":
                 verdicts[p.name] = MetricVerdict(
-                    "Inconclusive", v.evidence,
+                    "Inconclusive",
+                    v.evidence,
                     f"metric {p.name!r}: insufficient evidence: {reason}"
                     + ("" if v.evidence is None else f" ({describe(v.evidence)})"),
                 )
@@ -684,8 +715,11 @@ def _decide(
     if kind == "background" and phase == "Successful":
         return "Running", ""
     if phase == "Successful" and not message:
-        warned = [v.message for n, v in verdicts.items()
-                  if n not in dry and v.message.startswith("WARNING")]
+        warned = [
+            v.message
+            for n, v in verdicts.items()
+            if n not in dry and v.message.startswith("WARNING")
+        ]
         message = warned[0] if warned else "every metric passed"
     return phase, message
 

@@ -96,12 +96,15 @@ class MemoryAnalysisStore:
     """Templates, runs and Secrets in dictionaries: the simulator's and the unit tests' store."""
 
     def __init__(self) -> None:
-        self.templates: dict[tuple[str | None, str], AnalysisTemplate | ClusterAnalysisTemplate] = {}
+        self.templates: dict[
+            tuple[str | None, str], AnalysisTemplate | ClusterAnalysisTemplate
+        ] = {}
         self.runs: dict[tuple[str, str], AnalysisRun] = {}
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
 
-    def add_template(self, template: AnalysisTemplate | ClusterAnalysisTemplate,
-                     namespace: str = "default") -> None:
+    def add_template(
+        self, template: AnalysisTemplate | ClusterAnalysisTemplate, namespace: str = "default"
+    ) -> None:
         """Add a template; a namespaced one lands in its own namespace (else ``namespace``)."""
         if template.kind == "ClusterAnalysisTemplate":
             self.templates[(None, template.metadata.name)] = template
@@ -314,7 +317,9 @@ class AnalysisVerdicts:
         except Exception as e:  # housekeeping: never fail the analysis because of it
             log.warning(
                 "AnalysisRuns of %s/%s not pruned: %s",
-                rollout.metadata.namespace, rollout.metadata.name, e,
+                rollout.metadata.namespace,
+                rollout.metadata.name,
+                e,
             )
         return created
 
@@ -346,13 +351,15 @@ class AnalysisVerdicts:
         deleted: list[str] = []
         for runs in finished.values():
             runs.sort(key=_age, reverse=True)
-            for run in runs[self.run_history:]:
+            for run in runs[self.run_history :]:
                 self.store.delete_run(rollout.metadata.namespace, run.metadata.name)
                 deleted.append(run.metadata.name)
         if deleted:
             log.info(
                 "AnalysisRuns of %s/%s beyond the history limit deleted: %s",
-                rollout.metadata.namespace, rollout.metadata.name, ", ".join(deleted),
+                rollout.metadata.namespace,
+                rollout.metadata.name,
+                ", ".join(deleted),
             )
         return deleted
 
@@ -405,7 +412,9 @@ class AnalysisVerdicts:
             template = self.store.get_template(ns, tref.template_name, tref.cluster_scope)
         except InvalidAnalysisSpec as e:
             # a template someone applied without the CRD's validation (or an older schema)
-            raise _Unresolved(f"templates[{index}].templateName: {tref.template_name}: {e}") from None
+            raise _Unresolved(
+                f"templates[{index}].templateName: {tref.template_name}: {e}"
+            ) from None
         if template is None:
             kind = "ClusterAnalysisTemplate" if tref.cluster_scope else f"AnalysisTemplate {ns}/"
             raise _Unresolved(
@@ -430,9 +439,7 @@ class AnalysisVerdicts:
             ) from None
         return Metric.model_validate(doc)
 
-    def _inherited(
-        self, rollout: Rollout, revision: str | None, attempt: int
-    ) -> dict[str, Any]:
+    def _inherited(self, rollout: Rollout, revision: str | None, attempt: int) -> dict[str, Any]:
         """The e-processes of the latest step/pre/post run of this revision and attempt."""
         chain = [
             (run.status.started_at, run.status.state.get("tests", {}))
@@ -541,9 +548,12 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
     if metric.threshold is not None:
         t = metric.threshold
         rule = ThresholdRule(
-            min=t.min, max=t.max, failure_limit=t.failure_limit,
+            min=t.min,
+            max=t.max,
+            failure_limit=t.failure_limit,
             inconclusive_limit=t.inconclusive_limit,
-            consecutive_error_limit=t.consecutive_error_limit, count=metric.count,
+            consecutive_error_limit=t.consecutive_error_limit,
+            count=metric.count,
         )
         return MetricPlan(**common, judgement="threshold", threshold=rule)
     c = metric.compare
@@ -611,11 +621,15 @@ def _ref_for(rollout: Rollout, kind: RunKind, step_index: int | None) -> Analysi
             ref = c.analysis
     elif rollout.blue_green is not None:
         bg = rollout.blue_green
-        ref = {"prePromotion": bg.pre_promotion_analysis,
-               "postPromotion": bg.post_promotion_analysis}.get(kind)
+        ref = {
+            "prePromotion": bg.pre_promotion_analysis,
+            "postPromotion": bg.post_promotion_analysis,
+        }.get(kind)
     if ref is None:
-        raise _Unresolved(f"the Rollout has no {kind} analysis" + (
-            f" at step {step_index + 1}" if step_index is not None else ""))
+        raise _Unresolved(
+            f"the Rollout has no {kind} analysis"
+            + (f" at step {step_index + 1}" if step_index is not None else "")
+        )
     return ref
 
 

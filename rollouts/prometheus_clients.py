@@ -66,4 +66,3 @@ class PrometheusClients:
         while self._clients:
             _, client = self._clients.popitem()
             client.close()
-

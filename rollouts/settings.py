@@ -183,5 +183,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         prometheus_url=env.get("SLUICE_PROMETHEUS_URL") or None,
         istio_version=env.get("SLUICE_ISTIO_VERSION", base.istio_version),
         smi_version=env.get("SLUICE_SMI_VERSION", base.smi_version),
-        analysis_run_history=_history(env, "SLUICE_ANALYSIS_RUN_HISTORY", base.analysis_run_history),
+        analysis_run_history=_history(
+            env, "SLUICE_ANALYSIS_RUN_HISTORY", base.analysis_run_history
+        ),
     )

@@ -74,9 +74,7 @@ SCENARIOS: dict[str, Scenario] = {
             effect=Effect("latency +50%", latency_scale=1.5),
         ),
     ),
-    "low-traffic": Scenario(
-        "low-traffic", TrafficModel(total_rps=0.05, base_error_rate=0.01)
-    ),
+    "low-traffic": Scenario("low-traffic", TrafficModel(total_rps=0.05, base_error_rate=0.01)),
 }
 """The scenarios ``sluice simulate --scenario`` offers by name."""
 
@@ -224,9 +222,7 @@ class SimulatedProvider:
         self.advance(end)
         return [t for t in self._ticks if start < t.t_end <= end + 1e-9]
 
-    def measure(
-        self, kind: str, arm: Arm, queries: Queries, start: float, end: float
-    ) -> Measured:
+    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
         if end <= start:
             raise ProviderError(f"empty window [{start:g}, {end:g}]")
         ticks = self._window(start, end)

@@ -275,8 +275,14 @@ class RateRatioEProcess:
         nb = as_batch(baseline_total, self.batch, "baseline_total")
         with np.errstate(invalid="ignore"):
             valid = (
-                (xc >= 0) & (xb >= 0) & (nc > 0) & (nb > 0)
-                & (xc <= MAX_COUNT) & (xb <= MAX_COUNT) & (nc <= MAX_COUNT) & (nb <= MAX_COUNT)
+                (xc >= 0)
+                & (xb >= 0)
+                & (nc > 0)
+                & (nb > 0)
+                & (xc <= MAX_COUNT)
+                & (xb <= MAX_COUNT)
+                & (nc <= MAX_COUNT)
+                & (nb <= MAX_COUNT)
             )  # NaN fails every comparison, so it lands here as invalid too
         self._update_valid(valid, xc, nc, xb, nb)
 

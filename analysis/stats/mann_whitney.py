@@ -120,8 +120,12 @@ def _sigma(n_x: int, n_y: int, ties: float) -> float:
 
 
 def _crossing(
-    diffs: NDArray[np.float64], counts_above: NDArray[np.float64], mean: float, sigma: float,
-    zq: float, correct: bool,
+    diffs: NDArray[np.float64],
+    counts_above: NDArray[np.float64],
+    mean: float,
+    sigma: float,
+    zq: float,
+    correct: bool,
 ) -> float:
     """The shift at which the step function ``(U(d) − mean − corr)/σ − zq`` changes sign.
 
@@ -188,8 +192,13 @@ def _interval(
     upper = _crossing(diffs, counts_above, mean, sigma, -zq, correct=True)
     estimate = _crossing(diffs, counts_above, mean, sigma, 0.0, correct=False)
     return MannWhitneyResult(
-        u=u, p_value=p_value, estimate=estimate, lower=lower, upper=upper,
-        n_control=n_y, n_experiment=n_x,
+        u=u,
+        p_value=p_value,
+        estimate=estimate,
+        lower=lower,
+        upper=upper,
+        n_control=n_y,
+        n_experiment=n_x,
     )
 
 
@@ -232,7 +241,9 @@ def _effect_size(
     """
     if measure == "cles":
         diffs = np.subtract.outer(experiment, control)
-        return float((np.count_nonzero(diffs > 0) + 0.5 * np.count_nonzero(diffs == 0)) / diffs.size)
+        return float(
+            (np.count_nonzero(diffs > 0) + 0.5 * np.count_nonzero(diffs == 0)) / diffs.size
+        )
     control_mean = float(np.mean(control))
     if control_mean == 0.0:
         return 1.0
@@ -280,17 +291,26 @@ def classify_metric(
     if nan_strategy == "remove":
         x, y = x[~np.isnan(x)], y[~np.isnan(y)]
     else:  # Kayenta's replaceNaNs: a missing point is a zero
-        x, y = np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=-np.inf), np.nan_to_num(
-            y, nan=0.0, posinf=np.inf, neginf=-np.inf
+        x, y = (
+            np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=-np.inf),
+            np.nan_to_num(y, nan=0.0, posinf=np.inf, neginf=-np.inf),
         )
     n_points = int(x.size + y.size)
 
     def result(
-        label: Label, outcome: Outcome, rule: str, *, crit: bool = False,
-        mw: MannWhitneyResult | None = None, effect: float = float("nan"), bound: float | None = None,
+        label: Label,
+        outcome: Outcome,
+        rule: str,
+        *,
+        crit: bool = False,
+        mw: MannWhitneyResult | None = None,
+        effect: float = float("nan"),
+        bound: float | None = None,
     ) -> MetricClassification:
         details: dict[str, float] = {
-            "n_control": float(y.size), "n_experiment": float(x.size), "confidence": confidence,
+            "n_control": float(y.size),
+            "n_experiment": float(x.size),
+            "confidence": confidence,
         }
         if mw is not None:
             details["p_value"] = mw.p_value
@@ -315,17 +335,21 @@ def classify_metric(
             return result("Pass", Outcome.ACCEPT, "no data, and NaN strategy 'replace' passes it")
         if data_required and not critical:
             return result(
-                "NodataFailMetric", Outcome.INSUFFICIENT,
+                "NodataFailMetric",
+                Outcome.INSUFFICIENT,
                 "no data on one side; the metric is required to have data, so it counts as failed",
             )
         return result(
-            "Nodata", Outcome.INSUFFICIENT,
+            "Nodata",
+            Outcome.INSUFFICIENT,
             "no data on one side" + ("; critical metric: the canary fails" if critical else ""),
             crit=critical,
         )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return result(
-            "Error", Outcome.INSUFFICIENT, "infinite values: no shift can be estimated",
+            "Error",
+            Outcome.INSUFFICIENT,
+            "infinite values: no shift can be estimated",
             crit=critical,
         )
 
@@ -336,27 +360,40 @@ def classify_metric(
     ci = f"{confidence:.0%} interval [{_fmt(mw.lower)}, {_fmt(mw.upper)}]"
 
     if np.array_equal(np.sort(x), np.sort(y)):
-        return result("Pass", Outcome.ACCEPT, "canary and baseline data are identical", mw=mw,
-                      effect=effect, bound=bound)
+        return result(
+            "Pass",
+            Outcome.ACCEPT,
+            "canary and baseline data are identical",
+            mw=mw,
+            effect=effect,
+            bound=bound,
+        )
     if x.min() == x.max() == y.min() == y.max():
-        return result("Pass", Outcome.ACCEPT, "every value is the same", mw=mw, effect=effect,
-                      bound=bound)
+        return result(
+            "Pass", Outcome.ACCEPT, "every value is the same", mw=mw, effect=effect, bound=bound
+        )
 
     measure = "mean ratio" if effect_size_measure == "meanRatio" else "CLES"
     is_high = direction in ("increase", "either") and mw.lower > bound and effect >= inc
     is_low = direction in ("decrease", "either") and mw.upper < -bound and effect <= dec
     if is_high:
         crit = critical and effect >= crit_inc
-        rule = (f"High: {ci} lies above the tolerance band {band} and {measure} "
-                f"{_fmt(effect)} >= {_fmt(inc)}" + (" (critical)" if crit else ""))
+        rule = (
+            f"High: {ci} lies above the tolerance band {band} and {measure} "
+            f"{_fmt(effect)} >= {_fmt(inc)}" + (" (critical)" if crit else "")
+        )
         return result("High", Outcome.REJECT, rule, crit=crit, mw=mw, effect=effect, bound=bound)
     if is_low:
         crit = critical and effect <= crit_dec
-        rule = (f"Low: {ci} lies below the tolerance band {band} and {measure} "
-                f"{_fmt(effect)} <= {_fmt(dec)}" + (" (critical)" if crit else ""))
+        rule = (
+            f"Low: {ci} lies below the tolerance band {band} and {measure} "
+            f"{_fmt(effect)} <= {_fmt(dec)}" + (" (critical)" if crit else "")
+        )
         return result("Low", Outcome.REJECT, rule, crit=crit, mw=mw, effect=effect, bound=bound)
-    rule = (f"Pass: {ci} does not clear the tolerance band {band} in a direction judged "
-            f"({direction}) with {measure} beyond its allowed value")
+    rule = (
+        f"Pass: {ci} does not clear the tolerance band {band} in a direction judged "
+        f"({direction}) with {measure} beyond its allowed value"
+    )
     return result("Pass", Outcome.ACCEPT, rule, mw=mw, effect=effect, bound=bound)
 
 
@@ -403,8 +440,8 @@ def score_canary(
     score = round(total, 2)
 
     critical = [n for n, c in classifications.items() if c.critical_failure]
-    nodata_percent = 100.0 * sum(c.label == "Nodata" for c in classifications.values()) / len(
-        classifications
+    nodata_percent = (
+        100.0 * sum(c.label == "Nodata" for c in classifications.values()) / len(classifications)
     )
     reason = ""
     if critical:

@@ -167,9 +167,8 @@ class NormalMixtureSPRT:
             outcome = Outcome.CONTINUE
         v, _ = self._variance()
         est = float(self.estimate[index])
-        why = (
-            "normal mixture assumes independent Gaussian batch means"
-            + ("" if self.sigma is not None else " and plugs in the sample standard deviation")
+        why = "normal mixture assumes independent Gaussian batch means" + (
+            "" if self.sigma is not None else " and plugs in the sample standard deviation"
         )
         return Evidence(
             method=self.method,

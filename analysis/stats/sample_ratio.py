@@ -78,8 +78,13 @@ class SampleRatioCheck:
         rho = as_batch(expected_share, self.batch, "expected_share")
         with np.errstate(invalid="ignore"):
             valid = (
-                (c >= 0) & (b >= 0) & (c + b > 0) & (c <= MAX_COUNT) & (b <= MAX_COUNT)
-                & (rho > 0) & (rho < 1)
+                (c >= 0)
+                & (b >= 0)
+                & (c + b > 0)
+                & (c <= MAX_COUNT)
+                & (b <= MAX_COUNT)
+                & (rho > 0)
+                & (rho < 1)
             )
         c = np.where(valid, c, 0.0)
         n = np.where(valid, c + b, 0.0)

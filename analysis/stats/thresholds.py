@@ -219,8 +219,9 @@ class ArgoThresholdJudge:
         if error is not None:
             self._counts = replace(c, error=c.error + 1, consecutive_error=c.consecutive_error + 1)
         else:
-            m = argo_measurement_phase(value, min=self.min, max=self.max,
-                                       conditions=self.conditions)
+            m = argo_measurement_phase(
+                value, min=self.min, max=self.max, conditions=self.conditions
+            )
             self._counts = replace(
                 c,
                 count=c.count + 1,
@@ -387,8 +388,9 @@ def argo_run_end(
     t_fail = _first(np.cumsum(failed, axis=1) > failure_limit)
     t_inc = _first(np.cumsum(inconclusive, axis=1) > inconclusive_limit)
     ticks = inside.shape[1]
-    t_count = np.full(inside.shape[0], _NEVER if count is None or count > ticks else count - 1,
-                      dtype=np.int64)
+    t_count = np.full(
+        inside.shape[0], _NEVER if count is None or count > ticks else count - 1, dtype=np.int64
+    )
     # One measurement per tick, so failing and going inconclusive never happen at the same tick;
     # at the count-th tick the limits are checked before success, as Argo does.
     end = np.minimum(np.minimum(t_fail, t_inc), t_count)
@@ -417,8 +419,13 @@ def argo_first_failure(
     Agrees with feeding each row to :class:`ArgoThresholdJudge`.
     """
     tick, phase = argo_run_end(
-        values, min=min, max=max, failure_limit=failure_limit,
-        inconclusive_limit=inconclusive_limit, count=count, conditions=conditions,
+        values,
+        min=min,
+        max=max,
+        failure_limit=failure_limit,
+        inconclusive_limit=inconclusive_limit,
+        count=count,
+        conditions=conditions,
     )
     return np.where(phase == RunPhase.FAILED.value, tick, -1)
 

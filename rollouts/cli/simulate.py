@@ -81,7 +81,8 @@ def _print_analysis(line: SimLine) -> None:
     for m in run.metrics:
         ci = "" if not m.interval else f" [{_num(m.interval[0])}, {_num(m.interval[1])}]"
         score = (
-            f"e-value {_num(m.e_value)}/{_num(m.threshold)}" if m.e_value is not None
+            f"e-value {_num(m.e_value)}/{_num(m.threshold)}"
+            if m.e_value is not None
             else f"value {_num(m.statistic)}"
         )
         click.echo(

@@ -366,7 +366,6 @@ class KubeCluster:
         if len(self._events) > 1000:
             self._events.clear()
 
-
     # ------------------------------------------------------------- leaving (finalizer only)
     def release_slot(self, rollout: Rollout, slot: SlotName) -> None:
         """Drop the slot Deployment's owner reference so it outlives the Rollout (no GC)."""
