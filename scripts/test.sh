@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/system-deps.sh
 .venv/bin/ruff check rollouts analysis simulations tests
+.venv/bin/ruff format --check rollouts analysis
 .venv/bin/mypy rollouts analysis
 .venv/bin/lint-imports
 exec .venv/bin/pytest "$@"
