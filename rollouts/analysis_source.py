@@ -21,6 +21,7 @@ from analysis.api import (
     LABEL_ROLLOUT,
     AnalysisRun,
     AnalysisTemplate,
+    ArmQueries,
     ClusterAnalysisTemplate,
     InconclusivePolicy,
     InvalidAnalysisSpec,
@@ -529,9 +530,13 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
     queries: dict[Arm, Queries] = {}
     if prom.query is not None:
         queries["absolute"] = Queries(value=prom.query)
-    for arm_name, arm in (("canary", prom.canary), ("baseline", prom.baseline)):
+    arms: tuple[tuple[Arm, ArmQueries | None], ...] = (
+        ("canary", prom.canary),
+        ("baseline", prom.baseline),
+    )
+    for arm_name, arm in arms:
         if arm is not None:
-            queries[arm_name] = Queries(  # type: ignore[index]
+            queries[arm_name] = Queries(
                 events=arm.events, total=arm.total, buckets=arm.buckets, value=arm.value
             )
     common: dict[str, Any] = {
