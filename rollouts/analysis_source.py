@@ -40,7 +40,9 @@ from rollouts.api.rollout import (
     RolloutStatus,
     TemplateRef,
 )
+from rollouts.engine.context import other
 from rollouts.engine.plan import AnalysisObservation, StartAnalysis
+from rollouts.reconcile import services_of
 
 log = logging.getLogger(__name__)
 
@@ -582,15 +584,10 @@ def builtin_args(rollout: Rollout) -> dict[str, str]:
     st = rollout.status or RolloutStatus()
     stable_slot = st.stable_slot or "a"
     promoted = st.current_revision is not None and st.current_revision == st.stable_revision
-    canary_slot = stable_slot if promoted else ("b" if stable_slot == "a" else "a")
-    old_slot = "b" if canary_slot == "a" else "a"
+    canary_slot = stable_slot if promoted else other(stable_slot)
+    old_slot = other(canary_slot)
     old_revision = next((s.revision for s in st.slots if s.name == old_slot), None)
-    if rollout.canary is not None:
-        canary_svc, stable_svc = rollout.canary.canary_service, rollout.canary.stable_service
-    else:
-        assert rollout.blue_green is not None
-        canary_svc = rollout.blue_green.preview_service
-        stable_svc = rollout.blue_green.active_service
+    stable_svc, canary_svc = services_of(rollout)
     name = rollout.metadata.name
     return {
         "rollout": name,

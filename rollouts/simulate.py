@@ -22,7 +22,7 @@ from rollouts.api.validation import parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Plan, Request
 from rollouts.engine.plan import AnalysisPhase, RequestKind
-from rollouts.reconcile import Ports, reconcile
+from rollouts.reconcile import Ports, reconcile, services_of
 from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts import ScriptedVerdicts, VerdictSource
 
@@ -178,12 +178,7 @@ class Simulation:
 
         assert self.opts.prometheus is not None
         url = self.opts.prometheus.rstrip("/")
-        if rollout.canary is not None:
-            canary_svc, stable_svc = rollout.canary.canary_service, rollout.canary.stable_service
-        else:
-            assert rollout.blue_green is not None
-            canary_svc = rollout.blue_green.preview_service
-            stable_svc = rollout.blue_green.active_service
+        stable_svc, canary_svc = services_of(rollout)
         labels = FeedLabels.for_services(rollout.metadata.namespace, canary_svc, stable_svc)
         if self.live:
             assert self.opts.serve_metrics is not None
