@@ -35,12 +35,11 @@ from rollouts import requests
 from rollouts.analysis_source import AnalysisVerdicts
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
-from rollouts.cluster.kube import LABEL_ROLLOUT, SLOTS, KubeCluster
+from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster
 from rollouts.cluster.kube_analysis import KubeAnalysisStore
-from rollouts.engine import decide_invalid
-from rollouts.engine.context import other
+from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.prometheus_clients import PrometheusClients
-from rollouts.reconcile import Ports, apply, reconcile, services_of
+from rollouts.reconcile import Ports, apply, apply_actions, reconcile, services_of
 from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
@@ -283,50 +282,22 @@ class Controller:
 
     # ------------------------------------------------------------------------ deletion
     def finalize(self, namespace: str, name: str, body: dict[str, Any]) -> None:
-        """Restore 100% stable routing and remove what Sluice manages, but leave the stable
-        Deployment running (orphaned from the Rollout so garbage collection spares it).
-
-        Why keep the stable pods: deleting a Rollout happens on GitOps prunes, renames and
-        migrations (to another tool, or back to a plain Deployment) while the application is live.
-        Taking production down with it would turn a bookkeeping change into an outage. The user
-        deletes the Deployment ``<rollout>-<slot>`` when they mean it. The canary slot (never
-        serving alone) is deleted, and the routers' managed routes are removed.
+        """Apply the engine's deletion actions (``rollouts.engine.deletion``: traffic back to
+        stable, managed routes removed, the stable Deployment released and left running).
 
         Raises on API errors: kopf retries the finalizer until it completes.
         """
         key = (namespace, name)
         with self._lock(key):
             try:
-                rollout = parse_rollout(body)
+                rollout: Rollout | None = parse_rollout(body)
             except InvalidSpec:
-                # without a valid spec the routes cannot be known: keep both slots running
-                stub = _stub(body)
-                for slot in SLOTS:
-                    self.cluster.release_slot(stub, slot)
-                self._forget(key)
-                return
-            status = rollout.status or RolloutStatus()
-            router = build_router(rollout, self.api, self.settings)
-            if router is not None:
-                router.set_weight(0)
-                router.remove_managed_routes()
-            stable = status.stable_slot
-            if stable is not None:
-                for service in services_of(rollout):
-                    self.cluster.set_service_selector(rollout, service, stable)
-                self.cluster.release_slot(rollout, stable)
-                self.cluster.delete_slot(rollout, other(stable))
-            else:
-                for slot in SLOTS:
-                    self.cluster.release_slot(rollout, slot)
-            self.cluster.emit_event(
-                rollout,
-                "Normal",
-                "Released",
-                f"all traffic on the stable slot {stable}; Deployment {name}-{stable} left running"
-                if stable
-                else "slot Deployments left running",
-            )
+                rollout = None
+            target = rollout if rollout is not None else _stub(body)
+            router = build_router(rollout, self.api, self.settings) if rollout else None
+            services = services_of(rollout) if rollout is not None else []
+            ports = Ports(cluster=self.cluster, router=router, verdicts=self.verdicts)
+            apply_actions(target, deletion_actions(rollout, services), ports)
             self._forget(key)
 
     def _forget(self, key: Key) -> None:

@@ -6,16 +6,21 @@ path from observation to action; only the ports differ.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from rollouts.api.rollout import Rollout
 from rollouts.cluster.port import Cluster
 from rollouts.engine import (
+    Action,
+    DeleteSlot,
     DeploySlot,
     EmitEvent,
     Observed,
     Plan,
+    ReleaseSlot,
+    RemoveManagedRoutes,
     Request,
     ScaleSlot,
     SetServiceSelector,
@@ -57,7 +62,12 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
 
 def apply(rollout: Rollout, plan: Plan, ports: Ports) -> None:
     """Apply actions in the order planned (weights before scale-downs), then write status once."""
-    for action in plan.actions:
+    apply_actions(rollout, plan.actions, ports)
+    ports.cluster.write_status(rollout, plan.status)
+
+
+def apply_actions(rollout: Rollout, actions: Sequence[Action], ports: Ports) -> None:
+    for action in actions:
         match action:
             case DeploySlot(slot, revision, template, replicas):
                 ports.cluster.deploy_slot(rollout, slot, revision, template, replicas)
@@ -68,13 +78,19 @@ def apply(rollout: Rollout, plan: Plan, ports: Ports) -> None:
             case SetWeight(canary):
                 if ports.router is not None:
                     ports.router.set_weight(canary)
+            case RemoveManagedRoutes():
+                if ports.router is not None:
+                    ports.router.remove_managed_routes()
+            case ReleaseSlot(slot):
+                ports.cluster.release_slot(rollout, slot)
+            case DeleteSlot(slot):
+                ports.cluster.delete_slot(rollout, slot)
             case StartAnalysis():
                 ports.verdicts.start(rollout, action)
             case StopAnalysis(name):
                 ports.verdicts.stop(rollout, name)
             case EmitEvent(type_, reason, message):
                 ports.cluster.emit_event(rollout, type_, reason, message)
-    ports.cluster.write_status(rollout, plan.status)
 
 
 def reconcile(

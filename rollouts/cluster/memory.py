@@ -22,6 +22,7 @@ class MemorySlot:
     revision: str
     template: dict[str, Any]
     ready_at: list[float] = field(default_factory=list)  # one entry per pod
+    owned: bool = True  # owned by the Rollout (deleted with it); released slots outlive it
 
     def ready(self, now: float, never: bool) -> int:
         return 0 if never else sum(1 for t in self.ready_at if t <= now)
@@ -87,6 +88,14 @@ class MemoryCluster:
             del s.ready_at[replicas:]  # newest pods go first, as a ReplicaSet scales down
         else:
             s.ready_at.extend([self.clock() + self.ready_delay] * (replicas - len(s.ready_at)))
+
+    def release_slot(self, rollout: Rollout, slot: SlotName) -> None:
+        s = self.slots.get(self.key(rollout), {}).get(slot)
+        if s is not None:
+            s.owned = False
+
+    def delete_slot(self, rollout: Rollout, slot: SlotName) -> None:
+        self.slots.get(self.key(rollout), {}).pop(slot, None)
 
     def set_service_selector(self, rollout: Rollout, service: str, slot: SlotName | None) -> None:
         self.services.setdefault(self.key(rollout), {})[service] = slot

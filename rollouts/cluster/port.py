@@ -34,6 +34,14 @@ class Cluster(Protocol):
 
     def scale_slot(self, rollout: Rollout, slot: SlotName, replicas: int) -> None: ...
 
+    def release_slot(self, rollout: Rollout, slot: SlotName) -> None:
+        """Let the slot Deployment outlive the Rollout (no owner reference, no GC)."""
+        ...
+
+    def delete_slot(self, rollout: Rollout, slot: SlotName) -> None:
+        """Delete the slot Deployment; one that is already gone is not an error."""
+        ...
+
     def set_service_selector(
         self, rollout: Rollout, service: str, slot: SlotName | None
     ) -> None: ...

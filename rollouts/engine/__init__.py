@@ -1,13 +1,17 @@
 """The pure rollout engine: ``decide(rollout, observed, now) -> Plan``."""
 
 from rollouts.engine.decide import decide, decide_invalid
+from rollouts.engine.deletion import deletion_actions
 from rollouts.engine.plan import (
     Action,
     AnalysisObservation,
+    DeleteSlot,
     DeploySlot,
     EmitEvent,
     Observed,
     Plan,
+    ReleaseSlot,
+    RemoveManagedRoutes,
     Request,
     ScaleSlot,
     SetServiceSelector,
@@ -21,10 +25,13 @@ from rollouts.engine.revision import template_hash
 __all__ = [
     "Action",
     "AnalysisObservation",
+    "DeleteSlot",
     "DeploySlot",
     "EmitEvent",
     "Observed",
     "Plan",
+    "ReleaseSlot",
+    "RemoveManagedRoutes",
     "Request",
     "ScaleSlot",
     "SetServiceSelector",
@@ -34,5 +41,6 @@ __all__ = [
     "StopAnalysis",
     "decide",
     "decide_invalid",
+    "deletion_actions",
     "template_hash",
 ]

@@ -119,6 +119,23 @@ class StopAnalysis:
 
 
 @dataclass(frozen=True)
+class ReleaseSlot:
+    """Let the slot Deployment outlive its Rollout (drop the owner reference, so no GC)."""
+
+    slot: SlotName
+
+
+@dataclass(frozen=True)
+class DeleteSlot:
+    slot: SlotName
+
+
+@dataclass(frozen=True)
+class RemoveManagedRoutes:
+    """Undo what the traffic router added (a canary Ingress, header routes)."""
+
+
+@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -132,6 +149,9 @@ Action = (
     | SetWeight
     | StartAnalysis
     | StopAnalysis
+    | ReleaseSlot
+    | DeleteSlot
+    | RemoveManagedRoutes
     | EmitEvent
 )
 

@@ -1,0 +1,50 @@
+"""What deleting a Rollout does to the cluster: the finalizer's actions, decided here like every
+other action so the operator only applies them.
+
+Deleting a Rollout keeps the application serving. Rollouts are deleted by GitOps prunes, renames
+and migrations (to another tool, or back to a plain Deployment) while the application is live;
+taking production down with the Rollout would turn a bookkeeping change into an outage. So all
+traffic goes back to the stable slot, the router's managed routes go, the canary slot (never
+serving alone) is deleted, and the stable slot Deployment is released from the Rollout (no
+garbage collection) and left running. The user deletes ``<rollout>-<slot>`` when they mean it.
+"""
+
+from __future__ import annotations
+
+from rollouts.api.rollout import Rollout, RolloutStatus
+from rollouts.engine.context import other
+from rollouts.engine.plan import (
+    Action,
+    DeleteSlot,
+    EmitEvent,
+    ReleaseSlot,
+    RemoveManagedRoutes,
+    SetServiceSelector,
+    SetWeight,
+)
+
+
+def deletion_actions(rollout: Rollout | None, services: list[str]) -> tuple[Action, ...]:
+    """The finalizer's actions for ``rollout`` (``None``: its spec is invalid, so neither the
+    routes nor the Services are known, and both slots are kept running)."""
+    status = (rollout.status if rollout is not None else None) or RolloutStatus()
+    stable = status.stable_slot
+    if rollout is None or stable is None:
+        return (
+            ReleaseSlot("a"),
+            ReleaseSlot("b"),
+            EmitEvent("Normal", "Released", "slot Deployments left running"),
+        )
+    name = rollout.metadata.name
+    return (
+        SetWeight(0),
+        RemoveManagedRoutes(),
+        *(SetServiceSelector(service, stable) for service in services),
+        ReleaseSlot(stable),
+        DeleteSlot(other(stable)),
+        EmitEvent(
+            "Normal",
+            "Released",
+            f"all traffic on the stable slot {stable}; Deployment {name}-{stable} left running",
+        ),
+    )
