@@ -130,6 +130,22 @@ def error_rate_metric(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def canary_traffic_metric(*, count: int) -> dict[str, Any]:
+    """A threshold on the canary's requests per 1 s window (~100 pushed, at least 50 needed)."""
+    query = (
+        f"sum(increase(http_requests_total{{test_id={{{{args.test-id}}}}, "
+        f"service={{{{args.canary-service}}}}}}[{W}]))"
+    )
+    return {
+        "name": "canary-traffic",
+        "kind": "value",
+        "interval": "1s",
+        "count": count,
+        "provider": {"prometheus": {"query": query}},
+        "threshold": {"min": 50},
+    }
+
+
 def template(name: str, metrics: list[dict[str, Any]], *, cluster: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if not cluster:
@@ -416,18 +432,7 @@ async def test_restart_mid_analysis_resumes_the_same_run(
 ) -> None:
     h = harness
     timeline.push([Arm("web-canary", 100, 0.0), Arm("web", 100, 0.0)])
-    query = (
-        f"sum(increase(http_requests_total{{test_id={{{{args.test-id}}}}, "
-        f"service={{{{args.canary-service}}}}}}[{W}]))"
-    )
-    metric = {
-        "name": "canary-traffic",
-        "kind": "value",
-        "interval": "1s",
-        "count": 4,
-        "provider": {"prometheus": {"query": query}},
-        "threshold": {"min": 50},  # ~100 requests per 1 s window
-    }
+    metric = canary_traffic_metric(count=4)
     create_template(h, template("traffic", [metric]))
     create_rollout(
         h.api,
@@ -467,18 +472,7 @@ async def test_abort_request_mid_analysis_stops_the_run(
 ) -> None:
     h = harness
     timeline.push([Arm("web-canary", 100, 0.0), Arm("web", 100, 0.0)])
-    query = (
-        f"sum(increase(http_requests_total{{test_id={{{{args.test-id}}}}, "
-        f"service={{{{args.canary-service}}}}}}[{W}]))"
-    )
-    metric = {
-        "name": "canary-traffic",
-        "kind": "value",
-        "interval": "1s",
-        "count": 30,
-        "provider": {"prometheus": {"query": query}},
-        "threshold": {"min": 50},
-    }
+    metric = canary_traffic_metric(count=30)
     create_template(h, template("traffic", [metric]))
     steps = [{"setWeight": 25}, analysis_step("traffic", args={"test-id": timeline.test_id})]
     create_rollout(h.api, rollout("web", steps))
