@@ -40,6 +40,7 @@ from rollouts.cluster.kube_analysis import KubeAnalysisStore
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.prometheus_clients import PrometheusClients
 from rollouts.reconcile import Ports, apply, apply_actions, reconcile, services_of
+from rollouts.routing.factory import router_for
 from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
@@ -72,10 +73,7 @@ def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> Verd
 def build_router(
     rollout: Rollout, api: kubernetes.client.ApiClient, settings: Settings
 ) -> TrafficRouter | None:
-    if rollout.canary is None or rollout.canary.traffic_routing is None:
-        return None
-    from rollouts.routing.factory import router_for
-
+    """The Rollout's router (None without trafficRouting), at the API versions configured."""
     return router_for(
         rollout, api, istio_version=settings.istio_version, smi_version=settings.smi_version
     )
