@@ -250,10 +250,6 @@ class Controller:
         if sched is None or time.monotonic() >= sched.due:
             self.run(namespace, name)
 
-    def wake(self, namespace: str, name: str) -> None:
-        with self._guard:
-            self._schedule.setdefault((namespace, name), _Schedule()).due = 0.0
-
     # ------------------------------------------------------------------------ deployments
     def deployment_event(self, body: dict[str, Any]) -> None:
         """A slot Deployment changed: reconcile its Rollout now if its readiness moved."""

@@ -76,10 +76,6 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-class _Permanent(Exception):
-    """A failure that retrying cannot fix (4xx); carries the message for ProviderError."""
-
-
 class PrometheusProvider:
     """:class:`~analysis.providers.port.MetricProvider` backed by a Prometheus HTTP API.
 

@@ -37,10 +37,6 @@ MERGE_PATCH = "application/merge-patch+json"
 T = TypeVar("T")
 
 
-class ClusterError(RuntimeError):
-    """A write the API server kept refusing after the retries."""
-
-
 def slot_deployment_name(rollout: Rollout, slot: SlotName) -> str:
     return f"{rollout.metadata.name}-{slot}"
 
