@@ -129,12 +129,6 @@ def run_condition(cond: Condition, scenarios: list[Scenario], runs: int, seed: i
     return rows
 
 
-def _fmt_s(x: float) -> str:
-    if not math.isfinite(x):
-        return "—"
-    return f"{x / 60:.1f}m" if x >= 600 else f"{x:.0f}s"
-
-
 def report(rows: list[Row], runs: int, quick: bool, runtime_s: float, command: str) -> str:
     """The Markdown report: targets first, then every table."""
     from simulations.report import render
