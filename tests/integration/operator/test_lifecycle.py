@@ -11,7 +11,7 @@ import kubernetes
 import pytest
 from prometheus_client import generate_latest
 
-from tests.support.kube import create_rollout, patch_rollout
+from tests.support.kube import create_rollout, get_rollout, patch_rollout
 
 from .conftest import OperatorHarness, canary, healthy
 
@@ -27,6 +27,11 @@ async def test_canary_without_router_walks_every_step(harness: OperatorHarness) 
     assert dep is not None and dep["spec"]["replicas"] == 4
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"
     assert h.selector("web") == {"app": "web", "sluice.dev/slot": stable_slot}
+    # kopf's own state is Sluice's: its finalizer and its annotations under sluice.dev
+    meta = get_rollout(h.api, "ns", "web")["metadata"]
+    assert meta["finalizers"] == ["sluice.dev/finalizer"]
+    kopf_keys = [k for k in meta.get("annotations", {}) if "kopf" in k or "last-handled" in k]
+    assert kopf_keys and all(k.startswith("sluice.dev/") for k in kopf_keys), kopf_keys
 
     h.auto_ready = False  # from here the test plays the Deployment controller by hand
     h.set_image("web:2")

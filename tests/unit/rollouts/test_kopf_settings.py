@@ -1,0 +1,37 @@
+"""The controller's settings reach kopf: watch timeouts (so a silently dead watch is replaced),
+request timeout, peering, and kopf's state under sluice.dev."""
+
+from __future__ import annotations
+
+import kopf
+
+from rollouts.operator import FINALIZER, configure_kopf
+from rollouts.settings import Settings
+
+
+def test_watch_and_request_timeouts_and_peering_reach_kopf() -> None:
+    ours = Settings(
+        watch_server_timeout=120,
+        watch_client_timeout=150,
+        request_timeout=7.0,
+        priority=42,
+        standalone=False,
+        metrics_port=None,
+        liveness_port=None,
+    )
+    theirs = kopf.OperatorSettings()
+    configure_kopf(theirs, ours)
+    assert theirs.watching.server_timeout == 120
+    assert theirs.watching.client_timeout == 150
+    assert theirs.watching.connect_timeout is not None
+    assert theirs.networking.request_timeout == 7.0
+    assert theirs.peering.priority == 42 and theirs.peering.name == "sluice.dev"
+    assert theirs.peering.standalone is False and theirs.peering.clusterwide is True
+    assert theirs.persistence.finalizer == FINALIZER == "sluice.dev/finalizer"
+    assert theirs.scanning.disabled is False
+
+
+def test_namespaced_mode_disables_scanning() -> None:
+    theirs = kopf.OperatorSettings()
+    configure_kopf(theirs, Settings(namespaces=("shop",), metrics_port=None, liveness_port=None))
+    assert theirs.peering.clusterwide is False and theirs.scanning.disabled is True
