@@ -21,6 +21,7 @@ from rollouts.api.rollout import AnalysisRunStatus, ObjectMeta, Rollout, Rollout
 from rollouts.api.validation import parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Plan, Request
+from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
 from rollouts.reconcile import Ports, reconcile, services_of
 from rollouts.routing.memory import MemoryRouter
@@ -30,7 +31,6 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 LIVE_LAG_SECONDS = 3.0
 """Live (scraped) mode judges windows this far behind the wall clock: a 1 s scrape interval plus
 the time Prometheus takes to make a scraped sample queryable."""
-INDEFINITE_PAUSES = {"InconclusiveAnalysis", "PausedByUser"}
 
 
 class SimulationError(ValueError):
@@ -309,20 +309,3 @@ class Simulation:
     def _result(self, reason: str) -> SimResult:
         events = [e for v in self.cluster.events.values() for e in v]
         return SimResult(self.rollout, self.lines, events, self.weights, self.t, reason)
-
-
-def waits_for_person(rollout: Rollout) -> bool:
-    """Paused with nothing but a person (promote/resume) to end the pause."""
-    st = rollout.status or RolloutStatus()
-    if any(p.reason in INDEFINITE_PAUSES for p in st.pause_conditions):
-        return True
-    bg = rollout.blue_green
-    if bg is not None:
-        waiting = any(p.reason == "BlueGreenPause" for p in st.pause_conditions)
-        return waiting and not bg.auto_promotion_enabled
-    c = rollout.canary
-    idx = st.current_step_index
-    if c is None or idx is None or idx >= len(c.steps):
-        return False
-    step = c.steps[idx]
-    return step.pause is not None and step.pause.duration is None
