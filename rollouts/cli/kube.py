@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, TypeVar, cast
 
 import click
 import kubernetes
+import kubernetes.watch
 import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -251,3 +253,79 @@ def cluster_options(command: F) -> F:
             target.close()
 
     return cast(F, wrapper)
+
+
+def follow_rollout(
+    target: Target,
+    name: str,
+    namespace: str | None = None,
+    *,
+    timeout: float,
+    interval: float = 2.0,
+    poll: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """The Rollout now, then again each time it changes, for ``timeout`` seconds; then it ends.
+
+    Watching shows every change as it happens without asking the API server over and over. A
+    watch the user may not make (RBAC grants ``get`` but not ``watch``) or one the server refuses
+    falls back to a ``get`` every ``interval`` seconds; so does ``poll=True``. The name is also
+    checked client-side: not every server (nor kmock's emulator) honours field selectors.
+    """
+    ns = namespace or target.namespace
+    deadline = time.monotonic() + max(timeout, 0.0)
+    doc = get_rollout(target, name, ns)
+    yield doc
+    seen = _version(doc)
+    watching = not poll
+    while (remaining := deadline - time.monotonic()) > 0:
+        if watching:
+            try:
+                for changed in _watch(target, name, ns, seen, remaining):
+                    seen = _version(changed)
+                    yield changed
+                    if time.monotonic() >= deadline:
+                        return
+            except ApiException as e:
+                if e.status in (401, 403, 405, 501) or not e.status:
+                    watching = False  # no permission to watch (or no watch here): poll instead
+                # other answers (410 Gone, 5xx): resynchronise with a get below
+            except (urllib3.exceptions.HTTPError, OSError):
+                pass  # the stream broke or stayed silent past its read timeout: get and go on
+        else:
+            time.sleep(min(interval, max(remaining, 0.0)))
+        if time.monotonic() >= deadline:
+            return
+        doc = get_rollout(target, name, ns)
+        if _version(doc) != seen:
+            seen = _version(doc)
+            yield doc
+
+
+def _version(doc: dict[str, Any]) -> str:
+    return str((doc.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _watch(
+    target: Target, name: str, ns: str, since: str, remaining: float
+) -> Iterator[dict[str, Any]]:
+    """One watch of the Rollout from resourceVersion ``since``, for at most ``remaining`` s."""
+    seconds = max(1, min(int(remaining) + 1, 300))
+    stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+        target.custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        ns,
+        ROLLOUTS,
+        field_selector=f"metadata.name={name}",
+        resource_version=since or None,
+        timeout_seconds=seconds,
+        # a read timeout ends a silent watch in time for the caller's deadline
+        _request_timeout=(REQUEST_TIMEOUT, max(min(remaining, 30.0), 0.1)),
+    )
+    for event in stream:
+        obj = event.get("object")
+        if not isinstance(obj, dict) or (obj.get("metadata") or {}).get("name") != name:
+            continue
+        if event.get("type") == "DELETED":
+            raise CliError(f"rollout {ns}/{name}: deleted while waiting for it")
+        yield obj

@@ -1,0 +1,252 @@
+"""``sluice lint FILE...``: check Rollouts and analysis templates offline, before they are applied.
+
+The documents go through the very parsers the controller uses (``parse_rollout``,
+``parse_template``), so a problem reads the same here as in the Rollout's ``InvalidSpec``
+condition, with the field to fix named: ``spec.strategy.canary.steps[2].setWeight: must be <= 100``.
+No cluster is needed and nothing heavier than the models is imported, so it is quick in CI.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import yaml
+
+from analysis.api import InvalidAnalysisSpec, parse_template
+from rollouts.api.rollout import AnalysisRef, Rollout
+from rollouts.api.validation import InvalidSpec, parse_rollout
+
+TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
+SLUICE_KINDS = ("Rollout", *TEMPLATE_KINDS)
+
+OK, INVALID, UNREADABLE = 0, 1, 2
+"""Exit codes: all valid, something invalid, a file could not be read (or a usage error)."""
+
+
+@dataclass
+class Finding:
+    """The verdict on one document (or on a whole file that is not YAML)."""
+
+    source: str
+    """``path: Rollout/web`` — where to look."""
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    syntax: bool = False
+    """The file is not YAML: one line, ``path:line: not valid YAML: ...``."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> Iterator[str]:
+        if self.syntax:
+            yield from (f"{self.source}: {p}" for p in self.problems)
+            return
+        if self.ok:
+            extra = f" ({len(self.warnings)} warning{'s' * (len(self.warnings) != 1)})"
+            yield f"{self.source}: ok" + (extra if self.warnings else "")
+        else:
+            yield f"{self.source}: invalid"
+        for p in self.problems:
+            yield f"  {p}"
+        for w in self.warnings:
+            yield f"  warning: {w}"
+
+
+@dataclass
+class Document:
+    path: str
+    index: int
+    """1-based position in its file."""
+    body: Any
+
+
+class Unreadable(Exception):
+    """A file that could not be opened or read: a usage problem, not an invalid document."""
+
+
+def read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise Unreadable(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise Unreadable(f"{path}: cannot read: not UTF-8 text") from None
+
+
+def load(path: str, text: str) -> list[Document] | Finding:
+    """The non-empty documents of ``text``, or a Finding saying where the YAML breaks."""
+    try:
+        bodies = list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        what = " ".join(str(e.problem or e.context or "syntax error").split())
+        return Finding(where, [f"not valid YAML: {what}"], syntax=True)
+    except yaml.YAMLError as e:
+        return Finding(path, [f"not valid YAML: {' '.join(str(e).split())}"], syntax=True)
+    return [Document(path, i, b) for i, b in enumerate(bodies, start=1) if b is not None]
+
+
+def label(doc: Document) -> str:
+    body = doc.body if isinstance(doc.body, dict) else {}
+    kind = body.get("kind") or "(no kind)"
+    name = (
+        (body.get("metadata") or {}).get("name") if isinstance(body.get("metadata"), dict) else None
+    )
+    return f"{doc.path}: {kind}/{name or f'(document {doc.index})'}"
+
+
+def analysis_refs(rollout: Rollout) -> Iterator[tuple[str, str, bool]]:
+    """(field path, template name, cluster scope) of every template the Rollout refers to."""
+    refs: list[tuple[str, AnalysisRef | None]] = []
+    if rollout.canary is not None:
+        base = "spec.strategy.canary"
+        refs += [
+            (f"{base}.steps[{i}].analysis", s.analysis) for i, s in enumerate(rollout.canary.steps)
+        ]
+        refs.append((f"{base}.analysis", rollout.canary.analysis))
+    if rollout.blue_green is not None:
+        base = "spec.strategy.blueGreen"
+        refs.append((f"{base}.prePromotionAnalysis", rollout.blue_green.pre_promotion_analysis))
+        refs.append((f"{base}.postPromotionAnalysis", rollout.blue_green.post_promotion_analysis))
+    for where, ref in refs:
+        if ref is None:
+            continue
+        for j, t in enumerate(ref.templates):
+            yield f"{where}.templates[{j}].templateName", t.template_name, t.cluster_scope
+
+
+def defined_templates(docs: Iterable[Document]) -> dict[str, set[str]]:
+    """Template names by kind, from every document that declares one (valid or not: an invalid
+    template is reported on its own; a reference to it is not also "undefined")."""
+    out: dict[str, set[str]] = {k: set() for k in TEMPLATE_KINDS}
+    for d in docs:
+        if isinstance(d.body, dict) and d.body.get("kind") in TEMPLATE_KINDS:
+            name = (d.body.get("metadata") or {}).get("name")
+            if isinstance(name, str):
+                out[d.body["kind"]].add(name)
+    return out
+
+
+def check(doc: Document, templates: dict[str, set[str]], strict: bool = False) -> Finding:
+    """One document through the controller's parser for its kind."""
+    finding = Finding(label(doc))
+    body = doc.body
+    if not isinstance(body, dict):
+        finding.problems.append(
+            f"document {doc.index} is not a mapping (got {type(body).__name__})"
+        )
+        return finding
+    kind = body.get("kind")
+    if kind == "Rollout":
+        try:
+            rollout = parse_rollout(body)
+        except InvalidSpec as e:
+            finding.problems += e.problems
+            return finding
+        for where, name, cluster in analysis_refs(rollout):
+            wanted = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
+            if name not in templates[wanted]:
+                note = f"{where}: {wanted} {name!r} is not defined in the given files"
+                (finding.problems if strict else finding.warnings).append(note)
+    elif kind in TEMPLATE_KINDS:
+        try:
+            parse_template(body)
+        except InvalidAnalysisSpec as e:
+            finding.problems += e.problems
+    else:
+        finding.problems.append(
+            f"kind {kind!r} is not a Sluice kind ({', '.join(SLUICE_KINDS)})"
+            if kind
+            else f"kind is missing: not a Sluice kind ({', '.join(SLUICE_KINDS)})"
+        )
+    return finding
+
+
+def lint_texts(
+    sources: Iterable[tuple[str, str]], strict: bool = False, skip_other_kinds: bool = False
+) -> list[Finding]:
+    """Findings for ``(path, text)`` pairs; template references resolve across all of them.
+
+    ``skip_other_kinds`` leaves out documents that are not Sluice kinds (the Services that often
+    share a file with their Rollout) instead of reporting them."""
+    loaded = [(path, load(path, text)) for path, text in sources]
+    templates = defined_templates(d for _, docs in loaded if isinstance(docs, list) for d in docs)
+    out: list[Finding] = []
+    for path, docs in loaded:
+        if isinstance(docs, Finding):
+            out.append(docs)
+        elif not docs:  # helm rendering nothing, a wrong glob: worth a word, not a failure
+            empty = Finding(path)
+            (empty.problems if strict else empty.warnings).append("no YAML documents")
+            out.append(empty)
+        else:
+            out += [
+                check(d, templates, strict)
+                for d in docs
+                if not skip_other_kinds or is_sluice_kind(d)
+            ]
+    return out
+
+
+def is_sluice_kind(doc: Document) -> bool:
+    return isinstance(doc.body, dict) and doc.body.get("kind") in SLUICE_KINDS
+
+
+@click.command("lint")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat analysis templates a Rollout refers to but the files do not define as errors "
+    "(by default a warning: they may already be in the cluster).",
+)
+@click.option(
+    "--skip-other-kinds",
+    is_flag=True,
+    help="Leave out documents of other kinds (Services, Deployments...) instead of reporting "
+    "them as errors, for files that keep a Rollout together with its Services.",
+)
+def lint(files: tuple[str, ...], strict: bool, skip_other_kinds: bool) -> None:
+    """Validate Rollouts and (Cluster)AnalysisTemplates in FILE... offline.
+
+    Every document of every file (multi-document YAML; - reads stdin) is checked by the
+    controller's own models, with the same messages its InvalidSpec condition would show. A
+    Rollout's references to analysis templates that none of the files define are warnings
+    (errors with --strict). Documents of other kinds are errors unless --skip-other-kinds.
+
+    \b
+    Exit codes:
+      0  every document is valid
+      1  some document is invalid (or a file is not valid YAML)
+      2  a file could not be read, or a usage error
+
+    \b
+    Example:
+      sluice lint deploy/rollout.yaml deploy/templates/*.yaml
+      helm template . | sluice lint -
+    """
+    sources: list[tuple[str, str]] = []
+    unreadable: list[str] = []
+    for path in files:
+        try:
+            sources.append(("<stdin>" if path == "-" else path, read_text(path)))
+        except Unreadable as e:
+            unreadable.append(str(e))
+    findings = lint_texts(sources, strict, skip_other_kinds)
+    for f in findings:
+        for line in f.lines():
+            click.echo(line)
+    for problem in unreadable:
+        click.echo(f"Error: {problem}", err=True)
+    if unreadable:
+        raise SystemExit(UNREADABLE)
+    raise SystemExit(INVALID if any(not f.ok for f in findings) else OK)

@@ -1,0 +1,174 @@
+"""``sluice status``'s decision on hand-built Rollouts, and the lines it prints meanwhile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rollouts.cli.status import (
+    DEGRADED,
+    HEALTHY,
+    WAITS_FOR_PERSON,
+    decide,
+    progress_key,
+    progress_line,
+)
+from tests.support.rollouts import rollout_doc
+
+T0 = "2025-03-01T10:00:00Z"
+
+
+def doc(
+    status: dict[str, Any] | None,
+    *,
+    generation: int = 2,
+    steps: list[dict[str, Any]] | None = None,
+    blue_green: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    d = rollout_doc(
+        steps=steps if steps is not None else [{"setWeight": 25}, {"pause": {}}],
+        blue_green=blue_green,
+    )
+    d["metadata"]["generation"] = generation
+    if status is not None:
+        d["status"] = status
+    return d
+
+
+def st(phase: str, **kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "observedGeneration": 2,
+        "phase": phase,
+        "message": kw.pop("message", ""),
+        "currentRevision": "r2",
+        "stableRevision": "r2",
+    }
+    base.update(kw)
+    return base
+
+
+def pause(reason: str) -> dict[str, Any]:
+    return {"reason": reason, "startTime": T0}
+
+
+def test_healthy_with_nothing_in_flight_is_0() -> None:
+    d = decide(doc(st("Healthy", message="revision r2 is stable")))
+    assert d.code == HEALTHY
+    assert d.text == "rollout ns/web is Healthy: revision r2 is stable"
+
+
+def test_healthy_but_a_new_revision_in_flight_is_not_done() -> None:
+    assert decide(doc(st("Healthy", currentRevision="r3"))).code is None
+
+
+def test_the_old_revisions_healthy_before_the_controller_saw_the_new_spec_is_not_done() -> None:
+    """Right after kubectl apply: generation 3, the status still about generation 2."""
+    d = decide(doc(st("Healthy"), generation=3))
+    assert d.code is None
+    assert "observe generation 3" in d.text
+
+
+def test_an_old_degraded_before_the_controller_saw_the_fix_is_not_final_either() -> None:
+    assert decide(doc(st("Degraded", message="aborted: x"), generation=3)).code is None
+
+
+def test_a_status_without_observed_generation_is_not_trusted() -> None:
+    s = st("Healthy")
+    del s["observedGeneration"]
+    assert decide(doc(s)).code is None
+
+
+def test_a_controller_ahead_of_the_client_counts() -> None:
+    assert decide(doc(st("Healthy", observedGeneration=5), generation=4)).code == HEALTHY
+
+
+def test_no_status_yet_waits() -> None:
+    d = decide(doc(None))
+    assert d.code is None
+    assert "waiting for the controller" in d.text
+
+
+def test_degraded_is_1_with_the_abort_message() -> None:
+    d = decide(doc(st("Degraded", message="aborted: analysis web-2 failed: error-rate")))
+    assert d.code == DEGRADED
+    assert d.text.endswith("is Degraded: aborted: analysis web-2 failed: error-rate")
+
+
+def test_invalid_spec_is_degraded_even_though_the_doc_no_longer_parses() -> None:
+    d = doc(st("Degraded", message="invalid spec: spec.strategy: must set exactly one"))
+    d["spec"]["strategy"]["blueGreen"] = {"activeService": "a", "previewService": "b"}
+    out = decide(d)
+    assert out.code == DEGRADED
+    assert "invalid spec" in out.text
+
+
+def test_progressing_waits() -> None:
+    assert decide(doc(st("Progressing", currentRevision="r3", step="1/2"))).code is None
+
+
+@pytest.mark.parametrize(
+    ("steps", "index", "expected"),
+    [
+        ([{"setWeight": 25}, {"pause": {}}], 1, WAITS_FOR_PERSON),  # pause with no duration
+        ([{"setWeight": 25}, {"pause": {"duration": "1m"}}], 1, None),  # ends by itself
+    ],
+)
+def test_canary_pause_step(steps: list[dict[str, Any]], index: int, expected: int | None) -> None:
+    s = st(
+        "Paused",
+        currentRevision="r3",
+        currentStepIndex=index,
+        pauseConditions=[pause("CanaryPauseStep")],
+    )
+    assert decide(doc(s, steps=steps)).code == expected
+
+
+@pytest.mark.parametrize("reason", ["PausedByUser", "InconclusiveAnalysis"])
+def test_pauses_only_a_person_ends(reason: str) -> None:
+    s = st("Paused", currentRevision="r3", currentStepIndex=0, pauseConditions=[pause(reason)])
+    d = decide(doc(s, steps=[{"pause": {"duration": "1m"}}]))
+    assert d.code == WAITS_FOR_PERSON
+    assert "waiting for a person: promote, resume or abort" in d.text
+
+
+@pytest.mark.parametrize(("auto", "expected"), [(False, WAITS_FOR_PERSON), (True, None)])
+def test_blue_green_preview_pause(auto: bool, expected: int | None) -> None:
+    s = st("Paused", currentRevision="r3", pauseConditions=[pause("BlueGreenPause")])
+    assert decide(doc(s, blue_green={"autoPromotionEnabled": auto})).code == expected
+
+
+def test_unparseable_doc_falls_back_to_the_pause_reasons() -> None:
+    """A status field this CLI does not know (a newer controller): the reasons still decide."""
+    for reason, expected in [("PausedByUser", WAITS_FOR_PERSON), ("CanaryPauseStep", None)]:
+        s = st("Paused", currentRevision="r3", pauseConditions=[pause(reason)], fromTheFuture=1)
+        assert decide(doc(s)).code == expected, reason
+
+
+def test_progress_line_and_what_makes_a_new_one() -> None:
+    s = st(
+        "Progressing",
+        currentRevision="r3",
+        step="1/4",
+        weights={"canary": 25, "stable": 75},
+        message="rolling out revision r3",
+    )
+    line = progress_line(doc(s), now=datetime(2025, 3, 1, 10, 4, 5, tzinfo=UTC))
+    assert line.split() == [
+        "10:04:05",
+        "Progressing",
+        "step",
+        "1/4",
+        "canary",
+        "25%",
+        "rolling",
+        "out",
+        "revision",
+        "r3",
+    ]
+    same = dict(s, lastProgressAt=T0)  # a field the line does not show
+    assert progress_key(doc(s)) == progress_key(doc(same))
+    for change in ({"phase": "Paused"}, {"step": "2/4"}, {"message": "other"}):
+        assert progress_key(doc(dict(s, **change))) != progress_key(doc(s)), change
+    assert progress_key(doc(dict(s, weights={"canary": 50}))) != progress_key(doc(s))
