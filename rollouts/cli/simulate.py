@@ -13,6 +13,7 @@ from analysis.providers.simulated import SCENARIOS, Scenario, load_scenario
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.engine.plan import AnalysisPhase
+from rollouts.sim_timeline import Timeline, TimelineRecorder, chain
 from rollouts.simulate import SimLine, SimOptions, Simulation, SimulationError
 
 VERDICTS: dict[str, AnalysisPhase] = {
@@ -113,6 +114,31 @@ def _print_line(line: SimLine) -> None:
     )
 
 
+def _check_plot(path: Path) -> None:
+    """Before simulating: a plot needs matplotlib and a directory to land in."""
+    from rollouts.sim_plot import PlotUnavailable, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except PlotUnavailable as e:
+        raise click.ClickException(str(e)) from None
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.ClickException(f"--plot {path}: directory {parent} does not exist")
+
+
+def _write_plot(timeline: Timeline, path: Path) -> None:
+    from rollouts.sim_plot import PlotUnavailable, write_png
+
+    try:
+        write_png(timeline, path)
+    except PlotUnavailable as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"--plot {path}: {e.strerror or e}") from None
+    click.echo(f"plot written to {path}")
+
+
 @click.command("simulate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument(
@@ -186,6 +212,15 @@ def _print_line(line: SimLine) -> None:
     "http://HOST:PORT/metrics for that Prometheus to scrape, instead of remote-writing it.",
 )
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
+@click.option(
+    "--plot",
+    "plot_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also draw the rollout as a PNG timeline: traffic to the new revision, each analysis "
+    "metric for canary and stable, its e-value against the abort threshold, and every decision. "
+    "Needs matplotlib (pip install 'sluice-rollouts[plots]').",
+)
 def simulate(
     file: Path,
     update_file: Path | None,
@@ -203,6 +238,7 @@ def simulate(
     prometheus: str | None,
     serve_metrics: str | None,
     quiet: bool,
+    plot_path: Path | None,
 ) -> None:
     """Run FILE's Rollout through Sluice's engine on a simulated cluster and clock.
 
@@ -211,7 +247,15 @@ def simulate(
 
     Analyses get scripted verdicts (--analysis), or with --scenario real AnalysisRuns whose
     metrics are measured on simulated traffic; each analysis tick's evidence is printed.
+
+    With --plot, the run is also drawn as a timeline picture. Example:
+
+    \b
+        sluice simulate deploy/examples/canary-analysis.yaml \\
+            --scenario error-regression --plot rollout.png
     """
+    if plot_path is not None:
+        _check_plot(plot_path)
     rollout = load_rollout(file)
     update = None
     if update_file is not None:
@@ -259,7 +303,11 @@ def simulate(
         click.echo(f"Scenario {chosen.name}: {len(templates)} analysis template(s)")
     try:
         sim = Simulation(rollout, opts)
-        result = sim.run(None if quiet else _print_line)
+        recorder = None
+        if plot_path is not None:
+            recorder = TimelineRecorder(sim, chosen.name if chosen is not None else None)
+        record = recorder.on_line if recorder is not None else None
+        result = sim.run(chain(None if quiet else _print_line, record))
     except SimulationError as e:
         raise click.ClickException(str(e)) from None
     st = result.rollout.status
@@ -274,5 +322,7 @@ def simulate(
             click.echo(f"  analysis {run.name}: {run.phase} {run.message}".rstrip())
     for h in st.history:
         click.echo(f"  history: {h.revision} {h.outcome} {h.message}")
+    if plot_path is not None and recorder is not None:
+        _write_plot(recorder.timeline(result), plot_path)
     if st.phase not in ("Healthy",):
         sys.exit(1 if st.phase == "Degraded" else 2)

@@ -1,0 +1,408 @@
+"""The picture of a simulated rollout (``sluice simulate --plot``), drawn with matplotlib.
+
+Why a picture: the simulator's text output is complete but long; one figure with a shared time
+axis shows at a glance how traffic moved, how each metric's canary compared with stable, how the
+evidence grew towards its threshold, and where the controller decided. Panels, top to bottom:
+traffic to the new revision (actual and desired, steps shaded), then per analysis metric its arms
+(canary vs stable) and its evidence (e-value on a log scale against ``1/alpha``, or a threshold
+metric's measured value against its bounds). Decisions are vertical lines through every panel,
+labelled once in a strip at the top.
+
+matplotlib is optional (the ``plots`` extra): it is imported only when drawing, with the Agg
+backend, so the CLI works without it and a headless CI can still draw.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rollouts.sim_timeline import PAUSE_LABELS, ArmPoint, Decision, MetricTrack, Timeline
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+INSTALL_HINT = "pip install 'sluice-rollouts[plots]'"
+
+CANARY = "#e8590c"  # orange: the new revision, in every panel
+STABLE = "#1971c2"  # blue: the stable revision (the baseline arm)
+DESIRED = "#495057"
+EVIDENCE = "#5f3dc4"
+THRESHOLD = "#c92a2a"
+DECISION_COLOURS = {
+    "start": "#495057",
+    "step": "#868e96",
+    "promote": "#2b8a3e",
+    "abort": "#c92a2a",
+    "request": "#5f3dc4",
+}
+PAUSE_FILL = "#fff6d1"
+STEP_FILL = ("#f1f3f5", "#ffffff")
+
+PANEL_TRAFFIC = "Traffic to the new revision"
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed; the message says how to install it."""
+
+
+def require_matplotlib() -> None:
+    """Fail early (before a long simulation) when matplotlib cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PlotUnavailable(f"--plot needs matplotlib: {INSTALL_HINT}") from None
+
+
+def _minutes(t: float) -> float:
+    return t / 60.0
+
+
+def _clock(minutes: float, _pos: Any = None) -> str:
+    s = round(minutes * 60)
+    sign = "-" if s < 0 else ""
+    s = abs(s)
+    if s >= 3600:
+        return f"{sign}{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"{sign}{s // 60}:{s % 60:02d}"
+
+
+def _steps(points: Sequence[tuple[float, float]], end: float) -> tuple[list[float], list[float]]:
+    """x, y of a step line holding each value until the next (and the last until ``end``)."""
+    xs = [_minutes(t) for t, _ in points] + [_minutes(end)]
+    ys = [v for _, v in points] + [points[-1][1]]
+    return xs, ys
+
+
+def _series(points: Sequence[ArmPoint], arm: str, scale: float) -> tuple[list[float], list[float]]:
+    """x, y of one arm; a gap (NaN) between analysis runs and where a window had no data."""
+    xs: list[float] = []
+    ys: list[float] = []
+    run = None
+    for p in points:
+        if run is not None and p.run != run:
+            xs.append(math.nan)
+            ys.append(math.nan)
+        run = p.run
+        v = p.canary if arm == "canary" else p.baseline
+        xs.append(_minutes(p.t))
+        ys.append(math.nan if v is None else v * scale)
+    return xs, ys
+
+
+def build_figure(timeline: Timeline) -> Figure:
+    """The whole figure (not yet saved), for ``write_png`` and for tests to inspect."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    panels: list[tuple[str, float, MetricTrack | None]] = [("traffic", 2.4, None)]
+    for track in timeline.metrics.values():
+        if track.judgement == "threshold":
+            panels.append(("value", 2.0, track))
+            continue
+        panels.append(("arms", 2.0, track))
+        if track.sequential or any(e.statistic is not None for e in track.evidence):
+            panels.append(("evidence", 1.8, track))
+    strip = 0.55
+    heights = [strip] + [h for _, h, _ in panels]
+    layout = ConstrainedLayoutEngine(h_pad=0.06, hspace=0.02)
+    fig = Figure(figsize=(12.0, sum(heights) + 1.3), dpi=100, layout=layout)
+    FigureCanvasAgg(fig)  # no pyplot, no display: draws anywhere, leaks no global figures
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    top = fig.add_subplot(grid[0])
+    axes: list[Axes] = []
+    for i, (what, _, metric) in enumerate(panels):
+        ax = fig.add_subplot(grid[i + 1], sharex=axes[0] if axes else None)
+        axes.append(ax)
+        if metric is None:
+            _traffic(ax, timeline)
+        elif what == "arms":
+            _arms(ax, metric)
+        elif what == "evidence":
+            _evidence(ax, metric)
+        else:
+            _values(ax, metric)
+    start = _minutes(0.0)
+    end = _minutes(max(timeline.end, 1.0))
+    pad = (end - start) * 0.01
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    for ax in axes:
+        ax.set_xlim(start - pad, end + pad)
+        for p in timeline.pauses:
+            ax.axvspan(_minutes(p.start), _minutes(p.end), color=PAUSE_FILL, zorder=0, lw=0)
+        _decision_lines(ax, timeline.decisions)
+        ax.grid(True, axis="y", color="#e9ecef", lw=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(labelsize=9)
+        if ax is not axes[-1]:
+            ax.tick_params(labelbottom=False)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 2.5, 5, 10]))
+    axes[-1].xaxis.set_major_formatter(FuncFormatter(_clock))
+    axes[-1].set_xlabel("simulated time (m:ss)", fontsize=10)
+    _decision_strip(fig, top, axes[0], timeline.decisions)
+    scenario = f"scenario {timeline.scenario}" if timeline.scenario else "scripted analysis"
+    fig.suptitle(
+        f"{timeline.strategy} Rollout {timeline.rollout} · {scenario} · {timeline.outcome}",
+        fontsize=13,
+        fontweight="bold",
+    )
+    return fig
+
+
+def _traffic(ax: Axes, timeline: Timeline) -> None:
+    for i, step in enumerate(timeline.steps):
+        a, b = _minutes(step.start), _minutes(step.end)
+        ax.axvspan(a, b, color=STEP_FILL[i % 2], zorder=0, lw=0)
+    for p in timeline.pauses:
+        # pauses are shaded on every panel by build_figure; here they get their words, unless
+        # the step's own name already says it is a pause step
+        if p.label == PAUSE_LABELS["CanaryPauseStep"]:
+            continue
+        ax.text(
+            (_minutes(p.start) + _minutes(p.end)) / 2,
+            50,
+            p.label,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="#8f6b00",
+            clip_on=True,
+        )
+    xs, ys = _steps(timeline.desired, timeline.end)
+    ax.step(xs, ys, where="post", color=DESIRED, lw=1.4, ls="--", label="desired (step's weight)")
+    xs, ys = _steps(timeline.actual, timeline.end)
+    ax.step(xs, ys, where="post", color=CANARY, lw=2.2, label="actual")
+    ax.set_ylim(-4, 118)
+    ax.set_yticks([0, 25, 50, 75, 100])
+    ax.set_ylabel("% of requests", fontsize=9)
+    ax.set_title(PANEL_TRAFFIC, loc="left", fontsize=10, fontweight="bold")
+    _legend(ax)
+    _step_labels(ax, timeline)
+
+
+def _step_labels(ax: Axes, timeline: Timeline) -> None:
+    """Step names along the top of the traffic panel, where a step is wide enough to hold one."""
+    total = max(timeline.end, 1.0)
+    for step in timeline.steps:
+        width = (step.end - step.start) / total
+        if width < 0.07:
+            continue
+        label = step.label
+        room = int(width * 150)  # characters that fit, at 12 in wide and fontsize 8
+        if len(label) > room:
+            label = label[: max(room - 1, 1)] + "…"
+        ax.text(
+            _minutes((step.start + step.end) / 2),
+            108,
+            label,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="#495057",
+        )
+
+
+def _arms(ax: Axes, track: MetricTrack) -> None:
+    last: dict[str, tuple[float, float]] = {}
+    for arm, colour, label in (("baseline", STABLE, "stable"), ("canary", CANARY, "canary")):
+        xs, ys = _series(track.arms, arm, track.scale)
+        ax.plot(xs, ys, color=colour, lw=1.8, marker="o", ms=4, label=label)
+        finite = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]
+        if finite:
+            last[arm] = finite[-1]
+    # the latest window's values, written next to the points: the numbers a reader looks for
+    if "canary" in last and "baseline" in last:
+        above = "canary" if last["canary"][1] >= last["baseline"][1] else "baseline"
+        for arm, (x, y) in last.items():
+            ax.annotate(
+                f"{y:.2g}",
+                (x, y),
+                xytext=(5, 3 if arm == above else -3),
+                textcoords="offset points",
+                va="bottom" if arm == above else "top",
+                fontsize=8,
+                color=CANARY if arm == "canary" else STABLE,
+            )
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel(track.quantity, fontsize=9)
+    dry = " (dry run)" if track.dry_run else ""
+    ax.set_title(
+        f"{track.name}{dry}: canary vs stable, per window", loc="left", fontsize=10, weight="bold"
+    )
+    _legend(ax)
+
+
+def _evidence(ax: Axes, track: MetricTrack) -> None:
+    points = [e for e in track.evidence if e.e_value is not None or e.statistic is not None]
+    sequential = track.sequential
+    xs = [_minutes(e.t) for e in points]
+    ys = [(e.e_value if sequential else e.statistic) for e in points]
+    values = [math.nan if y is None else float(y) for y in ys]
+    thresholds = [e.threshold for e in points if e.threshold is not None]
+    ax.plot(
+        xs,
+        values,
+        color=EVIDENCE,
+        lw=1.8,
+        marker="o",
+        ms=3,
+        label="e-value" if sequential else "statistic",
+        drawstyle="steps-post" if sequential else "default",
+    )
+    if thresholds:
+        thr = thresholds[-1]
+        name = f"abort at 1/α = {thr:g}" if sequential else f"threshold {thr:g}"
+        ax.axhline(thr, color=THRESHOLD, lw=1.3, ls="--", label=name)
+    if sequential:
+        ax.set_yscale("log")
+        finite = [v for v in values if math.isfinite(v) and v > 0] + thresholds
+        lo = min([*finite, 1.0]) / 3
+        hi = max([*finite, 1.0]) * 30
+        ax.set_ylim(lo, hi)
+        ax.axhline(1.0, color="#adb5bd", lw=0.8, zorder=1)
+        crossed = [(x, v) for x, v in zip(xs, values, strict=True) if thresholds and v >= thr]
+        if crossed:
+            x, v = crossed[0]
+            ax.plot([x], [v], marker="X", ms=10, color=THRESHOLD, ls="none", zorder=5)
+            ax.annotate(
+                f"e = {v:.2g}",
+                (x, v),
+                xytext=(-8, -2),
+                textcoords="offset points",
+                ha="right",
+                va="top",
+                fontsize=8,
+                color=THRESHOLD,
+            )
+    ax.set_ylabel("e-value (log)" if sequential else "statistic", fontsize=9)
+    what = "evidence against the canary" if sequential else "test statistic"
+    ax.set_title(f"{track.name}: {what}", loc="left", fontsize=10, weight="bold")
+    _legend(ax)
+
+
+def _values(ax: Axes, track: MetricTrack) -> None:
+    xs = [_minutes(p.t) for p in track.values]
+    ys = [math.nan if p.value is None else p.value for p in track.values]
+    ax.plot(xs, ys, color=CANARY, lw=1.8, marker="o", ms=3.5, label="canary")
+    failed = [(x, y) for x, y, p in zip(xs, ys, track.values, strict=True) if p.phase == "Failed"]
+    if failed:
+        ax.plot(*zip(*failed, strict=True), ls="none", marker="X", ms=8, color=THRESHOLD,
+                label="failed")  # fmt: skip
+    if track.minimum is not None:
+        ax.axhline(track.minimum, color=THRESHOLD, ls="--", lw=1.3, label=f"min {track.minimum:g}")
+    if track.maximum is not None:
+        ax.axhline(track.maximum, color=THRESHOLD, ls="--", lw=1.3, label=f"max {track.maximum:g}")
+    ax.set_ylabel(track.quantity, fontsize=9)
+    ax.set_title(
+        f"{track.name}: measured value vs threshold", loc="left", fontsize=10, weight="bold"
+    )
+    _legend(ax)
+
+
+def _legend(ax: Axes) -> None:
+    """Outside, right of the panel: a legend inside would sit on data or on the step names."""
+    ax.legend(
+        loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False, borderaxespad=0
+    )
+
+
+def _decision_lines(ax: Axes, decisions: Sequence[Decision]) -> None:
+    for d in decisions:
+        strong = d.kind in ("promote", "abort")
+        ax.axvline(
+            _minutes(d.t),
+            color=DECISION_COLOURS[d.kind],
+            lw=1.6 if strong else 1.0,
+            ls="-" if strong else ":",
+            zorder=1.5,
+            gid=f"decision:{d.kind}",
+        )
+
+
+def _decision_strip(fig: Figure, strip: Axes, first: Axes, decisions: Sequence[Decision]) -> None:
+    """Decision labels above the first panel, in as many rows as it takes not to overlap.
+
+    Why rows: decisions bunch together (a step completes and the next starts within seconds),
+    and labels written over each other cannot be read.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    strip.set_xlim(first.get_xlim())
+    strip.set_ylim(0, 1)
+    strip.axis("off")
+    merged: list[tuple[float, str, str]] = []  # x, label, kind of the strongest
+    rank = {"abort": 4, "promote": 3, "request": 2, "start": 1, "step": 0}
+    for d in sorted(decisions, key=lambda d: d.t):
+        x = _minutes(d.t)
+        if merged and abs(merged[-1][0] - x) < 1e-9:
+            px, plabel, pkind = merged[-1]
+            kind = d.kind if rank[d.kind] > rank[pkind] else pkind
+            merged[-1] = (px, f"{plabel}, {d.label}", kind)
+        else:
+            merged.append((x, d.label, d.kind))
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    canvas.draw()  # type: ignore[no-untyped-call]  # text extents need the final layout
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
+    rows: list[float] = []  # per row, the right edge (display px) of its last label
+    texts = []
+    for x, label, kind in merged:
+        strip.plot(
+            [x, x], [0, 1], color=DECISION_COLOURS[kind], lw=0.8, ls=":", clip_on=False
+        )  # the line continues down into the panels
+        t = strip.text(
+            x,
+            0,
+            " " + label,
+            ha="left",
+            va="bottom",
+            fontsize=8.5,
+            color=DECISION_COLOURS[kind],
+            fontweight="bold" if kind in ("abort", "promote") else "normal",
+        )
+        bbox = t.get_window_extent(renderer)
+        for i, right in enumerate(rows):
+            if bbox.x0 > right + 4:
+                rows[i] = bbox.x1
+                break
+        else:
+            i = len(rows)
+            rows.append(bbox.x1)
+        texts.append((t, i, bbox))
+    n = max(len(rows), 1)
+    strip_px = strip.get_window_extent(renderer)
+    for t, i, bbox in texts:
+        # keep a label inside the figure: one that would run off the right goes left of its line
+        if bbox.x1 > fig.bbox.x1 - 4:
+            t.set_horizontalalignment("right")
+            t.set_text(t.get_text().strip() + " ")
+        t.set_y((i + 0.1) / n)
+    if strip_px.height / n < 11:  # too many rows for the strip: shrink the labels to fit
+        for t, _, _ in texts:
+            t.set_fontsize(max(6.0, 8.5 * strip_px.height / n / 11))
+
+
+def write_png(timeline: Timeline, path: Path) -> None:
+    """Draw ``timeline`` into ``path``: a temporary file in the same directory, renamed into
+    place, so a failure never leaves half a PNG where the user expects a picture."""
+    fig = build_figure(timeline)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fig.savefig(out, format="png", dpi=100)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is for secrets, not a picture to share
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
