@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
@@ -107,8 +108,18 @@ def help_text(command: click.Command) -> str:
             block = textwrap.dedent("\n".join(paragraph[1:]))
             out.append(f"```text\n{block}\n```")
         else:
-            out.append(" ".join(line.strip() for line in paragraph))
+            out.append(_prose(" ".join(line.strip() for line in paragraph)))
     return "\n\n".join(out)
+
+
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
+
+
+def _prose(text: str) -> str:
+    """Text for Markdown outside code: ``<id>`` would be taken for an HTML tag and vanish, so
+    ``<`` is escaped, except inside backtick code spans where an entity would show literally."""
+    parts = _CODE_SPAN.split(text)
+    return "".join(p if i % 2 else p.replace("<", "&lt;") for i, p in enumerate(parts))
 
 
 def _paragraphs(text: str) -> Iterator[list[str]]:
@@ -132,8 +143,8 @@ def short_help(command: click.Command) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text safe inside a Markdown table cell: one line, pipes and tags escaped."""
+    return _prose(" ".join(text.split())).replace("|", "\\|")
 
 
 def param_type(param: click.Parameter, ctx: click.Context) -> str:

@@ -163,3 +163,13 @@ def test_help_text_keeps_b_blocks_and_drops_f() -> None:
 
 def test_render_is_deterministic() -> None:
     assert render(made_up_tree()) == render(made_up_tree())
+
+
+def test_angle_brackets_survive_markdown_outside_code_only() -> None:
+    @click.command("op")
+    def op() -> None:
+        """Writes request=abort@<id>; the same as `kubectl annotate x request=abort@<id>`."""
+
+    assert help_text(op) == (
+        "Writes request=abort@&lt;id>; the same as `kubectl annotate x request=abort@<id>`."
+    )
