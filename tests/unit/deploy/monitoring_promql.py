@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 # Keywords that read like identifiers but are operators or modifiers. The ones that take a label
 # list in parentheses are the grouping keywords.
 GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+OPTIONAL_LIST = {"group_left", "group_right"}  # `/ on(job) group_left y` has none
 OPERATORS = {"and", "or", "unless", "bool", "offset", "atan2"}
 NUMBER_WORDS = {"inf", "nan"}
+# Aggregation operators are keywords: `sum by (le) (x)` puts the label list between the name and
+# its parenthesis, so they cannot be told from metrics by a following `(` alone.
+AGGREGATIONS = {
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+}  # fmt: skip
 
 IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -150,30 +157,29 @@ def parse(expr: str) -> Parsed:
                 raise PromQLError(f"unclosed '[' at {i}: {expr!r}")
             i = close + 1
         elif c == "{":  # a selector with no name before it: {__name__="..."}
-            matchers, i = _matchers(expr, i)
-            names = [v for label, op, v in matchers if label == "__name__" and op == "="]
-            result.selectors.append(Selector(names[0] if names else None, matchers))
+            bare, i = _matchers(expr, i)
+            names = [v for label, op, v in bare if label == "__name__" and op == "="]
+            result.selectors.append(Selector(names[0] if names else None, bare))
         elif c.isdigit() or (c == "." and i + 1 < len(expr) and expr[i + 1].isdigit()):
             m = NUMBER.match(expr, i)
             assert m is not None
             i = m.end()
             if i < len(expr) and (expr[i].isalnum() or expr[i] == "_"):
                 raise PromQLError(f"malformed number at {m.start()}: {expr!r}")
-        elif IDENT.match(expr, i):
-            m = IDENT.match(expr, i)
-            assert m is not None
-            word = m.group()
-            i = _skip_space(expr, m.end())
+        elif ident := IDENT.match(expr, i):
+            word = ident.group()
+            i = _skip_space(expr, ident.end())
             nxt = expr[i] if i < len(expr) else ""
             lower = word.lower()
             if lower in GROUPING:
-                if nxt != "(":
+                if nxt == "(":
+                    labels, i = _label_list(expr, i)
+                    result.grouping.update(labels)
+                elif lower not in OPTIONAL_LIST:
                     raise PromQLError(f"{word} without a label list: {expr!r}")
-                labels, i = _label_list(expr, i)
-                result.grouping.update(labels)
             elif lower in OPERATORS or lower in NUMBER_WORDS:
                 pass
-            elif nxt == "(":
+            elif nxt == "(" or lower in AGGREGATIONS:
                 result.functions.add(word)
             else:
                 matchers: list[tuple[str, str, str]] = []
