@@ -157,10 +157,15 @@ class Project:
                     self.functions.setdefault(node.name, []).append((m, node))
 
     @classmethod
-    def from_paths(cls, roots: Iterable[Path], base: Path = REPO) -> Project:
+    def from_paths(
+        cls, roots: Iterable[Path], base: Path = REPO, exclude: Iterable[Path] = ()
+    ) -> Project:
         modules = []
+        skipped = tuple(exclude)
         for root in roots:
             for path in sorted(root.rglob("*.py")):
+                if any(path.is_relative_to(x) for x in skipped):
+                    continue
                 rel = path.relative_to(base).with_suffix("")
                 name = ".".join(rel.parts).removesuffix(".__init__")
                 modules.append(parse_module(name, path.read_text(), path))

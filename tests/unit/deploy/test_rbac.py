@@ -52,7 +52,13 @@ def cluster_role() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def findings() -> list[Finding]:
-    return scan(Project.from_paths([REPO / "rollouts", REPO / "analysis"]))
+    # the CLI (rollouts/cli) talks to the API with the user's kubeconfig, not the controller's
+    # ServiceAccount, so its calls need no grant in the controller's ClusterRole
+    return scan(
+        Project.from_paths(
+            [REPO / "rollouts", REPO / "analysis"], exclude=[REPO / "rollouts" / "cli"]
+        )
+    )
 
 
 def required(findings: list[Finding]) -> dict[Permission, list[str]]:
