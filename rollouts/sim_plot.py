@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from rollouts.sim_timeline import PAUSE_LABELS, ArmPoint, Decision, MetricTrack,
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
 INSTALL_HINT = "pip install 'sluice-rollouts[plots]'"
 
@@ -45,6 +47,8 @@ PAUSE_FILL = "#fff6d1"
 STEP_FILL = ("#f1f3f5", "#ffffff")
 
 PANEL_TRAFFIC = "Traffic to the new revision"
+
+StepLabels = list[tuple["Text", float, float]]  # a step's name and its start and end (minutes)
 
 
 class PlotUnavailable(RuntimeError):
@@ -72,6 +76,14 @@ def _clock(minutes: float, _pos: Any = None) -> str:
     return f"{sign}{s // 60}:{s % 60:02d}"
 
 
+def _tick_minutes(span: float) -> float:
+    """A tick spacing a clock reads well (10 s, 30 s, 1 min, 5 min...) giving at most 12 ticks."""
+    for seconds in (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200):
+        if span * 60 / seconds <= 12:
+            return seconds / 60
+    return 4 * 3600 / 60
+
+
 def _steps(points: Sequence[tuple[float, float]], end: float) -> tuple[list[float], list[float]]:
     """x, y of a step line holding each value until the next (and the last until ``end``)."""
     xs = [_minutes(t) for t, _ in points] + [_minutes(end)]
@@ -80,18 +92,21 @@ def _steps(points: Sequence[tuple[float, float]], end: float) -> tuple[list[floa
 
 
 def _series(points: Sequence[ArmPoint], arm: str, scale: float) -> tuple[list[float], list[float]]:
-    """x, y of one arm; a gap (NaN) between analysis runs and where a window had no data."""
+    """x, y of one arm as a step line: each value held over the window it measured, joined to
+    the next window when they touch, with a gap (NaN) otherwise (between steps, no data)."""
     xs: list[float] = []
     ys: list[float] = []
-    run = None
+    end: float | None = None
     for p in points:
-        if run is not None and p.run != run:
+        v = p.canary if arm == "canary" else p.baseline
+        y = math.nan if v is None else v * scale
+        start = p.t - p.window
+        if end is not None and abs(start - end) > 1e-6:
             xs.append(math.nan)
             ys.append(math.nan)
-        run = p.run
-        v = p.canary if arm == "canary" else p.baseline
-        xs.append(_minutes(p.t))
-        ys.append(math.nan if v is None else v * scale)
+        xs += [_minutes(start), _minutes(p.t)]
+        ys += [y, y]
+        end = p.t
     return xs, ys
 
 
@@ -118,11 +133,12 @@ def build_figure(timeline: Timeline) -> Figure:
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     top = fig.add_subplot(grid[0])
     axes: list[Axes] = []
+    step_labels: StepLabels = []
     for i, (what, _, metric) in enumerate(panels):
         ax = fig.add_subplot(grid[i + 1], sharex=axes[0] if axes else None)
         axes.append(ax)
         if metric is None:
-            _traffic(ax, timeline)
+            step_labels = _traffic(ax, timeline)
         elif what == "arms":
             _arms(ax, metric)
         elif what == "evidence":
@@ -132,7 +148,7 @@ def build_figure(timeline: Timeline) -> Figure:
     start = _minutes(0.0)
     end = _minutes(max(timeline.end, 1.0))
     pad = (end - start) * 0.01
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     for ax in axes:
         ax.set_xlim(start - pad, end + pad)
@@ -144,10 +160,15 @@ def build_figure(timeline: Timeline) -> Figure:
         ax.tick_params(labelsize=9)
         if ax is not axes[-1]:
             ax.tick_params(labelbottom=False)
-    axes[-1].xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 2.5, 5, 10]))
+    axes[-1].xaxis.set_major_locator(MultipleLocator(_tick_minutes(end - start)))
     axes[-1].xaxis.set_major_formatter(FuncFormatter(_clock))
     axes[-1].set_xlabel("simulated time (m:ss)", fontsize=10)
-    _decision_strip(fig, top, axes[0], timeline.decisions)
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    canvas.draw()  # type: ignore[no-untyped-call]  # text extents need the final layout
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
+    _fit_step_labels(axes[0], step_labels, renderer)
+    _decision_strip(fig, top, axes[0], timeline.decisions, renderer)
     scenario = f"scenario {timeline.scenario}" if timeline.scenario else "scripted analysis"
     fig.suptitle(
         f"{timeline.strategy} Rollout {timeline.rollout} · {scenario} · {timeline.outcome}",
@@ -157,7 +178,7 @@ def build_figure(timeline: Timeline) -> Figure:
     return fig
 
 
-def _traffic(ax: Axes, timeline: Timeline) -> None:
+def _traffic(ax: Axes, timeline: Timeline) -> StepLabels:
     for i, step in enumerate(timeline.steps):
         a, b = _minutes(step.start), _minutes(step.end)
         ax.axvspan(a, b, color=STEP_FILL[i % 2], zorder=0, lw=0)
@@ -185,36 +206,51 @@ def _traffic(ax: Axes, timeline: Timeline) -> None:
     ax.set_ylabel("% of requests", fontsize=9)
     ax.set_title(PANEL_TRAFFIC, loc="left", fontsize=10, fontweight="bold")
     _legend(ax)
-    _step_labels(ax, timeline)
+    return _step_labels(ax, timeline)
 
 
-def _step_labels(ax: Axes, timeline: Timeline) -> None:
-    """Step names along the top of the traffic panel, where a step is wide enough to hold one."""
-    total = max(timeline.end, 1.0)
+def _step_labels(ax: Axes, timeline: Timeline) -> StepLabels:
+    """Step names along the top of the traffic panel (fitted to their steps after layout)."""
+    labels: StepLabels = []
     for step in timeline.steps:
-        width = (step.end - step.start) / total
-        if width < 0.07:
-            continue
-        label = step.label
-        room = int(width * 150)  # characters that fit, at 12 in wide and fontsize 8
-        if len(label) > room:
-            label = label[: max(room - 1, 1)] + "…"
-        ax.text(
+        text = ax.text(
             _minutes((step.start + step.end) / 2),
             108,
-            label,
+            step.label,
             ha="center",
             va="center",
             fontsize=8,
             color="#495057",
+            gid="step-label",
         )
+        text.set_visible(False)  # until _fit_step_labels finds a form that fits, if any
+        labels.append((text, _minutes(step.start), _minutes(step.end)))
+    return labels
+
+
+def _fit_step_labels(ax: Axes, labels: StepLabels, renderer: Any) -> None:
+    """Each step's longest name that fits between its boundaries: "2. analysis request-errors",
+    else "2. analysis", else "2", else none, so that names never run into each other."""
+    for text, start, end in labels:
+        left, right = (ax.transData.transform((x, 0))[0] for x in (start, end))
+        room = right - left - 6
+        full = text.get_text()
+        number, _, rest = full.partition(". ")
+        forms = [full, f"{number}. {rest.split()[0]}", number] if rest else [full]
+        text.set_visible(True)  # an invisible text measures as empty
+        for form in forms:
+            text.set_text(form)
+            if text.get_window_extent(renderer).width <= room:
+                break
+        else:
+            text.set_visible(False)
 
 
 def _arms(ax: Axes, track: MetricTrack) -> None:
     last: dict[str, tuple[float, float]] = {}
     for arm, colour, label in (("baseline", STABLE, "stable"), ("canary", CANARY, "canary")):
         xs, ys = _series(track.arms, arm, track.scale)
-        ax.plot(xs, ys, color=colour, lw=1.8, marker="o", ms=4, label=label)
+        ax.plot(xs, ys, color=colour, lw=2, label=label)
         finite = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]
         if finite:
             last[arm] = finite[-1]
@@ -230,6 +266,8 @@ def _arms(ax: Axes, track: MetricTrack) -> None:
                 va="bottom" if arm == above else "top",
                 fontsize=8,
                 color=CANARY if arm == "canary" else STABLE,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+                zorder=6,
             )
     ax.set_ylim(bottom=0)
     ax.set_ylabel(track.quantity, fontsize=9)
@@ -282,6 +320,20 @@ def _evidence(ax: Axes, track: MetricTrack) -> None:
                 fontsize=8,
                 color=THRESHOLD,
             )
+        elif points and math.isfinite(values[-1]):
+            # where the evidence ended and what it concluded ("accept": shown within tolerance)
+            outcome = points[-1].outcome
+            ax.annotate(
+                f"e = {values[-1]:.2g}" + (f" · {outcome}" if outcome else ""),
+                (xs[-1], values[-1]),
+                xytext=(5, 4),
+                textcoords="offset points",
+                va="bottom",
+                fontsize=8,
+                color=EVIDENCE,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+                zorder=6,
+            )
     ax.set_ylabel("e-value (log)" if sequential else "statistic", fontsize=9)
     what = "evidence against the canary" if sequential else "test statistic"
     ax.set_title(f"{track.name}: {what}", loc="left", fontsize=10, weight="bold")
@@ -327,14 +379,14 @@ def _decision_lines(ax: Axes, decisions: Sequence[Decision]) -> None:
         )
 
 
-def _decision_strip(fig: Figure, strip: Axes, first: Axes, decisions: Sequence[Decision]) -> None:
+def _decision_strip(
+    fig: Figure, strip: Axes, first: Axes, decisions: Sequence[Decision], renderer: Any
+) -> None:
     """Decision labels above the first panel, in as many rows as it takes not to overlap.
 
     Why rows: decisions bunch together (a step completes and the next starts within seconds),
     and labels written over each other cannot be read.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     strip.set_xlim(first.get_xlim())
     strip.set_ylim(0, 1)
     strip.axis("off")
@@ -345,13 +397,9 @@ def _decision_strip(fig: Figure, strip: Axes, first: Axes, decisions: Sequence[D
         if merged and abs(merged[-1][0] - x) < 1e-9:
             px, plabel, pkind = merged[-1]
             kind = d.kind if rank[d.kind] > rank[pkind] else pkind
-            merged[-1] = (px, f"{plabel}, {d.label}", kind)
+            merged[-1] = (px, _join(plabel, d.label), kind)
         else:
             merged.append((x, d.label, d.kind))
-    canvas = fig.canvas
-    assert isinstance(canvas, FigureCanvasAgg)
-    canvas.draw()  # type: ignore[no-untyped-call]  # text extents need the final layout
-    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
     rows: list[float] = []  # per row, the right edge (display px) of its last label
     texts = []
     for x, label, kind in merged:
@@ -388,6 +436,15 @@ def _decision_strip(fig: Figure, strip: Axes, first: Axes, decisions: Sequence[D
     if strip_px.height / n < 11:  # too many rows for the strip: shrink the labels to fit
         for t, _, _ in texts:
             t.set_fontsize(max(6.0, 8.5 * strip_px.height / n / 11))
+
+
+def _join(first: str, second: str) -> str:
+    """Two labels of one moment: "step 3 done" and "step 4 done" read "steps 3, 4 done"."""
+    a = re.fullmatch(r"steps? ([\d, ]+) done", first)
+    b = re.fullmatch(r"step (\d+) done", second)
+    if a and b:
+        return f"steps {a.group(1)}, {b.group(1)} done"
+    return f"{first}, {second}"
 
 
 def write_png(timeline: Timeline, path: Path) -> None:

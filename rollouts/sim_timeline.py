@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from analysis.api import AnalysisRun, Measurement
 from analysis.api import Metric as MetricSpec
+from analysis.apimodel import parse_duration
 from rollouts.analysis_source import AnalysisVerdicts
 from rollouts.api.rollout import AnalysisMetricStatus, Rollout, RolloutStatus
 from rollouts.cluster.memory import MemoryEvent
@@ -60,10 +61,11 @@ class Span:
 class ArmPoint:
     """One window of a compared metric: the canary's and the stable (baseline) arm's value."""
 
-    t: float
+    t: float  # the end of the window
     canary: float | None
     baseline: float | None
     run: str
+    window: float = 0.0  # seconds the values cover, ending at t
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class MetricTrack:
     judgement: Judgement
     quantity: str  # what the arm values are, for the axis label
     scale: float = 1.0  # the arm values are multiplied by this for display (100 for %)
+    interval: float = 0.0  # seconds between measurements (each window's length)
     dry_run: bool = False
     minimum: float | None = None  # threshold bounds
     maximum: float | None = None
@@ -305,6 +308,7 @@ class TimelineRecorder:
             quantity,
             scale,
             dry_run=m.dry_run,
+            interval=float(parse_duration(spec.interval)) if spec is not None else 0.0,
             minimum=spec.threshold.min if spec is not None and spec.threshold else None,
             maximum=spec.threshold.max if spec is not None and spec.threshold else None,
         )
@@ -333,15 +337,18 @@ class TimelineRecorder:
                 details = (result.evidence or {}).get("details") or {}
                 if isinstance(details.get("deciding_edge"), int | float):
                     self._deciding[result.name] = float(details["deciding_edge"])
-                self._exceedances(track, fresh[-1][0], name, tests.get(result.name))
+                window = track.interval * len(fresh)
+                self._exceedances(track, fresh[-1][0], window, name, tests.get(result.name))
                 continue
             for at, meas in fresh:
                 if track.judgement == "threshold":
                     track.values.append(ValuePoint(at, meas.value, meas.phase, name))
                 else:
-                    track.arms.append(_arms(at, meas, track.kind, name))
+                    track.arms.append(_arms(at, meas, track.kind, name, track.interval))
 
-    def _exceedances(self, track: MetricTrack, at: float, run: str, state: Any) -> None:
+    def _exceedances(
+        self, track: MetricTrack, at: float, window: float, run: str, state: Any
+    ) -> None:
         """Per arm, the share of requests slower than each latency edge since the last tick.
 
         Why from the e-process state: a histogram measurement in status keeps only the requests
@@ -368,7 +375,7 @@ class TimelineRecorder:
                 delta = now
             last[edge] = now
             by_edge.setdefault(edge, []).append(
-                ArmPoint(at, _ratio(delta[0], delta[1]), _ratio(delta[2], delta[3]), run)
+                ArmPoint(at, _ratio(delta[0], delta[1]), _ratio(delta[2], delta[3]), run, window)
             )
 
     # ------------------------------------------------------------------ result
@@ -433,18 +440,19 @@ def _ratio(events: float, total: float) -> float | None:
     return events / total if total > 0 and math.isfinite(events) else None
 
 
-def _arms(at: float, meas: Measurement, kind: str, run: str) -> ArmPoint:
+def _arms(at: float, meas: Measurement, kind: str, run: str, window: float) -> ArmPoint:
     values = meas.values or {}
     if meas.phase != "Successful" and meas.phase != "Failed":
-        return ArmPoint(at, None, None, run)
+        return ArmPoint(at, None, None, run, window)
     if kind == "counts" and "canaryTotal" in values:
         return ArmPoint(
             at,
             _ratio(values.get("canaryEvents", math.nan), values["canaryTotal"]),
             _ratio(values.get("baselineEvents", math.nan), values.get("baselineTotal", 0.0)),
             run,
+            window,
         )
-    return ArmPoint(at, values.get("canary"), values.get("baseline"), run)
+    return ArmPoint(at, values.get("canary"), values.get("baseline"), run, window)
 
 
 def chain(*listeners: Callable[[SimLine], None] | None) -> Callable[[SimLine], None] | None:
