@@ -26,6 +26,10 @@ def router_of(rollout: Rollout) -> str:
     return c.traffic_routing.router
 
 
+VERDICT_RESULTS = ("Successful", "Failed", "Inconclusive", "Error")
+"""The run phases that are verdicts (a Stopped run was ended by Sluice, not judged)."""
+
+
 class Telemetry:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -63,6 +67,10 @@ class Telemetry:
             ["result"],
             registry=r,
         )
+        # every result exported from the start at 0, so increase() and rate() see the first
+        # verdict of each kind (a series born at 1 has no increase to show)
+        for result in VERDICT_RESULTS:
+            self.analysis_verdicts.labels(result.lower())
         self._info: dict[tuple[str, str], tuple[str, ...]] = {}
         self._transitions: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
@@ -101,10 +109,9 @@ class Telemetry:
         self.rollout_weight.labels(ns, name).set(after.weights.canary)
         self.rollout_step.labels(ns, name).set(after.current_step_index or 0)
         self._transition(ns, name, before, phase)
-        finished = {"Successful", "Failed", "Inconclusive", "Error"}
         was = {r.name: r.phase for r in (before.analysis_runs if before else [])}
         for run in after.analysis_runs:
-            if run.phase in finished and was.get(run.name) != run.phase:
+            if run.phase in VERDICT_RESULTS and was.get(run.name) != run.phase:
                 self.analysis_verdicts.labels(run.phase.lower()).inc()
 
     def invalid(
