@@ -193,7 +193,7 @@ def get_rollout(target: Target, name: str, namespace: str | None = None) -> dict
             GROUP, VERSION, ns, ROLLOUTS, name, _request_timeout=REQUEST_TIMEOUT
         )
     except ApiException as e:
-        if e.status == 404 and not_installed_hint(e):
+        if e.status == 404 and not_installed_hint(e) and not _has_rollouts(target, ns):
             raise CliError(
                 f"{what}: the cluster has no Rollout kind (sluice.dev/v1alpha1); "
                 "is Sluice installed? (kubectl apply -k deploy/)"
@@ -202,6 +202,20 @@ def get_rollout(target: Target, name: str, namespace: str | None = None) -> dict
     except (urllib3.exceptions.HTTPError, OSError) as e:
         raise CliError(describe(e, what, target)) from None
     return cast(dict[str, Any], obj)
+
+
+def _has_rollouts(target: Target, namespace: str) -> bool:
+    """Whether the server serves the Rollout collection: a 404 without details may come from a
+    proxy or an emulator that leaves them out, and must not read as "Sluice is not installed"."""
+    try:
+        target.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, ROLLOUTS, limit=1, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as e:
+        return bool(e.status != 404)
+    except (urllib3.exceptions.HTTPError, OSError):
+        return True  # cannot tell; "not found" is the safer of the two answers
+    return True
 
 
 def list_rollouts(target: Target, all_namespaces: bool = False) -> list[dict[str, Any]]:

@@ -96,8 +96,9 @@ def wait_handled(
 def ignored_reason(target: Target, name: str, value: str) -> str | None:
     """The operator's RequestIgnored Event for ``value`` (a promote with nothing in flight...).
 
-    Best effort: Events may be unreadable (RBAC) or not written yet; the status line follows
-    either way."""
+    The operator posts its Events before it writes the status, so once ``lastRequest`` shows the
+    request, the Event is there. Best effort all the same: Events may be unreadable (RBAC), and
+    the status line follows either way."""
     try:
         events = target.core.list_namespaced_event(
             target.namespace, _request_timeout=REQUEST_TIMEOUT

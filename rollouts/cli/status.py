@@ -7,7 +7,6 @@ message, so a person reading a failed pipeline sees how far the rollout got.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from analysis.apimodel import parse_duration
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.kube import Target, cluster_options, follow_rollout
 from rollouts.engine.pauses import INDEFINITE_PAUSES, waits_for_person
+from rollouts.requests import ANNOTATION
 
 HEALTHY, DEGRADED, WAITS_FOR_PERSON, TIMED_OUT, NOT_ASKED = 0, 1, 2, 3, 4
 """The exit codes, also listed in the command's help."""
@@ -41,7 +41,8 @@ def decide(doc: dict[str, Any]) -> Decision:
 
     Nothing counts until the controller has seen the current spec (``observedGeneration``): right
     after ``kubectl apply`` the status still describes the previous revision, Healthy included,
-    and a pipeline must not take that for the new revision's success.
+    and a pipeline must not take that for the new revision's success. Likewise while a request
+    (``sluice abort --no-wait``...) waits for the controller: the state is about to change.
     """
     meta = doc.get("metadata") or {}
     st = doc.get("status") or {}
@@ -54,6 +55,12 @@ def decide(doc: dict[str, Any]) -> Decision:
         return Decision(
             None,
             f"rollout {ns}/{name}: waiting for the controller to observe generation {generation}",
+        )
+    request = (meta.get("annotations") or {}).get(ANNOTATION)
+    if request and request != st.get("lastRequest"):
+        return Decision(
+            None,
+            f"rollout {ns}/{name}: waiting for the controller to handle {ANNOTATION}={request}",
         )
     phase = st.get("phase")
     message = st.get("message") or ""
@@ -196,7 +203,6 @@ def status(target: Target, name: str, timeout: int, poll: bool, interval: float)
 
 
 def _wait(target: Target, name: str, timeout: int, poll: bool, interval: float) -> int:
-    started = time.monotonic()
     last: dict[str, Any] | None = None
     shown: tuple[Any, ...] | None = None
     for doc in follow_rollout(target, name, timeout=timeout, interval=interval, poll=poll):
@@ -209,12 +215,11 @@ def _wait(target: Target, name: str, timeout: int, poll: bool, interval: float) 
             click.echo(decision.text, err=decision.code != HEALTHY)
             return decision.code
     assert last is not None  # follow_rollout always yields the Rollout once
-    waited = time.monotonic() - started
     what = decide(last).text
     if timeout == 0:
         click.echo(f"not settled yet: {what}", err=True)
     else:
-        click.echo(f"timed out after {_human(waited)}: {what}", err=True)
+        click.echo(f"timed out after {_human(timeout)}: {what}", err=True)
     return TIMED_OUT
 
 

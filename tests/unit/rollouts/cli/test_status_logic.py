@@ -172,3 +172,17 @@ def test_progress_line_and_what_makes_a_new_one() -> None:
     for change in ({"phase": "Paused"}, {"step": "2/4"}, {"message": "other"}):
         assert progress_key(doc(dict(s, **change))) != progress_key(doc(s)), change
     assert progress_key(doc(dict(s, weights={"canary": 50}))) != progress_key(doc(s))
+
+
+def test_a_request_the_controller_has_not_handled_yet_means_wait() -> None:
+    """``sluice abort --no-wait`` then ``sluice status``: the Paused seen is about to change."""
+    s = st(
+        "Paused", currentRevision="r3", currentStepIndex=1, pauseConditions=[pause("PausedByUser")]
+    )
+    d = doc(s)
+    d["metadata"]["annotations"] = {"sluice.dev/request": "abort@x1"}
+    waiting = decide(d)
+    assert waiting.code is None
+    assert "handle sluice.dev/request=abort@x1" in waiting.text
+    s["lastRequest"] = "abort@x1"  # handled; the annotation's removal is still on its way
+    assert decide(doc(s) | {"metadata": d["metadata"]}).code == WAITS_FOR_PERSON
