@@ -29,11 +29,13 @@ class Decision:
     """What a Rollout's current status means for someone waiting on it.
 
     ``code`` is the exit code once the rollout has settled one way or another, None while it is
-    still on its way; ``text`` says why, in words for the job log.
+    still on its way; ``text`` says why, in words for the job log. ``stale``: the status is not
+    yet about the current spec or request, so its phase and step are not worth printing.
     """
 
     code: int | None
     text: str
+    stale: bool = False
 
 
 def decide(doc: dict[str, Any]) -> Decision:
@@ -50,17 +52,21 @@ def decide(doc: dict[str, Any]) -> Decision:
     generation = meta.get("generation")
     observed = st.get("observedGeneration")
     if not st.get("phase"):
-        return Decision(None, f"rollout {ns}/{name}: waiting for the controller to report")
+        return Decision(
+            None, f"rollout {ns}/{name}: waiting for the controller to report", stale=True
+        )
     if generation is not None and (observed is None or int(observed) < int(generation)):
         return Decision(
             None,
             f"rollout {ns}/{name}: waiting for the controller to observe generation {generation}",
+            stale=True,
         )
     request = (meta.get("annotations") or {}).get(ANNOTATION)
     if request and request != st.get("lastRequest"):
         return Decision(
             None,
             f"rollout {ns}/{name}: waiting for the controller to handle {ANNOTATION}={request}",
+            stale=True,
         )
     phase = st.get("phase")
     message = st.get("message") or ""
@@ -105,7 +111,7 @@ def progress_key(doc: dict[str, Any]) -> tuple[Any, ...]:
 def progress_line(doc: dict[str, Any], now: datetime | None = None) -> str:
     """``10:04:05 Progressing  step 1/4  canary 25%  rolling out revision 7c9f``"""
     st = doc.get("status") or {}
-    clock = (now or datetime.now(UTC)).strftime("%H:%M:%S")
+    clock = _clock(now)
     weight = (st.get("weights") or {}).get("canary")
     parts = [
         clock,
@@ -116,6 +122,10 @@ def progress_line(doc: dict[str, Any], now: datetime | None = None) -> str:
     if st.get("message"):
         parts.append(str(st["message"]))
     return "  ".join(parts)
+
+
+def _clock(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%H:%M:%S")
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -207,10 +217,12 @@ def _wait(target: Target, name: str, timeout: int, poll: bool, interval: float) 
     shown: tuple[Any, ...] | None = None
     for doc in follow_rollout(target, name, timeout=timeout, interval=interval, poll=poll):
         last = doc
-        if progress_key(doc) != shown:
-            shown = progress_key(doc)
-            click.echo(progress_line(doc))
         decision = decide(doc)
+        # a stale status (the previous revision's Healthy...) is not progress: say what is awaited
+        key = (decision.text,) if decision.stale else progress_key(doc)
+        if key != shown:
+            shown = key
+            click.echo(f"{_clock()}  {decision.text}" if decision.stale else progress_line(doc))
         if decision.code is not None:
             click.echo(decision.text, err=decision.code != HEALTHY)
             return decision.code

@@ -66,8 +66,9 @@ def test_healthy_but_a_new_revision_in_flight_is_not_done() -> None:
 def test_the_old_revisions_healthy_before_the_controller_saw_the_new_spec_is_not_done() -> None:
     """Right after kubectl apply: generation 3, the status still about generation 2."""
     d = decide(doc(st("Healthy"), generation=3))
-    assert d.code is None
+    assert d.code is None and d.stale
     assert "observe generation 3" in d.text
+    assert not decide(doc(st("Progressing", currentRevision="r3"))).stale
 
 
 def test_an_old_degraded_before_the_controller_saw_the_fix_is_not_final_either() -> None:
@@ -86,7 +87,7 @@ def test_a_controller_ahead_of_the_client_counts() -> None:
 
 def test_no_status_yet_waits() -> None:
     d = decide(doc(None))
-    assert d.code is None
+    assert d.code is None and d.stale
     assert "waiting for the controller" in d.text
 
 
@@ -182,7 +183,7 @@ def test_a_request_the_controller_has_not_handled_yet_means_wait() -> None:
     d = doc(s)
     d["metadata"]["annotations"] = {"sluice.dev/request": "abort@x1"}
     waiting = decide(d)
-    assert waiting.code is None
+    assert waiting.code is None and waiting.stale
     assert "handle sluice.dev/request=abort@x1" in waiting.text
     s["lastRequest"] = "abort@x1"  # handled; the annotation's removal is still on its way
     assert decide(doc(s) | {"metadata": d["metadata"]}).code == WAITS_FOR_PERSON
