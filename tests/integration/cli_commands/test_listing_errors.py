@@ -3,7 +3,11 @@ cluster-facing command (no such rollout, no permission, no cluster, nothing list
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes
@@ -143,3 +147,26 @@ def test_no_rollout_kind_in_the_cluster(kube_emulator: RunningEmulator, kubeconf
         "Error: rollout ns/web: the cluster has no Rollout kind (sluice.dev/v1alpha1); "
         "is Sluice installed? (kubectl apply -k deploy/)\n"
     )
+
+
+def test_ctrl_c_while_status_waits_exits_130_without_a_traceback(
+    api_client: kubernetes.client.ApiClient, kubeconfig: Path
+) -> None:
+    create_rollout(api_client, canary())  # no operator: status waits for it to report
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rollouts.cli.main", "status", "web", "-n", "ns", "--timeout", "1m"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # it is waiting now, past imports and connection
+        assert first.rstrip().endswith("rollout ns/web: waiting for the controller to report")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip() == "interrupted"
