@@ -20,6 +20,7 @@ from analysis.api import InvalidAnalysisSpec, parse_template
 from rollouts.api.rollout import AnalysisRef, Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 
+GROUP_PREFIX = "sluice.dev/"
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 SLUICE_KINDS = ("Rollout", *TEMPLATE_KINDS)
 
@@ -37,6 +38,8 @@ class Finding:
     warnings: list[str] = field(default_factory=list)
     syntax: bool = False
     """The file is not YAML: one line, ``path:line: not valid YAML: ...``."""
+    skipped: bool = False
+    """Another API group's document (a Service beside its Rollout): not Sluice's to judge."""
 
     @property
     def ok(self) -> bool:
@@ -45,6 +48,9 @@ class Finding:
     def lines(self) -> Iterator[str]:
         if self.syntax:
             yield from (f"{self.source}: {p}" for p in self.problems)
+            return
+        if self.skipped:
+            yield f"{self.source}: skipped (not a Sluice kind)"
             return
         if self.ok:
             extra = f" ({len(self.warnings)} warning{'s' * (len(self.warnings) != 1)})"
@@ -162,22 +168,24 @@ def check(doc: Document, templates: dict[str, set[str]], strict: bool = False) -
             parse_template(body)
         except InvalidAnalysisSpec as e:
             finding.problems += e.problems
+    elif kind and not str(body.get("apiVersion") or "").startswith(GROUP_PREFIX):
+        finding.skipped = True
     else:
         finding.problems.append(
-            f"kind {kind!r} is not a Sluice kind ({', '.join(SLUICE_KINDS)})"
+            f"kind {kind!r} is not a kind lint checks ({', '.join(SLUICE_KINDS)})"
             if kind
             else f"kind is missing: not a Sluice kind ({', '.join(SLUICE_KINDS)})"
         )
     return finding
 
 
-def lint_texts(
-    sources: Iterable[tuple[str, str]], strict: bool = False, skip_other_kinds: bool = False
-) -> list[Finding]:
+def lint_texts(sources: Iterable[tuple[str, str]], strict: bool = False) -> list[Finding]:
     """Findings for ``(path, text)`` pairs; template references resolve across all of them.
 
-    ``skip_other_kinds`` leaves out documents that are not Sluice kinds (the Services that often
-    share a file with their Rollout) instead of reporting them."""
+    Documents of other API groups (the Services that often share a file with their Rollout, or
+    a whole rendered chart) are listed as skipped, not judged: a GitOps repository mixes kinds,
+    and lint must pass on it. A ``sluice.dev`` document of a kind lint does not check (a typo,
+    an AnalysisRun) is a problem."""
     loaded = [(path, load(path, text)) for path, text in sources]
     templates = defined_templates(d for _, docs in loaded if isinstance(docs, list) for d in docs)
     out: list[Finding] = []
@@ -189,16 +197,8 @@ def lint_texts(
             (empty.problems if strict else empty.warnings).append("no YAML documents")
             out.append(empty)
         else:
-            out += [
-                check(d, templates, strict)
-                for d in docs
-                if not skip_other_kinds or is_sluice_kind(d)
-            ]
+            out += [check(d, templates, strict) for d in docs]
     return out
-
-
-def is_sluice_kind(doc: Document) -> bool:
-    return isinstance(doc.body, dict) and doc.body.get("kind") in SLUICE_KINDS
 
 
 @click.command("lint")
@@ -209,19 +209,14 @@ def is_sluice_kind(doc: Document) -> bool:
     help="Treat analysis templates a Rollout refers to but the files do not define as errors "
     "(by default a warning: they may already be in the cluster).",
 )
-@click.option(
-    "--skip-other-kinds",
-    is_flag=True,
-    help="Leave out documents of other kinds (Services, Deployments...) instead of reporting "
-    "them as errors, for files that keep a Rollout together with its Services.",
-)
-def lint(files: tuple[str, ...], strict: bool, skip_other_kinds: bool) -> None:
+def lint(files: tuple[str, ...], strict: bool) -> None:
     """Validate Rollouts and (Cluster)AnalysisTemplates in FILE... offline.
 
     Every document of every file (multi-document YAML; - reads stdin) is checked by the
     controller's own models, with the same messages its InvalidSpec condition would show. A
     Rollout's references to analysis templates that none of the files define are warnings
-    (errors with --strict). Documents of other kinds are errors unless --skip-other-kinds.
+    (errors with --strict). Documents of other API groups (Services, Deployments...) are listed
+    as skipped; a sluice.dev document of another kind is an error.
 
     \b
     Exit codes:
@@ -241,7 +236,7 @@ def lint(files: tuple[str, ...], strict: bool, skip_other_kinds: bool) -> None:
             sources.append(("<stdin>" if path == "-" else path, read_text(path)))
         except Unreadable as e:
             unreadable.append(str(e))
-    findings = lint_texts(sources, strict, skip_other_kinds)
+    findings = lint_texts(sources, strict)
     for f in findings:
         for line in f.lines():
             click.echo(line)
