@@ -64,7 +64,12 @@ def configure_logging(log_format: str, verbose: bool) -> None:
 )
 @click.option("--metrics-port", type=int, default=None, help="Port of /metrics (default 8080).")
 @click.option("--liveness-port", type=int, default=None, help="Port of /healthz (default 8081).")
-@click.option("--log-format", type=click.Choice(["json", "text"]), default=None)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default=None,
+    help="Log lines as JSON objects (for log pipelines) or text (default text).",
+)
 @click.option(
     "--priority",
     type=int,
@@ -82,7 +87,13 @@ def configure_logging(log_format: str, verbose: bool) -> None:
     help="Per Rollout, finished AnalysisRuns of older revisions kept, successful and "
     "unsuccessful each (default 5); the current revision's are always kept.",
 )
-@click.option("-v", "--verbose", is_flag=True, default=False)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    default=False,
+    help="Debug logging, including kopf's line for every routine handler call.",
+)
 def run(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
