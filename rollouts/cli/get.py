@@ -203,6 +203,23 @@ def _watch_rollout(
         out.put(_Failed(e))
 
 
+def _fetch(target: Target, name: str) -> dict[str, Any] | None:
+    """The Rollout, or None once it is gone: it existed when the watch began, so a 404 now
+    means it was deleted (whatever the API server's 404 says)."""
+    what = f"rollout {target.namespace}/{name}"
+    try:
+        doc = target.custom.get_namespaced_custom_object(
+            GROUP, VERSION, target.namespace, ROLLOUTS, name, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise CliError(describe(e, what, target)) from None
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise CliError(describe(e, what, target)) from None
+    return cast(dict[str, Any], doc)
+
+
 def _changes(target: Target, name: str) -> Iterator[RolloutView]:
     """A view now, then one after every change of the Rollout and every ``REFRESH_SECONDS``.
 
@@ -233,12 +250,10 @@ def _changes(target: Target, name: str) -> Iterator[RolloutView]:
                     message = messages.get_nowait()
                 except queue.Empty:
                     message = None
-            try:
-                yield gather(target, name, latest)
-            except CliError as e:
-                if str(e.message).endswith("not found"):
-                    raise CliError(f"{what} was deleted") from None
-                raise
+            doc = latest if latest is not None else _fetch(target, name)
+            if doc is None:
+                raise CliError(f"{what} was deleted")
+            yield gather(target, name, doc)
             latest = None  # later redraws read it afresh (status may change with no event seen)
     finally:
         stop.set()
