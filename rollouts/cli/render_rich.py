@@ -26,6 +26,7 @@ from rollouts.cli.render_text import (
     score_text,
     slot_ready,
     sparkline,
+    spec_unseen,
     step_marker,
     step_note,
     traffic_text,
@@ -87,7 +88,7 @@ def _summary(view: RolloutView, now: datetime) -> Table:
         grid.add_row("Step", view.step or "-")
     elif view.strategy == "blueGreen":
         grid.add_row("Traffic", traffic_text(view))
-    if view.generation is not None and view.observed_generation != view.generation:
+    if spec_unseen(view):
         grid.add_row(
             "Spec",
             Text(f"generation {view.generation} not yet seen by the controller", style="yellow"),

@@ -125,6 +125,14 @@ def abort_text(view: RolloutView, now: datetime) -> str:
     return f"{a.reason}{rev}{when}: {a.message}" if a.message else f"{a.reason}{rev}{when}"
 
 
+def spec_unseen(view: RolloutView) -> bool:
+    """The spec changed and the controller has not reconciled it yet: what the view shows is
+    about the previous spec (a just-applied image is not rolling out yet)."""
+    if view.generation is None:
+        return False
+    return view.observed_generation is None or view.observed_generation < view.generation
+
+
 def revision_text(view: RolloutView) -> str:
     if view.current_revision is None:
         return "-"
@@ -211,7 +219,7 @@ def render_text(view: RolloutView, now: datetime, *, unicode: bool = True) -> st
         lines.append(_field("Step", view.step or "-"))
     elif view.strategy == "blueGreen":
         lines.append(_field("Traffic", traffic_text(view)))
-    if view.generation is not None and view.observed_generation != view.generation:
+    if spec_unseen(view):
         lines.append(
             _field(
                 "Spec",

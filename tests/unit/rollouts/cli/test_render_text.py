@@ -587,3 +587,9 @@ def test_views_compare_by_value() -> None:
     assert build_view(rollout_doc()) == build_view(rollout_doc())
     assert build_view(rollout_doc()) != build_view(rollout_doc(phase="Healthy"))
     assert replace(canary_view(), weight=30) != canary_view()
+
+
+def test_a_status_newer_than_the_spec_is_not_flagged() -> None:
+    """An observedGeneration above the generation (a recreated object) is no pending change."""
+    assert "Spec:" not in render_text(canary_view(generation=1, observed_generation=2), NOW)
+    assert "Spec:" in render_text(canary_view(generation=1, observed_generation=None), NOW)
