@@ -236,6 +236,16 @@ class SluiceEmulator(kmock.KubernetesEmulator):
                     _status_body(e.status, e.message or ""), status=e.status
                 )
         response = await super()._handle(request)
+        if response.status == 404 and request.resource is not None and request.name:
+            # a real API server names the missing object in the Status's details (clients tell
+            # "no such object" from "no such kind" by it); kmock leaves them out
+            body = _status_body(404, f'{request.resource.plural} "{request.name}" not found')
+            body["details"] = {
+                "name": request.name,
+                "group": request.resource.group,
+                "kind": request.resource.plural,
+            }
+            return aiohttp.web.json_response(body, status=404)
         if request.action == enums.action.CREATE and response.status == 200:
             response.set_status(201)  # clients map a created object's body on 201 only
         return response

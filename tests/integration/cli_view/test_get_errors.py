@@ -31,34 +31,12 @@ def one_line_error(result: Result) -> str:
     return lines[0]
 
 
-def not_found_like_a_real_server(emulator: RunningEmulator, name: str) -> None:
-    """kmock answers a missing object with a 404 whose Status has no ``details``; a real API
-    server names the object there (which is how the CLI tells "no such rollout" from "no such
-    kind"). Answer GETs of ``name`` the way a real server does."""
-    path = f"/apis/sluice.dev/v1alpha1/namespaces/ns/rollouts/{name}"
-    (
-        emulator.emulator[f"get {path}"]
-        << 404
-        << {
-            "apiVersion": "v1",
-            "kind": "Status",
-            "status": "Failure",
-            "message": f'rollouts.sluice.dev "{name}" not found',
-            "reason": "NotFound",
-            "details": {"name": name, "group": "sluice.dev", "kind": "rollouts"},
-            "code": 404,
-        }
-    )
-
-
 def test_no_such_rollout(kubeconfig: Path, kube_emulator: RunningEmulator) -> None:
-    not_found_like_a_real_server(kube_emulator, "nope")
     line = one_line_error(get("nope", "-n", "ns"))
     assert line == "Error: rollout ns/nope: not found"
 
 
 def test_no_such_rollout_while_watching(kubeconfig: Path, kube_emulator: RunningEmulator) -> None:
-    not_found_like_a_real_server(kube_emulator, "nope")
     line = one_line_error(get("nope", "-n", "ns", "--watch"))
     assert "rollout ns/nope" in line and "not found" in line
 
