@@ -62,7 +62,8 @@ def decide(doc: dict[str, Any]) -> Decision:
             stale=True,
         )
     request = (meta.get("annotations") or {}).get(ANNOTATION)
-    if request and request != st.get("lastRequest"):
+    if request and request != st.get("lastRequest") and not _invalid_spec(st):
+        # (an invalid spec is never acted on, so its request would be waited on forever)
         return Decision(
             None,
             f"rollout {ns}/{name}: waiting for the controller to handle {ANNOTATION}={request}",
@@ -81,6 +82,17 @@ def decide(doc: dict[str, Any]) -> Decision:
             + (f" ({message})" if message else ""),
         )
     return Decision(None, f"rollout {ns}/{name} is {phase}{_colon(message)}")
+
+
+def _invalid_spec(status: dict[str, Any]) -> bool:
+    """The controller refused the spec (Stalled, reason InvalidSpec): nothing happens until the
+    spec is fixed, whatever is requested."""
+    return any(
+        c.get("type") == "Stalled"
+        and c.get("status") == "True"
+        and c.get("reason") == "InvalidSpec"
+        for c in status.get("conditions") or []
+    )
 
 
 def _colon(message: str) -> str:

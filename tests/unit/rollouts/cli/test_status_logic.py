@@ -187,3 +187,20 @@ def test_a_request_the_controller_has_not_handled_yet_means_wait() -> None:
     assert "handle sluice.dev/request=abort@x1" in waiting.text
     s["lastRequest"] = "abort@x1"  # handled; the annotation's removal is still on its way
     assert decide(doc(s) | {"metadata": d["metadata"]}).code == WAITS_FOR_PERSON
+
+
+def test_a_request_on_an_invalid_spec_does_not_hold_up_the_verdict() -> None:
+    """The controller acts on no request while the spec is invalid: waiting for it would only
+    end in the timeout, so the Degraded/InvalidSpec verdict stands."""
+    stalled = {
+        "type": "Stalled",
+        "status": "True",
+        "reason": "InvalidSpec",
+        "message": "spec.replicaz: is not a known field",
+        "lastTransitionTime": T0,
+    }
+    d = doc(st("Degraded", message="spec.replicaz: is not a known field", conditions=[stalled]))
+    d["metadata"]["annotations"] = {"sluice.dev/request": "retry@x2"}
+    assert decide(d).code == DEGRADED
+    stalled["reason"] = "AnalysisFailed"  # an abort: the retry will be acted on, so wait
+    assert decide(d).code is None
