@@ -323,6 +323,10 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     kopf_settings.networking.request_timeout = settings.request_timeout
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.execution.max_workers = 20
+    # a Rollout deleted while its timer is mid-reconcile waits for the timer to exit before the
+    # finalizer goes; kopf re-checks only every 60 s by default, which held deletions (and the
+    # restored stable routing's confirmation) for a minute
+    kopf_settings.background.cancellation_polling = 1
     if not settings.clusterwide:
         kopf_settings.scanning.disabled = True
 

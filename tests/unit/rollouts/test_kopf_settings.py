@@ -35,3 +35,13 @@ def test_namespaced_mode_disables_scanning() -> None:
     theirs = kopf.OperatorSettings()
     configure_kopf(theirs, Settings(namespaces=("shop",), metrics_port=None, liveness_port=None))
     assert theirs.peering.clusterwide is False and theirs.scanning.disabled is True
+
+
+def test_a_deletion_during_a_tick_is_not_held_for_a_minute() -> None:
+    """kopf waits for a running timer to exit before it removes the finalizer, re-checking every
+    ``cancellation_polling`` seconds (60 by default): the emulator test of deletion failed
+    whenever the delete landed mid-tick."""
+    theirs = kopf.OperatorSettings()
+    assert theirs.background.cancellation_polling == 60  # kopf's default, which this overrides
+    configure_kopf(theirs, Settings(metrics_port=None, liveness_port=None))
+    assert theirs.background.cancellation_polling <= 2
