@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +73,68 @@ def namespace(crds_installed: None) -> Iterator[str]:
         yield name
     finally:
         kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def canary_rollout(image: str, replicas: int, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rollout ``web`` over the Services ``web`` and ``web-canary``, no mesh, no scale-down delay."""
+    return {
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": image}]},
+            },
+            "strategy": {
+                "canary": {
+                    "stableService": "web",
+                    "canaryService": "web-canary",
+                    "scaleDownDelaySeconds": 0,
+                    "steps": steps,
+                }
+            },
+        },
+    }
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+
+
+def apply(namespace: str, *docs: dict[str, Any]) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+@pytest.fixture
+def controller(namespace: str) -> Iterator[None]:
+    """``sluice run`` for the test's namespace, as a separate process like the real Deployment."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rollouts.cli.main",
+            "run",
+            "--standalone",
+            "--namespace",
+            namespace,
+        ],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -10,19 +10,15 @@ tests/integration/kubectl/test_printer_columns.py.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.e2e.conftest import kubectl
+from tests.e2e.conftest import apply, canary_rollout, kubectl, service
 
 pytestmark = pytest.mark.e2e
 
@@ -38,40 +34,7 @@ COLUMNS = ["EVENT", "NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"
 
 
 def rollout(image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "sluice.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 4,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": image}]},
-            },
-            "strategy": {
-                "canary": {
-                    "stableService": "web",
-                    "canaryService": "web-canary",
-                    "scaleDownDelaySeconds": 0,
-                    "steps": STEPS,
-                }
-            },
-        },
-    }
-
-
-def service(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-    }
-
-
-def apply(namespace: str, *docs: dict[str, Any]) -> None:
-    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+    return canary_rollout(image, 4, STEPS)
 
 
 def status(namespace: str) -> dict[str, Any]:
@@ -141,32 +104,6 @@ def watch_rows(lines: list[str]) -> list[dict[str, str]]:
         if len(cells) == len(COLUMNS) and cells[0] != "EVENT":
             rows.append(dict(zip(COLUMNS, cells, strict=True)))
     return rows
-
-
-@pytest.fixture
-def controller(namespace: str) -> Iterator[None]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rollouts.cli.main",
-            "run",
-            "--standalone",
-            "--namespace",
-            namespace,
-        ],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_get_watch_and_wait_follow_a_canary(namespace: str, controller: None) -> None:

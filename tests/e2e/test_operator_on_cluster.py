@@ -5,17 +5,12 @@ can tell its fields (slot Deployments, Service selectors, status) from the user'
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.e2e.conftest import kubectl
+from tests.e2e.conftest import apply, canary_rollout, kubectl, service
 
 pytestmark = pytest.mark.e2e
 
@@ -23,40 +18,7 @@ IMAGE = "registry.k8s.io/pause:3.9"
 
 
 def rollout(image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "sluice.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": image}]},
-            },
-            "strategy": {
-                "canary": {
-                    "stableService": "web",
-                    "canaryService": "web-canary",
-                    "scaleDownDelaySeconds": 0,
-                    "steps": [{"setWeight": 50}, {"pause": {"duration": "5s"}}],
-                }
-            },
-        },
-    }
-
-
-def service(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-    }
-
-
-def apply(namespace: str, *docs: dict[str, Any]) -> None:
-    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+    return canary_rollout(image, 2, [{"setWeight": 50}, {"pause": {"duration": "5s"}}])
 
 
 def get(namespace: str, kind: str, name: str) -> dict[str, Any]:
@@ -78,32 +40,6 @@ def wait_phase(
             return status
         time.sleep(2)
     raise AssertionError(f"rollout never reached {phase}: {status}")
-
-
-@pytest.fixture
-def controller(namespace: str) -> Iterator[None]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rollouts.cli.main",
-            "run",
-            "--standalone",
-            "--namespace",
-            namespace,
-        ],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_rollout_on_real_deployments_with_sluice_field_manager(
