@@ -4,8 +4,9 @@ On a terminal the view is drawn with rich (colours, a weight bar, tables) and ``
 it in place; anywhere else (a pipe, a CI log, ``TERM=dumb``, ``--no-color``) it is plain text and
 ``--watch`` appends a new block only when something changed, so a log stays readable.
 
-The watch is a Kubernetes watch on the Rollout, read in a background thread that hands changes to
-the drawing loop; the loop also redraws every few seconds on its own, because the slot
+The Rollout is followed (``kube.follow_rollout``: a watch, reopened and resynchronised as needed,
+or polling where watching is not allowed) in a background thread that hands changes to the
+drawing loop; the loop also redraws every few seconds on its own, because the slot
 Deployments, Events and AnalysisRuns change without the Rollout changing, and ages move on.
 """
 
@@ -18,22 +19,16 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import click
-import kubernetes
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from rollouts.cli.kube import (
-    GROUP,
-    REQUEST_TIMEOUT,
-    ROLLOUTS,
-    VERSION,
     CliError,
     Target,
     cluster_options,
-    describe,
+    follow_rollout,
+    get_existing_rollout,
 )
 from rollouts.cli.render_text import render_text
 from rollouts.cli.rollout_view import RolloutView, gather
@@ -41,9 +36,6 @@ from rollouts.cli.rollout_view import RolloutView, gather
 REFRESH_SECONDS = 2.0
 """Redraw at least this often while watching: readiness, events and ages change between
 Rollout updates."""
-WATCH_TIMEOUT_SECONDS = 240
-"""A watch request ends after this long (server side) and is reopened from where it left off;
-API servers and proxies close long requests anyway, so the code path is exercised, not rare."""
 
 
 @click.group()
@@ -131,106 +123,34 @@ class _Changed:
 
 
 @dataclass(frozen=True)
-class _Deleted:
-    pass
-
-
-@dataclass(frozen=True)
 class _Failed:
-    error: BaseException
+    error: CliError
 
 
-_Message = _Changed | _Deleted | _Failed
+_Message = _Changed | _Failed
 
 
-def _watch_rollout(
-    target: Target, name: str, out: queue.Queue[_Message], stop: threading.Event
-) -> None:
-    """List, then watch from the list's resourceVersion; reopen the watch when it times out, and
-    list again when the server says that version is gone (410). Everything goes to ``out``."""
-    ns = target.namespace
-    custom = target.custom
-    version: str | None = None
+def _follow(target: Target, name: str, out: queue.Queue[_Message], stop: threading.Event) -> None:
+    """Hand every change of the Rollout to the drawing loop, and how the following ended."""
     try:
-        while not stop.is_set():
-            if version is None:
-                doc = cast(
-                    dict[str, Any],
-                    custom.list_namespaced_custom_object(
-                        GROUP, VERSION, ns, ROLLOUTS, _request_timeout=REQUEST_TIMEOUT
-                    ),
-                )
-                version = str((doc.get("metadata") or {}).get("resourceVersion") or "") or None
-                mine = [i for i in doc.get("items") or [] if i["metadata"].get("name") == name]
-                if not mine:
-                    out.put(_Deleted())
-                    return
-                out.put(_Changed(mine[0]))
-            w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            try:
-                for event in w.stream(  # type: ignore[no-untyped-call]
-                    custom.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    ns,
-                    ROLLOUTS,
-                    field_selector=f"metadata.name={name}",
-                    resource_version=version,
-                    timeout_seconds=WATCH_TIMEOUT_SECONDS,
-                    _request_timeout=(REQUEST_TIMEOUT, WATCH_TIMEOUT_SECONDS + 30),
-                ):
-                    if stop.is_set():
-                        return
-                    obj = event.get("raw_object") or event.get("object") or {}
-                    meta = obj.get("metadata") or {}
-                    # the position moves on with every event, ours or not
-                    version = str(meta.get("resourceVersion") or version)
-                    if meta.get("name") != name:  # selectors are a hint (the emulator ignores them)
-                        continue
-                    if event.get("type") == "DELETED":
-                        out.put(_Deleted())
-                        return
-                    out.put(_Changed(obj))
-            except ApiException as e:
-                if e.status != 410:
-                    raise
-                version = None  # too old: list again
-            except urllib3.exceptions.ReadTimeoutError:
-                pass  # an idle watch the server did not close: reopen it
-            finally:
-                w.stop()  # type: ignore[no-untyped-call]
-    except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+        for doc in follow_rollout(target, name, timeout=None):
+            if stop.is_set():
+                return
+            out.put(_Changed(doc))
+    except CliError as e:  # deleted, or the cluster failed in a way a retry would not mend
         out.put(_Failed(e))
-
-
-def _fetch(target: Target, name: str) -> dict[str, Any] | None:
-    """The Rollout, or None once it is gone: it existed when the watch began, so a 404 now
-    means it was deleted (whatever the API server's 404 says)."""
-    what = f"rollout {target.namespace}/{name}"
-    try:
-        doc = target.custom.get_namespaced_custom_object(
-            GROUP, VERSION, target.namespace, ROLLOUTS, name, _request_timeout=REQUEST_TIMEOUT
-        )
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise CliError(describe(e, what, target)) from None
-    except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise CliError(describe(e, what, target)) from None
-    return cast(dict[str, Any], doc)
 
 
 def _changes(target: Target, name: str) -> Iterator[RolloutView]:
     """A view now, then one after every change of the Rollout and every ``REFRESH_SECONDS``.
 
     Ends with a :class:`CliError` when the Rollout is deleted or the cluster fails."""
-    what = f"rollout {target.namespace}/{name}"
     view = gather(target, name)  # fails at once, as a one-shot get would, when it is not there
     yield view
     messages: queue.Queue[_Message] = queue.Queue()
     stop = threading.Event()
     thread = threading.Thread(
-        target=_watch_rollout, args=(target, name, messages, stop), name="watch", daemon=True
+        target=_follow, args=(target, name, messages, stop), name="watch", daemon=True
     )
     thread.start()
     try:
@@ -241,18 +161,14 @@ def _changes(target: Target, name: str) -> Iterator[RolloutView]:
             except queue.Empty:
                 message = None
             while message is not None:  # fold a burst of changes into one redraw
-                if isinstance(message, _Deleted):
-                    raise CliError(f"{what} was deleted")
                 if isinstance(message, _Failed):
-                    raise CliError(describe(message.error, f"watch {what}", target))
+                    raise message.error
                 latest = message.rollout
                 try:
                     message = messages.get_nowait()
                 except queue.Empty:
                     message = None
-            doc = latest if latest is not None else _fetch(target, name)
-            if doc is None:
-                raise CliError(f"{what} was deleted")
+            doc = latest or get_existing_rollout(target, name, target.namespace)
             yield gather(target, name, doc)
             latest = None  # later redraws read it afresh (status may change with no event seen)
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -269,24 +270,31 @@ def cluster_options(command: F) -> F:
     return cast(F, wrapper)
 
 
+class RolloutDeleted(CliError):
+    """The Rollout someone was following was deleted meanwhile."""
+
+
 def follow_rollout(
     target: Target,
     name: str,
     namespace: str | None = None,
     *,
-    timeout: float,
+    timeout: float | None,
     interval: float = 2.0,
     poll: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """The Rollout now, then again each time it changes, for ``timeout`` seconds; then it ends.
+    """The Rollout now, then again each time it changes, for ``timeout`` seconds (None: until the
+    caller stops); raises :class:`RolloutDeleted` if it goes away meanwhile.
 
     Watching shows every change as it happens without asking the API server over and over. A
     watch the user may not make (RBAC grants ``get`` but not ``watch``) or one the server refuses
-    falls back to a ``get`` every ``interval`` seconds; so does ``poll=True``. The name is also
-    checked client-side: not every server (nor kmock's emulator) honours field selectors.
+    falls back to a ``get`` every ``interval`` seconds; so does ``poll=True``. A watch that ends
+    (server timeout, a silent stream, 410 Gone, a 5xx) is followed by a ``get`` to resynchronise
+    and then reopened from there. The name is also checked client-side: not every server (nor
+    kmock's emulator) honours field selectors.
     """
     ns = namespace or target.namespace
-    deadline = time.monotonic() + max(timeout, 0.0)
+    deadline = math.inf if timeout is None else time.monotonic() + max(timeout, 0.0)
     doc = get_rollout(target, name, ns)
     yield doc
     seen = _version(doc)
@@ -309,10 +317,26 @@ def follow_rollout(
             time.sleep(min(interval, max(remaining, 0.0)))
         if time.monotonic() >= deadline:
             return
-        doc = get_rollout(target, name, ns)
+        doc = get_existing_rollout(target, name, ns)
         if _version(doc) != seen:
             seen = _version(doc)
             yield doc
+
+
+def get_existing_rollout(target: Target, name: str, ns: str) -> dict[str, Any]:
+    """The Rollout, known to have existed: a 404 now means it was deleted."""
+    what = f"rollout {ns}/{name}"
+    try:
+        obj = target.custom.get_namespaced_custom_object(
+            GROUP, VERSION, ns, ROLLOUTS, name, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as e:
+        if e.status == 404:
+            raise RolloutDeleted(f"{what} was deleted") from None
+        raise CliError(describe(e, what, target)) from None
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise CliError(describe(e, what, target)) from None
+    return cast(dict[str, Any], obj)
 
 
 def _version(doc: dict[str, Any]) -> str:
@@ -323,7 +347,7 @@ def _watch(
     target: Target, name: str, ns: str, since: str, remaining: float
 ) -> Iterator[dict[str, Any]]:
     """One watch of the Rollout from resourceVersion ``since``, for at most ``remaining`` s."""
-    seconds = max(1, min(int(remaining) + 1, 300))
+    seconds = max(1, int(min(remaining, 299.0)) + 1)
     stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
         target.custom.list_namespaced_custom_object,
         GROUP,
@@ -341,5 +365,5 @@ def _watch(
         if not isinstance(obj, dict) or (obj.get("metadata") or {}).get("name") != name:
             continue
         if event.get("type") == "DELETED":
-            raise CliError(f"rollout {ns}/{name}: deleted while waiting for it")
+            raise RolloutDeleted(f"rollout {ns}/{name} was deleted")
         yield obj
