@@ -214,12 +214,13 @@ def describe_step(raw: Any) -> str:
 
 def _steps(raw_steps: list[Any], index: int | None, in_flight: bool) -> tuple[StepView, ...]:
     """Steps before the current index are done and the one at it is current (also where an
-    aborted rollout stopped); with nothing in flight the last revision went through them all."""
+    aborted rollout stopped); with nothing in flight the last revision went through them all,
+    unless the controller has not reported yet (no step index: nothing is done)."""
     out = []
     for i, raw in enumerate(raw_steps):
         state: StepState
         if not in_flight:
-            state = "done"
+            state = "done" if index is not None else "pending"
         elif index is None or i > index:
             state = "pending"
         else:

@@ -593,3 +593,12 @@ def test_a_status_newer_than_the_spec_is_not_flagged() -> None:
     """An observedGeneration above the generation (a recreated object) is no pending change."""
     assert "Spec:" not in render_text(canary_view(generation=1, observed_generation=2), NOW)
     assert "Spec:" in render_text(canary_view(generation=1, observed_generation=None), NOW)
+
+
+def test_before_the_controller_reports_no_step_is_done() -> None:
+    """A Rollout just applied has no status: nothing is done yet, so no step is ticked."""
+    doc = rollout_doc()
+    del doc["status"]
+    assert {s.state for s in build_view(doc).steps} == {"pending"}
+    healthy = rollout_doc(currentStepIndex=4, currentRevision="r1", stableRevision="r1")
+    assert {s.state for s in build_view(healthy).steps} == {"done"}
