@@ -271,9 +271,9 @@ def _arms(ax: Axes, track: MetricTrack) -> None:
             )
     ax.set_ylim(bottom=0)
     ax.set_ylabel(track.quantity, fontsize=9)
-    dry = " (dry run)" if track.dry_run else ""
+    dry = " (dry run: reported, never aborts)" if track.dry_run else ""
     ax.set_title(
-        f"{track.name}{dry}: canary vs stable, per window", loc="left", fontsize=10, weight="bold"
+        f"{track.name}: canary vs stable, per window{dry}", loc="left", fontsize=10, weight="bold"
     )
     _legend(ax)
 
@@ -341,20 +341,20 @@ def _evidence(ax: Axes, track: MetricTrack) -> None:
 
 
 def _values(ax: Axes, track: MetricTrack) -> None:
-    xs = [_minutes(p.t) for p in track.values]
-    ys = [math.nan if p.value is None else p.value for p in track.values]
-    ax.plot(xs, ys, color=CANARY, lw=1.8, marker="o", ms=3.5, label="canary")
-    failed = [(x, y) for x, y, p in zip(xs, ys, track.values, strict=True) if p.phase == "Failed"]
+    windows = [ArmPoint(p.t, p.value, None, p.run, track.interval) for p in track.values]
+    xs, ys = _series(windows, "canary", 1.0)
+    ax.plot(xs, ys, color=CANARY, lw=2, label="canary")
+    failed = [(_minutes(p.t), p.value) for p in track.values if p.phase == "Failed"]
     if failed:
-        ax.plot(*zip(*failed, strict=True), ls="none", marker="X", ms=8, color=THRESHOLD,
-                label="failed")  # fmt: skip
-    if track.minimum is not None:
-        ax.axhline(track.minimum, color=THRESHOLD, ls="--", lw=1.3, label=f"min {track.minimum:g}")
-    if track.maximum is not None:
-        ax.axhline(track.maximum, color=THRESHOLD, ls="--", lw=1.3, label=f"max {track.maximum:g}")
-    ax.set_ylabel(track.quantity, fontsize=9)
+        fx, fy = zip(*failed, strict=True)
+        ax.plot(fx, fy, ls="none", marker="X", ms=8, color=THRESHOLD, label="failed")
+    for bound, name in ((track.minimum, "min"), (track.maximum, "max")):
+        if bound is not None:
+            ax.axhline(bound, color=THRESHOLD, ls="--", lw=1.3, label=f"{name} {bound:g}")
+    ax.set_ylabel("measured value", fontsize=9)
+    dry = " (dry run: reported, never aborts)" if track.dry_run else ""
     ax.set_title(
-        f"{track.name}: measured value vs threshold", loc="left", fontsize=10, weight="bold"
+        f"{track.name}: measured value vs threshold{dry}", loc="left", fontsize=10, weight="bold"
     )
     _legend(ax)
 
