@@ -30,10 +30,10 @@ CANARY = EXAMPLES / "canary-analysis.yaml"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def record(path: Path, scenario: str | None = None) -> Timeline:
+def record(path: Path, scenario: str | None = None, *templates: Path) -> Timeline:
     opts = SimOptions(
         scenario=SCENARIOS[scenario] if scenario else None,
-        templates=tuple(load_templates([path])) if scenario else (),
+        templates=tuple(load_templates([path, *templates])) if scenario else (),
     )
     sim = Simulation(load_rollout(path), opts)
     recorder = TimelineRecorder(sim, scenario)
@@ -228,3 +228,20 @@ def test_blue_green_traffic_switches_at_promotion_after_the_pause() -> None:
     fig = build_figure(timeline)
     assert list(panels(fig)) == [PANEL_TRAFFIC]
     assert fig.get_suptitle().startswith("blue-green Rollout demo/api")
+
+
+def test_a_threshold_metric_is_drawn_against_its_bound(tmp_path: Path) -> None:
+    rollout = tmp_path / "rollout.yaml"
+    text = CANARY.read_text().replace("templateName: request-latency", "templateName: http-latency")
+    rollout.write_text(text)
+    timeline = record(rollout, "healthy", EXAMPLES / "templates" / "http-latency.yaml")
+    p99 = timeline.metrics["p99"]
+    assert p99.judgement == "threshold" and p99.maximum == 0.5 and p99.dry_run
+    assert p99.values and all(p.value is not None and p.value < 0.5 for p in p99.values)
+    ax = panels(build_figure(timeline))[
+        "p99: measured value vs threshold (dry run: reported, never aborts)"
+    ]
+    assert set(labelled(ax, "max 0.5").get_ydata()) == {0.5}  # type: ignore[arg-type]
+    assert finite(labelled(ax, "canary")) == pytest.approx(
+        [v for p in p99.values if p.value is not None for v in (p.value, p.value)]
+    )
