@@ -25,6 +25,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from analysis.apimodel import parse_duration
+
 GROUP = "sluice.dev"
 VERSION = "v1alpha1"
 ROLLOUTS = "rollouts"
@@ -236,6 +238,14 @@ def list_rollouts(target: Target, all_namespaces: bool = False) -> list[dict[str
     if not all_namespaces:
         items = [i for i in items if i["metadata"].get("namespace") == target.namespace]
     return sorted(items, key=lambda i: (i["metadata"].get("namespace", ""), i["metadata"]["name"]))
+
+
+def duration_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    """A ``--timeout``-style option in the Rollout's own duration syntax (30s, 10m, 1h)."""
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def cluster_options(command: F) -> F:

@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from rollouts.cli.kube import Target, cluster_options, list_rollouts
+from rollouts.cli.render_text import age
+from rollouts.cli.rollout_view import parse_time
 
 MESSAGE_WIDTH = 60
 """Characters of status.message a row keeps; the rest is one `get rollout` away."""
@@ -42,30 +44,16 @@ def row(doc: dict[str, Any], now: datetime, all_namespaces: bool = False) -> lis
         "-" if weight is None else f"{weight}%",
         str(stable or "-"),
         str(current) if current and current != stable else "-",
-        age(meta.get("creationTimestamp"), now),
+        created_age(meta.get("creationTimestamp"), now),
         truncate(" ".join(str(st.get("message") or "").split()), MESSAGE_WIDTH),
     ]
     return [str(meta.get("namespace", "")), *cells] if all_namespaces else cells
 
 
-def age(timestamp: Any, now: datetime) -> str:
-    """kubectl's spelling: 45s, 12m, 5h, 3d (``-`` when unknown)."""
-    if not isinstance(timestamp, str):
-        return "-"
-    try:
-        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return "-"
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
-    s = max(int((now - then).total_seconds()), 0)
-    if s < 120:
-        return f"{s}s"
-    if s < 3600 * 2:
-        return f"{s // 60}m"
-    if s < 86400 * 2:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
+def created_age(timestamp: Any, now: datetime) -> str:
+    """The AGE cell, spelled as ``get rollout`` spells ages; ``-`` when the time is unknown."""
+    then = parse_time(timestamp)
+    return "-" if then is None else age(then, now)
 
 
 def truncate(text: str, width: int) -> str:

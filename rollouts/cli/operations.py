@@ -17,7 +17,6 @@ import click
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from analysis.apimodel import parse_duration
 from rollouts.cli.kube import (
     GROUP,
     REQUEST_TIMEOUT,
@@ -27,6 +26,7 @@ from rollouts.cli.kube import (
     Target,
     api_errors,
     cluster_options,
+    duration_callback,
     follow_rollout,
     get_rollout,
 )
@@ -151,20 +151,13 @@ def run(target: Target, name: str, kind: RequestKind, wait: bool, timeout: int) 
     click.echo(f"{where} is {_summary(doc)}")
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
 def _wait_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--timeout",
         default="30s",
         show_default=True,
         metavar="DURATION",
-        callback=_duration,
+        callback=duration_callback,
         help="How long --wait waits for the controller (30s, 2m, ...).",
     )(command)
     command = click.option(

@@ -437,11 +437,15 @@ def _services(strategy: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((role, str(svc)) for role, svc in pairs if svc)
 
 
-def _waits_for_person(doc: Mapping[str, Any], pauses: Sequence[PauseView]) -> bool:
+def waits_for_person_in(doc: Mapping[str, Any]) -> bool:
+    """The engine's own rule (``waits_for_person``) on a Rollout as the API server returns it;
+    for a document the models reject (invalid, or a newer controller's), the pause reasons that
+    never end by themselves."""
     try:
         return waits_for_person(parse_rollout(doc))
     except (InvalidSpec, ValidationError):
-        return any(p.reason in INDEFINITE_PAUSES for p in pauses)
+        conditions = _list(_dict(doc.get("status")).get("pauseConditions"))
+        return any(_dict(p).get("reason") in INDEFINITE_PAUSES for p in conditions)
 
 
 def build_view(
@@ -510,7 +514,7 @@ def build_view(
         preview_slot=next((s.name for s in slots if s.role == "preview"), None),
         slots=slots,
         pauses=pauses,
-        waits_for_person=_waits_for_person(rollout, pauses) if pauses else False,
+        waits_for_person=waits_for_person_in(rollout) if pauses else False,
         abort=abort,
         runs=_runs(status, [_dict(r) for r in runs], name),
         events=_events([_dict(e) for e in events], name),

@@ -12,12 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from analysis.apimodel import parse_duration
-from rollouts.api.validation import InvalidSpec, parse_rollout
-from rollouts.cli.kube import Target, cluster_options, follow_rollout
-from rollouts.engine.pauses import INDEFINITE_PAUSES, waits_for_person
+from rollouts.cli.kube import Target, cluster_options, duration_callback, follow_rollout
+from rollouts.cli.rollout_view import waits_for_person_in
 from rollouts.requests import ANNOTATION
 
 HEALTHY, DEGRADED, WAITS_FOR_PERSON, TIMED_OUT, NOT_ASKED = 0, 1, 2, 3, 4
@@ -75,7 +72,7 @@ def decide(doc: dict[str, Any]) -> Decision:
         return Decision(DEGRADED, f"rollout {ns}/{name} is Degraded{_colon(message)}")
     if phase == "Healthy" and st.get("currentRevision") == st.get("stableRevision"):
         return Decision(HEALTHY, f"rollout {ns}/{name} is Healthy{_colon(message)}")
-    if phase == "Paused" and _waits_for_person(doc):
+    if phase == "Paused" and waits_for_person_in(doc):
         return Decision(
             WAITS_FOR_PERSON,
             f"rollout {ns}/{name} is paused, waiting for a person: promote, resume or abort"
@@ -97,16 +94,6 @@ def _invalid_spec(status: dict[str, Any]) -> bool:
 
 def _colon(message: str) -> str:
     return f": {message}" if message else ""
-
-
-def _waits_for_person(doc: dict[str, Any]) -> bool:
-    """The engine's own rule; for a document this CLI cannot read (a newer controller's status),
-    the pause reasons that never end by themselves."""
-    try:
-        return waits_for_person(parse_rollout(doc))
-    except (InvalidSpec, ValidationError):
-        reasons = {p.get("reason") for p in (doc.get("status") or {}).get("pauseConditions") or []}
-        return bool(reasons & INDEFINITE_PAUSES)
 
 
 def progress_key(doc: dict[str, Any]) -> tuple[Any, ...]:
@@ -138,13 +125,6 @@ def progress_line(doc: dict[str, Any], now: datetime | None = None) -> str:
 
 def _clock(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%H:%M:%S")
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 class _StatusCommand(click.Command):
@@ -179,7 +159,7 @@ class _StatusCommand(click.Command):
     default="10m",
     metavar="DURATION",
     show_default=True,
-    callback=_duration,
+    callback=duration_callback,
     help="How long to wait, as 30s, 10m or 1h; 0 checks once without waiting.",
 )
 @click.option(

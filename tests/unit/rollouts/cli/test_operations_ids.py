@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from rollouts.cli.listing import age, row, table, truncate
+from rollouts.cli.listing import created_age, row, table, truncate
 from rollouts.cli.operations import new_id, request_patch, request_value
 from rollouts.engine.plan import REQUEST_KINDS
 from rollouts.requests import ANNOTATION, parse_request, pending
@@ -64,7 +64,7 @@ NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
     ],
 )
 def test_age(created: str | None, expected: str) -> None:
-    assert age(created, NOW) == expected
+    assert created_age(created, NOW) == expected
 
 
 def test_row_of_a_canary_in_flight() -> None:
@@ -85,7 +85,7 @@ def test_row_of_a_canary_in_flight() -> None:
         },
     }
     cells = row(doc, NOW, all_namespaces=True)
-    assert cells[:9] == ["shop", "web", "canary", "Paused", "2/4", "25%", "6d4f", "7c9f", "60m"]
+    assert cells[:9] == ["shop", "web", "canary", "Paused", "2/4", "25%", "6d4f", "7c9f", "1h"]
     assert cells[9].startswith("paused at a pause step x")
     assert len(cells[9]) == 60 and cells[9].endswith("...")
 
