@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, Field, ValidationError, field_validator, mod
 from pydantic.config import JsonDict
 
 from analysis import templating
-from analysis.apimodel import (
+from analysis.api_conventions import (
     ApiModel,
     Duration,
     FieldProblem,

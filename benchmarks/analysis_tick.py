@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from analysis.providers.simulated import SCENARIOS
-from rollouts.analysis_source import AnalysisVerdicts
 from rollouts.api.validation import parse_rollout
-from rollouts.simulate import SimOptions, Simulation
+from rollouts.simulator.simulation import SimOptions, Simulation
+from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from simulations.simulated_provider import SCENARIOS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy/examples/canary-analysis.yaml"
 

@@ -31,20 +31,21 @@ from typing import Any
 import kopf
 import kubernetes
 
-from rollouts import requests
-from rollouts.analysis_source import AnalysisVerdicts
+from analysis.store.kubernetes import KubeAnalysisStore
+from rollouts import request_annotation
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster
-from rollouts.cluster.kube_analysis import KubeAnalysisStore
 from rollouts.engine import decide_invalid, deletion_actions
-from rollouts.prometheus_clients import PrometheusClients
-from rollouts.reconcile import Ports, apply, apply_actions, reconcile, services_of
+from rollouts.engine.context import services_of
+from rollouts.reconcile import Ports, apply, apply_actions, reconcile
 from rollouts.routing.factory import router_for
 from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
-from rollouts.verdicts import VerdictSource
+from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from rollouts.verdicts.port import VerdictSource
+from rollouts.verdicts.prometheus_clients import PrometheusClients
 
 log = logging.getLogger("sluice.operator")
 
@@ -167,7 +168,7 @@ class Controller:
                 namespace,
                 PLURAL,
                 name,
-                requests.clear_patch(raw),
+                request_annotation.clear_patch(raw),
                 field_manager=self.cluster.field_manager,
                 _request_timeout=self.settings.request_timeout,
             )
@@ -197,7 +198,7 @@ class Controller:
                 return None
             meta = doc.get("metadata") or {}
             before = _lenient_status(doc)
-            pending = requests.pending(meta.get("annotations"))
+            pending = request_annotation.pending(meta.get("annotations"))
             try:
                 rollout = parse_rollout(doc)
             except InvalidSpec as e:

@@ -29,8 +29,9 @@ from rollouts.engine import (
     StopAnalysis,
     decide,
 )
+from rollouts.engine.context import services_of
 from rollouts.routing.port import TrafficRouter
-from rollouts.verdicts import VerdictSource
+from rollouts.verdicts.port import VerdictSource
 
 
 @dataclass
@@ -38,13 +39,6 @@ class Ports:
     cluster: Cluster
     router: TrafficRouter | None
     verdicts: VerdictSource
-
-
-def services_of(rollout: Rollout) -> list[str]:
-    if rollout.canary is not None:
-        return [rollout.canary.stable_service, rollout.canary.canary_service]
-    assert rollout.blue_green is not None
-    return [rollout.blue_green.active_service, rollout.blue_green.preview_service]
 
 
 def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> Observed:

@@ -71,8 +71,9 @@ def _seed(base: int, *labels: str) -> int:
 def fixed_outcomes(trace: Trace, abort_tick: np.ndarray) -> RunOutcomes:
     """Judges that follow the schedule: promoted at its end unless they aborted."""
     tr = trace.truth
-    excess = tr.canary_requests * (tr.canary_error_p - tr.baseline_error_p
-                                   + tr.canary_slow_p - tr.baseline_slow_p)
+    excess = tr.canary_requests * (
+        tr.canary_error_p - tr.baseline_error_p + tr.canary_slow_p - tr.baseline_slow_p
+    )
     abort_s = abort_times(abort_tick, trace.times)
     promote_s = np.where(np.isfinite(abort_s), np.inf, trace.schedule.duration_s)
     return RunOutcomes(abort_s, promote_s, harm_before(excess, abort_tick))
@@ -87,12 +88,26 @@ def summarise(sc: Scenario, method: str, variant: str, parameter: str, out: RunO
     tta = np.where(aborted, np.maximum(out.abort_s - sc.effect.onset_s, 0.0), np.inf)
     promoted = np.isfinite(out.promote_s)
     return Row(
-        condition=c.label, total_rps=c.total_rps, schedule=c.schedule.name,
-        base_error_rate=c.base_error_rate, latency_shape=c.latency.name, scenario=sc.label,
-        kind=sc.kind(SluiceJudge().tolerance), true_ratio=sc.true_ratio(), method=method, variant=variant,
-        parameter=parameter, runs=n, aborts=k, abort_rate=k / n, ci_low=lo, ci_high=hi,
-        median_tta_s=time_quantile(tta, 0.5), p90_tta_s=time_quantile(tta, 0.9),
-        mean_harm=float(out.harm.mean()), promoted=float(promoted.mean()),
+        condition=c.label,
+        total_rps=c.total_rps,
+        schedule=c.schedule.name,
+        base_error_rate=c.base_error_rate,
+        latency_shape=c.latency.name,
+        scenario=sc.label,
+        kind=sc.kind(SluiceJudge().tolerance),
+        true_ratio=sc.true_ratio(),
+        method=method,
+        variant=variant,
+        parameter=parameter,
+        runs=n,
+        aborts=k,
+        abort_rate=k / n,
+        ci_low=lo,
+        ci_high=hi,
+        median_tta_s=time_quantile(tta, 0.5),
+        p90_tta_s=time_quantile(tta, 0.9),
+        mean_harm=float(out.harm.mean()),
+        promoted=float(promoted.mean()),
         median_promote_s=float(np.median(out.promote_s[promoted])) if promoted.any() else math.inf,
     )
 
@@ -113,19 +128,35 @@ def run_condition(cond: Condition, scenarios: list[Scenario], runs: int, seed: i
         if sc is aa:
             s_out = sluice_aa
         else:
-            s_out = sluice.run(sc.model(), cond.schedule, runs, _seed(seed, cond.label, sc.label,
-                                                                      "S"))
-        rows.append(summarise(sc, sluice.name, "default", f"α {sluice.alpha}, r0 "
-                              f"{sluice.tolerance}", s_out))
+            s_out = sluice.run(
+                sc.model(), cond.schedule, runs, _seed(seed, cond.label, sc.label, "S")
+            )
+        rows.append(
+            summarise(sc, sluice.name, "default", f"α {sluice.alpha}, r0 {sluice.tolerance}", s_out)
+        )
         trace = simulate(sc.model(), cond.schedule, runs, _seed(seed, cond.label, sc.label))
         if sc.kind() != "A/A":
             oracle = OracleSPRT(alpha=sluice.alpha)
-            rows.append(summarise(sc, oracle.name, "oracle", "true effect, 1/α",
-                                  fixed_outcomes(trace, oracle.abort_ticks(trace))))
+            rows.append(
+                summarise(
+                    sc,
+                    oracle.name,
+                    "oracle",
+                    "true effect, 1/α",
+                    fixed_outcomes(trace, oracle.abort_ticks(trace)),
+                )
+            )
         for variant, judges in (("default", defaults), ("tuned", tuned)):
             for j in judges:
-                rows.append(summarise(sc, j.name, variant, j.parameter,
-                                      fixed_outcomes(trace, j.abort_ticks(trace))))
+                rows.append(
+                    summarise(
+                        sc,
+                        j.name,
+                        variant,
+                        j.parameter,
+                        fixed_outcomes(trace, j.abort_ticks(trace)),
+                    )
+                )
     return rows
 
 
@@ -139,8 +170,9 @@ def report(rows: list[Row], runs: int, quick: bool, runtime_s: float, command: s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="a subset of the grid (minutes, not hours)")
-    p.add_argument("--runs", type=int, default=None, help="runs per scenario (default 500 quick, "
-                   "1000 full)")
+    p.add_argument(
+        "--runs", type=int, default=None, help="runs per scenario (default 500 quick, 1000 full)"
+    )
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -158,13 +190,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.extend(f.result())
             print(f"[{time.perf_counter() - started:6.1f}s] {c.label}", file=sys.stderr)
     runtime = time.perf_counter() - started
-    command = "python -m simulations.benchmark" + (" --quick" if args.quick else "") + (
-        f" --runs {args.runs}" if args.runs else "")
+    command = (
+        "python -m simulations.benchmark"
+        + (" --quick" if args.quick else "")
+        + (f" --runs {args.runs}" if args.runs else "")
+    )
     md = report(rows, runs, args.quick, runtime, command)
     name = "benchmark" if args.quick else "benchmark-full"
     (args.out / f"{name}.md").write_text(md)
-    (args.out / f"{name}.json").write_text(json.dumps([asdict(r) for r in rows], indent=1,
-                                                      default=str))
+    (args.out / f"{name}.json").write_text(
+        json.dumps([asdict(r) for r in rows], indent=1, default=str)
+    )
     try:
         from simulations.plots import plot_all
     except ImportError as exc:  # matplotlib is an optional extra

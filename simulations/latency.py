@@ -19,7 +19,17 @@ FloatArray = NDArray[np.float64]
 
 #: Prometheus client defaults (seconds), without the implicit +Inf.
 PROMETHEUS_BOUNDS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 
@@ -98,9 +108,7 @@ def bin_probabilities(cdf_at_bounds: FloatArray) -> FloatArray:
     """Probabilities of the ``len(bounds) + 1`` disjoint bins (the last one is ``(b_K, +Inf)``)."""
     c = np.clip(cdf_at_bounds, 0.0, 1.0)
     c = np.maximum.accumulate(c, axis=-1)
-    padded = np.concatenate(
-        [np.zeros((*c.shape[:-1], 1)), c, np.ones((*c.shape[:-1], 1))], axis=-1
-    )
+    padded = np.concatenate([np.zeros((*c.shape[:-1], 1)), c, np.ones((*c.shape[:-1], 1))], axis=-1)
     return np.diff(padded, axis=-1)
 
 

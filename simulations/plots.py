@@ -44,10 +44,10 @@ def plot_all(rows: list[Row], out: Path, name: str) -> list[Path]:
         for cell in cells:
             hit = [r for r in reg if (r.condition, r.scenario) == cell and r.method == meth]
             ys.append(hit[0].median_tta_s / 60 if hit else float("nan"))
-        ax.plot(range(len(cells)), ys, marker="o", ls="", label=meth, alpha=0.7,
-                ms=4 + j % 3)
-    ax.set_xticks(range(len(cells)), [f"{s}\n{c.split(',')[0]}" for c, s in cells],
-                  rotation=90, fontsize=6)
+        ax.plot(range(len(cells)), ys, marker="o", ls="", label=meth, alpha=0.7, ms=4 + j % 3)
+    ax.set_xticks(
+        range(len(cells)), [f"{s}\n{c.split(',')[0]}" for c, s in cells], rotation=90, fontsize=6
+    )
     ax.set_ylabel("median time to abort (min; missing = not reached)")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -29,8 +29,10 @@ class Condition:
 
     @property
     def label(self) -> str:
-        return (f"{self.total_rps:g} rps, {self.schedule.name}, "
-                f"{self.base_error_rate:.1%} errors, {self.latency.name}")
+        return (
+            f"{self.total_rps:g} rps, {self.schedule.name}, "
+            f"{self.base_error_rate:.1%} errors, {self.latency.name}"
+        )
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,21 @@ class Scenario:
         if ef.latency_scale != 1.0 or ef.tail_fraction > 0:
             b = np.asarray(edges)
             base = 1 - transformed_cdf(self.condition.latency, b, np.ones(1))[0]
-            can = 1 - transformed_cdf(self.condition.latency, b, np.array([ef.latency_scale]),
-                                      ef.tail_fraction, ef.tail_add_s)[0]
+            can = (
+                1
+                - transformed_cdf(
+                    self.condition.latency,
+                    b,
+                    np.array([ef.latency_scale]),
+                    ef.tail_fraction,
+                    ef.tail_add_s,
+                )[0]
+            )
             ratio = max(ratio, float(np.max(can / base)))
         return ratio
 
     def kind(self, tolerance: float = 1.2) -> str:
-        """"A/A", "regression" (worse than tolerated) or "good" (worse, but within tolerance)."""
+        """ "A/A", "regression" (worse than tolerated) or "good" (worse, but within tolerance)."""
         if self.effect.is_null:
             return "A/A"
         return "regression" if self.true_ratio() > tolerance else "good"
@@ -77,9 +87,15 @@ NUISANCES: dict[str, Nuisances] = {
     "cold start": Nuisances(cold_start_s=60.0),
     "scrape gaps": Nuisances(scrape_gap_prob=0.05),
     "counter resets": Nuisances(counter_reset_prob=0.01),
-    "all nuisances": Nuisances(diurnal_amplitude=0.3, incident_prob=1.0, pod_spread=0.1,
-                               pod_latency_spread=0.02, cold_start_s=60.0, scrape_gap_prob=0.05,
-                               counter_reset_prob=0.01),
+    "all nuisances": Nuisances(
+        diurnal_amplitude=0.3,
+        incident_prob=1.0,
+        pod_spread=0.1,
+        pod_latency_spread=0.02,
+        cold_start_s=60.0,
+        scrape_gap_prob=0.05,
+        counter_reset_prob=0.01,
+    ),
 }
 
 
@@ -94,8 +110,9 @@ def latency_effects(scales: tuple[float, ...] = (1.025, 1.05, 1.1, 1.25)) -> lis
 
 TIMING_EFFECTS = [
     Effect("errors ×5 from 15 min", error_ratio=5.0, onset_s=900.0),
-    Effect("errors ×5 intermittent", error_ratio=5.0, intermittent_on_s=60.0,
-           intermittent_off_s=120.0),
+    Effect(
+        "errors ×5 intermittent", error_ratio=5.0, intermittent_on_s=60.0, intermittent_off_s=120.0
+    ),
 ]
 
 
@@ -111,8 +128,11 @@ def grid(quick: bool) -> dict[Condition, list[Scenario]]:
 
     if quick:
         for rps in (20.0, 200.0):
-            add(Condition(rps), [*error_effects((1.5, 2.0, 5.0)),
-                                 *latency_effects((1.1, 1.25)), *TIMING_EFFECTS], True)
+            add(
+                Condition(rps),
+                [*error_effects((1.5, 2.0, 5.0)), *latency_effects((1.1, 1.25)), *TIMING_EFFECTS],
+                True,
+            )
         return out
     for rps in (5.0, 20.0, 200.0, 2000.0):
         for sched in (STEPS, ONE_POD):

@@ -230,8 +230,12 @@ class Simulator:
         if nz.counter_reset_prob > 0:
             k = len(model.bounds) + 1
             self._raw = {
-                "c_req": np.zeros(runs), "c_err": np.zeros(runs), "c_bkt": np.zeros((runs, k)),
-                "b_req": np.zeros(runs), "b_err": np.zeros(runs), "b_bkt": np.zeros((runs, k)),
+                "c_req": np.zeros(runs),
+                "c_err": np.zeros(runs),
+                "c_bkt": np.zeros((runs, k)),
+                "b_req": np.zeros(runs),
+                "b_err": np.zeros(runs),
+                "b_bkt": np.zeros((runs, k)),
             }
 
     def _effect_on(self, t_start: float) -> BoolArray:
@@ -255,8 +259,9 @@ class Simulator:
         mid = 0.5 * (t0 + t1)
         on = self._effect_on(t0)
 
-        drift = 1.0 + nz.diurnal_amplitude * np.sin(2 * np.pi * mid / nz.diurnal_period_s
-                                                    + self._phase)
+        drift = 1.0 + nz.diurnal_amplitude * np.sin(
+            2 * np.pi * mid / nz.diurnal_period_s + self._phase
+        )
         incident = (mid >= self._incident_start) & (mid < self._incident_start + nz.incident_s)
         cold = np.exp(-mid / (nz.cold_start_s / 3.0)) if nz.cold_start_s > 0 else 0.0
 
@@ -318,8 +323,9 @@ class Simulator:
         p = self.model.nuisances.counter_reset_prob
         reset = self.rng.random((2, self.runs)) < p
         out: list[FloatArray] = []
-        for key, inc in zip(("c_req", "c_err", "c_bkt", "b_req", "b_err", "b_bkt"), incs,
-                            strict=True):
+        for key, inc in zip(
+            ("c_req", "c_err", "c_bkt", "b_req", "b_err", "b_bkt"), incs, strict=True
+        ):
             r = reset[0] if key.startswith("c") else reset[1]
             r = r[:, None] if inc.ndim == 2 else r
             prev = self._raw[key]
@@ -357,8 +363,10 @@ def simulate(model: TrafficModel, schedule: WeightSchedule, runs: int, seed: int
         )
 
     truths = [t.truth for t in ticks]
-    truth = Truth(**{
-        f: np.stack([getattr(tr, f) for tr in truths], axis=1)
-        for f in Truth.__dataclass_fields__
-    })
+    truth = Truth(
+        **{
+            f: np.stack([getattr(tr, f) for tr in truths], axis=1)
+            for f in Truth.__dataclass_fields__
+        }
+    )
     return Trace(model, schedule, times, weights, stack_arm("canary"), stack_arm("baseline"), truth)

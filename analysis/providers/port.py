@@ -1,6 +1,6 @@
 """The metric provider port: what an analysis asks of a metrics backend, and the shapes it gets back.
 
-Analysis runs (``analysis.run``) depend on this module only, never on a concrete backend, so the
+Analysis runs (``analysis.run_loop``) depend on this module only, never on a concrete backend, so the
 same run logic is driven by a real Prometheus in production and integration tests, and by the
 simulator in unit tests and ``sluice simulate``. The port is deliberately small: one call per
 metric, per arm, per measurement window.

@@ -2,7 +2,7 @@
 
 Kubernetes speaks camelCase and rejects what it does not know, so the models do too: a typo in a
 Rollout must fail loudly rather than silently fall back to a default. The conventions themselves
-live in ``analysis.apimodel`` (``rollouts`` may import ``analysis``, never the reverse), so the
+live in ``analysis.api_conventions`` (``rollouts`` may import ``analysis``, never the reverse), so the
 Rollout and the analysis kinds read and fail alike; the rules only a Rollout needs stay here.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from analysis.apimodel import (
+from analysis.api_conventions import (
     ApiModel,
     Duration,
     NonNegativeInt,

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from analysis.apimodel import field_path, problems_of
+from analysis.api_conventions import field_path, problems_of
 from rollouts.api.rollout import Rollout
 
 __all__ = ["InvalidSpec", "field_path", "parse", "parse_rollout", "problems_of"]

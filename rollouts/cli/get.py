@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from rollouts.cli.kube import (
+from rollouts.cli.connection import (
     CliError,
     Target,
     cluster_options,

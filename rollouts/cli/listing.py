@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from rollouts.cli.kube import Target, cluster_options, list_rollouts
+from rollouts.cli.connection import Target, cluster_options, list_rollouts
 from rollouts.cli.render_text import age
 from rollouts.cli.rollout_view import parse_time
 

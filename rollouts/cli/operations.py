@@ -1,7 +1,7 @@
 """``sluice promote | abort | retry | pause | resume NAME``: the manual operations.
 
 Each writes the ``sluice.dev/request: <kind>@<id>`` annotation the operator consumes (see
-``rollouts/requests.py`` and docs/gitops.md): a merge patch of that one annotation, never the
+``rollouts/request_annotation.py`` and docs/gitops.md): a merge patch of that one annotation, never the
 spec, so Argo CD and Flux have nothing to revert and every other annotation stays as it is. The id
 is fresh per call (a timestamp and random hex), because the operator acts once per id.
 """
@@ -17,7 +17,7 @@ import click
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from rollouts.cli.kube import (
+from rollouts.cli.connection import (
     GROUP,
     REQUEST_TIMEOUT,
     ROLLOUTS,
@@ -31,7 +31,7 @@ from rollouts.cli.kube import (
     get_rollout,
 )
 from rollouts.engine.plan import RequestKind
-from rollouts.requests import ANNOTATION, InvalidRequest, parse_request
+from rollouts.request_annotation import ANNOTATION, InvalidRequest, parse_request
 
 
 def new_id(now: datetime | None = None) -> str:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from rollouts.api.rollout import CanaryStep
 from rollouts.api.validation import InvalidSpec, parse_rollout
-from rollouts.cli.kube import (
+from rollouts.cli.connection import (
     ANALYSIS_RUNS,
     GROUP,
     LABEL_ROLLOUT,

@@ -9,12 +9,12 @@ from typing import Any
 import click
 import yaml
 
-from analysis.providers.simulated import SCENARIOS, Scenario, load_scenario
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.engine.plan import AnalysisPhase
-from rollouts.sim_timeline import Timeline, TimelineRecorder, chain
-from rollouts.simulate import SimLine, SimOptions, Simulation, SimulationError
+from rollouts.simulator.simulation import SimLine, SimOptions, Simulation, SimulationError
+from rollouts.simulator.timeline import Timeline, TimelineRecorder, chain
+from simulations.simulated_provider import SCENARIOS, Scenario, load_scenario
 
 VERDICTS: dict[str, AnalysisPhase] = {
     "pass": "Successful",
@@ -116,7 +116,7 @@ def _print_line(line: SimLine) -> None:
 
 def _check_plot(path: Path) -> None:
     """Before simulating: a plot needs matplotlib and a directory to land in."""
-    from rollouts.sim_plot import PlotUnavailable, require_matplotlib
+    from rollouts.simulator.plot import PlotUnavailable, require_matplotlib
 
     try:
         require_matplotlib()
@@ -128,7 +128,7 @@ def _check_plot(path: Path) -> None:
 
 
 def _write_plot(timeline: Timeline, path: Path) -> None:
-    from rollouts.sim_plot import PlotUnavailable, write_png
+    from rollouts.simulator.plot import PlotUnavailable, write_png
 
     try:
         write_png(timeline, path)

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from rollouts.cli.kube import Target, cluster_options, duration_callback, follow_rollout
+from rollouts.cli.connection import Target, cluster_options, duration_callback, follow_rollout
 from rollouts.cli.rollout_view import waits_for_person_in
-from rollouts.requests import ANNOTATION
+from rollouts.request_annotation import ANNOTATION
 
 HEALTHY, DEGRADED, WAITS_FOR_PERSON, TIMED_OUT, NOT_ASKED = 0, 1, 2, 3, 4
 """The exit codes, also listed in the command's help."""

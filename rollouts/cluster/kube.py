@@ -21,13 +21,13 @@ from typing import Any, Literal, TypeVar, cast
 import kubernetes
 import urllib3
 
+from analysis.store.kubernetes import FIELD_MANAGER  # one field manager for every Sluice write
+from analysis.store.retry import retrying
 from rollouts.api.rollout import API_GROUP, API_VERSION, KIND, Rollout, RolloutStatus, SlotName
-from rollouts.cluster.retry import retrying
 from rollouts.engine.plan import SlotObservation
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "sluice"
 LABEL_ROLLOUT = "sluice.dev/rollout"
 LABEL_SLOT = "sluice.dev/slot"
 LABEL_REVISION = "sluice.dev/revision"

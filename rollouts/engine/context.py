@@ -35,6 +35,14 @@ from rollouts.engine.plan import (
 from rollouts.engine.revision import template_hash
 
 
+def services_of(rollout: Rollout) -> list[str]:
+    """The Rollout's two Services, stable (or active) first: both strategies name two."""
+    if rollout.canary is not None:
+        return [rollout.canary.stable_service, rollout.canary.canary_service]
+    assert rollout.blue_green is not None
+    return [rollout.blue_green.active_service, rollout.blue_green.preview_service]
+
+
 def other(slot: SlotName) -> SlotName:
     return "b" if slot == "a" else "a"
 

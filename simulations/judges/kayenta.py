@@ -39,13 +39,15 @@ def _tie_term(values: FloatArray) -> FloatArray:
     same = s[:, 1:] == s[:, :-1]
     new_group = np.concatenate([np.ones((runs, 1), dtype=bool), ~same], axis=1)
     gid = np.cumsum(new_group, axis=1) - 1 + (np.arange(runs) * n)[:, None]
-    sizes = np.bincount(gid.ravel(), weights=(~np.isnan(s)).ravel().astype(float),
-                        minlength=runs * n).reshape(runs, n)
+    sizes = np.bincount(
+        gid.ravel(), weights=(~np.isnan(s)).ravel().astype(float), minlength=runs * n
+    ).reshape(runs, n)
     return np.asarray((sizes**3 - sizes).sum(axis=1), dtype=float)
 
 
-def high_statistic(control: FloatArray, experiment: FloatArray, tolerance: float = 0.25
-                   ) -> FloatArray:
+def high_statistic(
+    control: FloatArray, experiment: FloatArray, tolerance: float = 0.25
+) -> FloatArray:
     """Per row, the statistic whose exceeding z (at the judge's confidence) labels the row High.
 
     Rows are runs, columns time points, NaN absent (Kayenta's "remove" NaN strategy). Returns the
@@ -79,10 +81,12 @@ def high_statistic(control: FloatArray, experiment: FloatArray, tolerance: float
     xs = np.sort(np.where(vx, x, np.inf), axis=1)
     ys = np.sort(np.where(vy, y, np.inf), axis=1)
     identical = (n == m) & np.all(xs == ys, axis=1)
-    lo = np.minimum(np.nanmin(np.where(vx, x, np.inf), axis=1),
-                    np.nanmin(np.where(vy, y, np.inf), axis=1))
-    hi = np.maximum(np.nanmax(np.where(vx, x, -np.inf), axis=1),
-                    np.nanmax(np.where(vy, y, -np.inf), axis=1))
+    lo = np.minimum(
+        np.nanmin(np.where(vx, x, np.inf), axis=1), np.nanmin(np.where(vy, y, np.inf), axis=1)
+    )
+    hi = np.maximum(
+        np.nanmax(np.where(vx, x, -np.inf), axis=1), np.nanmax(np.where(vy, y, -np.inf), axis=1)
+    )
     cannot = (n == 0) | (m == 0) | identical | (lo == hi) | ~(ratio >= 1.0)
     return np.where(cannot, -np.inf, z)
 

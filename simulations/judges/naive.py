@@ -19,8 +19,9 @@ from simulations.metrics import calibrate_upper, first_true
 from simulations.traffic import Trace
 
 
-def two_proportion_z(x_c: FloatArray, n_c: FloatArray, x_b: FloatArray, n_b: FloatArray
-                     ) -> FloatArray:
+def two_proportion_z(
+    x_c: FloatArray, n_c: FloatArray, x_b: FloatArray, n_b: FloatArray
+) -> FloatArray:
     """Pooled two-proportion z statistic, positive when the canary's proportion is higher."""
     with np.errstate(divide="ignore", invalid="ignore"):
         p = (x_c + x_b) / (n_c + n_b)
@@ -49,8 +50,9 @@ class NaiveZTest:
         looks = look_ticks(trace, self.every_s)
         c, b = trace.canary, trace.baseline
         n_c, n_b = cumulative(c.requests)[:, looks], cumulative(b.requests)[:, looks]
-        z_e = two_proportion_z(cumulative(c.errors)[:, looks], n_c,
-                               cumulative(b.errors)[:, looks], n_b)
+        z_e = two_proportion_z(
+            cumulative(c.errors)[:, looks], n_c, cumulative(b.errors)[:, looks], n_b
+        )
         k = trace.model.bounds.index(self.slow_edge_s)
         slow_c = cumulative(c.buckets[..., -1] - c.buckets[..., k])[:, looks]
         slow_b = cumulative(b.buckets[..., -1] - b.buckets[..., k])[:, looks]
@@ -66,8 +68,11 @@ class NaiveZTest:
         z_e, z_l = self.statistics(calibration)
         share = target / 2
         for _ in range(20):
-            cand = replace(self, z_errors=max(calibrate_upper(z_e.max(axis=1), share), 0.0),
-                           z_latency=max(calibrate_upper(z_l.max(axis=1), share), 0.0))
+            cand = replace(
+                self,
+                z_errors=max(calibrate_upper(z_e.max(axis=1), share), 0.0),
+                z_latency=max(calibrate_upper(z_l.max(axis=1), share), 0.0),
+            )
             if np.mean(cand.abort_ticks(calibration) >= 0) <= target:
                 return cand
             share *= 0.8

@@ -46,15 +46,17 @@ def slo_bucket(model: TrafficModel) -> float:
     return float(next(b for b in model.bounds if b >= model.slo_s))
 
 
-def latency_edges(model: TrafficModel, quantiles: tuple[float, ...] = (0.9, 0.99),
-                  slo: bool = True) -> list[float]:
+def latency_edges(
+    model: TrafficModel, quantiles: tuple[float, ...] = (0.9, 0.99), slo: bool = True
+) -> list[float]:
     """Edges frozen before the rollout from the baseline's histogram (expected counts of an hour
     of stable traffic), as an operator would derive them from a pre-rollout query."""
     bounds = np.asarray(model.bounds)
     p = bin_probabilities(transformed_cdf(model.latency, bounds, np.ones(1)))[0]
     counts = np.cumsum(p) * model.total_rps * 3600
-    return choose_edges((*model.bounds, np.inf), counts, quantiles=quantiles,
-                        slo=model.slo_s if slo else None)
+    return choose_edges(
+        (*model.bounds, np.inf), counts, quantiles=quantiles, slo=model.slo_s if slo else None
+    )
 
 
 @dataclass(frozen=True)
@@ -78,37 +80,56 @@ class SluiceJudge:
     def describe(self) -> str:
         """The settings, for the report (so it never disagrees with what was run)."""
         share = f"{self.errors_alpha_share:g}/{1 - self.errors_alpha_share:g}"
-        return (f"α {self.alpha:g} split {share} between errors and latency, tolerance "
-                f"{self.tolerance:g}, prior scales {'/'.join(f'{x:g}' for x in self.prior_scales)}, "
-                f"latency edges at the baseline's p{'/p'.join(f'{100 * q:g}' for q in self.edge_quantiles)}"
-                f"{' and the SLO (weighted ' + f'{self.quantile_edge_weight:g}:1)' if self.slo_edge else ''}"
-                f", {self.warmup_s:g} s warm-up")
+        return (
+            f"α {self.alpha:g} split {share} between errors and latency, tolerance "
+            f"{self.tolerance:g}, prior scales {'/'.join(f'{x:g}' for x in self.prior_scales)}, "
+            f"latency edges at the baseline's p{'/p'.join(f'{100 * q:g}' for q in self.edge_quantiles)}"
+            f"{' and the SLO (weighted ' + f'{self.quantile_edge_weight:g}:1)' if self.slo_edge else ''}"
+            f", {self.warmup_s:g} s warm-up"
+        )
 
     def specs(self, model: TrafficModel) -> list[MetricSpec]:
         a_err = self.alpha * self.errors_alpha_share
         edges = tuple(latency_edges(model, self.edge_quantiles, self.slo_edge))
         weights = self.edge_weights or slo_edge_weights(
-            edges, slo_bucket(model) if self.slo_edge else None, self.quantile_edge_weight)
+            edges, slo_bucket(model) if self.slo_edge else None, self.quantile_edge_weight
+        )
         return [
-            MetricSpec("errors", "counts", tolerance=self.tolerance, alpha=a_err,
-                       prior_scales=self.prior_scales,
-                       accept_prior_scales=self.accept_prior_scales,
-                       promote_tolerance=self.promote_tolerance),
-            MetricSpec("latency", "histogram", tolerance=self.tolerance, alpha=self.alpha - a_err,
-                       bucket_bounds=(*model.bounds, float("inf")), edges=edges,
-                       edge_weights=weights,
-                       prior_scales=self.prior_scales,
-                       accept_prior_scales=self.accept_prior_scales,
-                       promote_tolerance=self.promote_tolerance),
+            MetricSpec(
+                "errors",
+                "counts",
+                tolerance=self.tolerance,
+                alpha=a_err,
+                prior_scales=self.prior_scales,
+                accept_prior_scales=self.accept_prior_scales,
+                promote_tolerance=self.promote_tolerance,
+            ),
+            MetricSpec(
+                "latency",
+                "histogram",
+                tolerance=self.tolerance,
+                alpha=self.alpha - a_err,
+                bucket_bounds=(*model.bounds, float("inf")),
+                edges=edges,
+                edge_weights=weights,
+                prior_scales=self.prior_scales,
+                accept_prior_scales=self.accept_prior_scales,
+                promote_tolerance=self.promote_tolerance,
+            ),
         ]
 
-    def run(self, model: TrafficModel, schedule: WeightSchedule, runs: int, seed: int
-            ) -> RunOutcomes:
+    def run(
+        self, model: TrafficModel, schedule: WeightSchedule, runs: int, seed: int
+    ) -> RunOutcomes:
         """Simulate ``runs`` rollouts under Sluice's control and score them."""
         rng = np.random.default_rng(seed)
         sim = Simulator(model, runs, rng, schedule.duration_s)
-        config = PolicyConfig(alpha=self.alpha, warmup_seconds=self.warmup_s,
-                              min_step_seconds=0.0, max_step_seconds=None)
+        config = PolicyConfig(
+            alpha=self.alpha,
+            warmup_seconds=self.warmup_s,
+            min_step_seconds=0.0,
+            max_step_seconds=None,
+        )
         analysis = RolloutAnalysis(self.specs(model), config, batch=runs, t0=0.0)
         weights = np.array([s.weight for s in schedule.steps])
         max_s = np.array([s.duration_s for s in schedule.steps])
@@ -124,14 +145,19 @@ class SluiceJudge:
             tick = sim.tick(w)
             now = tick.t_end
             tr = tick.truth
-            excess = tr.canary_requests * (tr.canary_error_p - tr.baseline_error_p
-                                           + tr.canary_slow_p - tr.baseline_slow_p)
+            excess = tr.canary_requests * (
+                tr.canary_error_p - tr.baseline_error_p + tr.canary_slow_p - tr.baseline_slow_p
+            )
             harm += np.where(done, 0.0, excess)
             c, b = tick.canary, tick.baseline
-            analysis.observe(now, {
-                "errors": CountsInterval(c.errors, c.requests, b.errors, b.requests),
-                "latency": HistogramInterval(c.buckets, b.buckets),
-            }, expected_canary_share=w)
+            analysis.observe(
+                now,
+                {
+                    "errors": CountsInterval(c.errors, c.requests, b.errors, b.requests),
+                    "latency": HistogramInterval(c.buckets, b.buckets),
+                },
+                expected_canary_share=w,
+            )
             dec = analysis.decide(now, _LONG_AGO)
             live = ~done
             aborted = live & (dec == Decision.ABORT.value)
@@ -139,7 +165,8 @@ class SluiceJudge:
             elapsed = now - step_start
             ready = (dec == Decision.PROMOTE_STEP.value) & (elapsed >= self.min_step_s)
             at_max = (elapsed >= max_s[np.minimum(step, last)] - 1e-9) & np.isin(
-                dec, [Decision.PROMOTE_STEP.value, Decision.CONTINUE.value])
+                dec, [Decision.PROMOTE_STEP.value, Decision.CONTINUE.value]
+            )
             promote = live & ~aborted & (ready | at_max)
             step = np.where(promote, step + 1, step)
             step_start = np.where(promote, now, step_start)

@@ -89,16 +89,23 @@ class ArgoStyle:
 
     @property
     def parameter(self) -> str:
-        return (f"success ≥ {self.min_success:.4g}, p99 ≤ {self.max_p99_s:.3g} s, "
-                f"failureLimit {self.failure_limit}")
+        return (
+            f"success ≥ {self.min_success:.4g}, p99 ≤ {self.max_p99_s:.3g} s, "
+            f"failureLimit {self.failure_limit}"
+        )
 
     def abort_ticks(self, trace: Trace) -> IntArray:
         success, p99 = minute_values(trace, self.every_s)
         fails = [
-            argo_first_failure(success, min=self.min_success, failure_limit=self.failure_limit,
-                               conditions="success"),
-            argo_first_failure(p99, max=self.max_p99_s, failure_limit=self.failure_limit,
-                               conditions="success"),
+            argo_first_failure(
+                success,
+                min=self.min_success,
+                failure_limit=self.failure_limit,
+                conditions="success",
+            ),
+            argo_first_failure(
+                p99, max=self.max_p99_s, failure_limit=self.failure_limit, conditions="success"
+            ),
         ]
         never = np.iinfo(np.int64).max
         first = np.minimum(*(np.where(f >= 0, f, never) for f in fails))
@@ -123,8 +130,10 @@ class FlaggerStyle:
 
     @property
     def parameter(self) -> str:
-        return (f"success ≥ {self.min_success:.4g}, p99 ≤ {self.max_p99_s:.3g} s, "
-                f"threshold {self.threshold}")
+        return (
+            f"success ≥ {self.min_success:.4g}, p99 ≤ {self.max_p99_s:.3g} s, "
+            f"threshold {self.threshold}"
+        )
 
     def abort_ticks(self, trace: Trace) -> IntArray:
         success, p99 = minute_values(trace, self.every_s)

@@ -1,7 +1,7 @@
 """Builders shared by the rollout tests: Rollouts from a few keywords, and a harness that drives
 the product's simulator one reconcile at a time with a hand-moved clock.
 
-It holds no logic the product needs: the wiring is ``rollouts.simulate.Simulation``'s."""
+It holds no logic the product needs: the wiring is ``rollouts.simulator.simulation.Simulation``'s."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.engine import Plan
 from rollouts.engine.plan import AnalysisPhase, RequestKind
-from rollouts.simulate import SimOptions, Simulation, next_revision
+from rollouts.simulator.simulation import SimOptions, Simulation, next_revision
 
 
 def rollout_doc(

@@ -2,7 +2,7 @@
 
 The simulator's traffic (fixed seeds, the same scenarios ``sluice simulate`` offers) is pushed by
 :class:`simulations.prometheus_feed.TrafficFeed` at simulated timestamps, then the run loop
-(:func:`analysis.run.advance`) ticks over that history with the real
+(:func:`analysis.run_loop.advance`) ticks over that history with the real
 :class:`~analysis.providers.prometheus.PrometheusProvider`, exactly as the controller would, only
 faster than the wall clock. The regressions are large (errors ×5, latency +50%) and traffic is
 100 requests/s with 20% to the canary, so the asserted verdicts are far from the boundary.
@@ -20,9 +20,9 @@ import pytest
 from analysis.judge import ThresholdRule
 from analysis.providers.port import Arm, MetricProvider, Queries
 from analysis.providers.prometheus import PrometheusProvider
-from analysis.providers.simulated import scenario
-from analysis.run import MetricPlan, TickResult, advance
+from analysis.run_loop import MetricPlan, TickResult, advance
 from simulations.prometheus_feed import FeedLabels, TrafficFeed
+from simulations.simulated_provider import scenario
 from tests.support.prometheus import PrometheusServer, start_prometheus, unique_id
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from rollouts.cli import kube
+from rollouts.cli import connection as kube
 from tests.integration.operator.conftest import OperatorHarness, canary, healthy
 from tests.support.kube import create_rollout
 

@@ -10,7 +10,7 @@ import kubernetes
 import pytest
 from click.testing import CliRunner, Result
 
-from rollouts.cli.kube import REQUEST_TIMEOUT
+from rollouts.cli.connection import REQUEST_TIMEOUT
 from rollouts.cli.main import cli
 from tests.integration.operator.conftest import canary
 from tests.support.kube import RunningEmulator, create_rollout, write_kubeconfig

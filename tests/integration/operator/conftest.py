@@ -28,7 +28,7 @@ import pytest
 from rollouts.operator import run
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
-from rollouts.verdicts import VerdictSource
+from rollouts.verdicts.port import VerdictSource
 from tests.support import kube as k8s
 from tests.support.kube import (
     RunningEmulator,

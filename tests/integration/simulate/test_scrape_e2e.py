@@ -19,9 +19,9 @@ import pytest
 
 from analysis.providers.port import Queries
 from analysis.providers.prometheus import PrometheusProvider
-from analysis.providers.simulated import scenario
-from analysis.run import MetricPlan, advance
+from analysis.run_loop import MetricPlan, advance
 from simulations.prometheus_feed import FeedLabels, MetricsEndpoint, TrafficFeed
+from simulations.simulated_provider import scenario
 from tests.support.prometheus import start_prometheus
 
 pytestmark = pytest.mark.integration

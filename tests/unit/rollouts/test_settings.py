@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from rollouts.cli import run as run_cli
+from rollouts.cli import run_controller as run_cli
 from rollouts.cli.main import cli
 from rollouts.settings import Settings, SettingsError, from_env
 

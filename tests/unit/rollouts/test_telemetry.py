@@ -16,7 +16,7 @@ from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
-from rollouts.verdicts import ScriptedVerdicts
+from rollouts.verdicts.scripted import ScriptedVerdicts
 from tests.support.rollouts import ISTIO, rollout_doc
 
 

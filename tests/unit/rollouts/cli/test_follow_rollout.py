@@ -15,8 +15,8 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from rollouts.cli import kube
-from rollouts.cli.kube import RolloutDeleted, follow_rollout
+from rollouts.cli import connection as kube
+from rollouts.cli.connection import RolloutDeleted, follow_rollout
 
 Script = list[list[dict[str, Any]] | BaseException]
 

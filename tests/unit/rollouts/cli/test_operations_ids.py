@@ -11,7 +11,7 @@ import pytest
 from rollouts.cli.listing import created_age, row, table, truncate
 from rollouts.cli.operations import new_id, request_patch, request_value
 from rollouts.engine.plan import REQUEST_KINDS
-from rollouts.requests import ANNOTATION, parse_request, pending
+from rollouts.request_annotation import ANNOTATION, parse_request, pending
 
 
 def test_id_format() -> None:

@@ -18,12 +18,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from analysis.providers.simulated import SCENARIOS
 from rollouts.cli.main import cli
 from rollouts.cli.simulate import load_rollout, load_templates
-from rollouts.sim_plot import PANEL_TRAFFIC, build_figure, write_png
-from rollouts.sim_timeline import Timeline, TimelineRecorder
-from rollouts.simulate import SimOptions, Simulation
+from rollouts.simulator.plot import PANEL_TRAFFIC, build_figure, write_png
+from rollouts.simulator.simulation import SimOptions, Simulation
+from rollouts.simulator.timeline import Timeline, TimelineRecorder
+from simulations.simulated_provider import SCENARIOS
 
 EXAMPLES = Path(__file__).parents[4] / "deploy" / "examples"
 CANARY = EXAMPLES / "canary-analysis.yaml"

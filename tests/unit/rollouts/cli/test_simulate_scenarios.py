@@ -8,10 +8,10 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from analysis.providers.simulated import SCENARIOS
 from rollouts.cli.main import cli
 from rollouts.cli.simulate import load_rollout, load_templates
-from rollouts.simulate import SimOptions, Simulation
+from rollouts.simulator.simulation import SimOptions, Simulation
+from simulations.simulated_provider import SCENARIOS
 
 EXAMPLE = Path(__file__).parents[4] / "deploy" / "examples" / "canary-analysis.yaml"
 

@@ -14,7 +14,8 @@ from rollouts.engine import (
     SetWeight,
     deletion_actions,
 )
-from rollouts.reconcile import Ports, apply_actions, services_of
+from rollouts.engine.context import services_of
+from rollouts.reconcile import Ports, apply_actions
 from tests.support.rollouts import ISTIO, Harness, rollout_doc
 
 

@@ -11,8 +11,9 @@ import pytest
 from analysis.api import PrometheusProvider as PrometheusSpec
 from analysis.providers.port import ProviderError, Queries, Unavailable
 from analysis.providers.prometheus import PrometheusProvider
-from rollouts.analysis_source import MemoryAnalysisStore, SecretNotFound
-from rollouts.prometheus_clients import PrometheusClients
+from analysis.store.memory import MemoryAnalysisStore
+from analysis.store.port import SecretNotFound
+from rollouts.verdicts.prometheus_clients import PrometheusClients
 
 
 def spec(**extra: Any) -> PrometheusSpec:

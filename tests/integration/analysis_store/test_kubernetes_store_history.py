@@ -11,10 +11,10 @@ import pytest
 
 from analysis.api import AnalysisRun, parse_run
 from analysis.providers.port import MetricProvider
-from rollouts.analysis_source import AnalysisVerdicts
+from analysis.store.kubernetes import KubeAnalysisStore
 from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
-from rollouts.cluster.kube_analysis import KubeAnalysisStore
+from rollouts.verdicts.analysis_runs import AnalysisVerdicts, owner_of
 from tests.support.kube import SLUICE_GROUP, SLUICE_VERSION, RunningEmulator, create_rollout, custom
 from tests.support.rollouts import rollout_doc
 
@@ -72,10 +72,10 @@ def rollout(api_client: kubernetes.client.ApiClient, namespace: str) -> Rollout:
 
 def seed(store: KubeAnalysisStore, rollout: Rollout) -> None:
     for rev in range(1, 5):
-        store.create_run(rollout, run_model(f"web-r{rev}-ok", f"r{rev}", "Successful", rev))
-        store.create_run(rollout, run_model(f"web-r{rev}-bad", f"r{rev}", "Failed", rev))
-    store.create_run(rollout, run_model("web-r4-background", "r4", "Running", 4))
-    store.create_run(rollout, run_model("web-r9-ok", "r9", "Successful", 9))
+        store.create_run(owner_of(rollout), run_model(f"web-r{rev}-ok", f"r{rev}", "Successful", rev))
+        store.create_run(owner_of(rollout), run_model(f"web-r{rev}-bad", f"r{rev}", "Failed", rev))
+    store.create_run(owner_of(rollout), run_model("web-r4-background", "r4", "Running", 4))
+    store.create_run(owner_of(rollout), run_model("web-r9-ok", "r9", "Successful", 9))
 
 
 KEPT_WITH_ONE = {"web-r4-ok", "web-r4-bad", "web-r4-background", "web-r9-ok"}
@@ -132,7 +132,7 @@ def test_deletes_are_background_and_a_run_already_gone_is_no_error(
 def test_a_lasting_delete_failure_is_raised_by_the_store(
     store: KubeAnalysisStore, rollout: Rollout, kube_emulator: RunningEmulator
 ) -> None:
-    store.create_run(rollout, run_model("web-r1-ok", "r1", "Successful", 1))
+    store.create_run(owner_of(rollout), run_model("web-r1-ok", "r1", "Successful", 1))
     kube_emulator.inject(method="DELETE", plural="analysisruns", status=403, times=None)
     with pytest.raises(kubernetes.client.ApiException) as e:
         store.delete_run(NS, "web-r1-ok")

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from rollouts.cli.main import cli
 from rollouts.cli.simulate import load_rollout
-from rollouts.simulate import SimOptions, Simulation
+from rollouts.simulator.simulation import SimOptions, Simulation
 
-EXAMPLES = Path(__file__).parents[3] / "deploy" / "examples"
+EXAMPLES = Path(__file__).parents[4] / "deploy" / "examples"
 ROLLOUT_EXAMPLES = sorted(
     p.name for p in EXAMPLES.glob("*.yaml") if "kind: Rollout" in p.read_text()
 )

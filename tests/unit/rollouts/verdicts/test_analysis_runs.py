@@ -8,15 +8,12 @@ from typing import Any
 import pytest
 
 from analysis.api import InvalidAnalysisSpec, parse_template
-from analysis.providers.simulated import SCENARIOS
-from rollouts.analysis_source import (
-    AnalysisVerdicts,
-    MemoryAnalysisStore,
-    SecretNotFound,
-    builtin_args,
-)
+from analysis.store.memory import MemoryAnalysisStore
+from analysis.store.port import SecretNotFound
 from rollouts.api.validation import parse_rollout
-from rollouts.simulate import SimOptions, Simulation
+from rollouts.simulator.simulation import SimOptions, Simulation
+from rollouts.verdicts.analysis_runs import AnalysisVerdicts, builtin_args
+from simulations.simulated_provider import SCENARIOS
 from tests.support.rollouts import rollout_doc
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollouts.sim_timeline import PAUSE_LABELS, ArmPoint, Decision, MetricTrack, Timeline
+from rollouts.simulator.timeline import PAUSE_LABELS, ArmPoint, Decision, MetricTrack, Timeline
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

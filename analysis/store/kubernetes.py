@@ -1,6 +1,6 @@
 """The Kubernetes side of analysis: templates, AnalysisRuns and auth Secrets over the API.
 
-This is the operator's ``AnalysisRunStore`` (``rollouts.analysis_source``). Runs are Kubernetes
+This is the operator's ``AnalysisRunStore`` (``analysis.store.port``). Runs are Kubernetes
 objects so ``kubectl get analysisruns`` shows them and a restarted controller resumes from their
 status (the e-processes live in ``status.state``). Each run is owned by its Rollout (deleting the
 Rollout deletes its runs) and labelled with the Rollout and revision; runs of older revisions
@@ -36,10 +36,8 @@ from analysis.api import (
     parse_run,
     parse_template,
 )
-from rollouts.analysis_source import SecretNotFound
-from rollouts.api.rollout import Rollout
-from rollouts.cluster.kube import FIELD_MANAGER
-from rollouts.cluster.retry import retrying
+from analysis.store.port import RunOwner, SecretNotFound
+from analysis.store.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +48,16 @@ JSON_PATCH = "application/json-patch+json"
 
 T = TypeVar("T")
 
+FIELD_MANAGER = "sluice"
 
-def owner_reference(rollout: Rollout) -> dict[str, Any]:
+
+def owner_reference(owner: RunOwner) -> dict[str, Any]:
     """The Rollout as the run's controlling owner, so garbage collection removes its runs."""
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "Rollout",
-        "name": rollout.metadata.name,
-        "uid": rollout.metadata.uid or "",
+        "name": owner.name,
+        "uid": owner.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -141,10 +141,10 @@ class KubeAnalysisStore:
             raise InvalidAnalysisSpec([f"{where}: {p}" for p in e.problems]) from None
 
     # ------------------------------------------------------------------------------ runs
-    def create_run(self, rollout: Rollout, run: AnalysisRun) -> AnalysisRun:
-        """Create ``run`` owned by ``rollout``; an existing run of that name is returned as is
+    def create_run(self, owner: RunOwner, run: AnalysisRun) -> AnalysisRun:
+        """Create ``run`` owned by ``owner``; an existing run of that name is returned as is
         (apart from a missing status, which a crash between the two writes can leave)."""
-        ns = rollout.metadata.namespace
+        ns = owner.namespace
         name = run.metadata.name
         body = run.wire()
         body.pop("status", None)  # the API server drops it on create: written separately below
@@ -152,11 +152,11 @@ class KubeAnalysisStore:
         meta["namespace"] = ns
         meta["labels"] = {
             **(meta.get("labels") or {}),
-            LABEL_ROLLOUT: rollout.metadata.name,
+            LABEL_ROLLOUT: owner.name,
             LABEL_REVISION: run.spec.revision,
         }
         owners = [o for o in meta.get("ownerReferences") or [] if o.get("kind") != "Rollout"]
-        meta["ownerReferences"] = [owner_reference(rollout), *owners]
+        meta["ownerReferences"] = [owner_reference(owner), *owners]
         for server_side in ("uid", "resourceVersion", "generation", "creationTimestamp"):
             meta.pop(server_side, None)
 
@@ -181,7 +181,7 @@ class KubeAnalysisStore:
         if created is None:
             existing = self.get_run(ns, name)
             if existing is None:  # deleted between our create and read: try once more
-                return self.create_run(rollout, run)
+                return self.create_run(owner, run)
             if existing.status is not None or run.status is None:
                 return existing
             return self.update_run_status(existing.model_copy(update={"status": run.status}))
@@ -199,13 +199,13 @@ class KubeAnalysisStore:
         )
         return None if doc is None else parse_run(doc)
 
-    def list_runs(self, rollout: Rollout) -> list[AnalysisRun]:
+    def list_runs(self, owner: RunOwner) -> list[AnalysisRun]:
         """The runs labelled with the Rollout. A run that no longer validates is skipped with a
         warning: it cannot be resumed, and one bad object must not stop the Rollout's others."""
-        ns = rollout.metadata.namespace
-        selector = f"{LABEL_ROLLOUT}={rollout.metadata.name}"
+        ns, rollout = owner.namespace, owner.name
+        selector = f"{LABEL_ROLLOUT}={rollout}"
         listed: dict[str, Any] = self._retrying(
-            f"list AnalysisRuns of {ns}/{rollout.metadata.name}",
+            f"list AnalysisRuns of {ns}/{rollout}",
             lambda: cast(
                 dict[str, Any],
                 self.custom.list_namespaced_custom_object(
@@ -221,7 +221,7 @@ class KubeAnalysisStore:
         out = []
         for doc in listed.get("items") or []:
             labels = (doc.get("metadata") or {}).get("labels") or {}
-            if labels.get(LABEL_ROLLOUT) != rollout.metadata.name:
+            if labels.get(LABEL_ROLLOUT) != rollout:
                 continue  # a server that ignores the selector (the test emulator) lists them all
             try:
                 out.append(parse_run(doc))

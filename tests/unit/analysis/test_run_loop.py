@@ -11,8 +11,8 @@ from typing import Any
 
 from analysis.judge import ThresholdRule
 from analysis.providers.port import Arm, Measured, NoData, ProviderError, Queries
-from analysis.providers.simulated import SimulatedProvider, scenario
-from analysis.run import MetricPlan, TickResult, advance
+from analysis.run_loop import MetricPlan, TickResult, advance
+from simulations.simulated_provider import SimulatedProvider, scenario
 
 COUNTS: Mapping[Arm, Queries] = {"canary": Queries(events="e", total="t"),
                                  "baseline": Queries(events="e", total="t")}

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from analysis import templating
 from analysis.api import (
@@ -32,7 +32,8 @@ from analysis.api import (
 from analysis.api import PrometheusProvider as PrometheusSpec
 from analysis.judge import ThresholdRule
 from analysis.providers.port import Arm, MetricProvider, Queries, Unavailable
-from analysis.run import MetricPlan, MetricReport, RunSpecError, advance, is_final
+from analysis.run_loop import MetricPlan, MetricReport, RunSpecError, advance, is_final
+from analysis.store.port import AnalysisRunStore, RunOwner, SecretNotFound
 from rollouts.api.rollout import (
     AnalysisMetricStatus,
     AnalysisRef,
@@ -40,126 +41,10 @@ from rollouts.api.rollout import (
     RolloutStatus,
     TemplateRef,
 )
-from rollouts.engine.context import other
+from rollouts.engine.context import other, services_of
 from rollouts.engine.plan import AnalysisObservation, StartAnalysis
-from rollouts.reconcile import services_of
 
 log = logging.getLogger(__name__)
-
-
-class SecretNotFound(LookupError):
-    """A Secret (or one of its keys) an analysis provider's auth refers to does not exist.
-
-    The message names the Secret and the key, because it becomes the run's Error message.
-    """
-
-
-class AnalysisRunStore(Protocol):
-    """Where templates are read and AnalysisRuns kept.
-
-    Why a port: the operator keeps runs as Kubernetes objects (``rollouts.cluster.kube_analysis``)
-    so ``kubectl get analysisruns`` shows them and a restarted controller resumes from their
-    status; the simulator and the unit tests keep them in memory. The analysis logic is the same.
-
-    - ``get_template`` returns ``None`` when the template does not exist (a user error reported
-      on the run, not an exception); ``cluster_scope`` selects a ClusterAnalysisTemplate.
-    - ``create_run`` is idempotent: when a run of that name exists it is returned unchanged, so a
-      reconcile repeated after a crash never creates a second run. The store sets the owner
-      reference to the Rollout and the ``sluice.dev/rollout`` / ``sluice.dev/revision`` labels.
-    - ``list_runs`` returns the runs owned by (labelled with) the Rollout, any order.
-    - ``update_run_status`` writes ``run.status`` only (the status subresource) and returns the
-      stored run.
-    - ``delete_run`` deletes a run; one already gone is not an error (two replicas, or a
-      retried reconcile, may prune the same run).
-    - ``resolve_secret`` returns one key of a Secret in ``namespace`` or raises
-      :class:`SecretNotFound` naming the Secret and key.
-    """
-
-    def get_template(
-        self, namespace: str, name: str, cluster_scope: bool = False
-    ) -> AnalysisTemplate | ClusterAnalysisTemplate | None: ...
-
-    def create_run(self, rollout: Rollout, run: AnalysisRun) -> AnalysisRun: ...
-
-    def get_run(self, namespace: str, name: str) -> AnalysisRun | None: ...
-
-    def list_runs(self, rollout: Rollout) -> list[AnalysisRun]: ...
-
-    def update_run_status(self, run: AnalysisRun) -> AnalysisRun: ...
-
-    def delete_run(self, namespace: str, name: str) -> None: ...
-
-    def resolve_secret(self, namespace: str, name: str, key: str) -> str: ...
-
-
-# ------------------------------------------------------------------------------ in memory
-
-
-class MemoryAnalysisStore:
-    """Templates, runs and Secrets in dictionaries: the simulator's and the unit tests' store."""
-
-    def __init__(self) -> None:
-        self.templates: dict[
-            tuple[str | None, str], AnalysisTemplate | ClusterAnalysisTemplate
-        ] = {}
-        self.runs: dict[tuple[str, str], AnalysisRun] = {}
-        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
-
-    def add_template(
-        self, template: AnalysisTemplate | ClusterAnalysisTemplate, namespace: str = "default"
-    ) -> None:
-        """Add a template; a namespaced one lands in its own namespace (else ``namespace``)."""
-        if template.kind == "ClusterAnalysisTemplate":
-            self.templates[(None, template.metadata.name)] = template
-        else:
-            ns = template.metadata.namespace or namespace
-            self.templates[(ns, template.metadata.name)] = template
-
-    def get_template(
-        self, namespace: str, name: str, cluster_scope: bool = False
-    ) -> AnalysisTemplate | ClusterAnalysisTemplate | None:
-        return self.templates.get((None if cluster_scope else namespace, name))
-
-    def create_run(self, rollout: Rollout, run: AnalysisRun) -> AnalysisRun:
-        key = (rollout.metadata.namespace, run.metadata.name)
-        if key not in self.runs:
-            labels = dict(run.metadata.labels or {})
-            labels.setdefault(LABEL_ROLLOUT, rollout.metadata.name)
-            labels.setdefault(LABEL_REVISION, run.spec.revision)
-            meta = run.metadata.model_copy(
-                update={"namespace": rollout.metadata.namespace, "labels": labels}
-            )
-            self.runs[key] = run.model_copy(update={"metadata": meta}, deep=True)
-        return self.runs[key].model_copy(deep=True)
-
-    def get_run(self, namespace: str, name: str) -> AnalysisRun | None:
-        run = self.runs.get((namespace, name))
-        return None if run is None else run.model_copy(deep=True)
-
-    def list_runs(self, rollout: Rollout) -> list[AnalysisRun]:
-        ns, name = rollout.metadata.namespace, rollout.metadata.name
-        return [
-            r.model_copy(deep=True)
-            for (rns, _), r in self.runs.items()
-            if rns == ns and (r.metadata.labels or {}).get(LABEL_ROLLOUT) == name
-        ]
-
-    def update_run_status(self, run: AnalysisRun) -> AnalysisRun:
-        key = (run.metadata.namespace or "default", run.metadata.name)
-        stored = self.runs[key]
-        self.runs[key] = stored.model_copy(update={"status": run.status}, deep=True)
-        return self.runs[key].model_copy(deep=True)
-
-    def delete_run(self, namespace: str, name: str) -> None:
-        self.runs.pop((namespace, name), None)
-
-    def resolve_secret(self, namespace: str, name: str, key: str) -> str:
-        data = self.secrets.get((namespace, name))
-        if data is None:
-            raise SecretNotFound(f"Secret {namespace}/{name} not found")
-        if key not in data:
-            raise SecretNotFound(f"Secret {namespace}/{name} has no key {key!r}")
-        return data[key]
 
 
 # ------------------------------------------------------------------------------ the verdict source
@@ -181,6 +66,11 @@ UNSUCCESSFUL = frozenset({"Failed", "Error", "Inconclusive", "Stopped"})
 
 class _Unresolved(Exception):
     """A template, argument or metric that cannot be run; the message names the field."""
+
+
+def owner_of(rollout: Rollout) -> RunOwner:
+    """The Rollout as its runs' owner in the store."""
+    return RunOwner(rollout.metadata.namespace, rollout.metadata.name, rollout.metadata.uid or "")
 
 
 def _epoch(t: float) -> datetime:
@@ -252,7 +142,7 @@ class AnalysisVerdicts:
 
     def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]:
         out: dict[str, AnalysisObservation] = {}
-        runs = {r.metadata.name: r for r in self.store.list_runs(rollout)}
+        runs = {r.metadata.name: r for r in self.store.list_runs(owner_of(rollout))}
         st = rollout.status
         for rec in st.analysis_runs if st is not None else []:
             if rec.name in runs or rec.phase not in ("Pending", "Running"):
@@ -314,7 +204,7 @@ class AnalysisVerdicts:
                 "status": {"phase": "Running", "startedAt": _epoch(now), "state": state},
             }
         )
-        created = self.store.create_run(rollout, run)
+        created = self.store.create_run(owner_of(rollout), run)
         try:
             self.prune(rollout)
         except Exception as e:  # housekeeping: never fail the analysis because of it
@@ -342,7 +232,7 @@ class AnalysisVerdicts:
         current = (st.current_revision or "unknown", st.attempt or 1)
         in_flight = {r.name for r in st.analysis_runs if r.phase in ("Pending", "Running")}
         finished: dict[bool, list[AnalysisRun]] = {True: [], False: []}
-        for run in self.store.list_runs(rollout):
+        for run in self.store.list_runs(owner_of(rollout)):
             phase = run.status.phase if run.status is not None else None
             if (
                 (run.spec.revision, run.spec.attempt) == current
@@ -446,7 +336,7 @@ class AnalysisVerdicts:
         """The e-processes of the latest step/pre/post run of this revision and attempt."""
         chain = [
             (run.status.started_at, run.status.state.get("tests", {}))
-            for run in self.store.list_runs(rollout)
+            for run in self.store.list_runs(owner_of(rollout))
             if run.spec.revision == revision
             and run.spec.attempt == attempt
             and run.spec.kind != "background"

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from analysis.api import PrometheusProvider as PrometheusSpec
 from analysis.providers.port import MetricProvider, Unavailable
 from analysis.providers.prometheus import PrometheusProvider
-from rollouts.analysis_source import AnalysisRunStore
+from analysis.store.port import AnalysisRunStore
 from rollouts.api.base import parse_duration
 
 Key = tuple[str, float, str | None, tuple[str, str] | None]

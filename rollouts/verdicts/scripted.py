@@ -1,26 +1,16 @@
-"""Where analysis verdicts come from, as the engine sees them.
+"""Scripted verdicts: each analysis ends as told, after a fixed time.
 
-The engine only asks "start this analysis" and reads "what did it conclude". The analysis issue
-plugs AnalysisRuns with real statistics in behind this port; until then (and in tests) a scripted
-source answers, so analysis steps are exercised end to end today.
+Why: the simulator's ``--analysis pass|fail|...`` and the engine tests exercise analysis steps end
+to end without statistics or a metric source.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from rollouts.api.rollout import Rollout
 from rollouts.engine.plan import AnalysisObservation, AnalysisPhase, StartAnalysis
-
-
-class VerdictSource(Protocol):
-    def start(self, rollout: Rollout, request: StartAnalysis) -> None: ...
-
-    def stop(self, rollout: Rollout, name: str) -> None: ...
-
-    def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]: ...
 
 
 @dataclass

@@ -11,15 +11,12 @@ import pytest
 
 from analysis.api import AnalysisRun, parse_template
 from analysis.providers.port import MetricProvider
-from rollouts.analysis_source import (
-    RUN_HISTORY,
-    AnalysisRunStore,
-    AnalysisVerdicts,
-    MemoryAnalysisStore,
-)
+from analysis.store.memory import MemoryAnalysisStore
+from analysis.store.port import AnalysisRunStore
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import parse_rollout
 from rollouts.engine.plan import StartAnalysis
+from rollouts.verdicts.analysis_runs import RUN_HISTORY, AnalysisVerdicts, owner_of
 from tests.support.rollouts import rollout_doc
 
 STEPS: list[dict[str, Any]] = [
@@ -71,7 +68,7 @@ def add(
     }
     if phase is not None:
         doc["status"] = {"phase": phase, "startedAt": T0 + timedelta(minutes=minute)}
-    store.create_run(rollout(), AnalysisRun.model_validate(doc))
+    store.create_run(owner_of(rollout()), AnalysisRun.model_validate(doc))
 
 
 def no_provider(*_: Any) -> MetricProvider:
@@ -165,7 +162,7 @@ def test_other_rollouts_runs_are_not_touched() -> None:
             "status": {"phase": "Successful", "startedAt": T0},
         }
     )
-    store.create_run(api, run)
+    store.create_run(owner_of(api), run)
     verdicts(store, 0).prune(rollout())
     assert names(store) == {"api-old"}
 
@@ -207,7 +204,7 @@ def test_a_failed_delete_never_fails_the_analysis(caplog: pytest.LogCaptureFixtu
     store = FailingDeletes()
     store.add_template(success_template())
     add(store, "r1-ok", "r1", "Successful", 1)
-    with caplog.at_level(logging.WARNING, logger="rollouts.analysis_source"):
+    with caplog.at_level(logging.WARNING, logger="rollouts.verdicts.analysis_runs"):
         verdicts(store, 0).start(rollout("r9"), START)
     assert names(store) == {"r1-ok", START.name}
     assert "not pruned" in caplog.text and "403 Forbidden" in caplog.text

@@ -25,7 +25,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from analysis.apimodel import parse_duration
+from analysis.api_conventions import parse_duration
 
 GROUP = "sluice.dev"
 VERSION = "v1alpha1"

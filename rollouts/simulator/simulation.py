@@ -15,17 +15,21 @@ from typing import Any
 
 from analysis.api import InvalidAnalysisSpec, parse_template
 from analysis.providers.port import MetricProvider
-from analysis.providers.simulated import Scenario, SimulatedProvider
-from rollouts.analysis_source import AnalysisRunStore, AnalysisVerdicts, MemoryAnalysisStore
+from analysis.store.memory import MemoryAnalysisStore
+from analysis.store.port import AnalysisRunStore
 from rollouts.api.rollout import AnalysisRunStatus, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Plan, Request
+from rollouts.engine.context import services_of
 from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
-from rollouts.reconcile import Ports, reconcile, services_of
+from rollouts.reconcile import Ports, reconcile
 from rollouts.routing.memory import MemoryRouter
-from rollouts.verdicts import ScriptedVerdicts, VerdictSource
+from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from rollouts.verdicts.port import VerdictSource
+from rollouts.verdicts.scripted import ScriptedVerdicts
+from simulations.simulated_provider import Scenario, SimulatedProvider
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 LIVE_LAG_SECONDS = 3.0

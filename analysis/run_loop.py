@@ -17,7 +17,7 @@ on until a measurement completes, so a threshold never succeeds on windows it co
 
 The error budget. Sequential compares are judged by :class:`analysis.stats.policy.RolloutAnalysis`
 with each metric's alpha fixed by the caller (``alphas``: the Bonferroni split over the union of
-metrics of all the Rollout's analyses, see ``rollouts.analysis_source``). The e-process of each
+metrics of all the Rollout's analyses, see ``rollouts.verdicts.analysis_runs``). The e-process of each
 metric is saved per metric in the state; ``inherit`` seeds a new run with a previous run's
 e-processes (same rollout, revision and attempt; same metric name, kind and alpha), so evidence
 keeps accumulating across analysis steps under one Ville bound instead of restarting, and

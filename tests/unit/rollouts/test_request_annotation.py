@@ -9,7 +9,13 @@ import jsonpatch
 import pytest
 
 from rollouts.engine.plan import REQUEST_KINDS, Request
-from rollouts.requests import ANNOTATION, InvalidRequest, clear_patch, parse_request, pending
+from rollouts.request_annotation import (
+    ANNOTATION,
+    InvalidRequest,
+    clear_patch,
+    parse_request,
+    pending,
+)
 
 
 def test_the_annotation_name() -> None:

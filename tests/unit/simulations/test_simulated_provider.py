@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis.providers.port import Buckets, Counts, NoData, ProviderError, Queries, Value
-from analysis.providers.simulated import SimulatedProvider, load_scenario, scenario
+from simulations.simulated_provider import SimulatedProvider, load_scenario, scenario
 
 Q = Queries()
 

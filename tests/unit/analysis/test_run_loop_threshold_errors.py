@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from analysis.judge import ThresholdRule
 from analysis.providers.port import Arm, Measured, ProviderError, Queries, Value
-from analysis.run import MetricPlan, TickResult, advance
+from analysis.run_loop import MetricPlan, TickResult, advance
 
 
 class Script:

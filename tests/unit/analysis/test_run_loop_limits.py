@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from analysis.judge import ThresholdRule
 from analysis.providers.port import Arm, Counts, Measured, ProviderError, Queries, Value
-from analysis.run import COMPARE_ERROR_LIMIT, MetricPlan, advance
+from analysis.run_loop import COMPARE_ERROR_LIMIT, MetricPlan, advance
 
 
 class Down:

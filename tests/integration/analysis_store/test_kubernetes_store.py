@@ -18,10 +18,11 @@ from analysis.api import (
     InvalidAnalysisSpec,
     parse_run,
 )
-from rollouts.analysis_source import AnalysisRunStore, SecretNotFound
+from analysis.store.kubernetes import KubeAnalysisStore
+from analysis.store.port import AnalysisRunStore, SecretNotFound
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import parse_rollout
-from rollouts.cluster.kube_analysis import KubeAnalysisStore
+from rollouts.verdicts.analysis_runs import owner_of
 from tests.support.kube import SLUICE_GROUP, SLUICE_VERSION, RunningEmulator, create_rollout, custom
 from tests.support.rollouts import rollout_doc
 
@@ -139,7 +140,7 @@ def test_a_run_is_created_owned_labelled_and_with_its_status(
 ) -> None:
     started = datetime(2025, 1, 1, tzinfo=UTC)
     run = run_model(phase="Running", startedAt=started, state={"tests": {"m": [1, None]}})
-    created = store.create_run(rollout, run)
+    created = store.create_run(owner_of(rollout), run)
     raw = raw_run(api_client, run.metadata.name)
     meta = raw["metadata"]
     assert meta["labels"] == {"sluice.dev/rollout": "web", "sluice.dev/revision": "r1"}
@@ -172,7 +173,7 @@ def test_writes_name_the_sluice_field_manager(
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(store.custom, method, spy)
-    store.create_run(rollout, run_model(phase="Running"))
+    store.create_run(owner_of(rollout), run_model(phase="Running"))
     assert seen == [
         ("create_namespaced_custom_object", "sluice"),
         ("patch_namespaced_custom_object_status", "sluice"),
@@ -182,8 +183,8 @@ def test_writes_name_the_sluice_field_manager(
 def test_creating_a_run_twice_returns_the_first_unchanged(
     store: KubeAnalysisStore, rollout: Rollout
 ) -> None:
-    first = store.create_run(rollout, run_model(phase="Running", message="first"))
-    again = store.create_run(rollout, run_model(phase="Pending", message="second"))
+    first = store.create_run(owner_of(rollout), run_model(phase="Running", message="first"))
+    again = store.create_run(owner_of(rollout), run_model(phase="Pending", message="second"))
     assert again == first
     assert again.status is not None and again.status.message == "first"
 
@@ -198,7 +199,7 @@ def test_a_run_left_without_status_by_a_crash_gets_it_on_the_retried_create(
     custom(api_client).create_namespaced_custom_object(
         SLUICE_GROUP, SLUICE_VERSION, NS, "analysisruns", body
     )
-    created = store.create_run(rollout, run)
+    created = store.create_run(owner_of(rollout), run)
     assert created.status is not None and created.status.message == "resumed"
     assert raw_run(api_client, run.metadata.name)["status"]["message"] == "resumed"
 
@@ -209,23 +210,23 @@ def test_runs_are_listed_per_rollout_and_a_broken_one_is_skipped(
     api_client: kubernetes.client.ApiClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store.create_run(rollout, run_model("web-1", phase="Running"))
-    store.create_run(rollout, run_model("web-2", revision="r2", phase="Running"))
+    store.create_run(owner_of(rollout), run_model("web-1", phase="Running"))
+    store.create_run(owner_of(rollout), run_model("web-2", revision="r2", phase="Running"))
     other = parse_rollout(
         create_rollout(api_client, {**rollout_doc(), "metadata": {"name": "api", "namespace": NS}})
     )
-    store.create_run(other, run_model("api-1", phase="Running"))
+    store.create_run(owner_of(other), run_model("api-1", phase="Running"))
     broken = run_model("web-broken").wire()
     broken["metadata"]["labels"] = {"sluice.dev/rollout": "web"}
     broken["spec"]["kind"] = "nonsense"
     custom(api_client).create_namespaced_custom_object(
         SLUICE_GROUP, SLUICE_VERSION, NS, "analysisruns", broken
     )
-    with caplog.at_level(logging.WARNING, logger="rollouts.cluster.kube_analysis"):
-        runs = store.list_runs(rollout)
+    with caplog.at_level(logging.WARNING, logger="analysis.store.kubernetes"):
+        runs = store.list_runs(owner_of(rollout))
     assert sorted(r.metadata.name for r in runs) == ["web-1", "web-2"]
     assert "web-broken" in caplog.text and "spec.kind" in caplog.text
-    assert [r.metadata.name for r in store.list_runs(other)] == ["api-1"]
+    assert [r.metadata.name for r in store.list_runs(owner_of(other))] == ["api-1"]
     assert store.get_run(NS, "missing") is None
 
 
@@ -233,7 +234,7 @@ def test_status_is_replaced_whole_and_spec_is_never_written(
     store: KubeAnalysisStore, rollout: Rollout, api_client: kubernetes.client.ApiClient
 ) -> None:
     run = store.create_run(
-        rollout, run_model(phase="Running", state={"tests": {"a": 1}, "stale": True})
+        owner_of(rollout), run_model(phase="Running", state={"tests": {"a": 1}, "stale": True})
     )
     assert run.status is not None
     run.status.state = {"tests": {"a": 2}}
@@ -254,7 +255,7 @@ def test_transient_failures_are_retried_and_lasting_ones_raised(
     status_fault = kube_emulator.inject(
         method="PATCH", plural="analysisruns", subresource="status", status=500, times=2
     )
-    created = store.create_run(rollout, run_model(phase="Running"))
+    created = store.create_run(owner_of(rollout), run_model(phase="Running"))
     assert (create_fault.hits, status_fault.hits) == (1, 2)
     assert created.status is not None and created.status.phase == "Running"
     kube_emulator.inject(method="GET", plural="analysisruns", status=500, times=None)

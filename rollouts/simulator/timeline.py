@@ -1,4 +1,4 @@
-"""What ``sluice simulate --plot`` draws, recorded while a :class:`~rollouts.simulate.Simulation`
+"""What ``sluice simulate --plot`` draws, recorded while a :class:`~rollouts.simulator.simulation.Simulation`
 runs.
 
 Why a separate recorder: the simulation prints a line per change and keeps only the newest ten
@@ -6,7 +6,7 @@ measurements of each analysis metric, so a picture of the whole rollout has to b
 happens. :class:`TimelineRecorder` listens to ``Simulation.run(on_line)``, reads the real
 AnalysisRuns from ``sim.store`` at every analysis tick (each new measurement once), and turns the
 canary weights, steps, pauses and events into a :class:`Timeline`: plain data, so the drawing
-(:mod:`rollouts.sim_plot`, matplotlib) stays separate and the recording needs no plotting library.
+(:mod:`rollouts.simulator.plot`, matplotlib) stays separate and the recording needs no plotting library.
 
 Times are simulated seconds since the simulation started, the clock the CLI prints.
 """
@@ -21,11 +21,11 @@ from typing import Any, Literal
 
 from analysis.api import AnalysisRun, Measurement
 from analysis.api import Metric as MetricSpec
-from analysis.apimodel import parse_duration
-from rollouts.analysis_source import AnalysisVerdicts
+from analysis.api_conventions import parse_duration
 from rollouts.api.rollout import AnalysisMetricStatus, Rollout, RolloutStatus
 from rollouts.cluster.memory import MemoryEvent
-from rollouts.simulate import EPOCH, SimLine, SimResult, Simulation
+from rollouts.simulator.simulation import EPOCH, SimLine, SimResult, Simulation
+from rollouts.verdicts.analysis_runs import AnalysisVerdicts
 
 DecisionKind = Literal["start", "step", "promote", "abort", "request"]
 Judgement = Literal["sequential", "mann-whitney", "threshold"]

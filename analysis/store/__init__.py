@@ -1,0 +1,1 @@
+"""The AnalysisRun store: its port and its Kubernetes and in-memory adapters, side by side."""
