@@ -164,7 +164,7 @@ ARM_QUERIES: Mapping[str, tuple[str, ...]] = {
 """Which ArmQueries fields each compared kind needs (and the only ones it may set)."""
 
 
-class PrometheusProvider(ApiModel):
+class PrometheusSpec(ApiModel):
     """Where and what to ask Prometheus. Either `query` (a threshold judges it) or a pair of
     `canary` and `baseline` queries (compared with each other)."""
 
@@ -200,7 +200,7 @@ class PrometheusProvider(ApiModel):
         return value
 
     @model_validator(mode="after")
-    def _query_or_arms(self) -> PrometheusProvider:
+    def _query_or_arms(self) -> PrometheusSpec:
         if (self.canary is None) != (self.baseline is None):
             missing = "baseline" if self.baseline is None else "canary"
             raise FieldProblem(missing, "is required: canary and baseline go together")
@@ -227,7 +227,7 @@ class PrometheusProvider(ApiModel):
 
 
 class Provider(ApiModel):
-    prometheus: PrometheusProvider
+    prometheus: PrometheusSpec
     """Prometheus (the only provider so far)."""
 
 

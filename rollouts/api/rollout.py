@@ -354,7 +354,7 @@ class AnalysisMetricStatus(StatusModel):
     message: str = ""
 
 
-class AnalysisRunStatus(StatusModel):
+class AnalysisRunRecord(StatusModel):
     """A started analysis and its last verdict: how the engine remembers what it already asked for."""
 
     name: str
@@ -393,7 +393,7 @@ class RolloutStatus(StatusModel):
     pause_conditions: list[PauseCondition] = Field(default_factory=list)
     abort: AbortInfo | None = None
     promoted_at: AwareDatetime | None = None
-    analysis_runs: list[AnalysisRunStatus] = Field(default_factory=list)
+    analysis_runs: list[AnalysisRunRecord] = Field(default_factory=list)
     scale_downs: list[ScaleDown] = Field(default_factory=list)
     last_request: str | None = None
     conditions: list[Condition] = Field(

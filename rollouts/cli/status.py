@@ -22,7 +22,7 @@ HEALTHY, DEGRADED, WAITS_FOR_PERSON, TIMED_OUT, NOT_ASKED = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
-class Decision:
+class StatusReading:
     """What a Rollout's current status means for someone waiting on it.
 
     ``code`` is the exit code once the rollout has settled one way or another, None while it is
@@ -35,7 +35,7 @@ class Decision:
     stale: bool = False
 
 
-def decide(doc: dict[str, Any]) -> Decision:
+def read_status(doc: dict[str, Any]) -> StatusReading:
     """Settled or not, from the Rollout as the API server returns it.
 
     Nothing counts until the controller has seen the current spec (``observedGeneration``): right
@@ -49,11 +49,11 @@ def decide(doc: dict[str, Any]) -> Decision:
     generation = meta.get("generation")
     observed = st.get("observedGeneration")
     if not st.get("phase"):
-        return Decision(
+        return StatusReading(
             None, f"rollout {ns}/{name}: waiting for the controller to report", stale=True
         )
     if generation is not None and (observed is None or int(observed) < int(generation)):
-        return Decision(
+        return StatusReading(
             None,
             f"rollout {ns}/{name}: waiting for the controller to observe generation {generation}",
             stale=True,
@@ -61,7 +61,7 @@ def decide(doc: dict[str, Any]) -> Decision:
     request = (meta.get("annotations") or {}).get(ANNOTATION)
     if request and request != st.get("lastRequest") and not _invalid_spec(st):
         # (an invalid spec is never acted on, so its request would be waited on forever)
-        return Decision(
+        return StatusReading(
             None,
             f"rollout {ns}/{name}: waiting for the controller to handle {ANNOTATION}={request}",
             stale=True,
@@ -69,16 +69,16 @@ def decide(doc: dict[str, Any]) -> Decision:
     phase = st.get("phase")
     message = st.get("message") or ""
     if phase == "Degraded":
-        return Decision(DEGRADED, f"rollout {ns}/{name} is Degraded{_colon(message)}")
+        return StatusReading(DEGRADED, f"rollout {ns}/{name} is Degraded{_colon(message)}")
     if phase == "Healthy" and st.get("currentRevision") == st.get("stableRevision"):
-        return Decision(HEALTHY, f"rollout {ns}/{name} is Healthy{_colon(message)}")
+        return StatusReading(HEALTHY, f"rollout {ns}/{name} is Healthy{_colon(message)}")
     if phase == "Paused" and waits_for_person_in(doc):
-        return Decision(
+        return StatusReading(
             WAITS_FOR_PERSON,
             f"rollout {ns}/{name} is paused, waiting for a person: promote, resume or abort"
             + (f" ({message})" if message else ""),
         )
-    return Decision(None, f"rollout {ns}/{name} is {phase}{_colon(message)}")
+    return StatusReading(None, f"rollout {ns}/{name} is {phase}{_colon(message)}")
 
 
 def _invalid_spec(status: dict[str, Any]) -> bool:
@@ -209,7 +209,7 @@ def _wait(target: Target, name: str, timeout: int, poll: bool, interval: float) 
     shown: tuple[Any, ...] | None = None
     for doc in follow_rollout(target, name, timeout=timeout, interval=interval, poll=poll):
         last = doc
-        decision = decide(doc)
+        decision = read_status(doc)
         # a stale status (the previous revision's Healthy...) is not progress: say what is awaited
         key = (decision.text,) if decision.stale else progress_key(doc)
         if key != shown:
@@ -219,7 +219,7 @@ def _wait(target: Target, name: str, timeout: int, poll: bool, interval: float) 
             click.echo(decision.text, err=decision.code != HEALTHY)
             return decision.code
     assert last is not None  # follow_rollout always yields the Rollout once
-    what = decide(last).text
+    what = read_status(last).text
     if timeout == 0:
         click.echo(f"not settled yet: {what}", err=True)
     else:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from rollouts.api.rollout import (
     AbortInfo,
-    AnalysisRunStatus,
+    AnalysisRunRecord,
     HistoryEntry,
     PauseCondition,
     Rollout,
@@ -177,7 +177,7 @@ class Ctx:
         templates: tuple[str, ...],
         args: tuple[tuple[str, str], ...],
         step_index: int | None = None,
-    ) -> AnalysisRunStatus:
+    ) -> AnalysisRunRecord:
         """Start (once) the analysis of this kind for the current revision and return its record."""
         suffix = {
             "step": f"step{step_index}",
@@ -192,7 +192,7 @@ class Ctx:
             if run.name == name:
                 break
         else:
-            run = AnalysisRunStatus(name=name, kind=kind, step_index=step_index, phase="Pending")
+            run = AnalysisRunRecord(name=name, kind=kind, step_index=step_index, phase="Pending")
             self.status.analysis_runs.append(run)
             self.actions.append(StartAnalysis(name, kind, templates, args, step_index))
             self.event("AnalysisStarted", f"started {kind} analysis {name}")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollouts.simulator.timeline import PAUSE_LABELS, ArmPoint, Decision, MetricTrack, Timeline
+from rollouts.simulator.timeline import PAUSE_LABELS, ArmPoint, DecisionMark, MetricTrack, Timeline
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -366,7 +366,7 @@ def _legend(ax: Axes) -> None:
     )
 
 
-def _decision_lines(ax: Axes, decisions: Sequence[Decision]) -> None:
+def _decision_lines(ax: Axes, decisions: Sequence[DecisionMark]) -> None:
     for d in decisions:
         strong = d.kind in ("promote", "abort")
         ax.axvline(
@@ -380,7 +380,7 @@ def _decision_lines(ax: Axes, decisions: Sequence[Decision]) -> None:
 
 
 def _decision_strip(
-    fig: Figure, strip: Axes, first: Axes, decisions: Sequence[Decision], renderer: Any
+    fig: Figure, strip: Axes, first: Axes, decisions: Sequence[DecisionMark], renderer: Any
 ) -> None:
     """Decision labels above the first panel, in as many rows as it takes not to overlap.
 

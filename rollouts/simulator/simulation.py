@@ -17,7 +17,7 @@ from analysis.api import InvalidAnalysisSpec, parse_template
 from analysis.providers.port import MetricProvider
 from analysis.store.memory import MemoryAnalysisStore
 from analysis.store.port import AnalysisRunStore
-from rollouts.api.rollout import AnalysisRunStatus, ObjectMeta, Rollout, RolloutStatus
+from rollouts.api.rollout import AnalysisRunRecord, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Plan, Request
@@ -66,7 +66,7 @@ class SimLine:
     t: float
     status: RolloutStatus
     event: MemoryEvent | None = None
-    analysis: AnalysisRunStatus | None = None  # an analysis tick: its metrics' evidence
+    analysis: AnalysisRunRecord | None = None  # an analysis tick: its metrics' evidence
 
 
 @dataclass

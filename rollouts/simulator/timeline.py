@@ -39,7 +39,7 @@ PAUSE_LABELS = {
 
 
 @dataclass(frozen=True)
-class Decision:
+class DecisionMark:
     """A moment the controller decided something: a vertical line on every panel."""
 
     t: float
@@ -126,7 +126,7 @@ class Timeline:
     desired: list[tuple[float, float]]
     steps: list[Span]
     pauses: list[Span]
-    decisions: list[Decision]
+    decisions: list[DecisionMark]
     metrics: dict[str, MetricTrack]
 
 
@@ -147,7 +147,7 @@ class TimelineRecorder:
         self.rollout: Rollout = sim.rollout
         self.started: float | None = None
         self.promoted: float | None = None
-        self.decisions: list[Decision] = []
+        self.decisions: list[DecisionMark] = []
         self.desired: list[tuple[float, float]] = [(0.0, 0.0)]
         self.steps: list[Span] = []
         self.pauses: list[Span] = []
@@ -170,31 +170,31 @@ class TimelineRecorder:
             self._status(line.t, line.status)
 
     def _event(self, t: float, e: MemoryEvent) -> None:
-        decision: Decision | None = None
+        decision: DecisionMark | None = None
         if e.reason == "RolloutStarted":
             self.started = t
-            decision = Decision(t, "start", "update started")
+            decision = DecisionMark(t, "start", "update started")
         elif e.reason in ("StepCompleted", "StepSkipped"):
             m = _STEP.search(e.message)
             n = m.group(1) if m else "?"
             done = "done" if e.reason == "StepCompleted" else "skipped"
-            decision = Decision(t, "step", f"step {n} {done}")
+            decision = DecisionMark(t, "step", f"step {n} {done}")
         elif e.reason == "RolloutPromoted":
             self.promoted = t
-            decision = Decision(t, "promote", "promoted")
+            decision = DecisionMark(t, "promote", "promoted")
         elif e.reason == "RolloutAborted":
             reason, _, message = e.message.partition(": ")
             m = _METRIC.search(message)
             if m is not None:
-                decision = Decision(t, "abort", f"aborted: {m.group(1)} failed", m.group(1))
+                decision = DecisionMark(t, "abort", f"aborted: {m.group(1)} failed", m.group(1))
             elif reason == "AbortedByUser":
-                decision = Decision(t, "abort", "aborted by request")
+                decision = DecisionMark(t, "abort", "aborted by request")
             else:
-                decision = Decision(t, "abort", f"aborted: {reason}")
+                decision = DecisionMark(t, "abort", f"aborted: {reason}")
         elif e.reason in ("Paused", "Resumed", "Retrying"):
-            decision = Decision(t, "request", f"{e.reason.lower()} by request")
+            decision = DecisionMark(t, "request", f"{e.reason.lower()} by request")
         elif e.reason == "RolloutSuperseded":
-            decision = Decision(t, "abort", "superseded")
+            decision = DecisionMark(t, "abort", "superseded")
         if decision is not None:
             self.decisions.append(decision)
 

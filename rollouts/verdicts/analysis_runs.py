@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,16 +25,14 @@ from analysis.api import (
     InconclusivePolicy,
     InvalidAnalysisSpec,
     Metric,
-    MetricResult,
+    PrometheusSpec,
     RunKind,
 )
-from analysis.api import PrometheusProvider as PrometheusSpec
 from analysis.judge import ThresholdRule
 from analysis.providers.port import Arm, MetricProvider, Queries, Unavailable
-from analysis.run_loop import MetricPlan, MetricReport, RunSpecError, advance, is_final
+from analysis.run_loop import MetricPlan, RunSpecError, advance, is_final
 from analysis.store.port import AnalysisRunStore, RunOwner, SecretNotFound
 from rollouts.api.rollout import (
-    AnalysisMetricStatus,
     AnalysisRef,
     Rollout,
     RolloutStatus,
@@ -43,6 +40,7 @@ from rollouts.api.rollout import (
 )
 from rollouts.engine.context import other, services_of
 from rollouts.engine.plan import AnalysisObservation, StartAnalysis
+from rollouts.verdicts.evidence_status import metric_result, metric_summaries
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +160,7 @@ class AnalysisVerdicts:
             phase = status.phase
             if phase == "Stopped":  # a tick never stops a run; only stop() does
                 continue
-            out[name] = AnalysisObservation(phase, status.message, _summaries(run))
+            out[name] = AnalysisObservation(phase, status.message, metric_summaries(run))
         return out
 
     # -------------------------------------------------------------------------- creating runs
@@ -410,7 +408,7 @@ class AnalysisVerdicts:
         status.phase = result.phase
         status.message = result.message
         status.state = result.state
-        status.metrics = [_metric_result(r) for r in result.metrics]
+        status.metrics = [metric_result(r) for r in result.metrics]
         if is_final(result.phase):
             status.finished_at = _epoch(now)
         return self.store.update_run_status(run)
@@ -523,78 +521,3 @@ def _ref_for(rollout: Rollout, kind: RunKind, step_index: int | None) -> Analysi
             + (f" at step {step_index + 1}" if step_index is not None else "")
         )
     return ref
-
-
-def _metric_result(r: MetricReport) -> MetricResult:
-    return MetricResult.model_validate(
-        {
-            "name": r.name,
-            "phase": r.phase,
-            "measurements": [
-                {
-                    "at": _epoch(m.at),
-                    "phase": m.phase,
-                    "value": m.value,
-                    "values": m.values,
-                    "message": m.message,
-                }
-                for m in r.measurements
-            ],
-            "successful": r.tally.successful,
-            "failed": r.tally.failed,
-            "inconclusive": r.tally.inconclusive,
-            "errors": r.tally.errors,
-            "consecutiveErrors": r.tally.consecutive_errors,
-            "evidence": None if r.evidence is None else r.evidence.to_dict(),
-        }
-    )
-
-
-def _summaries(run: AnalysisRun) -> tuple[AnalysisMetricStatus, ...]:
-    """The compact per-metric evidence the Rollout's status shows."""
-    status = run.status
-    if status is None:
-        return ()
-    dry = {m.name for m in run.spec.metrics if m.dry_run}
-    out = []
-    for m in status.metrics:
-        ev = m.evidence or {}
-        method = str(ev.get("method", "")) or None
-        stat = ev.get("statistic")
-        thr = ev.get("threshold")
-        sequential = method is not None and method.startswith("sequential")
-        interval = ev.get("interval")
-        out.append(
-            AnalysisMetricStatus.model_validate(
-                {
-                    "name": m.name,
-                    "phase": m.phase,
-                    "method": method,
-                    "outcome": ev.get("outcome"),
-                    "estimate": ev.get("estimate"),
-                    "interval": interval,
-                    "eValue": _exp(stat) if sequential else None,
-                    "statistic": None if sequential else stat,
-                    "threshold": _exp(thr) if sequential else thr,
-                    "events": int(ev.get("events", 0) or 0),
-                    "measurements": m.successful + m.failed + m.inconclusive + m.errors,
-                    "dryRun": m.name in dry,
-                    "message": _metric_message(m, run),
-                }
-            )
-        )
-    return tuple(out)
-
-
-def _metric_message(m: MetricResult, run: AnalysisRun) -> str:
-    last = m.measurements[-1] if m.measurements else None
-    if last is not None and last.phase in ("Error", "Inconclusive") and last.message:
-        return last.message
-    msg = run.status.message if run.status is not None else ""
-    return msg if f"'{m.name}'" in msg else ""
-
-
-def _exp(x: Any) -> float | None:
-    if x is None:
-        return None
-    return float(math.exp(min(float(x), 700.0)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from analysis.api import PrometheusProvider as PrometheusSpec
+from analysis.api import PrometheusSpec
 from analysis.providers.port import MetricProvider, Unavailable
 from analysis.providers.prometheus import PrometheusProvider
 from analysis.store.port import AnalysisRunStore

@@ -20,7 +20,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rollouts.api.rollout import AnalysisRunStatus, Phase, RolloutStatus
+from rollouts.api.rollout import AnalysisRunRecord, Phase, RolloutStatus
 from rollouts.api.validation import parse_rollout
 from rollouts.telemetry import Telemetry
 from tests.support.rollouts import ISTIO, rollout_doc
@@ -44,7 +44,7 @@ GRAFANA_BUILTINS = frozenset({"__rate_interval", "__interval", "__range", "__int
 # Label values the controller can write, from the models it writes them from
 PHASES = frozenset(typing.get_args(Phase)) | {"Unknown"}  # "Unknown": status without a phase
 VERDICT_RESULTS = frozenset(
-    p.lower() for p in typing.get_args(AnalysisRunStatus.model_fields["phase"].annotation)
+    p.lower() for p in typing.get_args(AnalysisRunRecord.model_fields["phase"].annotation)
 )
 LABEL_VALUES = {
     "phase": PHASES,

@@ -15,7 +15,7 @@ import yaml
 from celpy.adapter import json_to_cel
 from pydantic import BaseModel, ValidationError
 
-from analysis.api import AnalysisRunSpec, Metric, PrometheusAuth, PrometheusProvider, Threshold
+from analysis.api import AnalysisRunSpec, Metric, PrometheusAuth, PrometheusSpec, Threshold
 from rollouts.api import crd
 from tests.unit.rollouts.api.test_crd import _through_client_model, node_at, structural_problems
 
@@ -250,7 +250,7 @@ def test_provider_rules_agree_with_the_model() -> None:
         )
     ]
     rules = _rules("AnalysisTemplate", ".spec.metrics[].provider.prometheus")
-    assert _agree(PrometheusProvider, rules, objs) == 2
+    assert _agree(PrometheusSpec, rules, objs) == 2
 
 
 def test_auth_rules_agree_with_the_model() -> None:

@@ -11,9 +11,9 @@ from rollouts.cli.status import (
     DEGRADED,
     HEALTHY,
     WAITS_FOR_PERSON,
-    decide,
     progress_key,
     progress_line,
+    read_status,
 )
 from tests.support.rollouts import rollout_doc
 
@@ -54,45 +54,45 @@ def pause(reason: str) -> dict[str, Any]:
 
 
 def test_healthy_with_nothing_in_flight_is_0() -> None:
-    d = decide(doc(st("Healthy", message="revision r2 is stable")))
+    d = read_status(doc(st("Healthy", message="revision r2 is stable")))
     assert d.code == HEALTHY
     assert d.text == "rollout ns/web is Healthy: revision r2 is stable"
 
 
 def test_healthy_but_a_new_revision_in_flight_is_not_done() -> None:
-    assert decide(doc(st("Healthy", currentRevision="r3"))).code is None
+    assert read_status(doc(st("Healthy", currentRevision="r3"))).code is None
 
 
 def test_the_old_revisions_healthy_before_the_controller_saw_the_new_spec_is_not_done() -> None:
     """Right after kubectl apply: generation 3, the status still about generation 2."""
-    d = decide(doc(st("Healthy"), generation=3))
+    d = read_status(doc(st("Healthy"), generation=3))
     assert d.code is None and d.stale
     assert "observe generation 3" in d.text
-    assert not decide(doc(st("Progressing", currentRevision="r3"))).stale
+    assert not read_status(doc(st("Progressing", currentRevision="r3"))).stale
 
 
 def test_an_old_degraded_before_the_controller_saw_the_fix_is_not_final_either() -> None:
-    assert decide(doc(st("Degraded", message="aborted: x"), generation=3)).code is None
+    assert read_status(doc(st("Degraded", message="aborted: x"), generation=3)).code is None
 
 
 def test_a_status_without_observed_generation_is_not_trusted() -> None:
     s = st("Healthy")
     del s["observedGeneration"]
-    assert decide(doc(s)).code is None
+    assert read_status(doc(s)).code is None
 
 
 def test_a_controller_ahead_of_the_client_counts() -> None:
-    assert decide(doc(st("Healthy", observedGeneration=5), generation=4)).code == HEALTHY
+    assert read_status(doc(st("Healthy", observedGeneration=5), generation=4)).code == HEALTHY
 
 
 def test_no_status_yet_waits() -> None:
-    d = decide(doc(None))
+    d = read_status(doc(None))
     assert d.code is None and d.stale
     assert "waiting for the controller" in d.text
 
 
 def test_degraded_is_1_with_the_abort_message() -> None:
-    d = decide(doc(st("Degraded", message="aborted: analysis web-2 failed: error-rate")))
+    d = read_status(doc(st("Degraded", message="aborted: analysis web-2 failed: error-rate")))
     assert d.code == DEGRADED
     assert d.text.endswith("is Degraded: aborted: analysis web-2 failed: error-rate")
 
@@ -100,13 +100,13 @@ def test_degraded_is_1_with_the_abort_message() -> None:
 def test_invalid_spec_is_degraded_even_though_the_doc_no_longer_parses() -> None:
     d = doc(st("Degraded", message="invalid spec: spec.strategy: must set exactly one"))
     d["spec"]["strategy"]["blueGreen"] = {"activeService": "a", "previewService": "b"}
-    out = decide(d)
+    out = read_status(d)
     assert out.code == DEGRADED
     assert "invalid spec" in out.text
 
 
 def test_progressing_waits() -> None:
-    assert decide(doc(st("Progressing", currentRevision="r3", step="1/2"))).code is None
+    assert read_status(doc(st("Progressing", currentRevision="r3", step="1/2"))).code is None
 
 
 @pytest.mark.parametrize(
@@ -123,13 +123,13 @@ def test_canary_pause_step(steps: list[dict[str, Any]], index: int, expected: in
         currentStepIndex=index,
         pauseConditions=[pause("CanaryPauseStep")],
     )
-    assert decide(doc(s, steps=steps)).code == expected
+    assert read_status(doc(s, steps=steps)).code == expected
 
 
 @pytest.mark.parametrize("reason", ["PausedByUser", "InconclusiveAnalysis"])
 def test_pauses_only_a_person_ends(reason: str) -> None:
     s = st("Paused", currentRevision="r3", currentStepIndex=0, pauseConditions=[pause(reason)])
-    d = decide(doc(s, steps=[{"pause": {"duration": "1m"}}]))
+    d = read_status(doc(s, steps=[{"pause": {"duration": "1m"}}]))
     assert d.code == WAITS_FOR_PERSON
     assert "waiting for a person: promote, resume or abort" in d.text
 
@@ -137,14 +137,14 @@ def test_pauses_only_a_person_ends(reason: str) -> None:
 @pytest.mark.parametrize(("auto", "expected"), [(False, WAITS_FOR_PERSON), (True, None)])
 def test_blue_green_preview_pause(auto: bool, expected: int | None) -> None:
     s = st("Paused", currentRevision="r3", pauseConditions=[pause("BlueGreenPause")])
-    assert decide(doc(s, blue_green={"autoPromotionEnabled": auto})).code == expected
+    assert read_status(doc(s, blue_green={"autoPromotionEnabled": auto})).code == expected
 
 
 def test_unparseable_doc_falls_back_to_the_pause_reasons() -> None:
     """A status field this CLI does not know (a newer controller): the reasons still decide."""
     for reason, expected in [("PausedByUser", WAITS_FOR_PERSON), ("CanaryPauseStep", None)]:
         s = st("Paused", currentRevision="r3", pauseConditions=[pause(reason)], fromTheFuture=1)
-        assert decide(doc(s)).code == expected, reason
+        assert read_status(doc(s)).code == expected, reason
 
 
 def test_progress_line_and_what_makes_a_new_one() -> None:
@@ -182,11 +182,11 @@ def test_a_request_the_controller_has_not_handled_yet_means_wait() -> None:
     )
     d = doc(s)
     d["metadata"]["annotations"] = {"sluice.dev/request": "abort@x1"}
-    waiting = decide(d)
+    waiting = read_status(d)
     assert waiting.code is None and waiting.stale
     assert "handle sluice.dev/request=abort@x1" in waiting.text
     s["lastRequest"] = "abort@x1"  # handled; the annotation's removal is still on its way
-    assert decide(doc(s) | {"metadata": d["metadata"]}).code == WAITS_FOR_PERSON
+    assert read_status(doc(s) | {"metadata": d["metadata"]}).code == WAITS_FOR_PERSON
 
 
 def test_a_request_on_an_invalid_spec_does_not_hold_up_the_verdict() -> None:
@@ -201,6 +201,6 @@ def test_a_request_on_an_invalid_spec_does_not_hold_up_the_verdict() -> None:
     }
     d = doc(st("Degraded", message="spec.replicaz: is not a known field", conditions=[stalled]))
     d["metadata"]["annotations"] = {"sluice.dev/request": "retry@x2"}
-    assert decide(d).code == DEGRADED
+    assert read_status(d).code == DEGRADED
     stalled["reason"] = "AnalysisFailed"  # an abort: the retry will be acted on, so wait
-    assert decide(d).code is None
+    assert read_status(d).code is None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from analysis.api import PrometheusProvider as PrometheusSpec
+from analysis.api import PrometheusSpec
 from analysis.providers.port import ProviderError, Queries, Unavailable
 from analysis.providers.prometheus import PrometheusProvider
 from analysis.store.memory import MemoryAnalysisStore
