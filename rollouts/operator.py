@@ -4,7 +4,10 @@ Nothing here decides anything: every decision is ``rollouts.engine.decide``'s, r
 ``rollouts.reconcile.reconcile`` exactly as the simulator reaches it. The handlers only choose
 *when* to reconcile:
 
-- on create, update (spec or annotations: a request) and resume (operator start);
+- on create, update (spec) and resume (operator start);
+- when a request annotation arrives (a watch event carrying a new ``sluice.dev/request``: kopf's
+  update handler never sees it, since kopf treats the whole ``sluice.dev/`` annotation prefix as
+  its own storage and leaves it out of the diff);
 - from a timer per Rollout that ticks every ``tick_seconds`` and reconciles when the engine's
   ``requeue_after`` (bounded to ``[min_requeue_seconds, max_requeue_seconds]``) has passed, or
   every ``idle_seconds`` when nothing is in flight, so drift is repaired eventually;
@@ -53,6 +56,7 @@ FINALIZER = "sluice.dev/finalizer"
 # Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
 TIMER_ID = "tick"
 DEPLOYMENT_HANDLER_ID = "slot-readiness"
+REQUEST_HANDLER_ID = "request-arrived"
 PROBE_ID = "rollouts"
 PLURAL = "rollouts"
 Key = tuple[str, str]
@@ -130,6 +134,7 @@ class Controller:
         self._schedule: dict[Key, _Schedule] = {}
         self._readiness: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._invalid_logged: dict[Key, tuple[str, ...]] = {}
+        self._requests_seen: dict[Key, str] = {}
         self._guard = threading.Lock()
 
     # ------------------------------------------------------------------------ plumbing
@@ -244,6 +249,22 @@ class Controller:
             log.exception("reconcile of %s/%s failed; retrying", namespace, name)
             self._next((namespace, name), self.settings.min_requeue_seconds, None)
 
+    def request_event(self, namespace: str, name: str, raw: str | None) -> None:
+        """A watch event shows the request annotation ``raw``: reconcile now, once per value.
+
+        Once per value because every status the reconcile writes is another event with the
+        annotation still on it (until it is cleared, or for good when clearing fails): reacting to
+        each would loop. A reconcile that fails is retried by the timer, as any other."""
+        key = (namespace, name)
+        with self._guard:
+            if raw is None:
+                self._requests_seen.pop(key, None)
+                return
+            if self._requests_seen.get(key) == raw:
+                return
+            self._requests_seen[key] = raw
+        self.run(namespace, name)
+
     def tick(self, namespace: str, name: str) -> None:
         """The timer's tick: reconcile when due (first tick: at once)."""
         with self._guard:
@@ -301,6 +322,7 @@ class Controller:
             self._schedule.pop(key, None)
             self._locks.pop(key, None)
             self._invalid_logged.pop(key, None)
+            self._requests_seen.pop(key, None)
 
 
 # ------------------------------------------------------------------------------------- kopf
@@ -360,6 +382,15 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     @kopf.timer(*resource, id=TIMER_ID, interval=settings.tick_seconds, registry=registry)
     def timer(**kwargs: Any) -> None:
         controller.tick(kwargs["namespace"], kwargs["name"])
+
+    @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, registry=registry)
+    def request_arrived(**kwargs: Any) -> None:
+        if kwargs.get("type") == "DELETED":
+            return
+        annotations = (kwargs["body"].get("metadata") or {}).get("annotations") or {}
+        controller.request_event(
+            kwargs["namespace"], kwargs["name"], annotations.get(request_annotation.ANNOTATION)
+        )
 
     @kopf.on.delete(*resource, registry=registry)
     def deleted(**kwargs: Any) -> None:
