@@ -8,6 +8,7 @@ from typing import Any
 
 from rollouts.api.rollout import RolloutStatus
 from rollouts.engine import EmitEvent, Observed, Request, SetWeight, SlotObservation, decide
+from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.routing_hold import stalled_on_router
 from tests.support.rollouts import ISTIO, Harness, rollout_doc
 
@@ -140,3 +141,21 @@ def test_no_router_no_routing_error() -> None:
     h.router.error = BROKEN
     h.stable()
     assert not stalled_on_router(h.status)
+
+
+def test_a_stalled_pause_for_a_person_waits_for_the_fix_first() -> None:
+    """``sluice status`` and ``sluice get`` must not ask for a promote that cannot be carried out."""
+    h = Harness(rollout_doc(steps=[{"setWeight": 25}, {"pause": {}}], router=ISTIO))
+    h.stable()
+    h.update("web:2")
+    h.until(lambda h: h.status.phase == "Paused")
+    assert waits_for_person(h.rollout)
+    h.router.error = BROKEN
+    h.t += 1
+    h.reconcile()
+    assert [p.reason for p in h.status.pause_conditions] == ["CanaryPauseStep"]  # held
+    assert not waits_for_person(h.rollout)
+    h.router.error = None
+    h.t += 1
+    h.reconcile()
+    assert waits_for_person(h.rollout)
