@@ -4,6 +4,7 @@ it was, and carries on by itself once the route exists."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -158,3 +159,28 @@ def _gets_vs(request: Any) -> bool:
         and request.resource is not None
         and request.resource.plural == PLURAL
     )
+
+
+async def test_deleting_while_the_route_is_missing_waits_for_the_fix(
+    harness: OperatorHarness,
+) -> None:
+    """Deletion sends traffic back to stable before letting go; with the route missing it cannot,
+    so the Rollout stays (Terminating) and the stable Deployment keeps its owner until the fix."""
+    h = harness
+    create_vs(h, [API_ROUTE, PRIMARY])
+    create_rollout(h.api, canary(steps=STEPS, router=ISTIO))
+    st = await h.wait_status(healthy, what="first revision Healthy")
+    stable = f"web-{st['stableSlot']}"
+    set_routes(h, [API_ROUTE])
+    custom(h).delete_namespaced_custom_object(
+        "sluice.dev", "v1alpha1", h.namespace, "rollouts", "web"
+    )
+    await h.wait_for(
+        lambda: h.rollout()["metadata"].get("deletionTimestamp"), what="deletion requested"
+    )
+    await asyncio.sleep(1.5)  # the finalizer is retried meanwhile; it must not give up
+    assert "web" in h.rollout_names()
+    set_routes(h, [API_ROUTE, PRIMARY])
+    await h.wait_for(lambda: "web" not in h.rollout_names(), timeout=15, what="Rollout gone")
+    dep = h.deployment(stable)
+    assert dep is not None and not dep["metadata"].get("ownerReferences")  # released, running
