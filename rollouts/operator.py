@@ -41,7 +41,9 @@ from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
+from rollouts.engine.routing_hold import stalled_on_router
 from rollouts.reconcile import Ports, apply, apply_actions, reconcile
+from rollouts.retry_backoff import RetryBackoff
 from rollouts.routing.factory import router_for
 from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
@@ -136,6 +138,9 @@ class Controller:
         self._invalid_logged: dict[Key, tuple[str, ...]] = {}
         self._requests_seen: dict[Key, str] = {}
         self._guard = threading.Lock()
+        self.router_backoff = RetryBackoff(
+            settings.min_requeue_seconds, settings.router_retry_max_seconds
+        )
 
     # ------------------------------------------------------------------------ plumbing
     def _lock(self, key: Key) -> threading.Lock:
@@ -182,9 +187,17 @@ class Controller:
                 raise
             # 422: the annotation changed meanwhile (a newer request): it stays for next time
 
-    def _next(self, key: Key, requeue: float | None, status: RolloutStatus | None) -> None:
+    def _next(
+        self,
+        key: Key,
+        requeue: float | None,
+        status: RolloutStatus | None,
+        backoff: float | None = None,
+    ) -> None:
         s = self.settings
-        if requeue is not None:
+        if backoff is not None:
+            wait = backoff
+        elif requeue is not None:
             wait = min(max(requeue, s.min_requeue_seconds), s.max_requeue_seconds)
         elif status is not None and status.phase == "Healthy" and not status.scale_downs:
             wait = s.idle_seconds
@@ -221,7 +234,9 @@ class Controller:
             req = pending.request
             if req is not None and pending.raw is not None and plan.status.last_request == req.id:
                 self._clear_request(namespace, name, pending.raw)
-            self._next(key, plan.requeue_after, plan.status)
+            # a broken router (Stalled/RoutingError, decided by the engine) is retried ever later
+            backoff = self.router_backoff.next_delay(key, stalled_on_router(plan.status))
+            self._next(key, plan.requeue_after, plan.status, backoff)
             return plan.requeue_after
 
     def _invalid(
@@ -318,6 +333,7 @@ class Controller:
 
     def _forget(self, key: Key) -> None:
         self.telemetry.forget(*key)
+        self.router_backoff.forget(key)
         with self._guard:
             self._schedule.pop(key, None)
             self._locks.pop(key, None)

@@ -7,7 +7,7 @@ path from observation to action; only the ports differ.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from rollouts.api.rollout import Rollout
@@ -30,6 +30,7 @@ from rollouts.engine import (
     decide,
 )
 from rollouts.engine.context import services_of
+from rollouts.routing.errors import RoutingError, read_router
 from rollouts.routing.port import TrafficRouter
 from rollouts.verdicts.port import VerdictSource
 
@@ -43,14 +44,15 @@ class Ports:
 
 def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> Observed:
     routed = rollout.canary is not None and rollout.canary.traffic_routing is not None
-    router = ports.router if routed else None
+    routing = read_router(ports.router if routed else None)
     return Observed(
         slots=ports.cluster.read_slots(rollout),
         services=ports.cluster.read_service_slots(rollout, services_of(rollout)),
-        weight=router.get_weight() if router else None,
-        weight_verified=router.verify_weight() if router else None,
+        weight=routing.weight,
+        weight_verified=routing.verified,
         analysis=ports.verdicts.observe(rollout),
         request=request,
+        routing_error=routing.error,
     )
 
 
@@ -90,6 +92,13 @@ def apply_actions(rollout: Rollout, actions: Sequence[Action], ports: Ports) -> 
 def reconcile(
     rollout: Rollout, ports: Ports, now: datetime, request: Request | None = None
 ) -> Plan:
-    plan = decide(rollout, observe(rollout, ports, request), now)
-    apply(rollout, plan, ports)
+    observed = observe(rollout, ports, request)
+    plan = decide(rollout, observed, now)
+    try:
+        apply(rollout, plan, ports)
+    except RoutingError as e:
+        # the router broke between the read and the write: the engine decides again knowing it
+        # (it holds and reports); the status of the plan that failed is never written
+        plan = decide(rollout, replace(observed, routing_error=str(e)), now)
+        apply(rollout, plan, ports)
     return plan

@@ -43,6 +43,9 @@ class Settings:
     """Bounds on the engine's ``requeue_after`` while a rollout is in flight."""
     idle_seconds: float = 60.0
     """How often a Rollout with nothing in flight is looked at anyway (drift repair)."""
+    router_retry_max_seconds: float = 300.0
+    """Cap on the growing wait between retries of a Rollout whose traffic router fails (the
+    first retry comes after ``min_requeue_seconds``, each next one waits twice as long)."""
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
     request_timeout: float = 30.0
@@ -83,13 +86,24 @@ class Settings:
             raise SettingsError(
                 f"{_flag('analysis_run_history')}={history!r}: expected an integer >= 0"
             )
-        for name in ("tick_seconds", "min_requeue_seconds", "max_requeue_seconds", "idle_seconds"):
+        for name in (
+            "tick_seconds",
+            "min_requeue_seconds",
+            "max_requeue_seconds",
+            "idle_seconds",
+            "router_retry_max_seconds",
+        ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be > 0")
         if self.min_requeue_seconds > self.max_requeue_seconds:
             raise SettingsError(
                 f"min_requeue_seconds={self.min_requeue_seconds} exceeds "
                 f"max_requeue_seconds={self.max_requeue_seconds}"
+            )
+        if self.min_requeue_seconds > self.router_retry_max_seconds:
+            raise SettingsError(
+                f"min_requeue_seconds={self.min_requeue_seconds} exceeds "
+                f"router_retry_max_seconds={self.router_retry_max_seconds}"
             )
 
     def check(self) -> Settings:

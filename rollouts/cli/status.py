@@ -82,12 +82,13 @@ def read_status(doc: dict[str, Any]) -> StatusReading:
 
 
 def _invalid_spec(status: dict[str, Any]) -> bool:
-    """The controller refused the spec (Stalled, reason InvalidSpec): nothing happens until the
-    spec is fixed, whatever is requested."""
+    """The controller refused the spec (Stalled, reason InvalidSpec) or its traffic router cannot
+    use its object (Stalled, RoutingError): nothing happens until a person fixes it, whatever is
+    requested."""
     return any(
         c.get("type") == "Stalled"
         and c.get("status") == "True"
-        and c.get("reason") == "InvalidSpec"
+        and c.get("reason") in ("InvalidSpec", "RoutingError")
         for c in status.get("conditions") or []
     )
 
@@ -187,7 +188,8 @@ def status(target: Target, name: str, timeout: int, poll: bool, interval: float)
     \b
     Exit codes:
       0  Healthy: the new revision is stable, nothing in flight
-      1  Degraded: aborted (by analysis, a deadline or a person) or an invalid spec
+      1  Degraded: aborted (by analysis, a deadline or a person), an invalid spec, or a
+         traffic router that cannot use its routing object
       2  paused, waiting for a person: promote, resume or abort it
       3  timed out (--timeout) before any of the above; the last state is printed
       4  could not ask: no cluster, no such rollout, no permission, or a usage error

@@ -51,12 +51,20 @@ def summarize(
     generation: int | None,
     invalid: str | None = None,
     progress: str = "",
+    stall: tuple[str, str] | None = None,
 ) -> None:
-    """Fill ``phase``, ``message`` and ``conditions`` from the rest of the status."""
+    """Fill ``phase``, ``message`` and ``conditions`` from the rest of the status.
+
+    ``stall`` (reason, message) is a problem only a person can fix that stops the rollout where
+    it is (a broken traffic router): ``Stalled`` like an invalid spec, so kstatus and Argo CD
+    report it at once instead of waiting out their timeouts.
+    """
     phase: Phase
     aborted = st.abort is not None and st.abort.revision == st.current_revision
     if invalid is not None:
         phase, reason, message = "Degraded", "InvalidSpec", invalid
+    elif stall is not None:
+        phase, (reason, message) = "Degraded", stall
     elif aborted:
         assert st.abort is not None
         phase, reason, message = "Degraded", st.abort.reason, f"aborted: {st.abort.message}"

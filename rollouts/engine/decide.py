@@ -14,15 +14,20 @@ from rollouts.engine import bluegreen, canary
 from rollouts.engine.conditions import summarize
 from rollouts.engine.context import Ctx, other
 from rollouts.engine.plan import EmitEvent, Observed, Plan, Promotion, Request
+from rollouts.engine.routing_hold import hold, recovery_event
 
 POLL_SECONDS = 10.0
 """How soon to look again while waiting on pods or analysis that announce nothing by themselves."""
 
 
 def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
+    if observed.routing_error is not None:
+        return hold(rollout, observed.routing_error, now)
     st = (rollout.status or RolloutStatus()).model_copy(deep=True)
     ctx = Ctx(rollout=rollout, observed=observed, now=now, status=st)
     st.observed_generation = rollout.metadata.generation
+    if (recovered := recovery_event(rollout.status)) is not None:
+        ctx.actions.append(recovered)
 
     request = (
         observed.request if observed.request and observed.request.id != st.last_request else None

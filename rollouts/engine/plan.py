@@ -60,6 +60,8 @@ class Observed:
     ``services`` maps a Service name to the slot its selector pins (``None``: both slots); a Service
     missing from the map is treated as unknown and its selector is (re)asserted. ``weight`` is the
     canary weight the traffic router reports (``None`` with no router or when unreadable).
+    ``routing_error`` says the traffic router cannot read or write its object (the message names
+    the object and the route); the engine then holds everything as it is and reports ``Stalled``.
     """
 
     slots: dict[SlotName, SlotObservation] = field(default_factory=dict)
@@ -68,6 +70,7 @@ class Observed:
     weight_verified: bool | None = None
     analysis: dict[str, AnalysisObservation] = field(default_factory=dict)
     request: Request | None = None
+    routing_error: str | None = None
 
 
 # --------------------------------------------------------------------------------------- actions

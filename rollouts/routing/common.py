@@ -24,19 +24,14 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+# defined apart so the memory router needs no client; every router imports it from here too
+from rollouts.routing.errors import RoutingError as RoutingError
+
 FIELD_MANAGER = "sluice"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
 JsonPatch = list[dict[str, Any]]
-
-
-class RoutingError(Exception):
-    """The routing object cannot carry the split as configured (missing, or lacking a route).
-
-    Raised for problems only a person can fix, so the message names the object and the field; the
-    operator reports it on the Rollout and retries later rather than guessing a repair.
-    """
 
 
 @dataclass(frozen=True)
@@ -236,13 +231,9 @@ class JsonPatchRouter(ABC):
         # unreachable: the loop returns or raises
 
     def get_weight(self) -> int | None:
-        obj = read_object(self.api, self.resource, self.namespace, self.name)
-        if obj is None:
-            return None
-        try:
-            return weight_of(self.splits(obj))
-        except RoutingError:
-            return None
+        """None for weights a write can repair; RoutingError (from ``fetch``/``splits``) for an
+        object or route that is missing, which no write can fix."""
+        return weight_of(self.splits(self.fetch()))
 
     def verify_weight(self) -> bool | None:
         """None: the object's weights say nothing about whether the proxies applied them."""

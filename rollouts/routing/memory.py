@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+from rollouts.routing.errors import RoutingError
+
 
 class MemoryRouter:
     def __init__(self) -> None:
         self.weight: int | None = 0
         self.history: list[int] = []
         self.verified: bool | None = True
+        self.error: str | None = None
+        """When set, every call fails with this RoutingError, as a routing object missing a route
+        would: the simulator and tests break the router without a cluster."""
+        self.write_error: str | None = None
+        """When set, only ``set_weight`` fails (the object broke between the read and the write)."""
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise RoutingError(self.error)
 
     def set_weight(self, canary: int) -> None:
+        self._check()
+        if self.write_error is not None:
+            raise RoutingError(self.write_error)
         self.weight = canary
         self.history.append(canary)
 
     def get_weight(self) -> int | None:
+        self._check()
         return self.weight
 
     def verify_weight(self) -> bool | None:
+        self._check()
         return self.verified
 
     def remove_managed_routes(self) -> None:
+        self._check()
         self.weight = 0

@@ -267,10 +267,9 @@ class NginxRouter:
             )
 
     def get_weight(self) -> int | None:
-        current = self._read(self.canary_ingress)
-        if current is not None and not is_managed(current, self.owner.name):
-            return None
-        return read_weight(current)
+        """Raises RoutingError when the canary Ingress's name is taken by one this Rollout does
+        not manage (as ``set_weight`` would): its annotation is not Sluice's weight."""
+        return read_weight(self._managed_canary())
 
     def verify_weight(self) -> bool | None:
         """None: the annotation says nothing about whether ingress-nginx reloaded it."""

@@ -17,7 +17,7 @@ class TrafficRouter(Protocol):
         """Send ``canary`` percent to the canary Service and the rest to the stable one.
 
         Idempotent (no write when the object already holds the weights). Raises
-        ``rollouts.routing.common.RoutingError`` when the routing object is missing or cannot
+        ``rollouts.routing.errors.RoutingError`` when the routing object is missing or cannot
         carry the split (its message names the object and field, for status and events); API
         errors propagate as ``kubernetes`` ``ApiException`` for the caller's retry.
         """
@@ -26,9 +26,10 @@ class TrafficRouter(Protocol):
     def get_weight(self) -> int | None:
         """The canary weight the routing object holds now.
 
-        None when it cannot be read or holds no consistent split (object missing, routes that
-        disagree, weights not summing to 100): the engine then sets the weight again, which either
-        repairs it or raises the ``RoutingError`` that explains what is wrong.
+        None when it holds no consistent split (routes that disagree, weights not summing to 100):
+        the engine then sets the weight again, which repairs it. Raises ``RoutingError`` when the
+        object or a managed route is missing or cannot carry the split (what ``set_weight`` would
+        raise), so the engine learns before deciding that it must hold the traffic as it is.
         """
         ...
 

@@ -74,11 +74,13 @@ def assert_whole(statuses: list[dict[str, Any]], revision: str | None = None) ->
     assert statuses
     last_step = -1
     for st in statuses:
-        RolloutStatus.model_validate(st)  # nothing half-written or of the wrong shape
-        types = [c["type"] for c in st.get("conditions", [])]
+        parsed = RolloutStatus.model_validate(st)  # nothing of the wrong shape...
+        assert parsed.phase is not None and parsed.observed_generation is not None, st
+        types = [c.type for c in parsed.conditions]  # ...or half-written
+        assert {"Ready", "Reconciling", "Stalled"} <= set(types), st
         assert len(types) == len(set(types)), st
-        assert st["weights"]["canary"] in (0, 25, 50, 100), st
-        assert st["weights"]["canary"] + st["weights"]["stable"] == 100, st
+        assert parsed.weights.canary in (0, 25, 50, 100), st
+        assert parsed.weights.canary + parsed.weights.stable == 100, st
         if revision is not None and st.get("currentRevision") == revision:
             step = st.get("currentStepIndex")
             if step is not None and st.get("stableRevision") != revision:

@@ -141,7 +141,12 @@ def test_a_cluster_template_has_no_namespace_and_the_same_spec() -> None:
 )
 def test_compare_accepts_the_arm_queries_of_each_kind(kind: str, arm: dict[str, str]) -> None:
     metric = counts_metric(kind=kind, provider={"prometheus": {"canary": arm, "baseline": arm}})
-    parse_template(template_doc(metric))
+    parsed = parse_template(template_doc(metric)).spec.metrics[0]
+    assert parsed.kind == kind
+    prom = parsed.provider.prometheus
+    assert prom.query is None and prom.canary is not None and prom.baseline is not None
+    for queries in (prom.canary, prom.baseline):
+        assert queries.model_dump(exclude_none=True) == arm  # the query kept verbatim, no other
 
 
 def test_auth_takes_a_bearer_token_or_basic_auth() -> None:
@@ -152,7 +157,17 @@ def test_auth_takes_a_bearer_token_or_basic_auth() -> None:
         metric = threshold_metric(
             provider={"prometheus": {"query": "up", "auth": auth, "address": "https://p:9090"}}
         )
-        parse_template(template_doc(metric))
+        prom = parse_template(template_doc(metric)).spec.metrics[0].provider.prometheus
+        assert prom.address == "https://p:9090" and prom.query == "up"
+        assert prom.auth is not None and prom.auth.secret_ref.name == "prom"
+        keys = {
+            "bearerTokenKey": prom.auth.bearer_token_key,
+            "usernameKey": prom.auth.username_key,
+            "passwordKey": prom.auth.password_key,
+        }
+        assert {k: v for k, v in keys.items() if v is not None} == {
+            k: v for k, v in auth.items() if k != "secretRef"
+        }
 
 
 def test_queries_may_use_the_builtin_args_without_declaring_them() -> None:
@@ -162,7 +177,9 @@ def test_queries_may_use_the_builtin_args_without_declaring_them() -> None:
     )
     doc = template_doc(threshold_metric(provider={"prometheus": {"query": query}}))
     doc["spec"]["args"] = []
-    parse_template(doc)
+    spec = parse_template(doc).spec
+    assert spec.args == []
+    assert spec.metrics[0].provider.prometheus.query == query
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import re
 import shlex
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -67,12 +68,37 @@ def test_the_docs_show_cli_examples() -> None:
         assert any(f" {sub} " in f" {line} " for line in guide), (sub, shown)
 
 
+def given_options(ctx: click.Context) -> dict[str, Any]:
+    """Each option spelled on the command line, by the flag used, with the value it parsed to."""
+    out: dict[str, Any] = {}
+    chain: click.Context | None = ctx
+    while chain is not None:
+        for param in chain.command.params:
+            if not isinstance(param, click.Option) or param.name is None:
+                continue
+            source = chain.get_parameter_source(param.name)
+            if source == click.core.ParameterSource.COMMANDLINE:
+                for flag in (*param.opts, *param.secondary_opts):
+                    out[flag] = chain.params[param.name]
+        chain = chain.parent
+    return out
+
+
 @pytest.mark.parametrize(("doc", "line"), EXAMPLES, ids=[f"{d}: {c}" for d, c in EXAMPLES])
 def test_example_parses(doc: str, line: str) -> None:
     try:
-        parse(line)
+        ctx = parse(line)
     except click.exceptions.Exit as e:  # --version, --help: print and exit 0
         assert e.exit_code == 0
+        return
+    # every option the example spells reached a parameter (none swallowed as an argument)
+    words = shlex.split(re.sub(r"<[^>]*>", "1", line.removeprefix("$ ")))
+    spelled = {w.split("=")[0] for w in words if w.startswith("-") and w not in ("-", "--")}
+    spelled = {f for f in spelled if not f[1:].isdigit()}  # a negative number is a value
+    parsed = given_options(ctx)
+    assert spelled <= set(parsed), (spelled - set(parsed), line)
+    for flag in spelled:
+        assert parsed[flag] is not None, (flag, line)
 
 
 def test_a_wrong_flag_is_caught() -> None:

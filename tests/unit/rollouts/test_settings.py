@@ -93,6 +93,8 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], names: st
         ({"analysis_run_history": -3}, "--analysis-run-history"),
         ({"analysis_run_history": True}, "--analysis-run-history"),
         ({"min_requeue_seconds": 5.0, "max_requeue_seconds": 1.0}, "min_requeue_seconds"),
+        ({"router_retry_max_seconds": 0}, "router_retry_max_seconds"),
+        ({"router_retry_max_seconds": 0.5}, "router_retry_max_seconds=0.5"),
     ],
 )
 def test_bad_values_are_refused_at_construction(kwargs: dict[str, Any], names: str) -> None:

@@ -204,3 +204,21 @@ def test_a_request_on_an_invalid_spec_does_not_hold_up_the_verdict() -> None:
     assert read_status(d).code == DEGRADED
     stalled["reason"] = "AnalysisFailed"  # an abort: the retry will be acted on, so wait
     assert read_status(d).code is None
+
+
+def test_a_request_waiting_on_a_broken_router_does_not_hold_up_the_verdict() -> None:
+    """A request waits in its annotation while the traffic router fails: a pipeline must learn
+    the Rollout is stuck (Degraded, exit 1), not wait out its timeout."""
+    message = 'traffic router failed: VirtualService ns/web: no http route named "primary"'
+    stalled = {
+        "type": "Stalled",
+        "status": "True",
+        "reason": "RoutingError",
+        "message": message,
+        "lastTransitionTime": T0,
+    }
+    d = doc(st("Degraded", message=message, conditions=[stalled]))
+    d["metadata"]["annotations"] = {"sluice.dev/request": "promote@x3"}
+    out = read_status(d)
+    assert out.code == DEGRADED
+    assert 'no http route named "primary"' in out.text

@@ -10,6 +10,7 @@ import jsonpatch
 import pytest
 import yaml
 
+from rollouts.engine.routing_hold import stall_message
 from rollouts.routing import gateway_api, istio, nginx, smi
 from rollouts.routing.common import RoutingError
 
@@ -71,3 +72,26 @@ def test_nginx_example() -> None:
         weight=10,
     )
     assert made == shown
+
+
+def test_the_routing_error_shown_is_the_one_sluice_writes() -> None:
+    """The "When the router fails" status is what the engine reports for that VirtualService."""
+    shown = next(
+        yaml.safe_load(block)["status"]
+        for block in re.findall(r"```yaml\n(.*?)```", GUIDE.read_text(), re.S)
+        if "RoutingError" in block
+    )
+    vs = {
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"http": [{"name": "api"}, {"name": "main"}]},
+    }
+    with pytest.raises(RoutingError) as e:
+        istio.route_splits(vs, routes=["primary"], **KW)
+    assert shown["message"] == stall_message(str(e.value))
+    stalled = shown["conditions"][0]
+    assert (stalled["type"], stalled["status"], stalled["reason"]) == (
+        "Stalled",
+        "True",
+        "RoutingError",
+    )
+    assert stalled["message"] == shown["message"]

@@ -1,0 +1,66 @@
+"""The operator retries a Rollout whose traffic router fails with a growing delay: a stuck
+Rollout costs the API server a few reads, not one per poll interval, until a person fixes it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from rollouts.settings import Settings
+from tests.support.kube import create_rollout
+
+from .conftest import OperatorHarness, canary, healthy
+from .test_routing_errors import API_ROUTE, ISTIO, PLURAL, PRIMARY, STEPS, create_vs, set_routes
+from .test_routing_errors import stalled as routing_stalled
+
+pytestmark = pytest.mark.integration
+
+POLL = 0.2  # without backoff the timer would look every POLL seconds
+
+
+@pytest.fixture()
+def operator_settings() -> Settings:
+    return Settings(
+        standalone=True,
+        metrics_port=None,
+        liveness_port=None,
+        tick_seconds=0.1,
+        min_requeue_seconds=POLL,
+        max_requeue_seconds=POLL,
+        idle_seconds=POLL,
+        request_timeout=5.0,
+        router_retry_max_seconds=30.0,
+    )
+
+
+def vs_reads(h: OperatorHarness) -> int:
+    """GETs of the VirtualService: one per reconcile (the router reads it before deciding)."""
+    return sum(
+        1
+        for r in h.emulator.emulator
+        if r.method is not None
+        and str(r.method.value).upper() == "GET"
+        and r.resource is not None
+        and r.resource.plural == PLURAL
+    )
+
+
+async def test_retries_slow_down_while_the_route_is_missing(harness: OperatorHarness) -> None:
+    h = harness
+    create_vs(h, [API_ROUTE])
+    create_rollout(h.api, canary(steps=STEPS, router=ISTIO))
+    await h.wait_status(lambda s: routing_stalled(s) is not None, what="Stalled/RoutingError")
+    start, before = time.monotonic(), vs_reads(h)
+    await asyncio.sleep(6.0)
+    elapsed, reads = time.monotonic() - start, vs_reads(h) - before
+    # retries at most 0.2, 0.6, 1.4, 3.0 and 6.2 s after the first failure (a slower machine only
+    # makes fewer), where polling every POLL seconds would read it about 30 times (10 to 15 with
+    # the emulator's own slowness)
+    assert 1 <= reads <= 6, (reads, elapsed)
+
+    set_routes(h, [API_ROUTE, PRIMARY])
+    st: dict[str, Any] = await h.wait_status(healthy, timeout=20, what="Healthy after the fix")
+    assert routing_stalled(st) is None
