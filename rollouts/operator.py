@@ -38,6 +38,7 @@ from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
+from rollouts.peering import ensure_cluster_peering
 from rollouts.reconcile import Ports, apply, apply_actions, reconcile
 from rollouts.routing.factory import router_for
 from rollouts.routing.port import TrafficRouter
@@ -420,6 +421,11 @@ async def run(
     telemetry = telemetry or Telemetry()
     if settings.metrics_port is not None:
         telemetry.serve(settings.metrics_port)
+    if not settings.standalone and settings.clusterwide:
+        # kopf waits paused until its peering object exists; the manifests ship only its CRD
+        # (see rollouts/peering.py for why), so create it before kopf starts
+        if not await ensure_cluster_peering(api, settings.peering_name, stop_flag=stop_flag):
+            return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
     namespaces: Collection[str] = settings.namespaces
