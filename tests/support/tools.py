@@ -19,7 +19,11 @@ SETUP_HINT = "run `bash scripts/setup.sh` (it installs helm and kubectl into .ve
 def venv_bin() -> Path:
     """The virtualenv's bin directory (the interpreter's own, else the repository's .venv)."""
     own = Path(sys.executable).parent
-    return own if (own / "python").exists() and sys.prefix != sys.base_prefix else REPO / ".venv" / "bin"
+    return (
+        own
+        if (own / "python").exists() and sys.prefix != sys.base_prefix
+        else REPO / ".venv" / "bin"
+    )
 
 
 def tool(name: str) -> Path:

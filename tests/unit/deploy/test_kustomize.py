@@ -112,7 +112,7 @@ def test_all_of_sluices_crds_and_kopfs_peering_crd_are_installed(objects: list[O
     peering_crd = crds[f"{CLUSTER_PEERINGS}.{PEERING_GROUP}"]["spec"]
     assert peering_crd["scope"] == "Cluster"
     assert peering_crd["names"]["kind"] == "ClusterKopfPeering"
-    assert PEERING_VERSION == peering_crd["versions"][0]["name"]
+    assert peering_crd["versions"][0]["name"] == PEERING_VERSION
     assert crds["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
 
 
