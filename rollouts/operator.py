@@ -421,11 +421,11 @@ async def run(
     telemetry = telemetry or Telemetry()
     if settings.metrics_port is not None:
         telemetry.serve(settings.metrics_port)
-    if not settings.standalone and settings.clusterwide:
-        # kopf waits paused until its peering object exists; the manifests ship only its CRD
-        # (see rollouts/peering.py for why), so create it before kopf starts
-        if not await ensure_cluster_peering(api, settings.peering_name, stop_flag=stop_flag):
-            return
+    # kopf waits paused until its peering object exists; the manifests ship only its CRD (see
+    # rollouts/peering.py for why), so create it before kopf starts (False: stopped meanwhile)
+    peered = not settings.standalone and settings.clusterwide
+    if peered and not await ensure_cluster_peering(api, settings.peering_name, stop_flag=stop_flag):
+        return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
     namespaces: Collection[str] = settings.namespaces
