@@ -29,7 +29,7 @@ CLUSTER_PEERINGS = "clusterkopfpeerings"
 
 
 class PeeringError(Exception):
-    """The peering object cannot be created and waiting will not help (the message says why)."""
+    """The API refuses the peering object (RBAC, a rejected body): the message says what to fix."""
 
 
 def create_cluster_peering(api: kubernetes.client.ApiClient, name: str) -> bool:
@@ -73,21 +73,28 @@ async def ensure_cluster_peering(
 ) -> bool:
     """Create the peering object, retrying while its CRD is not served yet.
 
-    Returns True once it exists, False if ``stop_flag`` was set first. Server errors and an
-    unreachable server are retried too; only ``PeeringError`` (a refusal) propagates.
+    Returns True once it exists, False if ``stop_flag`` was set first. Everything else is retried
+    too: server errors, an unreachable server, and a refusal (``PeeringError``: RBAC may be fixed
+    while the pod waits, as kopf itself waits for its peering), each kind of problem logged once.
     """
-    waiting_logged = False
+    logged: set[str] = set()
+
+    def once(level: int, message: str) -> None:
+        if message not in logged:
+            logged.add(message)
+            log.log(level, message)
+
     while stop_flag is None or not stop_flag.is_set():
         try:
             created = await asyncio.to_thread(create_cluster_peering, api, name)
         except LookupError as e:
-            if not waiting_logged:
-                log.info("waiting for the peering CRD: %s", e)
-                waiting_logged = True
+            once(logging.INFO, f"waiting for the peering CRD: {e}")
+        except PeeringError as e:
+            once(logging.ERROR, f"{e}; retrying every {retry_seconds:g}s")
         except kubernetes.client.ApiException as e:
-            log.warning("creating ClusterKopfPeering %s: %s %s", name, e.status, e.reason)
+            once(logging.WARNING, f"creating ClusterKopfPeering {name}: {e.status} {e.reason}")
         except (OSError, urllib3.exceptions.HTTPError) as e:
-            log.warning("creating ClusterKopfPeering %s: %s", name, e)
+            once(logging.WARNING, f"creating ClusterKopfPeering {name}: {e}")
         else:
             if created:
                 log.info("created ClusterKopfPeering %s", name)

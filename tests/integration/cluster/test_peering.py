@@ -8,6 +8,7 @@ another replica created first.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import kmock
 import kubernetes
@@ -80,13 +81,26 @@ async def test_a_stop_while_waiting_returns_without_an_object(
     assert posts.hits == 1
 
 
-async def test_a_refusal_is_one_clear_error(
-    kube_emulator: RunningEmulator, api_client: kubernetes.client.ApiClient
+async def test_a_refusal_is_one_clear_error_line_until_rbac_allows_it(
+    kube_emulator: RunningEmulator,
+    api_client: kubernetes.client.ApiClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     serve_peering_crd(kube_emulator)
-    kube_emulator.inject(method="POST", plural=CLUSTER_PEERINGS, status=403, times=None)
     with pytest.raises(PeeringError, match=r"grant create on clusterkopfpeerings\.kopf\.dev"):
-        await ensure_cluster_peering(api_client, "sluice.dev", retry_seconds=0.05)
+        kube_emulator.inject(method="POST", plural=CLUSTER_PEERINGS, status=403, times=1)
+        create_cluster_peering(api_client, "sluice.dev")
+    # the controller waits (as kopf waits for its peering), saying why once, and goes on when
+    # the grant arrives (here: after five refusals)
+    refusals = kube_emulator.inject(method="POST", plural=CLUSTER_PEERINGS, status=403, times=5)
+    with caplog.at_level(logging.INFO, logger="sluice.peering"):
+        assert await ensure_cluster_peering(api_client, "sluice.dev", retry_seconds=0.02) is True
+    assert refusals.hits == 5
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        "not allowed to create ClusterKopfPeering sluice.dev (grant create on "
+        "clusterkopfpeerings.kopf.dev, as deploy/base/clusterrole.yaml does); retrying every 0.02s"
+    ]
 
 
 async def test_server_errors_are_retried(
