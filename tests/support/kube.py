@@ -297,8 +297,9 @@ class SluiceEmulator(kmock.KubernetesEmulator):
         payload = await super()._serve_list(request)
         assert isinstance(payload, dict) and request.resource is not None
         res = request.resource
-        info = self.resources.get(res) if hasattr(self.resources, "get") else None
-        kind = getattr(info, "kind", None) or str(res.plural).capitalize()
+        # (indexing an unknown resource would register it: kmock's array fills in on access)
+        info = self.resources[res] if res in self.resources else None
+        kind = (info.kind if info is not None else None) or str(res.plural).capitalize()
         return {
             "apiVersion": f"{res.group}/{res.version}" if res.group else str(res.version),
             "kind": f"{kind}List",
