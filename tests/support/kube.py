@@ -297,8 +297,10 @@ class SluiceEmulator(kmock.KubernetesEmulator):
         payload = await super()._serve_list(request)
         assert isinstance(payload, dict) and request.resource is not None
         res = request.resource
-        # (indexing an unknown resource would register it: kmock's array fills in on access)
-        info = self.resources[res] if res in self.resources else None
+        # not self.resources[res] (nor .get, which indexes): kmock's array registers an unknown
+        # resource on access, which would add it to discovery
+        known = {r: i for r, i in self.resources.items()} if res in self.resources else {}
+        info = known.get(res)
         kind = (info.kind if info is not None else None) or str(res.plural).capitalize()
         return {
             "apiVersion": f"{res.group}/{res.version}" if res.group else str(res.version),
