@@ -42,6 +42,7 @@ from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
 from rollouts.engine.routing_hold import stalled_on_router
+from rollouts.peering import ensure_cluster_peering
 from rollouts.reconcile import Ports, apply, apply_actions, reconcile
 from rollouts.retry_backoff import RetryBackoff
 from rollouts.routing.factory import router_for
@@ -467,6 +468,11 @@ async def run(
     telemetry = telemetry or Telemetry()
     if settings.metrics_port is not None:
         telemetry.serve(settings.metrics_port)
+    # kopf waits paused until its peering object exists; the manifests ship only its CRD (see
+    # rollouts/peering.py for why), so create it before kopf starts (False: stopped meanwhile)
+    peered = not settings.standalone and settings.clusterwide
+    if peered and not await ensure_cluster_peering(api, settings.peering_name, stop_flag=stop_flag):
+        return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
     namespaces: Collection[str] = settings.namespaces

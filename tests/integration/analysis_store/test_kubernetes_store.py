@@ -302,3 +302,18 @@ def test_secret_keys_are_decoded_and_missing_ones_named(
         store.resolve_secret(NS, "absent", "token")
     with pytest.raises(SecretNotFound, match="not base64"):
         store.resolve_secret(NS, "prom", "bad")
+
+
+def test_a_secret_the_controller_may_not_read_names_the_grant_to_add(
+    store: KubeAnalysisStore, api_client: kubernetes.client.ApiClient,
+    kube_emulator: RunningEmulator,
+) -> None:
+    # the ClusterRole grants no Secret reads (deploy/rbac/secret-reader.yaml does, per namespace):
+    # a 403 becomes the run's error message, saying what to apply, instead of a reconcile failure
+    _secret(api_client, "prom", {"token": _b64("t")})
+    fault = kube_emulator.inject(method="GET", plural="secrets", status=403, times=None)
+    with pytest.raises(SecretNotFound) as e:
+        store.resolve_secret(NS, "prom", "token")
+    assert fault.hits == 1  # refused, not retried
+    assert str(e.value).startswith(f"Secret {NS}/prom: the controller may not read Secrets")
+    assert "deploy/rbac/secret-reader.yaml" in str(e.value)

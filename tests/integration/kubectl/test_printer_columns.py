@@ -1,7 +1,8 @@
 """What plain kubectl shows of a Rollout, checked on every version the API server holds.
 
-kubectl is not installed in CI and the emulator does no server-side Table printing, so the two
-kubectl features the docs promise are evaluated here from the same inputs kubectl uses:
+The emulator does no server-side Table printing, and a kubectl run shows only the versions it
+happens to poll, so the two kubectl features the docs promise are evaluated here, on every
+version, from the same inputs kubectl uses (test_real_kubectl.py runs the real kubectl too):
 
 - ``kubectl get sro -w`` prints one row per watch event, each cell being a printer column's
   JSONPath (from the generated CRD file) evaluated on the object;

@@ -25,6 +25,14 @@ from tests.unit.deploy.rbac_scan import (
 )
 
 CLUSTER_ROLE = REPO / "deploy" / "base" / "clusterrole.yaml"
+SECRET_READER = REPO / "deploy" / "rbac" / "secret-reader.yaml"
+
+# What the code calls but the ClusterRole must NOT grant: reading Secrets cluster-wide would let
+# the controller read every credential in the cluster. A Role per namespace grants it where the
+# Rollouts' auth Secrets live (deploy/rbac/secret-reader.yaml; the chart's rbac.secretReaders).
+PER_NAMESPACE: dict[Permission, str] = {
+    Permission("", "secrets", "get"): "Prometheus credentials named by a template's auth.secretRef",
+}
 
 # kopf's requests, made from inside the framework (kopf 1.45, cluster-wide mode, named peering).
 FRAMEWORK: dict[Permission, str] = {
@@ -37,6 +45,7 @@ FRAMEWORK: dict[Permission, str] = {
     Permission("kopf.dev", "clusterkopfpeerings", "list"): "peering observer (--peering sluice)",
     Permission("kopf.dev", "clusterkopfpeerings", "watch"): "peering observer (--peering sluice)",
     Permission("kopf.dev", "clusterkopfpeerings", "patch"): "peering keep-alives are patches",
+    # (create: the controller's own call in rollouts/peering.py, found by the scan)
     Permission("", "events", "create"): "kopf posts handler outcomes as Events",
 }
 # Not needed, on purpose: namespaces list/watch (kopf lists namespaces only when serving some
@@ -74,8 +83,14 @@ def test_every_api_call_in_the_code_is_understood(findings: list[Finding]) -> No
     assert not problems, "calls the RBAC scan cannot map:\n" + "\n".join(problems)
 
 
+def secret_reader() -> dict[str, Any]:
+    docs = {d["kind"]: d for d in yaml.safe_load_all(SECRET_READER.read_text()) if d}
+    assert set(docs) == {"Role", "RoleBinding"}
+    return docs
+
+
 def test_cluster_role_grants_every_call_the_code_makes(findings: list[Finding]) -> None:
-    granted = rules_to_permissions(cluster_role()["rules"])
+    granted = rules_to_permissions(cluster_role()["rules"]) | set(PER_NAMESPACE)
     missing = {p: where for p, where in required(findings).items() if p not in granted}
     assert not missing, "not granted by deploy/base/clusterrole.yaml:\n" + "\n".join(
         f"  {p}  <- {', '.join(w)}" for p, w in sorted(missing.items())
@@ -87,6 +102,29 @@ def test_cluster_role_grants_nothing_the_code_does_not_use(findings: list[Findin
     unused = sorted(granted - set(required(findings)))
     assert not unused, "granted but never used (remove, or show the call):\n" + "\n".join(
         f"  {p}" for p in unused
+    )
+
+
+def test_secrets_are_readable_only_where_a_role_allows_it(findings: list[Finding]) -> None:
+    granted = rules_to_permissions(cluster_role()["rules"])
+    assert not any(p.resource == "secrets" for p in granted), "no cluster-wide Secret access"
+    # the code does read Secrets (else this exception would be dead) ...
+    assert set(PER_NAMESPACE) <= set(required(findings))
+    # ... and the shipped per-namespace Role grants exactly that, to the controller's account
+    docs = secret_reader()
+    assert rules_to_permissions(docs["Role"]["rules"]) == set(PER_NAMESPACE)
+    binding = docs["RoleBinding"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": docs["Role"]["metadata"]["name"],
+    }
+    assert binding["metadata"]["namespace"] == docs["Role"]["metadata"]["namespace"]
+    sa = yaml.safe_load((REPO / "deploy" / "base" / "serviceaccount.yaml").read_text())
+    (subject,) = binding["subjects"]
+    assert (subject["name"], subject["namespace"]) == (
+        sa["metadata"]["name"],
+        sa["metadata"]["namespace"],
     )
 
 

@@ -1,0 +1,73 @@
+"""A peered controller (not ``--standalone``) on a cluster where its peering object does not exist
+yet, as after one ``kubectl apply`` of deploy/: it creates ``ClusterKopfPeering/sluice.dev``,
+kopf joins it, and Rollouts are served (before, kopf waited paused for an object nobody created
+until the apply was repeated)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from rollouts.peering import CLUSTER_PEERINGS, PEERING_GROUP, PEERING_VERSION
+from rollouts.settings import Settings
+from tests.integration.cluster.test_peering import serve_peering_crd
+from tests.support.kube import RunningEmulator, create_rollout, get_json, start_emulator
+
+from .conftest import (
+    OperatorHarness,
+    api_client,
+    canary,
+    harness,
+    healthy,
+    kubeconfig,
+    namespace,
+    services,
+)
+
+__all__ = ["api_client", "harness", "kubeconfig", "namespace", "services"]
+
+pytestmark = pytest.mark.integration
+
+PRIORITY = 4242
+
+
+@pytest.fixture()
+def kube_emulator() -> Iterator[RunningEmulator]:
+    """The emulator with kopf's peering CRD served (and no peering object)."""
+    running = start_emulator()
+    serve_peering_crd(running)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture()
+def operator_settings() -> Settings:
+    return Settings(
+        standalone=False,
+        priority=PRIORITY,
+        metrics_port=None,
+        liveness_port=None,
+        tick_seconds=0.2,
+        min_requeue_seconds=0.2,
+        max_requeue_seconds=1.0,
+        idle_seconds=2.0,
+        request_timeout=5.0,
+    )
+
+
+async def test_a_peered_controller_creates_its_peering_object_and_serves(
+    harness: OperatorHarness,
+) -> None:
+    path = f"/apis/{PEERING_GROUP}/{PEERING_VERSION}/{CLUSTER_PEERINGS}/sluice.dev"
+    create_rollout(harness.api, canary())
+    await harness.wait_status(healthy, what="first revision Healthy (the controller is not paused)")
+    peering = get_json(harness.api, path)
+    assert peering is not None, "the controller did not create its peering object"
+    # kopf's keep-alive: one live peer, this controller, with its priority
+    peers = await harness.wait_for(
+        lambda: (get_json(harness.api, path) or {}).get("status"), what="a keep-alive"
+    )
+    assert [p["priority"] for p in peers.values()] == [PRIORITY]
