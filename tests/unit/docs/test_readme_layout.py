@@ -55,8 +55,9 @@ def test_every_package_and_module_is_in_the_table() -> None:
                 wanted.append(f"{package}/{child.name}/")
             elif child.suffix == ".py":
                 wanted.append(f"{package}/{child.name}")
-    for top in ("simulations", "benchmarks", "crds", "deploy", "docs", "charts"):
-        if (REPO / top).is_dir():
-            wanted.append(f"{top}/")
     left_out = [p for p in wanted if not named(p.rstrip("/"), rows) and not named(p, rows)]
+    for top in ("simulations", "benchmarks", "crds", "deploy", "docs", "charts"):
+        # a top-level folder is named by a row for it or for something inside it
+        if (REPO / top).is_dir() and not any(r.startswith(f"{top}/") for r in rows):
+            left_out.append(f"{top}/")
     assert left_out == [], f"README layout leaves out: {left_out}"
