@@ -251,9 +251,10 @@ def split_budget(claims: Sequence[BudgetClaim], alpha: float) -> dict[str, float
     if rest:
         left = alpha - spent
         if left <= alpha * 1e-9:
+            them = "it" if len(rest) == 1 else "them"
             raise BudgetError(
-                f"{', '.join(c.field for c in rest.values())} have no alpha left: explicit "
-                f"alphas already spend the rollout's alpha {alpha:g}"
+                f"{', '.join(c.field for c in rest.values())}: not set, and no alpha is left for "
+                f"{them}: explicit alphas already spend the rollout's alpha {alpha:g}"
             )
         out.update({name: left / len(rest) for name in rest})
     return {name: a / uses[name] for name, a in out.items()}

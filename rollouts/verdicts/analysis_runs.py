@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from analysis.api import AnalysisRun, RunKind
+from analysis.api import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, RunKind
 from analysis.lifecycle import (
     DEFAULT_ALPHA,
     RUN_HISTORY,
@@ -24,7 +24,9 @@ from analysis.lifecycle import (
     TemplateRef,
     Unresolved,
     plan_metric,
+    shares,
 )
+from analysis.stats.policy import BudgetError
 from analysis.store.port import AnalysisRunStore, RunOwner
 from rollouts.api.rollout import AnalysisRef, Rollout, RolloutStatus
 from rollouts.engine.context import other, services_of
@@ -36,6 +38,7 @@ __all__ = [
     "RUN_HISTORY",
     "AnalysisVerdicts",
     "ProviderFactory",
+    "budget_problem",
     "builtin_args",
     "owner_of",
     "plan_metric",
@@ -190,6 +193,23 @@ class AnalysisVerdicts:
             (st.current_revision or "unknown", st.attempt or 1),
             frozenset(r.name for r in st.analysis_runs if r.phase in ("Pending", "Running")),
         )
+
+
+def budget_problem(
+    rollout: Rollout,
+    template: Callable[[TemplateRef], AnalysisTemplate | ClusterAnalysisTemplate | None],
+    alpha: float = ROLLOUT_ALPHA,
+) -> str | None:
+    """Why the explicit alphas of the Rollout's templates overspend its budget (naming the
+    field), or None. ``template`` looks a reference up; templates it cannot find are left out,
+    as the controller leaves out those that do not resolve (their own run reports them)."""
+    analyses = [_analysis(r, background) for r, background in _all_refs(rollout)]
+    found = [(a, [t for ref in a.templates if (t := template(ref)) is not None]) for a in analyses]
+    try:
+        shares(found, alpha)
+    except BudgetError as e:
+        return str(e)
+    return None
 
 
 def _analysis(ref: AnalysisRef, background: bool) -> Analysis:
