@@ -263,7 +263,9 @@ def lint(files: tuple[str, ...], strict: bool) -> None:
     Every document of every file (multi-document YAML; - reads stdin) is checked by the
     controller's own models, with the same messages its InvalidSpec condition would show. A
     Rollout's references to analysis templates that none of the files define are warnings
-    (errors with --strict). Documents of other API groups (Services, Deployments...) are listed
+    (errors with --strict). The explicit compare.alpha of the templates a Rollout uses must fit
+    its error budget (0.05), as the controller checks when an analysis starts. Documents of
+    other API groups (Services, Deployments...) are listed
     as skipped; a sluice.dev document of another kind is an error.
 
     \b
