@@ -9,7 +9,6 @@ owner) to lifecycle calls, and reads the verdicts back for the engine.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,7 +22,6 @@ from analysis.lifecycle import (
     RunRequest,
     TemplateRef,
     Unresolved,
-    plan_metric,
     shares,
 )
 from analysis.stats.policy import BudgetError
@@ -41,10 +39,7 @@ __all__ = [
     "budget_problem",
     "builtin_args",
     "owner_of",
-    "plan_metric",
 ]
-
-log = logging.getLogger(__name__)
 
 ROLLOUT_ALPHA = DEFAULT_ALPHA
 """The rollout's false-abort budget, split over the union of its compared metrics."""
