@@ -148,9 +148,9 @@ def shares(
 class RunLifecycle:
     """Creates, ticks, stops and prunes the AnalysisRuns of owners, in one store.
 
-    Nothing here raises for a user's mistake: a missing template, a missing arg, an invalid
-    metric or an overspent budget raises :class:`Unresolved` at creation (its message names the
-    field) or ends the run in ``Error`` at a tick.
+    A user's mistake is never a crash: a missing template, a missing arg, an invalid metric or
+    an overspent budget is :class:`Unresolved` at creation (its message names the field, and
+    becomes the owner's Error verdict), or ends the run in ``Error`` at a tick.
     """
 
     def __init__(
@@ -174,6 +174,7 @@ class RunLifecycle:
 
     # -------------------------------------------------------------------------- reading
     def runs(self, owner: RunOwner) -> list[AnalysisRun]:
+        """Every run of ``owner``: one list, the only read a tick of an idle owner needs."""
         return self.store.list_runs(owner)
 
     # -------------------------------------------------------------------------- creating
