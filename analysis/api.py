@@ -243,7 +243,10 @@ class Compare(ApiModel):
     tolerance: float = Field(default=1.1, gt=0, allow_inf_nan=False)
     """The ratio canary/baseline still fine (r0): harmless pod-to-pod differences must not abort."""
     alpha: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
-    """This metric's share of the rollout's false-abort rate; default: an equal split."""
+    """This metric's share of the rollout's false-abort rate (0.05); default: an equal split of
+    what explicit shares leave. Explicit shares over the rate, or none left for a metric without
+    one, are an error naming this field. A metric in both background and step analysis draws its
+    share once (the two split it). In an AnalysisRun: the share the run was created with."""
     critical: bool = True
     """Must be shown within tolerance before a step promotes (every metric can abort)."""
     edges: list[float] | None = Field(default=None, min_length=1, max_length=10)

@@ -17,7 +17,8 @@ on until a measurement completes, so a threshold never succeeds on windows it co
 
 The error budget. Sequential compares are judged by :class:`analysis.stats.policy.RolloutAnalysis`
 with each metric's alpha fixed by the caller (``alphas``: the Bonferroni split over the union of
-metrics of all the Rollout's analyses, see ``rollouts.verdicts.analysis_runs``). The e-process of each
+metrics of all the Rollout's analyses, split once by ``analysis.stats.policy.split_budget`` when
+the run is created, see ``analysis.lifecycle``). The e-process of each
 metric is saved per metric in the state; ``inherit`` seeds a new run with a previous run's
 e-processes (same rollout, revision and attempt; same metric name, kind and alpha), so evidence
 keeps accumulating across analysis steps under one Ville bound instead of restarting, and
@@ -462,13 +463,15 @@ def advance(
     now: float,
     provider_for: Callable[[MetricPlan], MetricProvider],
     alphas: Mapping[str, float],
+    budget: float = 0.05,
     kind: RunKind = "step",
     inconclusive: InconclusivePolicy = "pause",
     inherit: Mapping[str, Any] | None = None,
 ) -> TickResult:
     """Take every measurement due by ``now``, judge, and decide the run (see module docstring).
 
-    ``alphas`` gives each sequential metric's share of the rollout's alpha; ``inherit`` maps
+    ``alphas`` gives each sequential metric's share of the rollout's alpha ``budget`` (split by
+    :func:`analysis.stats.policy.split_budget` when the run was created); ``inherit`` maps
     metric names to a previous run's saved e-process states (used only when this run has none).
     Never raises for provider trouble or bad data: those are measurements, not exceptions.
     """
@@ -480,7 +483,7 @@ def advance(
     windows: list[tuple[float, dict[str, IntervalData]]] = []
     for plan in plans:
         ms = metric_states[plan.name]
-        provider = provider_for(plan)
+        provider: MetricProvider | None = None  # built when a window is due, not on every tick
         taken = 0
         while taken < CATCH_UP and not _measured_enough(plan, ms):
             if _decided_by_limits(plan, ms):
@@ -488,6 +491,7 @@ def advance(
             lo, hi = plan.window(start, ms.done + 1)
             if hi > now + 1e-9:
                 break
+            provider = provider if provider is not None else provider_for(plan)
             if plan.judgement == "threshold":
                 _measure_threshold(plan, ms, provider, lo, hi)
             else:
@@ -500,7 +504,7 @@ def advance(
     # 2. fold sequential windows in time order into the rollout-wide e-processes
     seq = [p for p in plans if p.judgement == "sequential"]
     gate = [p for p in seq if not p.dry_run]
-    config = _config(gate, inconclusive)
+    config = _config(gate, inconclusive, budget)
     analyses: dict[bool, RolloutAnalysis] = {}
     for dry in (False, True):
         group = [p for p in seq if p.dry_run == dry]
@@ -585,7 +589,9 @@ def _decided_by_limits(plan: MetricPlan, ms: _MetricState) -> bool:
     return t.consecutive_errors > COMPARE_ERROR_LIMIT
 
 
-def _config(gate: Sequence[MetricPlan], inconclusive: InconclusivePolicy) -> PolicyConfig:
+def _config(
+    gate: Sequence[MetricPlan], inconclusive: InconclusivePolicy, budget: float
+) -> PolicyConfig:
     """Minimum step: the first measurement after the warm-up plus one more interval; maximum:
     the last metric's horizon (none when a gating metric runs until stopped)."""
     min_s = max((p.initial_delay + 2 * p.interval for p in gate), default=0.0)
@@ -594,7 +600,7 @@ def _config(gate: Sequence[MetricPlan], inconclusive: InconclusivePolicy) -> Pol
     if max_s is not None:
         max_s = max(max_s, min_s)
     return PolicyConfig(
-        alpha=0.999,  # each metric's alpha is explicit; this only bounds their sum
+        alpha=budget,  # each metric's alpha is its share of it: the policy checks their sum
         warmup_seconds=0.0,
         min_step_seconds=min_s,
         max_step_seconds=max_s,

@@ -1,6 +1,6 @@
 """Time the controller's analysis path per tick: resolving a run's state from JSON, measuring,
-updating every metric's e-process, and writing the state back, as ``AnalysisVerdicts.observe``
-does for each Rollout on every reconcile.
+updating every metric's e-process, and writing the state back, as ``AnalysisVerdicts.tick`` (the
+reconcile cycle's first phase) does for each Rollout on every reconcile.
 
 Why a script and not a test: speed depends on the machine; it is measured and printed, never
 asserted. The example canary (two metrics: error-rate counts and a latency histogram) is run through
@@ -37,7 +37,7 @@ def main() -> None:
     source = sim.verdicts
     times: list[float] = []
     measured: list[float] = []
-    original = source.observe
+    original = source.tick
 
     def timed(r: Any) -> Any:
         t0 = time.perf_counter()
@@ -49,16 +49,16 @@ def main() -> None:
             measured.append(dt)
         return out
 
-    source.observe = timed  # type: ignore[method-assign]
+    source.tick = timed  # type: ignore[method-assign]
     wall = time.perf_counter()
     result = sim.run()
     wall = time.perf_counter() - wall
     print(f"canary-analysis example, healthy scenario: {result.reason} after {result.seconds:.0f} s simulated")
     print(f"  whole simulation: {wall * 1000:.0f} ms wall clock, {len(times)} reconciles")
-    print(f"  observe() per reconcile: median {statistics.median(times) * 1000:.2f} ms")
+    print(f"  tick() per reconcile: median {statistics.median(times) * 1000:.2f} ms")
     if measured:
         print(
-            f"  observe() on ticks that took measurements ({len(measured)}): "
+            f"  tick() on ticks that took measurements ({len(measured)}): "
             f"median {statistics.median(measured) * 1000:.2f} ms, max {max(measured) * 1000:.2f} ms"
         )
 

@@ -1,7 +1,7 @@
-"""The kopf operator: thin handlers that load a Rollout, run ``reconcile`` and schedule the next.
+"""The kopf operator: thin handlers that load a Rollout, run one reconcile cycle, schedule the next.
 
 Nothing here decides anything: every decision is ``rollouts.engine.decide``'s, reached through
-``rollouts.reconcile.reconcile`` exactly as the simulator reaches it. The handlers only choose
+``rollouts.reconcile.cycle`` exactly as the simulator reaches it. The handlers only choose
 *when* to reconcile:
 
 - on create, update (spec) and resume (operator start);
@@ -43,7 +43,7 @@ from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
 from rollouts.engine.routing_hold import stalled_on_router
 from rollouts.peering import ensure_cluster_peering
-from rollouts.reconcile import Ports, apply, apply_actions, reconcile
+from rollouts.reconcile import Ports, apply, apply_actions, cycle
 from rollouts.retry_backoff import RetryBackoff
 from rollouts.routing.factory import router_for
 from rollouts.routing.port import TrafficRouter
@@ -207,9 +207,10 @@ class Controller:
         with self._guard:
             self._schedule.setdefault(key, _Schedule()).due = time.monotonic() + wait
 
-    # ------------------------------------------------------------------------ reconcile
-    def reconcile(self, namespace: str, name: str) -> float | None:
-        """One reconcile of one Rollout; returns the engine's requeue_after. Raises on API errors."""
+    # ------------------------------------------------------------------------ sync
+    def sync(self, namespace: str, name: str) -> float | None:
+        """Load one Rollout and run one reconcile cycle on it; returns the engine's
+        requeue_after. Raises on API errors."""
         key = (namespace, name)
         with self._lock(key):
             doc = self._get(namespace, name)
@@ -230,7 +231,7 @@ class Controller:
                 if pending.problem is not None and pending.raw is not None:
                     self.cluster.emit_event(rollout, "Warning", "InvalidRequest", pending.problem)
                     self._clear_request(namespace, name, pending.raw)
-                plan = reconcile(rollout, self.ports_for(rollout), self.clock(), pending.request)
+                plan = cycle(rollout, self.ports_for(rollout), self.clock(), pending.request)
             self.telemetry.observe(rollout, before, plan.status)
             req = pending.request
             if req is not None and pending.raw is not None and plan.status.last_request == req.id:
@@ -259,7 +260,7 @@ class Controller:
     def run(self, namespace: str, name: str) -> None:
         """Reconcile, never raise: a failure is logged and the timer retries soon."""
         try:
-            self.reconcile(namespace, name)
+            self.sync(namespace, name)
         except Exception:
             self.telemetry.reconcile_errors.inc()
             log.exception("reconcile of %s/%s failed; retrying", namespace, name)
@@ -281,8 +282,8 @@ class Controller:
             self._requests_seen[key] = raw
         self.run(namespace, name)
 
-    def tick(self, namespace: str, name: str) -> None:
-        """The timer's tick: reconcile when due (first tick: at once)."""
+    def on_timer(self, namespace: str, name: str) -> None:
+        """The timer fired: reconcile when due (first time: at once)."""
         with self._guard:
             sched = self._schedule.get((namespace, name))
         if sched is None or time.monotonic() >= sched.due:
@@ -398,7 +399,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
 
     @kopf.timer(*resource, id=TIMER_ID, interval=settings.tick_seconds, registry=registry)
     def timer(**kwargs: Any) -> None:
-        controller.tick(kwargs["namespace"], kwargs["name"])
+        controller.on_timer(kwargs["namespace"], kwargs["name"])
 
     @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, registry=registry)
     def request_arrived(**kwargs: Any) -> None:

@@ -1,7 +1,14 @@
-"""One reconcile: observe through the ports, ``decide``, apply the plan, write status.
+"""One reconcile cycle, in explicit phases: tick analyses, observe, decide, apply, write status.
 
-The operator and the simulator both call this, so the simulator exercises the controller's exact
-path from observation to action; only the ports differ.
+1. :func:`tick`: the Rollout's analyses take the measurements that came due and write their
+   runs' status (the only phase that writes for analysis or queries metrics);
+2. :func:`observe`: read-only, through the ports (slots, Services, weights, verdicts);
+3. ``decide`` (the engine): pure, from the Rollout and what was observed to a plan;
+4. :func:`apply_actions`: the plan's actions, in order;
+5. :func:`write_status`: the plan's status, once, and only when it changed.
+
+The operator and the simulator both call :func:`cycle`, so the simulator exercises the
+controller's exact path from observation to action; only the ports differ.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from rollouts.api.rollout import Rollout
+from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.cluster.port import Cluster
 from rollouts.engine import (
     Action,
@@ -42,7 +49,13 @@ class Ports:
     verdicts: VerdictSource
 
 
+def tick(rollout: Rollout, ports: Ports) -> None:
+    """Advance the Rollout's analyses: the cycle's one phase that writes for analysis."""
+    ports.verdicts.tick(rollout)
+
+
 def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> Observed:
+    """What the engine decides from, read through the ports; writes nothing."""
     routed = rollout.canary is not None and rollout.canary.traffic_routing is not None
     routing = read_router(ports.router if routed else None)
     return Observed(
@@ -58,11 +71,25 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
 
 def apply(rollout: Rollout, plan: Plan, ports: Ports) -> None:
     """Apply actions in the order planned (weights before scale-downs), then write status once."""
-    apply_actions(rollout, plan.actions, ports)
-    ports.cluster.write_status(rollout, plan.status)
+    apply_actions(rollout, plan.actions, ports, plan.status)
+    write_status(rollout, plan, ports)
 
 
-def apply_actions(rollout: Rollout, actions: Sequence[Action], ports: Ports) -> None:
+def write_status(rollout: Rollout, plan: Plan, ports: Ports) -> None:
+    """The plan's status, unless it is the status the Rollout already has."""
+    if rollout.status is None or plan.status != rollout.status:
+        ports.cluster.write_status(rollout, plan.status)
+
+
+def apply_actions(
+    rollout: Rollout,
+    actions: Sequence[Action],
+    ports: Ports,
+    status: RolloutStatus | None = None,
+) -> None:
+    """Each action in order. An analysis starts from the planned ``status`` (when given): the
+    revision, attempt and slots it analyses are the ones this cycle moved to."""
+    planned = rollout if status is None else rollout.model_copy(update={"status": status})
     for action in actions:
         match action:
             case DeploySlot(slot, revision, template, replicas):
@@ -82,16 +109,16 @@ def apply_actions(rollout: Rollout, actions: Sequence[Action], ports: Ports) -> 
             case DeleteSlot(slot):
                 ports.cluster.delete_slot(rollout, slot)
             case StartAnalysis():
-                ports.verdicts.start(rollout, action)
+                ports.verdicts.start(planned, action)
             case StopAnalysis(name):
                 ports.verdicts.stop(rollout, name)
             case EmitEvent(type_, reason, message):
                 ports.cluster.emit_event(rollout, type_, reason, message)
 
 
-def reconcile(
-    rollout: Rollout, ports: Ports, now: datetime, request: Request | None = None
-) -> Plan:
+def cycle(rollout: Rollout, ports: Ports, now: datetime, request: Request | None = None) -> Plan:
+    """One reconcile cycle of ``rollout``: tick, observe, decide, apply, write status."""
+    tick(rollout, ports)
     observed = observe(rollout, ports, request)
     plan = decide(rollout, observed, now)
     try:

@@ -192,33 +192,83 @@ class SequentialTest(Protocol):
     def to_state(self) -> dict[str, Any]: ...
 
 
+class BudgetError(ValueError):
+    """Explicit alphas that overspend the rollout's budget; the message names the field."""
+
+
+@dataclass(frozen=True)
+class BudgetClaim:
+    """One metric asking for its share of the rollout's alpha.
+
+    ``field`` says where its alpha is (or would be) set, so an error names it. ``uses`` is how
+    many separate e-processes judge the metric (a metric named in both background and step
+    analysis is judged by two, which can each reject): its share is split between them, so the
+    metric draws once from the budget however often it is named.
+    """
+
+    name: str
+    alpha: float | None
+    field: str
+    uses: int = 1
+
+
+def split_budget(claims: Sequence[BudgetClaim], alpha: float) -> dict[str, float]:
+    """The one place the rollout's budget is split (Bonferroni): each metric's alpha per use.
+
+    Explicit alphas are taken as given; the metrics without one share equally what is left.
+    Raises :class:`BudgetError` naming the field whose explicit alpha takes the total over
+    ``alpha``, the metrics left with nothing, or a metric given two different alphas.
+    """
+    explicit: dict[str, BudgetClaim] = {}
+    rest: dict[str, BudgetClaim] = {}
+    uses: dict[str, int] = {}
+    spent = 0.0
+    for c in claims:
+        if c.uses < 1:
+            raise ValueError(f"{c.field}: uses must be >= 1, got {c.uses}")
+        uses[c.name] = max(uses.get(c.name, 0), c.uses)
+        if c.alpha is None:
+            if c.name not in explicit:
+                rest.setdefault(c.name, c)
+            continue
+        seen = explicit.get(c.name)
+        if seen is not None:
+            if seen.alpha != c.alpha:
+                raise BudgetError(
+                    f"{c.field}: {c.alpha:g} differs from {seen.field}: {seen.alpha:g}; a metric "
+                    "draws once from the rollout's alpha, so it takes one alpha"
+                )
+            continue
+        explicit[c.name] = c
+        rest.pop(c.name, None)
+        spent += c.alpha
+        if spent > alpha * (1 + 1e-12):
+            raise BudgetError(
+                f"{c.field}: {c.alpha:g} brings the explicit alphas to {spent:g}, over the "
+                f"rollout's alpha {alpha:g}"
+            )
+    out = {n: c.alpha for n, c in explicit.items() if c.alpha is not None}
+    if rest:
+        left = alpha - spent
+        if left <= alpha * 1e-9:
+            them = "it" if len(rest) == 1 else "them"
+            raise BudgetError(
+                f"{', '.join(c.field for c in rest.values())}: not set, and no alpha is left for "
+                f"{them}: explicit alphas already spend the rollout's alpha {alpha:g}"
+            )
+        out.update({name: left / len(rest) for name in rest})
+    return {name: a / uses[name] for name, a in out.items()}
+
+
 def split_alpha(metrics: Sequence[MetricSpec], alpha: float) -> dict[str, float]:
-    """Bonferroni: explicit alphas first, the rest shared equally by the others.
+    """Bonferroni over the metrics of one analysis: :func:`split_budget`, one use each.
 
     Raises ``ValueError`` naming the metric whose explicit alpha takes the total over budget, or
     the metrics left with nothing.
     """
-    out: dict[str, float] = {}
-    spent = 0.0
-    for m in metrics:
-        if m.alpha is not None:
-            spent += m.alpha
-            if spent > alpha * (1 + 1e-12):
-                raise ValueError(
-                    f"metric {m.name!r}: alpha {m.alpha:g} brings the explicit alphas to "
-                    f"{spent:g}, over the rollout's alpha {alpha:g}"
-                )
-            out[m.name] = m.alpha
-    rest = [m.name for m in metrics if m.alpha is None]
-    if rest:
-        left = alpha - spent
-        if left <= alpha * 1e-9:
-            raise ValueError(
-                f"metrics {', '.join(map(repr, rest))} have no alpha left: explicit alphas "
-                f"already spend the rollout's alpha {alpha:g}"
-            )
-        out.update({name: left / len(rest) for name in rest})
-    return out
+    return split_budget(
+        [BudgetClaim(m.name, m.alpha, f"metric {m.name!r}") for m in metrics], alpha
+    )
 
 
 def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:

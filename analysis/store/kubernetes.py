@@ -4,7 +4,8 @@ This is the operator's ``AnalysisRunStore`` (``analysis.store.port``). Runs are 
 objects so ``kubectl get analysisruns`` shows them and a restarted controller resumes from their
 status (the e-processes live in ``status.state``). Each run is owned by its Rollout (deleting the
 Rollout deletes its runs) and labelled with the Rollout and revision; runs of older revisions
-beyond the history limit are deleted by ``AnalysisVerdicts.prune`` through ``delete_run``.
+beyond the history limit are deleted by ``analysis.lifecycle.RunLifecycle.prune`` through
+``delete_run``.
 
 Writes go through the status subresource where the API server demands it: an object created with
 a status subresource has its ``status`` dropped on create, so ``create_run`` writes the status in a

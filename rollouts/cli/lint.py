@@ -9,16 +9,26 @@ No cluster is needed and nothing heavier than the models is imported, so it is q
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
-from analysis.api import InvalidAnalysisSpec, parse_template
+from analysis.api import (
+    AnalysisTemplate,
+    ClusterAnalysisTemplate,
+    InvalidAnalysisSpec,
+    parse_template,
+)
 from rollouts.api.rollout import AnalysisRef, Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
+
+if TYPE_CHECKING:
+    from analysis.lifecycle import TemplateRef
+
+Template = AnalysisTemplate | ClusterAnalysisTemplate
 
 GROUP_PREFIX = "sluice.dev/"
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
@@ -142,7 +152,39 @@ def defined_templates(docs: Iterable[Document]) -> dict[str, set[str]]:
     return out
 
 
-def check(doc: Document, templates: dict[str, set[str]], strict: bool = False) -> Finding:
+def parsed_templates(docs: Iterable[Document]) -> dict[tuple[str, str], Template]:
+    """The valid templates by (kind, name): what a Rollout's error budget is checked against."""
+    out: dict[tuple[str, str], Template] = {}
+    for d in docs:
+        if isinstance(d.body, dict) and d.body.get("kind") in TEMPLATE_KINDS:
+            try:
+                t = parse_template(d.body)
+            except InvalidAnalysisSpec:
+                continue  # reported on its own
+            out[(t.kind, t.metadata.name)] = t
+    return out
+
+
+def budget(rollout: Rollout, parsed: Mapping[tuple[str, str], Template]) -> str | None:
+    """The controller's error-budget check over the templates the files define.
+
+    Imported here, not at the top: it brings the statistics (numpy), which only a Rollout
+    with analysis needs."""
+    from rollouts.verdicts.analysis_runs import budget_problem
+
+    def lookup(ref: TemplateRef) -> Template | None:
+        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+        return parsed.get((kind, ref.name))
+
+    return budget_problem(rollout, lookup)
+
+
+def check(
+    doc: Document,
+    templates: dict[str, set[str]],
+    strict: bool = False,
+    parsed: Mapping[tuple[str, str], Template] | None = None,
+) -> Finding:
     """One document through the controller's parser for its kind."""
     finding = Finding(label(doc))
     body = doc.body
@@ -163,6 +205,10 @@ def check(doc: Document, templates: dict[str, set[str]], strict: bool = False) -
             if name not in templates[wanted]:
                 note = f"{where}: {wanted} {name!r} is not defined in the given files"
                 (finding.problems if strict else finding.warnings).append(note)
+        if parsed and any(True for _ in analysis_refs(rollout)):
+            problem = budget(rollout, parsed)
+            if problem is not None:
+                finding.problems.append(problem)
     elif kind in TEMPLATE_KINDS:
         try:
             parse_template(body)
@@ -187,7 +233,9 @@ def lint_texts(sources: Iterable[tuple[str, str]], strict: bool = False) -> list
     and lint must pass on it. A ``sluice.dev`` document of a kind lint does not check (a typo,
     an AnalysisRun) is a problem."""
     loaded = [(path, load(path, text)) for path, text in sources]
-    templates = defined_templates(d for _, docs in loaded if isinstance(docs, list) for d in docs)
+    every = [d for _, docs in loaded if isinstance(docs, list) for d in docs]
+    templates = defined_templates(every)
+    parsed = parsed_templates(every)
     out: list[Finding] = []
     for path, docs in loaded:
         if isinstance(docs, Finding):
@@ -197,7 +245,7 @@ def lint_texts(sources: Iterable[tuple[str, str]], strict: bool = False) -> list
             (empty.problems if strict else empty.warnings).append("no YAML documents")
             out.append(empty)
         else:
-            out += [check(d, templates, strict) for d in docs]
+            out += [check(d, templates, strict, parsed) for d in docs]
     return out
 
 
@@ -215,7 +263,9 @@ def lint(files: tuple[str, ...], strict: bool) -> None:
     Every document of every file (multi-document YAML; - reads stdin) is checked by the
     controller's own models, with the same messages its InvalidSpec condition would show. A
     Rollout's references to analysis templates that none of the files define are warnings
-    (errors with --strict). Documents of other API groups (Services, Deployments...) are listed
+    (errors with --strict). The explicit compare.alpha of the templates a Rollout uses must fit
+    its error budget (0.05), as the controller checks when an analysis starts. Documents of
+    other API groups (Services, Deployments...) are listed
     as skipped; a sluice.dev document of another kind is an error.
 
     \b

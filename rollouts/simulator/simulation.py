@@ -1,6 +1,6 @@
 """Fast-forward a Rollout through the real engine on the in-memory cluster.
 
-A simulated clock drives the same ``reconcile`` the operator runs, so a 30-minute rollout plays out
+A simulated clock drives the same reconcile ``cycle`` the operator runs, so a 30-minute rollout plays out
 in well under a second and shows exactly the steps, weights and decisions production would see.
 """
 
@@ -24,7 +24,7 @@ from rollouts.engine import Plan, Request
 from rollouts.engine.context import services_of
 from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
-from rollouts.reconcile import Ports, reconcile
+from rollouts.reconcile import Ports, cycle
 from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
 from rollouts.verdicts.port import VerdictSource
@@ -219,7 +219,7 @@ class Simulation:
 
     def step(self, request: Request | None = None) -> Plan:
         """One reconcile at the simulated time, with an optional manual request."""
-        plan = reconcile(self.rollout, self.ports, self.now, request)
+        plan = cycle(self.rollout, self.ports, self.now, request)
         self.rollout = self.rollout.model_copy(update={"status": plan.status})
         return plan
 

@@ -15,8 +15,14 @@ from rollouts.engine.plan import AnalysisObservation, StartAnalysis
 
 
 class VerdictSource(Protocol):
+    """``tick`` is the reconcile's first phase: it advances the Rollout's analyses (all writes
+    and metric queries happen there). ``observe`` then reads their verdicts and writes nothing;
+    ``start`` and ``stop`` carry out the engine's StartAnalysis and StopAnalysis."""
+
+    def tick(self, rollout: Rollout) -> None: ...
+
+    def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]: ...
+
     def start(self, rollout: Rollout, request: StartAnalysis) -> None: ...
 
     def stop(self, rollout: Rollout, name: str) -> None: ...
-
-    def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]: ...

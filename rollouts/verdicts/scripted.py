@@ -54,6 +54,9 @@ class ScriptedVerdicts:
                     return rank, f"template {t}: scripted {rank.lower()} verdict"
         return "Successful", "scripted verdict: all metrics passed"
 
+    def tick(self, rollout: Rollout) -> None:
+        """Nothing to advance: a scripted run's verdict is a function of the clock."""
+
     def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]:
         now = self.clock()
         out: dict[str, AnalysisObservation] = {}

@@ -113,6 +113,31 @@ class Fault:
         return self.subresource is None or (request.subresource or "") == self.subresource
 
 
+@dataclass(frozen=True)
+class ApiCall:
+    """One request the emulator served, as a test counts it."""
+
+    method: str  # GET, POST, PATCH, PUT, DELETE
+    plural: str | None
+    name: str | None
+    subresource: str | None
+    watch: bool
+
+    @classmethod
+    def of(cls, request: rendering.Request) -> ApiCall:
+        return cls(
+            method=str(request.method.value).upper(),
+            plural=None if request.resource is None else request.resource.plural,
+            name=request.name,
+            subresource=request.subresource,
+            watch=str(request.params.get("watch", "")).lower() in ("true", "1"),
+        )
+
+    def __str__(self) -> str:
+        sub = f"/{self.subresource}" if self.subresource else ""
+        return f"{self.method} {self.plural}{'/' + self.name if self.name else ''}{sub}"
+
+
 _REASONS = {
     400: "BadRequest",
     404: "NotFound",
@@ -196,6 +221,8 @@ class SluiceEmulator(kmock.KubernetesEmulator):
     """kmock's emulator plus the server-side metadata kopf and Sluice need, and fault injection."""
 
     faults: list[Fault] = attrs.field(factory=list)
+    calls: list[ApiCall] = attrs.field(factory=list)
+    """Every request served (faulted ones included), oldest first: tests count API calls by it."""
     _rv: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
     _last_rv: int = 999
     _faults_lock: threading.Lock = attrs.field(factory=threading.Lock)
@@ -220,6 +247,7 @@ class SluiceEmulator(kmock.KubernetesEmulator):
         return None
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        self.calls.append(ApiCall.of(request))
         fault = self._take_fault(request)
         if fault is not None:
             if fault.delay:

@@ -234,7 +234,7 @@ def test_a_failed_reconcile_counts_one_error(monkeypatch: pytest.MonkeyPatch) ->
     def fail(*_: Any, **__: Any) -> Any:
         raise kubernetes.client.ApiException(status=500, reason="injected")
 
-    monkeypatch.setattr(operator, "reconcile", fail)
+    monkeypatch.setattr(operator, "cycle", fail)
     controller.run("ns", "web")  # never raises: logged, counted, retried by the timer
     assert value(t, "sluice_reconcile_errors_total") == 1.0
     assert value(t, "sluice_reconcile_duration_seconds_count") == 1.0

@@ -10,6 +10,8 @@ import pytest
 from scipy.stats import binom
 
 from analysis.stats.policy import (
+    BudgetClaim,
+    BudgetError,
     CountsInterval,
     Decision,
     GaugeInterval,
@@ -17,6 +19,7 @@ from analysis.stats.policy import (
     MetricSpec,
     PolicyConfig,
     RolloutAnalysis,
+    split_budget,
 )
 
 BOUNDS = (0.1, 0.25, 0.5, 1.0, math.inf)
@@ -51,8 +54,52 @@ def test_explicit_alphas_over_budget_name_the_metric() -> None:
         RolloutAnalysis(
             [errors("errors", alpha=0.03), errors("latency", alpha=0.03)], PolicyConfig()
         )
-    with pytest.raises(ValueError, match="'cpu' have no alpha left"):
+    with pytest.raises(ValueError, match="'cpu': not set, and no alpha is left"):
         RolloutAnalysis([errors("errors", alpha=0.05), errors("cpu")], PolicyConfig())
+
+
+def test_the_budget_is_split_once_over_every_claim() -> None:
+    claims = [
+        BudgetClaim("errors", 0.02, "a: errors.alpha"),
+        BudgetClaim("latency", None, "a: latency.alpha"),
+        BudgetClaim("cpu", None, "b: cpu.alpha"),
+    ]
+    assert split_budget(claims, 0.05) == pytest.approx(
+        {"errors": 0.02, "latency": 0.015, "cpu": 0.015}
+    )
+
+
+def test_explicit_alphas_over_the_budget_are_an_error_naming_the_field() -> None:
+    claims = [BudgetClaim("errors", 0.05, "a: errors.alpha"), BudgetClaim("x", 0.04, "b: x.alpha")]
+    with pytest.raises(
+        BudgetError, match=r"^b: x\.alpha: 0\.04 brings the explicit alphas to 0\.09"
+    ):
+        split_budget(claims, 0.05)
+
+
+def test_a_metric_without_alpha_gets_what_is_left_and_never_a_fallback() -> None:
+    spent = [BudgetClaim("errors", 0.05, "a: errors.alpha"), BudgetClaim("x", None, "b: x.alpha")]
+    with pytest.raises(BudgetError, match=r"^b: x\.alpha: not set, and no alpha is left for it"):
+        split_budget(spent, 0.05)
+    left = [BudgetClaim("errors", 0.03, "a: errors.alpha"), BudgetClaim("x", None, "b: x.alpha")]
+    assert sum(split_budget(left, 0.05).values()) == pytest.approx(0.05)
+
+
+def test_a_metric_judged_twice_draws_once_from_the_budget() -> None:
+    claims = [
+        BudgetClaim("errors", None, "bg: errors.alpha", uses=2),
+        BudgetClaim("errors", None, "step: errors.alpha", uses=2),
+        BudgetClaim("latency", None, "step: latency.alpha"),
+    ]
+    per_use = split_budget(claims, 0.05)
+    assert per_use == pytest.approx({"errors": 0.0125, "latency": 0.025})
+    assert 2 * per_use["errors"] + per_use["latency"] == pytest.approx(0.05)
+
+
+def test_one_metric_given_two_alphas_is_an_error_naming_both() -> None:
+    claims = [BudgetClaim("errors", 0.01, "a: alpha"), BudgetClaim("errors", 0.02, "b: alpha")]
+    with pytest.raises(BudgetError, match=r"^b: alpha: 0\.02 differs from a: alpha: 0\.01"):
+        split_budget(claims, 0.05)
 
 
 def test_promotes_only_after_the_minimum_duration_once_within_tolerance() -> None:
@@ -241,8 +288,11 @@ def test_a_looser_promote_tolerance_promotes_sooner_and_says_which_bar() -> None
     promotion bar is 1.2, and while waiting the reason names the bar being waited for."""
     first: dict[float | None, float] = {}
     for bar in (None, 1.2):
-        a = RolloutAnalysis([errors(tolerance=1.1, promote_tolerance=bar)],
-                            PolicyConfig(min_step_seconds=60), t0=0.0)
+        a = RolloutAnalysis(
+            [errors(tolerance=1.1, promote_tolerance=bar)],
+            PolicyConfig(min_step_seconds=60),
+            t0=0.0,
+        )
         for t in range(60, 7260, 60):
             a.observe(t, {"errors": good_counts()})
             if a.decide(t, 0.0)[0] == Decision.PROMOTE_STEP:

@@ -319,3 +319,43 @@ def test_the_shipped_examples_are_valid() -> None:
     result = invoke(*files)
     assert result.exit_code == 0, result.output
     assert result.output.count(": ok") >= len(files)
+
+
+# --------------------------------------------------------------------------- the error budget
+
+
+def alpha_template(name: str, metric: str, alpha: float | None) -> dict[str, Any]:
+    t = copy.deepcopy(TEMPLATE)
+    t["metadata"]["name"] = name
+    m = t["spec"]["metrics"][0]
+    m["name"] = metric
+    if alpha is not None:
+        m["compare"]["alpha"] = alpha
+    return t
+
+
+def test_explicit_alphas_over_the_budget_name_the_field() -> None:
+    doc = with_analysis(with_analysis(rollout(), "a"), "b")
+    a, b = alpha_template("a", "errors", 0.05), alpha_template("b", "latency", 0.04)
+    findings = lint_texts([("f.yaml", dump(doc, a, b))])
+    assert [f.ok for f in findings] == [False, True, True]
+    assert findings[0].problems == [
+        "template b: spec.metrics[0].compare.alpha: 0.04 brings the explicit alphas to 0.09, "
+        "over the rollout's alpha 0.05"
+    ]
+
+
+def test_a_metric_left_without_alpha_is_a_problem_naming_it() -> None:
+    doc = with_analysis(with_analysis(rollout(), "a"), "b")
+    a, b = alpha_template("a", "errors", 0.05), alpha_template("b", "latency", None)
+    [finding, *_] = lint_texts([("f.yaml", dump(doc, a, b))])
+    assert finding.problems == [
+        "template b: spec.metrics[0].compare.alpha: not set, and no alpha is left for it: "
+        "explicit alphas already spend the rollout's alpha 0.05"
+    ]
+
+
+def test_alphas_within_the_budget_pass() -> None:
+    doc = with_analysis(with_analysis(rollout(), "a"), "b")
+    a, b = alpha_template("a", "errors", 0.03), alpha_template("b", "latency", None)
+    assert all(f.ok for f in lint_texts([("f.yaml", dump(doc, a, b))]))

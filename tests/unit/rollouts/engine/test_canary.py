@@ -196,11 +196,11 @@ def test_requests_are_idempotent_by_id() -> None:
     h = started()
     h.until(lambda h: h.status.phase == "Paused")
     from rollouts.engine import Request
-    from rollouts.reconcile import reconcile
+    from rollouts.reconcile import cycle
 
     req = Request("promote", "promote@same")
     for _ in range(3):
-        plan = reconcile(h.rollout, h.ports, h.now, req)
+        plan = cycle(h.rollout, h.ports, h.now, req)
         h.rollout = h.rollout.model_copy(update={"status": plan.status})
     assert h.status.current_step_index == 2  # one promote, not three
     assert h.status.last_request == "promote@same"
