@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.evidence import Evidence, EvidenceDetails, Outcome
 
 Conditions = Literal["both", "success", "failure"]
 
@@ -102,15 +102,6 @@ def _inside(value: float, lo: float | None, hi: float | None) -> bool:
 def _check_bounds(lo: float | None, hi: float | None) -> None:
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"min {lo} is above max {hi}")
-
-
-def _bound_details(lo: float | None, hi: float | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if lo is not None:
-        out["min"] = float(lo)
-    if hi is not None:
-        out["max"] = float(hi)
-    return out
 
 
 def _noise_note(events: int | None) -> str:
@@ -249,14 +240,16 @@ class ArgoThresholdJudge:
             f"{c.consecutive_error} consecutive errors, {c.count} measured"
             + _noise_note(self._last_events)
         )
-        details = _bound_details(self.min, self.max) | {
-            "count": float(c.count),
-            "successful": float(c.successful),
-            "failed": float(c.failed),
-            "inconclusive": float(c.inconclusive),
-            "error": float(c.error),
-            "consecutive_error": float(c.consecutive_error),
-        }
+        details = EvidenceDetails(
+            min=self.min,
+            max=self.max,
+            count=c.count,
+            successful=c.successful,
+            failed=c.failed,
+            inconclusive=c.inconclusive,
+            errors=c.error,
+            consecutive_errors=c.consecutive_error,
+        )
         return Evidence(
             method=ARGO_METHOD,
             outcome=_OUTCOME[self._phase],
@@ -317,10 +310,9 @@ class FlaggerThresholdJudge:
             f"or without a value (not necessarily consecutive). So far {self._failed} of "
             f"{self._checks} checks failed" + _noise_note(events)
         )
-        details = _bound_details(self.min, self.max) | {
-            "failed_checks": float(self._failed),
-            "checks": float(self._checks),
-        }
+        details = EvidenceDetails(
+            min=self.min, max=self.max, failed_checks=self._failed, checks=self._checks
+        )
         return Evidence(
             method=FLAGGER_METHOD,
             outcome=_OUTCOME[self._phase],
