@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from analysis.stats.evidence import Evidence, EvidenceDetails, Outcome
+from analysis.stats.evidence import Evidence, Outcome
 from analysis.stats.mann_whitney import Direction, classify_metric
-from analysis.stats.thresholds import ARGO_METHOD, MeasurementPhase, argo_measurement_phase
+from analysis.stats.thresholds import MeasurementPhase, argo_evidence, argo_measurement_phase
 
 RunPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
 FINAL_PHASES: frozenset[str] = frozenset({"Successful", "Failed", "Inconclusive", "Error"})
@@ -150,33 +150,21 @@ def judge_threshold(
         "Error": Outcome.INSUFFICIENT,
         "Pending": Outcome.INSUFFICIENT,
     }[phase]
-    bound = rule.min if rule.min is not None else rule.max
     rule_text = (
         f"each value must lie in {_range(rule.min, rule.max)}; fail after more than "
         f"{rule.failure_limit} outside, inconclusive after more than {rule.inconclusive_limit} "
         f"without a value, error after more than {rule.consecutive_error_limit} consecutive "
         "query errors" + ("" if rule.count is None else f"; succeed after {rule.count}")
     )
-    details = EvidenceDetails(
-        min=rule.min,
-        max=rule.max,
-        count=tally.count,
-        successful=tally.successful,
-        failed=tally.failed,
-        inconclusive=tally.inconclusive,
-        errors=tally.errors,
-        consecutive_errors=tally.consecutive_errors,
+    counted = (
+        tally.count,
+        tally.successful,
+        tally.failed,
+        tally.inconclusive,
+        tally.errors,
+        tally.consecutive_errors,
     )
-    evidence = Evidence(
-        method=ARGO_METHOD,
-        outcome=outcome,
-        estimate=last_value,
-        statistic=last_value,
-        threshold=bound,
-        events=events or 0,
-        rule=rule_text,
-        details=details,
-    )
+    evidence = argo_evidence(outcome, last_value, events, rule_text, rule.min, rule.max, counted)
     return MetricVerdict(phase, evidence, message)
 
 

@@ -228,7 +228,6 @@ class ArgoThresholdJudge:
 
     def _evidence(self) -> Evidence:
         c = self._counts
-        bound = self.min if self.min is not None else self.max
         rule = (
             f"fail when more than {self.failure_limit} measurements fall outside "
             f"{_range_text(self.min, self.max)}; inconclusive when more than "
@@ -240,26 +239,50 @@ class ArgoThresholdJudge:
             f"{c.consecutive_error} consecutive errors, {c.count} measured"
             + _noise_note(self._last_events)
         )
-        details = EvidenceDetails(
-            min=self.min,
-            max=self.max,
-            count=c.count,
-            successful=c.successful,
-            failed=c.failed,
-            inconclusive=c.inconclusive,
-            errors=c.error,
-            consecutive_errors=c.consecutive_error,
+        tally = (c.count, c.successful, c.failed, c.inconclusive, c.error, c.consecutive_error)
+        return argo_evidence(
+            _OUTCOME[self._phase],
+            self._last_value,
+            self._last_events,
+            rule,
+            self.min,
+            self.max,
+            tally,
         )
-        return Evidence(
-            method=ARGO_METHOD,
-            outcome=_OUTCOME[self._phase],
-            estimate=self._last_value,
-            statistic=self._last_value,
-            threshold=bound,
-            events=self._last_events or 0,
-            rule=rule,
-            details=details,
-        )
+
+
+def argo_evidence(
+    outcome: Outcome,
+    value: float | None,
+    events: int | None,
+    rule: str,
+    lo: float | None,
+    hi: float | None,
+    tally: tuple[int, int, int, int, int, int],
+) -> Evidence:
+    """An Argo-style threshold verdict's evidence, one shape for this judge (the benchmark's) and
+    the controller's (``analysis.judge``). ``tally``: measurements counted, successful, failed,
+    inconclusive, errors, consecutive errors."""
+    count, successful, failed, inconclusive, errors, consecutive = tally
+    return Evidence(
+        method=ARGO_METHOD,
+        outcome=outcome,
+        estimate=value,
+        statistic=value,
+        threshold=lo if lo is not None else hi,
+        events=events or 0,
+        rule=rule,
+        details=EvidenceDetails(
+            min=lo,
+            max=hi,
+            count=count,
+            successful=successful,
+            failed=failed,
+            inconclusive=inconclusive,
+            errors=errors,
+            consecutive_errors=consecutive,
+        ),
+    )
 
 
 class FlaggerThresholdJudge:
