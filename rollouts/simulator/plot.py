@@ -405,7 +405,7 @@ def _decision_strip(
             groups.append([d])
     rank = {"abort": 4, "promote": 3, "request": 2, "start": 1, "step": 0}
     merged = [  # x, label, kind of the strongest
-        (_minutes(g[0].t), _joined(g), max((d.kind for d in g), key=rank.__getitem__))
+        (_minutes(g[0].t), moment_label(g), max((d.kind for d in g), key=rank.__getitem__))
         for g in groups
     ]
     rows: list[float] = []  # per row, the right edge (display px) of its last label
@@ -446,7 +446,7 @@ def _decision_strip(
             t.set_fontsize(max(6.0, 8.5 * strip_px.height / n / 11))
 
 
-def _joined(marks: Sequence[DecisionMark]) -> str:
+def moment_label(marks: Sequence[DecisionMark]) -> str:
     """The labels of one moment in one: runs of completed steps ("step 3 done", "step 4 done")
     read "steps 3, 4 done"."""
     parts: list[str] = []
