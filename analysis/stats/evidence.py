@@ -19,7 +19,7 @@ import numbers
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 # The wire conventions of the API models (analysis.api_conventions), repeated because the
@@ -204,6 +204,31 @@ class Evidence(BaseModel):
     """True when the method's error guarantee is only approximate."""
     details: EvidenceDetails = Field(default_factory=EvidenceDetails)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_legacy(cls, data: Any) -> Any:
+        """Read the untyped form earlier versions wrote into AnalysisRun status (``interval`` as a
+        pair; a sequential test's log e-value and log threshold in ``statistic`` and
+        ``threshold``; snake_case ``details``), so runs recorded before an upgrade still load."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        interval = out.pop("interval", None)
+        if isinstance(interval, list | tuple) and len(interval) == 2:
+            out.setdefault("lower", interval[0])
+            out.setdefault("upper", interval[1])
+        logs = {"logEValue", "log_e_value", "logThreshold", "log_threshold"}
+        if str(out.get("method", "")).startswith("sequential") and not logs & set(out):
+            out["log_e_value"] = out.pop("statistic", None)
+            out["log_threshold"] = out.pop("threshold", None)
+        details = out.get("details")
+        if isinstance(details, dict) and not set(details) <= _DETAIL_KEYS:
+            # per-edge keys (edge_0.25_log_e_value) and renamed counters have no field now
+            legacy = {"error": "errors", "consecutive_error": "consecutive_errors"}
+            renamed = {legacy.get(k, k): v for k, v in details.items()}
+            out["details"] = {k: v for k, v in renamed.items() if k in _DETAIL_KEYS}
+        return out
+
     @property
     def interval(self) -> tuple[float, float] | None:
         """The confidence interval with its open ends as infinities, for arithmetic."""
@@ -231,3 +256,9 @@ class Evidence(BaseModel):
 
 def _exp(x: float) -> float:
     return math.exp(min(x, _EXP_CAP))
+
+
+_DETAIL_KEYS = frozenset(
+    [*EvidenceDetails.model_fields]
+    + [f.alias for f in EvidenceDetails.model_fields.values() if f.alias is not None]
+)

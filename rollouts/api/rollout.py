@@ -6,6 +6,7 @@ validation and the docs reference are all generated from them, so the four can n
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -345,6 +346,40 @@ class AnalysisMetricStatus(StatusModel):
     """Measurements taken so far (all phases)."""
     dry_run: bool = False
     message: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_legacy(cls, data: Any) -> Any:
+        """Read the flat form earlier versions wrote (``eValue`` against ``threshold``, both
+        exponentiated, beside ``method``, ``outcome``, ...), so a Rollout whose status was written
+        before an upgrade is not mistaken for an invalid one; the next analysis tick rewrites it."""
+        if not isinstance(data, dict) or not _LEGACY_METRIC_FIELDS & set(data):
+            return data
+        out = {k: v for k, v in data.items() if k not in _LEGACY_METRIC_FIELDS}
+        if data.get("method") and data.get("outcome") and "evidence" not in out:
+            e_value, bar = data.get("eValue"), data.get("threshold")
+            sequential = e_value is not None
+            out["evidence"] = {
+                "method": data["method"],
+                "outcome": data["outcome"],
+                "estimate": data.get("estimate"),
+                "interval": data.get("interval"),
+                "logEValue": _log(e_value) if sequential else None,
+                "logThreshold": _log(bar) if sequential else None,
+                "statistic": None if sequential else data.get("statistic"),
+                "threshold": None if sequential else bar,
+                "events": data.get("events") or 0,
+            }
+        return out
+
+
+_LEGACY_METRIC_FIELDS = frozenset(
+    {"method", "outcome", "estimate", "interval", "eValue", "statistic", "threshold", "events"}
+)
+
+
+def _log(x: Any) -> float | None:
+    return math.log(x) if isinstance(x, int | float) and x > 0 else None
 
 
 class AnalysisRunRecord(StatusModel):

@@ -201,3 +201,60 @@ def test_the_timeline_shows_the_rollout_status_record_and_names_the_abort_from_s
     assert steps[0].label == "step 1 done"
     last = timeline.metrics["error-rate"].evidence[-1].evidence
     assert last is not None and last.crossed() and last.outcome is Outcome.REJECT
+
+
+def test_runs_and_rollouts_recorded_before_the_typed_record_still_load() -> None:
+    """An upgrade meets statuses the previous version wrote: the untyped evidence of a run (log
+    e-value in ``statistic``, ``interval`` as a pair, snake_case details) and the Rollout's flat
+    summary (the e-value and 1/alpha exponentiated). Neither may read as an invalid object."""
+    ev = overwhelming().model_copy(update={"log_e_value": 7.5})
+    legacy_run_evidence = {
+        "method": ev.method,
+        "outcome": ev.outcome.value,
+        "events": ev.events,
+        "rule": ev.rule,
+        "estimate": ev.estimate,
+        "interval": [ev.lower, None],
+        "statistic": ev.log_e_value,
+        "threshold": ev.log_threshold,
+        "details": {"canary_events": 200000.0, "edge_0.25_log_e_value": 1.0, "error": 2.0},
+    }
+    old = Evidence.model_validate(legacy_run_evidence)
+    assert (old.log_e_value, old.log_threshold) == (ev.log_e_value, ev.log_threshold)
+    assert (old.lower, old.upper, old.statistic, old.threshold) == (ev.lower, None, None, None)
+    assert old.details.canary_events == 200000.0 and old.details.errors == 2.0
+
+    doc = rollout_doc()
+    doc["status"] = {
+        "analysisRuns": [
+            {
+                "name": "web-bbb-step1",
+                "kind": "step",
+                "stepIndex": 1,
+                "phase": "Running",
+                "metrics": [
+                    {
+                        "name": "error-rate",
+                        "phase": "Running",
+                        "method": "sequential-rate-ratio",
+                        "outcome": "continue",
+                        "estimate": 1.2,
+                        "interval": [0.9, 1.6],
+                        "eValue": 3.5,
+                        "threshold": 40.0,
+                        "events": 118,
+                        "measurements": 4,
+                    },
+                    {"name": "p99", "phase": "Pending", "events": 0},
+                ],
+            }
+        ]
+    }
+    st = parse_rollout(doc).status
+    assert st is not None
+    errors, p99 = st.analysis_runs[0].metrics
+    assert errors.evidence is not None and errors.measurements == 4
+    assert errors.evidence.e_value() == pytest.approx(3.5)
+    assert errors.evidence.e_threshold() == pytest.approx(40.0)
+    assert errors.evidence.interval == (0.9, 1.6) and errors.evidence.events == 118
+    assert p99.evidence is None  # nothing judged yet: no record, not an empty one
