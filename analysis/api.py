@@ -36,6 +36,7 @@ from analysis.api_conventions import (
     problems_of,
     with_rules,
 )
+from analysis.stats.evidence import Evidence, FiniteNumber
 
 API_GROUP = "sluice.dev"
 API_VERSION = "v1alpha1"
@@ -545,6 +546,47 @@ class AnalysisRunSpec(ApiModel):
         return self
 
 
+class ArmValues(StatusModel):
+    """What one compare measurement read from each arm: the canary and the baseline (stable).
+
+    Counts metrics fill the four counts; gauges and Mann-Whitney compares the two values;
+    histograms the requests per arm in ``canary`` and ``baseline``."""
+
+    canary: FiniteNumber = None
+    """The canary's value (gauges, Mann-Whitney) or its requests (histograms)."""
+    baseline: FiniteNumber = None
+    """The baseline's value (gauges, Mann-Whitney) or its requests (histograms)."""
+    canary_events: FiniteNumber = None
+    """Counts: the canary's events (errors) in the window."""
+    canary_total: FiniteNumber = None
+    """Counts: the canary's requests in the window."""
+    baseline_events: FiniteNumber = None
+    """Counts: the baseline's events (errors) in the window."""
+    baseline_total: FiniteNumber = None
+    """Counts: the baseline's requests in the window."""
+
+    def per_arm(self) -> tuple[float | None, float | None]:
+        """Each arm's own number: its events per request (counts), else its value."""
+        if self.canary_total is not None:
+            return (
+                _ratio(self.canary_events, self.canary_total),
+                _ratio(self.baseline_events, self.baseline_total),
+            )
+        return self.canary, self.baseline
+
+    def relative(self) -> float | None:
+        """One number for a trend: the canary's relative to the baseline's (the canary's own when
+        the baseline's is zero or missing, so a trend still shows something)."""
+        canary, baseline = self.per_arm()
+        if canary is not None and baseline:
+            return canary / baseline
+        return canary
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return part / whole if part is not None and whole else None
+
+
 class Measurement(StatusModel):
     """One look at a metric."""
 
@@ -552,12 +594,19 @@ class Measurement(StatusModel):
     """End of the window the measurement covers."""
     phase: RunPhase
     """Successful, Failed or Inconclusive as judged; Error when it could not be taken."""
-    value: float | None = None
+    value: FiniteNumber = None
     """The measured value (threshold metrics)."""
-    values: dict[str, float] | None = None
-    """Per-arm values (compare metrics), e.g. `canary.events`, `baseline.total`."""
+    values: ArmValues | None = None
+    """Per-arm values (compare metrics)."""
     message: str = ""
     """Why, for Error and Inconclusive measurements."""
+
+    def trend_value(self) -> float | None:
+        """One number per measurement for a trend: the value (threshold metrics), else the
+        canary's relative to the baseline's."""
+        if self.value is not None:
+            return self.value
+        return None if self.values is None else self.values.relative()
 
 
 class MetricResult(StatusModel):
@@ -572,11 +621,8 @@ class MetricResult(StatusModel):
     inconclusive: int = 0
     errors: int = 0
     consecutive_errors: int = 0
-    evidence: dict[str, Any] | None = Field(
-        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
-    )
-    """The current verdict's evidence (`Evidence.to_dict()`): method, outcome, estimate,
-    interval, statistic, threshold, events, rule."""
+    evidence: Evidence | None = None
+    """The current verdict's evidence: the record the statistics produced, as is."""
 
     def record(self, measurement: Measurement) -> None:
         """Append `measurement`, dropping the oldest beyond `MAX_MEASUREMENTS`."""

@@ -21,14 +21,13 @@ Mann-Whitney sample. A provider error is an Error measurement that counts toward
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from analysis.stats.evidence import Evidence, Outcome
 from analysis.stats.mann_whitney import Direction, classify_metric
-from analysis.stats.thresholds import ARGO_METHOD, MeasurementPhase, argo_measurement_phase
+from analysis.stats.thresholds import MeasurementPhase, argo_evidence, argo_measurement_phase
 
 RunPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
 FINAL_PHASES: frozenset[str] = frozenset({"Successful", "Failed", "Inconclusive", "Error"})
@@ -151,31 +150,21 @@ def judge_threshold(
         "Error": Outcome.INSUFFICIENT,
         "Pending": Outcome.INSUFFICIENT,
     }[phase]
-    bound = rule.min if rule.min is not None else rule.max
     rule_text = (
         f"each value must lie in {_range(rule.min, rule.max)}; fail after more than "
         f"{rule.failure_limit} outside, inconclusive after more than {rule.inconclusive_limit} "
         f"without a value, error after more than {rule.consecutive_error_limit} consecutive "
         "query errors" + ("" if rule.count is None else f"; succeed after {rule.count}")
     )
-    details = {
-        "count": float(tally.count),
-        "successful": float(tally.successful),
-        "failed": float(tally.failed),
-        "inconclusive": float(tally.inconclusive),
-        "errors": float(tally.errors),
-        "consecutive_errors": float(tally.consecutive_errors),
-    }
-    evidence = Evidence(
-        method=ARGO_METHOD,
-        outcome=outcome,
-        estimate=last_value,
-        statistic=last_value,
-        threshold=bound,
-        events=events or 0,
-        rule=rule_text,
-        details=details,
+    counted = (
+        tally.count,
+        tally.successful,
+        tally.failed,
+        tally.inconclusive,
+        tally.errors,
+        tally.consecutive_errors,
     )
+    evidence = argo_evidence(outcome, last_value, events, rule_text, rule.min, rule.max, counted)
     return MetricVerdict(phase, evidence, message)
 
 
@@ -237,16 +226,17 @@ def judge_sequential(name: str, evidence: Evidence) -> MetricVerdict:
 def describe(evidence: Evidence) -> str:
     """The evidence in one line for status.message and events: estimate, interval, e-value."""
     parts = []
-    if evidence.estimate is not None and math.isfinite(evidence.estimate):
+    if evidence.estimate is not None:
         parts.append(f"estimate {evidence.estimate:.3g}")
     if evidence.interval is not None:
         lo, hi = evidence.interval
         parts.append(f"interval [{lo:.3g}, {hi:.3g}]")
-    if evidence.method.startswith("sequential") and evidence.statistic is not None:
-        e = math.exp(min(evidence.statistic, 700.0))
-        bar = math.exp(min(evidence.threshold or 0.0, 700.0))
+    e, bar = evidence.e_value(), evidence.e_threshold()
+    if e is not None and bar is not None:
         parts.append(
-            f"e-value {e:.3g} >= {bar:.3g}" if e >= bar else f"e-value {e:.3g} < {bar:.3g}"
+            f"e-value {e:.3g} >= {bar:.3g}"
+            if evidence.crossed()
+            else f"e-value {e:.3g} < {bar:.3g}"
         )
     elif evidence.statistic is not None:
         parts.append(f"statistic {evidence.statistic:.3g}")

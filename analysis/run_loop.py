@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from analysis.api import ArmValues
 from analysis.judge import (
     FINAL_PHASES,
     MetricVerdict,
@@ -183,7 +184,7 @@ class MeasurementRecord:
     at: float
     phase: str
     value: float | None = None
-    values: dict[str, float] | None = None
+    values: ArmValues | None = None
     message: str = ""
 
 
@@ -289,13 +290,13 @@ class _MetricState:
         message: str = "",
         *,
         value: float | None = None,
-        values: dict[str, float] | None = None,
+        values: ArmValues | None = None,
     ) -> None:
         rec: dict[str, Any] = {"at": at, "phase": str(phase)}
         if value is not None and math.isfinite(value):
             rec["value"] = value
-        if values:
-            rec["values"] = {k: v for k, v in values.items() if math.isfinite(v)}
+        if values is not None:
+            rec["values"] = values.wire()
         if message:
             rec["message"] = message
         self.history = [*self.history, rec][-HISTORY:]
@@ -318,23 +319,23 @@ def _measure_compare(
     try:
         canary = provider.measure(plan.kind, "canary", plan.queries["canary"], lo, hi)
         baseline = provider.measure(plan.kind, "baseline", plan.queries["baseline"], lo, hi)
-        values = {"canary": _value_or_total(canary), "baseline": _value_or_total(baseline)}
+        values = ArmValues(canary=_value_or_total(canary), baseline=_value_or_total(baseline))
         if plan.judgement == "mann-whitney":
             c, b = _value(canary), _value(baseline)
             ms.canary.append(c)
             ms.baseline.append(b)
-            values = {"canary": c, "baseline": b}
+            values = ArmValues(canary=c, baseline=b)
         else:
             c_m, b_m = _orient(plan, canary, baseline)
             if plan.kind == "counts":
                 cc, bc = _counts(c_m, plan.name), _counts(b_m, plan.name)
                 data[plan.name] = CountsInterval(cc.events, cc.total, bc.events, bc.total)
-                values = {
-                    "canaryEvents": _counts(canary, plan.name).events,
-                    "canaryTotal": _counts(canary, plan.name).total,
-                    "baselineEvents": _counts(baseline, plan.name).events,
-                    "baselineTotal": _counts(baseline, plan.name).total,
-                }
+                values = ArmValues(
+                    canary_events=_counts(canary, plan.name).events,
+                    canary_total=_counts(canary, plan.name).total,
+                    baseline_events=_counts(baseline, plan.name).events,
+                    baseline_total=_counts(baseline, plan.name).total,
+                )
             elif plan.kind == "histogram":
                 cb, bb = _buckets(c_m, plan.name), _buckets(b_m, plan.name)
                 if ms.bounds is None:
@@ -346,7 +347,7 @@ def _measure_compare(
                 data[plan.name] = HistogramInterval(cb.counts, bb.counts)
             else:
                 data[plan.name] = GaugeInterval(_value(c_m), _value(b_m))
-                values = {"canary": _value(canary), "baseline": _value(baseline)}
+                values = ArmValues(canary=_value(canary), baseline=_value(baseline))
     except NoData as e:
         ms.tally = ms.tally.add(MeasurementPhase.INCONCLUSIVE)
         ms.record(hi, MeasurementPhase.INCONCLUSIVE, f"insufficient evidence: {e}")
@@ -540,7 +541,9 @@ def advance(
                     at=float(h["at"]),
                     phase=str(h["phase"]),
                     value=h.get("value"),
-                    values=h.get("values"),
+                    values=None
+                    if h.get("values") is None
+                    else ArmValues.model_validate(h["values"]),
                     message=str(h.get("message", "")),
                 )
                 for h in metric_states[p.name].history
@@ -650,7 +653,7 @@ def _judge(
     if analysis is None or plan.name not in analysis.tests:
         return MetricVerdict(
             "Running",
-            Evidence("sequential", Outcome.INSUFFICIENT, rule="no data yet"),
+            Evidence(method="sequential", outcome=Outcome.INSUFFICIENT, rule="no data yet"),
             "",
         )
     return judge_sequential(plan.name, analysis.tests[plan.name].evidence())

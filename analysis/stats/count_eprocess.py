@@ -54,7 +54,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import logsumexp
 
-from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.evidence import Evidence, EvidenceDetails, sequential_outcome
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -389,37 +389,33 @@ class RateRatioEProcess:
     def evidence(self, index: int = 0) -> Evidence:
         """Verdict of run ``index`` (method ``sequential-rate-ratio``)."""
         lo, hi = self.confidence_interval()
-        hi_i = float(hi[index])
         ev = float(self.events[index])
-        if self._rejected[index]:
-            outcome = Outcome.REJECT
-        elif ev <= 0:
-            outcome = Outcome.INSUFFICIENT
-        elif self.within_tolerance[index]:
-            outcome = Outcome.ACCEPT
-        else:
-            outcome = Outcome.CONTINUE
-        est = float(self.estimate[index])
+        counts = self._counts[:, index]
         return Evidence(
             method=self.method,
-            outcome=outcome,
-            estimate=None if math.isnan(est) else est,
-            interval=(float(lo[index]), hi_i),
-            statistic=float(self._log_e[index]),
-            threshold=self.log_threshold,
+            outcome=sequential_outcome(
+                rejected=bool(self._rejected[index]),
+                has_data=ev > 0,
+                within=bool(self.within_tolerance[index]),
+            ),
+            estimate=self.estimate[index],
+            lower=lo[index],
+            upper=hi[index],
+            log_e_value=self._log_e[index],
+            log_threshold=self.log_threshold,
             events=round(ev),
             rule=self.rule(),
-            details={
-                "canary_events": float(self._counts[0, index]),
-                "canary_exposure": float(self._counts[1, index]),
-                "baseline_events": float(self._counts[2, index]),
-                "baseline_exposure": float(self._counts[3, index]),
-                "intervals": float(self._intervals[index]),
-                "accept_log_e_value": float(self._log_e_accept[index]),
-                "tolerance": self.tolerance,
-                "promote_tolerance": self.promote_tolerance,
-                "alpha": self.alpha,
-            },
+            details=EvidenceDetails(
+                canary_events=counts[0],
+                canary_exposure=counts[1],
+                baseline_events=counts[2],
+                baseline_exposure=counts[3],
+                intervals=self._intervals[index],
+                accept_log_e_value=self._log_e_accept[index],
+                tolerance=self.tolerance,
+                promote_tolerance=self.promote_tolerance,
+                alpha=self.alpha,
+            ),
         )
 
     # -- persistence ----------------------------------------------------------------------------

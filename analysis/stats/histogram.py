@@ -27,7 +27,7 @@ from analysis.stats.count_eprocess import (
     STATE_VERSION,
     RateRatioEProcess,
 )
-from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.evidence import EdgeEvidence, Evidence, EvidenceDetails, sequential_outcome
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -256,26 +256,18 @@ class HistogramEProcess:
         edge_ev = [p.evidence(index) for p in self._procs]
         ev = edge_ev[w]
         requests = float(self.events[index])
-        if self.rejected[index]:
-            outcome = Outcome.REJECT
-        elif requests <= 0:
-            outcome = Outcome.INSUFFICIENT
-        elif self.within_tolerance[index]:
-            outcome = Outcome.ACCEPT
-        else:
-            outcome = Outcome.CONTINUE
-        details: dict[str, float] = {"deciding_edge": self.edges[w], "tolerance": self.tolerance}
-        for e, x in zip(self.edges, edge_ev, strict=True):
-            details[f"edge_{e:g}_log_e_value"] = float(x.statistic or 0.0)
-            details[f"edge_{e:g}_upper"] = float(x.interval[1]) if x.interval else math.inf
-            details[f"edge_{e:g}_events"] = float(x.events)
         return Evidence(
             method=self.method,
-            outcome=outcome,
+            outcome=sequential_outcome(
+                rejected=bool(self.rejected[index]),
+                has_data=requests > 0,
+                within=bool(self.within_tolerance[index]),
+            ),
             estimate=ev.estimate,
-            interval=ev.interval,
-            statistic=float(self.log_e_value[index]),
-            threshold=self.log_threshold,
+            lower=ev.lower,
+            upper=ev.upper,
+            log_e_value=self.log_e_value[index],
+            log_threshold=self.log_threshold,
             events=round(requests),
             rule=(
                 f"abort when the edges' e-values averaged with weights "
@@ -284,7 +276,23 @@ class HistogramEProcess:
                 f"requests slower than the edge above {self.tolerance:g}); edges "
                 f"{', '.join(f'{e:g}' for e in self.edges)}; deciding edge {self.edges[w]:g}"
             ),
-            details=details,
+            details=EvidenceDetails(
+                deciding_edge=self.edges[w],
+                tolerance=self.tolerance,
+                alpha=self.alpha,
+                edges=[
+                    EdgeEvidence(
+                        edge=e,
+                        log_e_value=x.log_e_value,
+                        upper=x.upper,
+                        canary_slow=x.details.canary_events or 0.0,
+                        canary_requests=x.details.canary_exposure or 0.0,
+                        baseline_slow=x.details.baseline_events or 0.0,
+                        baseline_requests=x.details.baseline_exposure or 0.0,
+                    )
+                    for e, x in zip(self.edges, edge_ev, strict=True)
+                ],
+            ),
         )
 
     def to_state(self) -> dict[str, Any]:

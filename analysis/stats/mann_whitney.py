@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
 
-from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.evidence import Evidence, EvidenceDetails, Outcome
 
 Label = Literal["Pass", "High", "Low", "Nodata", "NodataFailMetric", "Error"]
 Direction = Literal["increase", "decrease", "either"]
@@ -307,26 +307,24 @@ def classify_metric(
         effect: float = float("nan"),
         bound: float | None = None,
     ) -> MetricClassification:
-        details: dict[str, float] = {
-            "n_control": float(y.size),
-            "n_experiment": float(x.size),
-            "confidence": confidence,
-        }
-        if mw is not None:
-            details["p_value"] = mw.p_value
-        if not math.isnan(effect):
-            details["effect_size"] = effect
         evidence = Evidence(
             method=METHOD,
             outcome=outcome,
             estimate=None if mw is None else mw.estimate,
-            interval=None if mw is None else (mw.lower, mw.upper),
+            lower=None if mw is None else mw.lower,
+            upper=None if mw is None else mw.upper,
             statistic=None if mw is None else mw.u,
             threshold=bound,
             events=n_points,
             rule=rule,
             approximate=mw is not None,
-            details=details,
+            details=EvidenceDetails(
+                n_control=y.size,
+                n_experiment=x.size,
+                confidence=confidence,
+                p_value=None if mw is None else mw.p_value,
+                effect_size=effect,
+            ),
         )
         return MetricClassification(label, crit, evidence, effect, rule)
 

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
 from analysis.stats.count_eprocess import STATE_VERSION, as_batch
-from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.evidence import Evidence, EvidenceDetails, sequential_outcome
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -157,26 +157,22 @@ class NormalMixtureSPRT:
 
     def evidence(self, index: int = 0) -> Evidence:
         lo, hi = self.confidence_interval()
-        if self._rejected[index]:
-            outcome = Outcome.REJECT
-        elif not self.ready[index]:
-            outcome = Outcome.INSUFFICIENT
-        elif hi[index] <= self.tolerance:
-            outcome = Outcome.ACCEPT
-        else:
-            outcome = Outcome.CONTINUE
         v, _ = self._variance()
-        est = float(self.estimate[index])
         why = "normal mixture assumes independent Gaussian batch means" + (
             "" if self.sigma is not None else " and plugs in the sample standard deviation"
         )
         return Evidence(
             method=self.method,
-            outcome=outcome,
-            estimate=None if math.isnan(est) else est,
-            interval=(float(lo[index]), float(hi[index])),
-            statistic=float(self._log_e[index]),
-            threshold=self.log_threshold,
+            outcome=sequential_outcome(
+                rejected=bool(self._rejected[index]),
+                has_data=bool(self.ready[index]),
+                within=bool(hi[index] <= self.tolerance),
+            ),
+            estimate=self.estimate[index],
+            lower=lo[index],
+            upper=hi[index],
+            log_e_value=self._log_e[index],
+            log_threshold=self.log_threshold,
             events=round(float(self._n[index])),
             rule=(
                 f"abort when e-value >= 1/alpha = {1 / self.alpha:g} "
@@ -184,13 +180,13 @@ class NormalMixtureSPRT:
                 f"approximate: {why}"
             ),
             approximate=True,
-            details={
-                "sigma": float(math.sqrt(v[index])),
-                "tau": self.tau,
-                "observations": float(self._n[index]),
-                "tolerance": self.tolerance,
-                "alpha": self.alpha,
-            },
+            details=EvidenceDetails(
+                sigma=math.sqrt(v[index]),
+                tau=self.tau,
+                observations=self._n[index],
+                tolerance=self.tolerance,
+                alpha=self.alpha,
+            ),
         )
 
     def to_state(self) -> dict[str, Any]:

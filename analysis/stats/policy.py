@@ -491,7 +491,7 @@ class RolloutAnalysis:
                 )
             return "; ".join(parts)
         if decision is Decision.INCONCLUSIVE and bool(self._srm.mismatch[index]):
-            obs, exp = srm.details.get("observed_share"), srm.details.get("expected_share")
+            obs, exp = srm.details.observed_share, srm.details.expected_share
             return (
                 f"sample-ratio mismatch: the canary received {100 * (obs or 0):.2f}% of requests "
                 f"against {100 * (exp or 0):.2f}% configured; comparisons are not trustworthy"

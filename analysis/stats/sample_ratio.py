@@ -31,7 +31,7 @@ from analysis.stats.count_eprocess import (
     cell_widths,
     sinh_grid,
 )
-from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.evidence import Evidence, EvidenceDetails, sequential_outcome
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -116,30 +116,29 @@ class SampleRatioCheck:
     def evidence(self, index: int = 0) -> Evidence:
         """Verdict of run ``index``: REJECT means "the split is not the configured one"."""
         total = float(self._total[index])
-        if self._mismatch[index]:
-            outcome = Outcome.REJECT
-        elif total <= 0:
-            outcome = Outcome.INSUFFICIENT
-        else:
-            outcome = Outcome.CONTINUE
         lo, hi = self._grid.confidence_set(self._log_w, self.log_threshold)
         est = math.exp(float(self._grid.posterior_log_mean(self._log_w)[index]))
-        observed = float(self._canary[index] / total) if total > 0 else math.nan
-        expected = float(self._expected[index] / total) if total > 0 else math.nan
+        observed = float(self._canary[index] / total) if total > 0 else None
+        expected = float(self._expected[index] / total) if total > 0 else None
         return Evidence(
             method=self.method,
-            outcome=outcome,
+            outcome=sequential_outcome(
+                rejected=bool(self._mismatch[index]), has_data=total > 0, within=False
+            ),
             estimate=est if total > 0 else None,
-            interval=(float(lo[index]), float(hi[index])),
-            statistic=float(self._log_e[index]),
-            threshold=self.log_threshold,
+            lower=lo[index],
+            upper=hi[index],
+            log_e_value=self._log_e[index],
+            log_threshold=self.log_threshold,
             events=round(total),
             rule=(
                 f"flag a sample-ratio mismatch (inconclusive) when e-value >= 1/alpha = "
                 f"{1 / self.alpha:g} (H0: canary share of requests = configured share); "
                 f"estimate and interval are the odds of the canary's share relative to configured"
             ),
-            details={"observed_share": observed, "expected_share": expected, "alpha": self.alpha},
+            details=EvidenceDetails(
+                observed_share=observed, expected_share=expected, alpha=self.alpha
+            ),
         )
 
     def to_state(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.stats.evidence import Evidence, Outcome
+from analysis.stats.evidence import Evidence, EvidenceDetails, Outcome
 
 Conditions = Literal["both", "success", "failure"]
 
@@ -102,15 +102,6 @@ def _inside(value: float, lo: float | None, hi: float | None) -> bool:
 def _check_bounds(lo: float | None, hi: float | None) -> None:
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"min {lo} is above max {hi}")
-
-
-def _bound_details(lo: float | None, hi: float | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if lo is not None:
-        out["min"] = float(lo)
-    if hi is not None:
-        out["max"] = float(hi)
-    return out
 
 
 def _noise_note(events: int | None) -> str:
@@ -237,7 +228,6 @@ class ArgoThresholdJudge:
 
     def _evidence(self) -> Evidence:
         c = self._counts
-        bound = self.min if self.min is not None else self.max
         rule = (
             f"fail when more than {self.failure_limit} measurements fall outside "
             f"{_range_text(self.min, self.max)}; inconclusive when more than "
@@ -249,24 +239,50 @@ class ArgoThresholdJudge:
             f"{c.consecutive_error} consecutive errors, {c.count} measured"
             + _noise_note(self._last_events)
         )
-        details = _bound_details(self.min, self.max) | {
-            "count": float(c.count),
-            "successful": float(c.successful),
-            "failed": float(c.failed),
-            "inconclusive": float(c.inconclusive),
-            "error": float(c.error),
-            "consecutive_error": float(c.consecutive_error),
-        }
-        return Evidence(
-            method=ARGO_METHOD,
-            outcome=_OUTCOME[self._phase],
-            estimate=self._last_value,
-            statistic=self._last_value,
-            threshold=bound,
-            events=self._last_events or 0,
-            rule=rule,
-            details=details,
+        tally = (c.count, c.successful, c.failed, c.inconclusive, c.error, c.consecutive_error)
+        return argo_evidence(
+            _OUTCOME[self._phase],
+            self._last_value,
+            self._last_events,
+            rule,
+            self.min,
+            self.max,
+            tally,
         )
+
+
+def argo_evidence(
+    outcome: Outcome,
+    value: float | None,
+    events: int | None,
+    rule: str,
+    lo: float | None,
+    hi: float | None,
+    tally: tuple[int, int, int, int, int, int],
+) -> Evidence:
+    """An Argo-style threshold verdict's evidence, one shape for this judge (the benchmark's) and
+    the controller's (``analysis.judge``). ``tally``: measurements counted, successful, failed,
+    inconclusive, errors, consecutive errors."""
+    count, successful, failed, inconclusive, errors, consecutive = tally
+    return Evidence(
+        method=ARGO_METHOD,
+        outcome=outcome,
+        estimate=value,
+        statistic=value,
+        threshold=lo if lo is not None else hi,
+        events=events or 0,
+        rule=rule,
+        details=EvidenceDetails(
+            min=lo,
+            max=hi,
+            count=count,
+            successful=successful,
+            failed=failed,
+            inconclusive=inconclusive,
+            errors=errors,
+            consecutive_errors=consecutive,
+        ),
+    )
 
 
 class FlaggerThresholdJudge:
@@ -317,10 +333,9 @@ class FlaggerThresholdJudge:
             f"or without a value (not necessarily consecutive). So far {self._failed} of "
             f"{self._checks} checks failed" + _noise_note(events)
         )
-        details = _bound_details(self.min, self.max) | {
-            "failed_checks": float(self._failed),
-            "checks": float(self._checks),
-        }
+        details = EvidenceDetails(
+            min=self.min, max=self.max, failed_checks=self._failed, checks=self._checks
+        )
         return Evidence(
             method=FLAGGER_METHOD,
             outcome=_OUTCOME[self._phase],

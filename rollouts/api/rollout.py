@@ -6,10 +6,12 @@ validation and the docs reference are all generated from them, so the four can n
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
+from analysis.stats.evidence import Evidence
 from rollouts.api.base import (
     ApiModel,
     Duration,
@@ -315,6 +317,9 @@ class AbortInfo(StatusModel):
     message: str
     time: AwareDatetime
     revision: str
+    metric: str | None = None
+    """The analysis metric whose verdict aborted the rollout (reason AnalysisFailed), when one
+    metric decided it."""
 
 
 class HistoryEntry(StatusModel):
@@ -327,31 +332,54 @@ class HistoryEntry(StatusModel):
 class AnalysisMetricStatus(StatusModel):
     """One metric's current evidence, compact enough for ``kubectl get -o yaml`` and the CLI.
 
-    The AnalysisRun of the same name holds the full record (measurements, e-process state)."""
+    ``evidence`` is the very record the statistics produced and the AnalysisRun of the same name
+    holds (with its measurements and e-process state): e-values in log space, ``logEValue`` against
+    ``logThreshold`` = log(1/alpha), so nothing is lost to exponentiating and back."""
 
     name: str
     phase: str = "Pending"
     """The metric's own phase: Running, Successful, Failed, Inconclusive or Error."""
-    method: str | None = None
-    """sequential-rate-ratio, sequential-histogram-exceedance, mann-whitney, argo-threshold..."""
-    outcome: str | None = None
-    """reject, accept, continue or insufficient (not enough valid data to judge)."""
-    estimate: float | None = None
-    """Canary/baseline ratio (compare) or the last value (threshold)."""
-    interval: list[float | None] | None = None
-    """Confidence interval (sequence) on the estimate."""
-    e_value: float | None = None
-    """Sequential tests: evidence against "within tolerance"; the metric fails at 1/alpha."""
-    statistic: float | None = None
-    """Other methods' statistic (Mann-Whitney U, the measured value)."""
-    threshold: float | None = None
-    """What the e-value or statistic is compared with."""
-    events: int = 0
-    """Events (errors, requests, observations) behind the evidence."""
+    evidence: Evidence | None = None
+    """The verdict's evidence: method, outcome, estimate and interval, the log e-value against
+    its log threshold (sequential tests) or the statistic against its threshold, events, rule."""
     measurements: int = 0
     """Measurements taken so far (all phases)."""
     dry_run: bool = False
     message: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_legacy(cls, data: Any) -> Any:
+        """Read the flat form earlier versions wrote (``eValue`` against ``threshold``, both
+        exponentiated, beside ``method``, ``outcome``, ...), so a Rollout whose status was written
+        before an upgrade is not mistaken for an invalid one; the next analysis tick rewrites it."""
+        if not isinstance(data, dict) or not _LEGACY_METRIC_FIELDS & set(data):
+            return data
+        out = {k: v for k, v in data.items() if k not in _LEGACY_METRIC_FIELDS}
+        if data.get("method") and data.get("outcome") and "evidence" not in out:
+            e_value, bar = data.get("eValue"), data.get("threshold")
+            sequential = e_value is not None
+            out["evidence"] = {
+                "method": data["method"],
+                "outcome": data["outcome"],
+                "estimate": data.get("estimate"),
+                "interval": data.get("interval"),
+                "logEValue": _log(e_value) if sequential else None,
+                "logThreshold": _log(bar) if sequential else None,
+                "statistic": None if sequential else data.get("statistic"),
+                "threshold": None if sequential else bar,
+                "events": data.get("events") or 0,
+            }
+        return out
+
+
+_LEGACY_METRIC_FIELDS = frozenset(
+    {"method", "outcome", "estimate", "interval", "eValue", "statistic", "threshold", "events"}
+)
+
+
+def _log(x: Any) -> float | None:
+    return math.log(x) if isinstance(x, int | float) and x > 0 else None
 
 
 class AnalysisRunRecord(StatusModel):

@@ -143,14 +143,16 @@ def _slots(view: RolloutView) -> Table:
 
 
 def _metric_row(m: MetricView) -> list[RenderableType]:
-    failing = m.e_value is not None and m.threshold is not None and m.e_value >= m.threshold
-    estimate = num(m.estimate) + (f" {interval_text(m.interval)}" if m.interval else "")
+    ev = m.evidence
+    failing = ev is not None and ev.crossed()
+    interval = interval_text(ev)
+    estimate = num(ev.estimate if ev else None) + (f" {interval}" if interval != "-" else "")
     return [
         m.name + (" (dry run)" if m.dry_run else ""),
         Text(m.phase, style=RESULT_STYLES.get(m.phase, "")),
         estimate,
         Text(score_text(m), style="red" if failing else ""),
-        str(m.events),
+        str(ev.events if ev else 0),
         Text(sparkline(m.trend) or "-", style="cyan"),
     ]
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
+from analysis.stats.evidence import Evidence
 from rollouts.cli.rollout_view import MetricView, RolloutView, RunView, SlotView, StepView
 
 SPARK_UNICODE = "▁▂▃▄▅▆▇█"
@@ -47,21 +48,27 @@ def num(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def interval_text(interval: tuple[float | None, float | None] | None) -> str:
-    if interval is None:
+def interval_text(ev: Evidence | None) -> str:
+    """The confidence interval; an end the evidence leaves open (unbounded so far) is "-"."""
+    if ev is None or (ev.lower is None and ev.upper is None):
         return "-"
-    return f"[{num(interval[0])}, {num(interval[1])}]"
+    return f"[{num(ev.lower)}, {num(ev.upper)}]"
 
 
 def score_text(m: MetricView) -> str:
     """The number the verdict hangs on, against what it is compared with: the e-value for the
     sequential tests (the metric fails when it reaches the threshold, 1/alpha), else the
-    statistic (the measured value, Mann-Whitney's U)."""
-    if m.e_value is not None:
-        return f"e={num(m.e_value)}" + (f" / {num(m.threshold)}" if m.threshold is not None else "")
-    if m.statistic is not None:
-        return f"stat={num(m.statistic)}" + (
-            f" / {num(m.threshold)}" if m.threshold is not None else ""
+    statistic (the measured value, Mann-Whitney's U). E-values are exponentiated here, for
+    reading; status keeps their logs."""
+    ev = m.evidence
+    if ev is None:
+        return "-"
+    if ev.log_e_value is not None:
+        bar = ev.e_threshold()
+        return f"e={num(ev.e_value())}" + (f" / {num(bar)}" if bar is not None else "")
+    if ev.statistic is not None:
+        return f"stat={num(ev.statistic)}" + (
+            f" / {num(ev.threshold)}" if ev.threshold is not None else ""
         )
     return "-"
 
@@ -261,11 +268,11 @@ def render_text(view: RolloutView, now: datetime, *, unicode: bool = True) -> st
                     [
                         name,
                         m.phase,
-                        m.outcome or "-",
-                        num(m.estimate),
-                        interval_text(m.interval),
+                        m.evidence.outcome.value if m.evidence else "-",
+                        num(m.evidence.estimate if m.evidence else None),
+                        interval_text(m.evidence),
                         score_text(m),
-                        str(m.events),
+                        str(m.evidence.events if m.evidence else 0),
                         sparkline(m.trend, unicode=unicode) or "-",
                     ]
                 )

@@ -20,6 +20,8 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
+from analysis.api import ArmValues
+from analysis.stats.evidence import Evidence
 from rollouts.api.rollout import CanaryStep
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.connection import (
@@ -68,14 +70,9 @@ class SlotView:
 class MetricView:
     name: str
     phase: str
-    method: str | None
-    outcome: str | None
-    estimate: float | None
-    interval: tuple[float | None, float | None] | None
-    e_value: float | None
-    statistic: float | None
-    threshold: float | None
-    events: int
+    evidence: Evidence | None
+    """The record the statistics produced, as the Rollout's status carries it (None when the
+    status has none yet, or one this version cannot read)."""
     measurements: int
     dry_run: bool
     message: str
@@ -342,22 +339,26 @@ def _events(events: Iterable[Mapping[str, Any]], name: str) -> tuple[EventView, 
 
 
 def measurement_value(m: Mapping[str, Any]) -> float | None:
-    """One number per measurement for a trend: the value (threshold metrics), the canary's rate
-    relative to the baseline's (counts), or canary over baseline (gauges, histograms)."""
+    """One number per measurement for a trend (see ``Measurement.trend_value``), read from an
+    AnalysisRun's status as the API server returns it; a part this version cannot read is a gap."""
     value = _float(m.get("value"))
     if value is not None:
         return value
-    values = _dict(m.get("values"))
-    ce, ct = _float(values.get("canaryEvents")), _float(values.get("canaryTotal"))
-    be, bt = _float(values.get("baselineEvents")), _float(values.get("baselineTotal"))
-    if ce is not None and ct:
-        if be and bt:
-            return (ce / ct) / (be / bt)
-        return ce / ct
-    c, b = _float(values.get("canary")), _float(values.get("baseline"))
-    if c is not None and b:
-        return c / b
-    return c
+    try:
+        return ArmValues.model_validate(_dict(m.get("values"))).relative()
+    except ValidationError:
+        return None
+
+
+def _evidence(value: Any) -> Evidence | None:
+    """The evidence record of a metric in status; None for one a newer or older controller wrote
+    in a shape this version does not read (the rest of the view still renders)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Evidence.model_validate(value)
+    except ValidationError:
+        return None
 
 
 def _trends(
@@ -371,13 +372,6 @@ def _trends(
             ms = [_dict(m) for m in _list(metric.get("measurements"))][-MAX_TREND:]
             out[(run, str(metric.get("name", "")))] = tuple(measurement_value(m) for m in ms)
     return out
-
-
-def _interval(value: Any) -> tuple[float | None, float | None] | None:
-    items = _list(value)
-    if len(items) != 2:
-        return None
-    return (_float(items[0]), _float(items[1]))
 
 
 def _runs(
@@ -399,14 +393,7 @@ def _runs(
             MetricView(
                 name=str(m.get("name", "")),
                 phase=str(m.get("phase") or "Pending"),
-                method=_str(m.get("method")),
-                outcome=_str(m.get("outcome")),
-                estimate=_float(m.get("estimate")),
-                interval=_interval(m.get("interval")),
-                e_value=_float(m.get("eValue")),
-                statistic=_float(m.get("statistic")),
-                threshold=_float(m.get("threshold")),
-                events=_int(m.get("events")),
+                evidence=_evidence(m.get("evidence")),
                 measurements=_int(m.get("measurements")),
                 dry_run=bool(m.get("dryRun")),
                 message=" ".join(str(m.get("message") or "").split()),

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import yaml
 
+from analysis.stats.evidence import Evidence
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.engine.plan import AnalysisPhase
@@ -75,20 +76,25 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+def _evidence_text(ev: Evidence) -> str:
+    ci = "" if ev.interval is None else f" [{_num(ev.lower)}, {_num(ev.upper)}]"
+    score = (
+        f"e-value {_num(ev.e_value())}/{_num(ev.e_threshold())}"
+        if ev.log_e_value is not None
+        else f"value {_num(ev.statistic)}"
+    )
+    return f"estimate {_num(ev.estimate)}{ci}  {score}  {ev.events} events"
+
+
 def _print_analysis(line: SimLine) -> None:
     run = line.analysis
     assert run is not None
     click.echo(f"  {_clock(line.t)}   ~ analysis {run.name}: {run.phase}")
     for m in run.metrics:
-        ci = "" if not m.interval else f" [{_num(m.interval[0])}, {_num(m.interval[1])}]"
-        score = (
-            f"e-value {_num(m.e_value)}/{_num(m.threshold)}"
-            if m.e_value is not None
-            else f"value {_num(m.statistic)}"
-        )
+        ev = m.evidence
         click.echo(
-            f"  {'':9}     {m.name:<16} {m.phase:<12} {m.outcome or '-':<12} "
-            f"estimate {_num(m.estimate)}{ci}  {score}  {m.events} events"
+            f"  {'':9}     {m.name:<16} {m.phase:<12} {ev.outcome.value if ev else '-':<12} "
+            + (_evidence_text(ev) if ev else "estimate -  value -  0 events")
             + (" (dry run)" if m.dry_run else "")
             + (f"  {m.message}" if m.message else "")
         )

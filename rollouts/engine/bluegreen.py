@@ -100,9 +100,7 @@ def _pre_promotion(ctx: Ctx, bg: BlueGreenStrategy, promote_requested: bool) -> 
     if bg.pre_promotion_analysis is not None and not promote_requested:
         run = ctx.analysis("prePromotion", *_ref(bg.pre_promotion_analysis))
         if run.phase in ("Failed", "Error"):
-            ctx.abort(
-                "AnalysisFailed", f"pre-promotion analysis {run.name}: {run.message or run.phase}"
-            )
+            ctx.abort_for_analysis("pre-promotion analysis", run)
             return
         if run.phase == "Inconclusive":
             ctx.pause("InconclusiveAnalysis")
@@ -179,9 +177,7 @@ def _post_promotion(ctx: Ctx, bg: BlueGreenStrategy) -> None:
         new = ctx.stable_slot
         st.stable_slot = old
         st.stable_revision = previous.revision if previous is not None else None
-        ctx.abort(
-            "AnalysisFailed", f"post-promotion analysis {run.name}: {run.message or run.phase}"
-        )
+        ctx.abort_for_analysis("post-promotion analysis", run)
         ctx.select(bg.active_service, old)
         ctx.select(bg.preview_service, new)
         ctx.schedule_scale_down(new, bg.scale_down_delay_seconds)

@@ -147,7 +147,7 @@ def _background(ctx: Ctx, c: CanaryStrategy, idx: int) -> None:
         return
     run = ctx.analysis("background", _templates(c.analysis), _args(c.analysis))
     if run.phase in ("Failed", "Error") and not ctx.aborted():
-        ctx.abort("AnalysisFailed", f"background analysis {run.name}: {run.message or run.phase}")
+        ctx.abort_for_analysis("background analysis", run)
     elif run.phase == "Inconclusive":
         ctx.pause("InconclusiveAnalysis")
 
@@ -197,9 +197,7 @@ def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool)
     if run.phase == "Successful":
         return True
     if run.phase in ("Failed", "Error"):
-        ctx.abort(
-            "AnalysisFailed", f"step {idx + 1} analysis {run.name}: {run.message or run.phase}"
-        )
+        ctx.abort_for_analysis(f"step {idx + 1} analysis", run)
     elif run.phase == "Inconclusive":
         ctx.pause("InconclusiveAnalysis")
     return False

@@ -259,7 +259,7 @@ class Ctx:
             "RolloutStarted", f"rolling out revision {self.desired} (stable {st.stable_revision})"
         )
 
-    def abort(self, reason: str, message: str) -> None:
+    def abort(self, reason: str, message: str, metric: str | None = None) -> None:
         st = self.status
         assert st.current_revision is not None
         self.stop_analyses(f"rollout aborted: {reason}")
@@ -269,11 +269,21 @@ class Ctx:
                 "message": message,
                 "time": self.now,
                 "revision": st.current_revision,
+                "metric": metric,
             }
         )
         st.pause_conditions = []
         self.record(st.current_revision, "Aborted", f"{reason}: {message}")
         self.event("RolloutAborted", f"{reason}: {message}", warning=True)
+
+    def abort_for_analysis(self, what: str, run: AnalysisRunRecord) -> None:
+        """Abort because ``run`` (``what``: "step 2 analysis", ...) failed, naming in status the
+        metric that decided it, so readers need not dig it out of the message."""
+        self.abort(
+            "AnalysisFailed",
+            f"{what} {run.name}: {run.message or run.phase}",
+            metric=deciding_metric(run),
+        )
 
     def abandon(self, why: str) -> None:
         """Drop the in-flight revision (superseded or reverted): stop its analyses, note why."""
@@ -301,3 +311,13 @@ class Ctx:
         before = next((s.ready_replicas for s in self.status.slots if s.name == slot), 0)
         if obs is not None and obs.revision == self.desired and obs.ready_replicas > before:
             self.status.last_progress_at = self.now
+
+
+def deciding_metric(run: AnalysisRunRecord) -> str | None:
+    """The gating metric a failed run's verdict rests on: the first in the worst phase, as the
+    run's phase is combined from its metrics' (Failed, then Error, then Inconclusive)."""
+    for phase in ("Failed", "Error", "Inconclusive"):
+        for m in run.metrics:
+            if m.phase == phase and not m.dry_run:
+                return m.name
+    return None

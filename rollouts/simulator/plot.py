@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,7 +122,9 @@ def build_figure(timeline: Timeline) -> Figure:
             panels.append(("value", 2.0, track))
             continue
         panels.append(("arms", 2.0, track))
-        if track.sequential or any(e.statistic is not None for e in track.evidence):
+        if track.sequential or any(
+            e.evidence is not None and e.evidence.statistic is not None for e in track.evidence
+        ):
             panels.append(("evidence", 1.8, track))
     strip = 0.55
     heights = [strip] + [h for _, h, _ in panels]
@@ -279,12 +280,18 @@ def _arms(ax: Axes, track: MetricTrack) -> None:
 
 
 def _evidence(ax: Axes, track: MetricTrack) -> None:
-    points = [e for e in track.evidence if e.e_value is not None or e.statistic is not None]
     sequential = track.sequential
-    xs = [_minutes(e.t) for e in points]
-    ys = [(e.e_value if sequential else e.statistic) for e in points]
-    values = [math.nan if y is None else float(y) for y in ys]
-    thresholds = [e.threshold for e in points if e.threshold is not None]
+    # e-values are exponentiated here, for the picture only; the record keeps their logs
+    shown = [
+        (e.t, ev.e_value(), ev.e_threshold()) if sequential else (e.t, ev.statistic, ev.threshold)
+        for e in track.evidence
+        if (ev := e.evidence) is not None
+    ]
+    points = [(t, y, thr) for t, y, thr in shown if y is not None]
+    xs = [_minutes(t) for t, _, _ in points]
+    values = [float(y) for _, y, _ in points if y is not None]
+    thresholds = [thr for _, _, thr in points if thr is not None]
+    last = next((e.evidence for e in reversed(track.evidence) if e.evidence is not None), None)
     ax.plot(
         xs,
         values,
@@ -322,7 +329,7 @@ def _evidence(ax: Axes, track: MetricTrack) -> None:
             )
         elif points and math.isfinite(values[-1]):
             # where the evidence ended and what it concluded ("accept": shown within tolerance)
-            outcome = points[-1].outcome
+            outcome = last.outcome if last is not None else None
             ax.annotate(
                 f"e = {values[-1]:.2g}" + (f" · {outcome}" if outcome else ""),
                 (xs[-1], values[-1]),
@@ -390,16 +397,17 @@ def _decision_strip(
     strip.set_xlim(first.get_xlim())
     strip.set_ylim(0, 1)
     strip.axis("off")
-    merged: list[tuple[float, str, str]] = []  # x, label, kind of the strongest
-    rank = {"abort": 4, "promote": 3, "request": 2, "start": 1, "step": 0}
+    groups: list[list[DecisionMark]] = []  # the marks of one moment
     for d in sorted(decisions, key=lambda d: d.t):
-        x = _minutes(d.t)
-        if merged and abs(merged[-1][0] - x) < 1e-9:
-            px, plabel, pkind = merged[-1]
-            kind = d.kind if rank[d.kind] > rank[pkind] else pkind
-            merged[-1] = (px, _join(plabel, d.label), kind)
+        if groups and abs(_minutes(groups[-1][0].t) - _minutes(d.t)) < 1e-9:
+            groups[-1].append(d)
         else:
-            merged.append((x, d.label, d.kind))
+            groups.append([d])
+    rank = {"abort": 4, "promote": 3, "request": 2, "start": 1, "step": 0}
+    merged = [  # x, label, kind of the strongest
+        (_minutes(g[0].t), moment_label(g), max((d.kind for d in g), key=rank.__getitem__))
+        for g in groups
+    ]
     rows: list[float] = []  # per row, the right edge (display px) of its last label
     texts = []
     for x, label, kind in merged:
@@ -438,13 +446,22 @@ def _decision_strip(
             t.set_fontsize(max(6.0, 8.5 * strip_px.height / n / 11))
 
 
-def _join(first: str, second: str) -> str:
-    """Two labels of one moment: "step 3 done" and "step 4 done" read "steps 3, 4 done"."""
-    a = re.fullmatch(r"steps? ([\d, ]+) done", first)
-    b = re.fullmatch(r"step (\d+) done", second)
-    if a and b:
-        return f"steps {a.group(1)}, {b.group(1)} done"
-    return f"{first}, {second}"
+def moment_label(marks: Sequence[DecisionMark]) -> str:
+    """The labels of one moment in one: runs of completed steps ("step 3 done", "step 4 done")
+    read "steps 3, 4 done"."""
+    parts: list[str] = []
+    run: list[int] = []  # completed steps not yet written
+    for d in [*marks, None]:
+        if d is not None and d.steps:
+            run += d.steps
+            continue
+        if run:
+            nums = ", ".join(map(str, run))
+            parts.append(f"steps {nums} done" if len(run) > 1 else f"step {nums} done")
+            run = []
+        if d is not None:
+            parts.append(d.label)
+    return ", ".join(parts)
 
 
 def write_png(timeline: Timeline, path: Path) -> None:

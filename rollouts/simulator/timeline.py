@@ -14,14 +14,14 @@ Times are simulated seconds since the simulation started, the clock the CLI prin
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from analysis.api import AnalysisRun, Measurement
 from analysis.api import Metric as MetricSpec
 from analysis.api_conventions import parse_duration
+from analysis.stats.evidence import EdgeEvidence, Evidence
 from rollouts.api.rollout import AnalysisMetricStatus, Rollout, RolloutStatus
 from rollouts.cluster.memory import MemoryEvent
 from rollouts.simulator.simulation import EPOCH, SimLine, SimResult, Simulation
@@ -46,6 +46,7 @@ class DecisionMark:
     kind: DecisionKind
     label: str
     metric: str | None = None  # the metric an analysis abort names
+    steps: tuple[int, ...] = ()  # the steps (1-based) a "step N done" mark completes; else empty
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,10 @@ class ValuePoint:
 
 @dataclass(frozen=True)
 class EvidencePoint:
-    """A metric's verdict after an analysis tick (e-value for sequential tests)."""
+    """A metric's verdict after an analysis tick: the evidence record as status carries it."""
 
     t: float
-    e_value: float | None
-    threshold: float | None
-    statistic: float | None
-    outcome: str | None
+    evidence: Evidence | None
     phase: str
 
 
@@ -109,7 +107,9 @@ class MetricTrack:
 
     @property
     def sequential(self) -> bool:
-        return any(p.e_value is not None for p in self.evidence)
+        return any(
+            p.evidence is not None and p.evidence.log_e_value is not None for p in self.evidence
+        )
 
 
 @dataclass
@@ -128,10 +128,6 @@ class Timeline:
     pauses: list[Span]
     decisions: list[DecisionMark]
     metrics: dict[str, MetricTrack]
-
-
-_STEP = re.compile(r"step (\d+)/\d+")
-_METRIC = re.compile(r"metric '([^']+)'")
 
 
 class TimelineRecorder:
@@ -159,38 +155,44 @@ class TimelineRecorder:
         self._by_edge: dict[str, dict[float, list[ArmPoint]]] = {}
         self._specs: dict[str, MetricSpec] = {}
         self._deciding: dict[str, float] = {}  # histogram metric -> deciding edge
+        self._step_index = 0  # the step the next StepCompleted/StepSkipped event completes
 
     # ------------------------------------------------------------------ listening
     def on_line(self, line: SimLine) -> None:
         if line.event is not None:
-            self._event(line.t, line.event)
+            self._event(line.t, line.event, line.status)
         elif line.analysis is not None:
             self._analysis(line)
         else:
             self._status(line.t, line.status)
 
-    def _event(self, t: float, e: MemoryEvent) -> None:
+    def _event(self, t: float, e: MemoryEvent, after: RolloutStatus) -> None:
+        """A decision mark from the event's reason and the typed status written with it; the
+        message is for people and is never read back. Events of one reconcile come before its
+        status line, so the step an event completes is counted from the last status seen."""
         decision: DecisionMark | None = None
         if e.reason == "RolloutStarted":
             self.started = t
+            self._step_index = 0
             decision = DecisionMark(t, "start", "update started")
         elif e.reason in ("StepCompleted", "StepSkipped"):
-            m = _STEP.search(e.message)
-            n = m.group(1) if m else "?"
+            self._step_index += 1
+            n = self._step_index
             done = "done" if e.reason == "StepCompleted" else "skipped"
-            decision = DecisionMark(t, "step", f"step {n} {done}")
+            steps = (n,) if e.reason == "StepCompleted" else ()
+            decision = DecisionMark(t, "step", f"step {n} {done}", steps=steps)
         elif e.reason == "RolloutPromoted":
             self.promoted = t
             decision = DecisionMark(t, "promote", "promoted")
         elif e.reason == "RolloutAborted":
-            reason, _, message = e.message.partition(": ")
-            m = _METRIC.search(message)
-            if m is not None:
-                decision = DecisionMark(t, "abort", f"aborted: {m.group(1)} failed", m.group(1))
-            elif reason == "AbortedByUser":
+            abort = after.abort
+            if abort is not None and abort.metric is not None:
+                label = f"aborted: {abort.metric} failed"
+                decision = DecisionMark(t, "abort", label, abort.metric)
+            elif abort is not None and abort.reason == "AbortedByUser":
                 decision = DecisionMark(t, "abort", "aborted by request")
             else:
-                decision = DecisionMark(t, "abort", f"aborted: {reason}")
+                decision = DecisionMark(t, "abort", f"aborted: {abort.reason if abort else '?'}")
         elif e.reason in ("Paused", "Resumed", "Retrying"):
             decision = DecisionMark(t, "request", f"{e.reason.lower()} by request")
         elif e.reason == "RolloutSuperseded":
@@ -208,6 +210,7 @@ class TimelineRecorder:
         )
 
     def _status(self, t: float, st: RolloutStatus) -> None:
+        self._step_index = st.current_step_index or 0
         flying = self._in_flight(st)
         # steps: one span per step index while the update is in flight
         label = self._step_label(st) if flying else None
@@ -277,10 +280,7 @@ class TimelineRecorder:
             for spec in run.spec.metrics:
                 self._specs.setdefault(spec.name, spec)
         for m in status.metrics:
-            track = self._track(m)
-            track.evidence.append(
-                EvidencePoint(line.t, m.e_value, m.threshold, m.statistic, m.outcome, m.phase)
-            )
+            self._track(m).evidence.append(EvidencePoint(line.t, m.evidence, m.phase))
         if run is not None and run.status is not None:
             self._measurements(line.t, run)
 
@@ -319,7 +319,6 @@ class TimelineRecorder:
         assert run.status is not None
         offset = self._offset(t)
         name = run.metadata.name
-        tests = run.status.state.get("tests", {}) if isinstance(run.status.state, dict) else {}
         for result in run.status.metrics:
             track = self.metrics.get(result.name)
             if track is None:
@@ -334,41 +333,35 @@ class TimelineRecorder:
             if not fresh:
                 continue
             if track.kind == "histogram":
-                details = (result.evidence or {}).get("details") or {}
-                if isinstance(details.get("deciding_edge"), int | float):
-                    self._deciding[result.name] = float(details["deciding_edge"])
+                details = result.evidence.details if result.evidence is not None else None
+                if details is not None and details.deciding_edge is not None:
+                    self._deciding[result.name] = details.deciding_edge
                 window = track.interval * len(fresh)
-                self._exceedances(track, fresh[-1][0], window, name, tests.get(result.name))
+                edges = details.edges if details is not None else []
+                self._exceedances(track, fresh[-1][0], window, name, edges)
                 continue
             for at, meas in fresh:
                 if track.judgement == "threshold":
                     track.values.append(ValuePoint(at, meas.value, meas.phase, name))
                 else:
-                    track.arms.append(_arms(at, meas, track.kind, name, track.interval))
+                    track.arms.append(_arms(at, meas, name, track.interval))
 
     def _exceedances(
-        self, track: MetricTrack, at: float, window: float, run: str, state: Any
+        self, track: MetricTrack, at: float, window: float, run: str, edges: list[EdgeEvidence]
     ) -> None:
         """Per arm, the share of requests slower than each latency edge since the last tick.
 
-        Why from the e-process state: a histogram measurement in status keeps only the requests
+        Why from the evidence's edges: a histogram measurement in status keeps only the requests
         per arm, while the sequential test folds each window's bucket counts into per-edge
-        exceedance counts (canary slow, canary requests, stable slow, stable requests), kept
-        cumulatively in ``status.state``. The difference between two ticks is exactly what the
-        test saw in the windows between them.
+        exceedance counts (canary slow, canary requests, stable slow, stable requests), which its
+        evidence reports cumulatively. The difference between two ticks is exactly what the test
+        saw in the windows between them.
         """
-        if not isinstance(state, Mapping) or state.get("kind") != "histogram":
-            return
-        try:
-            edges = [float(e) for e in state["edges"]]
-            counts = [[float(x) for x in s["counts"]] for s in state["edge_states"]]
-        except (KeyError, TypeError, ValueError):
-            return
         last = self._exceed.setdefault(track.name, {})
         by_edge = self._by_edge.setdefault(track.name, {})
-        for edge, now in zip(edges, counts, strict=False):
-            if len(now) != 4:
-                continue
+        for e in edges:
+            edge = e.edge
+            now = [e.canary_slow, e.canary_requests, e.baseline_slow, e.baseline_requests]
             before = last.get(edge, [0.0] * 4)
             delta = [a - b for a, b in zip(now, before, strict=True)]
             if any(d < 0 for d in delta):  # a fresh e-process (a new revision or attempt)
@@ -440,19 +433,11 @@ def _ratio(events: float, total: float) -> float | None:
     return events / total if total > 0 and math.isfinite(events) else None
 
 
-def _arms(at: float, meas: Measurement, kind: str, run: str, window: float) -> ArmPoint:
-    values = meas.values or {}
-    if meas.phase != "Successful" and meas.phase != "Failed":
+def _arms(at: float, meas: Measurement, run: str, window: float) -> ArmPoint:
+    if meas.values is None or meas.phase not in ("Successful", "Failed"):
         return ArmPoint(at, None, None, run, window)
-    if kind == "counts" and "canaryTotal" in values:
-        return ArmPoint(
-            at,
-            _ratio(values.get("canaryEvents", math.nan), values["canaryTotal"]),
-            _ratio(values.get("baselineEvents", math.nan), values.get("baselineTotal", 0.0)),
-            run,
-            window,
-        )
-    return ArmPoint(at, values.get("canary"), values.get("baseline"), run, window)
+    canary, baseline = meas.values.per_arm()
+    return ArmPoint(at, canary, baseline, run, window)
 
 
 def chain(*listeners: Callable[[SimLine], None] | None) -> Callable[[SimLine], None] | None:

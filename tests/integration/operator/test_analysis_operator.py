@@ -20,6 +20,7 @@ from typing import Any
 import kubernetes
 import pytest
 
+from analysis.stats.evidence import Evidence
 from tests.support.kube import SLUICE_GROUP, SLUICE_VERSION, create_rollout, list_json
 
 from .conftest import OperatorHarness
@@ -271,9 +272,11 @@ async def test_error_regression_fails_the_run_and_aborts_the_rollout(
     assert record["phase"] == "Failed" and record["kind"] == "step" and record["stepIndex"] == 1
     [summary] = record["metrics"]
     assert summary["name"] == "error-rate" and summary["phase"] == "Failed"
-    assert summary["method"].startswith("sequential") and summary["outcome"] == "reject"
-    assert summary["estimate"] > 10 and summary["eValue"] >= summary["threshold"] > 1
-    assert summary["events"] > 0
+    ev = summary["evidence"]
+    assert ev["method"].startswith("sequential") and ev["outcome"] == "reject"
+    assert ev["estimate"] > 10 and ev["logEValue"] >= ev["logThreshold"] > 0
+    assert ev["events"] > 0
+    assert st["abort"]["metric"] == "error-rate"
 
     [run] = analysis_runs(h)
     assert run["metadata"]["name"] == record["name"]
@@ -297,6 +300,9 @@ async def test_error_regression_fails_the_run_and_aborts_the_rollout(
     assert metric["phase"] == "Failed" and metric["failed"] + metric["successful"] >= 1
     evidence = metric["evidence"]
     assert evidence["outcome"] == "reject" and evidence["estimate"] > 10
+    # the Rollout carries the run's very record (written with explicit nulls for absent numbers,
+    # which a merge patch needs): nothing lost on the way
+    assert Evidence.model_validate(evidence) == Evidence.model_validate(ev)
     first = metric["measurements"][0]
     # what Prometheus said for the window: ~200 req/s, half of them errors on the canary
     assert first["phase"] in ("Successful", "Failed")
@@ -324,12 +330,13 @@ async def test_healthy_canary_passes_analysis_and_promotes(
     [record] = st["analysisRuns"]
     assert record["phase"] == "Successful", record
     [summary] = record["metrics"]
-    assert summary["phase"] == "Successful" and summary["outcome"] == "accept"
-    assert 0.8 < summary["estimate"] < 1.25
-    low, high = summary["interval"]
+    ev = summary["evidence"]
+    assert summary["phase"] == "Successful" and ev["outcome"] == "accept"
+    assert 0.8 < ev["estimate"] < 1.25
+    low, high = ev["lower"], ev["upper"]
     assert low <= 1.0 <= high and high < 1.25  # within tolerance, which is what promoted it
-    assert summary["eValue"] < summary["threshold"]
-    assert summary["events"] >= 1000 and summary["measurements"] >= 2
+    assert ev["logEValue"] < ev["logThreshold"]
+    assert ev["events"] >= 1000 and summary["measurements"] >= 2
     [run] = analysis_runs(h)
     assert run["status"]["phase"] == "Successful"
     assert run["spec"]["revision"] == rev2

@@ -196,8 +196,10 @@ async def test_background_regression_during_a_pause_aborts_mid_steps(
     [record] = st["analysisRuns"]
     assert record["kind"] == "background" and record["phase"] == "Failed"
     [summary] = record["metrics"]
-    assert summary["name"] == "error-rate" and summary["outcome"] == "reject"
-    assert summary["estimate"] > 5 and summary["eValue"] >= summary["threshold"]
+    ev = summary["evidence"]
+    assert summary["name"] == "error-rate" and ev["outcome"] == "reject"
+    assert ev["estimate"] > 5 and ev["logEValue"] >= ev["logThreshold"]
+    assert st["abort"]["metric"] == "error-rate"
     [run] = analysis_runs(h)
     assert run["spec"]["kind"] == "background" and run["status"]["phase"] == "Failed"
     await h.wait_for(
@@ -261,7 +263,8 @@ async def test_failed_pre_promotion_analysis_never_switches_the_active_service(
     assert "pre-promotion analysis" in st["message"] and "error-rate" in st["message"], st
     [record] = st["analysisRuns"]
     assert record["kind"] == "prePromotion" and record["phase"] == "Failed"
-    assert record["metrics"][0]["outcome"] == "reject"
+    assert record["metrics"][0]["evidence"]["outcome"] == "reject"
+    assert st["abort"]["metric"] == record["metrics"][0]["name"]
     [run] = analysis_runs(h)
     # blue-green's preview and active Services are the canary and stable of the built-in args
     args = {a["name"]: a["value"] for a in run["spec"]["args"]}

@@ -16,6 +16,7 @@ from analysis.api import (
     MAX_MEASUREMENTS,
     AnalysisRun,
     AnalysisTemplate,
+    ArmValues,
     ClusterAnalysisTemplate,
     InvalidAnalysisSpec,
     Measurement,
@@ -402,9 +403,10 @@ def test_a_run_keeps_unknown_metadata_and_reads_its_status() -> None:
         method="sequential-rate-ratio",
         outcome=Outcome.CONTINUE,
         estimate=1.05,
-        interval=(0.8, float("inf")),
-        statistic=0.3,
-        threshold=4.6,
+        lower=0.8,
+        upper=float("inf"),
+        log_e_value=0.3,
+        log_threshold=4.6,
         events=12,
         rule="abort when log e-value >= log(1/alpha)",
     )
@@ -420,11 +422,11 @@ def test_a_run_keeps_unknown_metadata_and_reads_its_status() -> None:
                     {
                         "at": "2025-01-01T00:00:30Z",
                         "phase": "Successful",
-                        "values": {"canary.events": 1, "canary.total": 100},
+                        "values": {"canaryEvents": 1, "canaryTotal": 100},
                     }
                 ],
                 "successful": 1,
-                "evidence": evidence.to_dict(),
+                "evidence": evidence.model_dump(mode="json", by_alias=True, exclude_none=True),
             }
         ],
         "state": {"error-rate": {"version": 1, "loglik": [0.1, -0.2]}},
@@ -432,7 +434,10 @@ def test_a_run_keeps_unknown_metadata_and_reads_its_status() -> None:
     run = parse_run(doc)
     assert isinstance(run, AnalysisRun)
     assert run.metadata.model_extra == {"ownerReferences": doc["metadata"]["ownerReferences"]}
-    assert run.status is not None and run.status.metrics[0].evidence == evidence.to_dict()
+    assert run.status is not None and run.status.metrics[0].evidence == evidence
+    assert evidence.upper is None  # unbounded: JSON has no infinity, so the end is absent
+    values = run.status.metrics[0].measurements[0].values
+    assert values == ArmValues(canary_events=1, canary_total=100)
     assert run.status.state["error-rate"]["loglik"] == [0.1, -0.2]
     assert parse_run(run.wire()) == run
     assert run.spec.alpha == 0.05 and run.spec.attempt == 1

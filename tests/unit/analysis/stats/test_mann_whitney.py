@@ -280,10 +280,10 @@ def test_identical_and_constant_samples() -> None:
 
 def test_evidence_is_json_safe() -> None:
     c = classify_metric(normal(1, 10.0), normal(2, 13.0))
-    out = c.evidence.to_dict()
-    json.dumps(out)
+    out = c.evidence.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert Evidence.model_validate_json(json.dumps(out)) == c.evidence
     assert out["statistic"] == c.evidence.statistic
-    assert "p_value" in out["details"]  # type: ignore[operator]
+    assert "pValue" in out["details"]
 
 
 # ---------------------------------------------------------------------------------------------

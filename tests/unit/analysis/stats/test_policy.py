@@ -245,7 +245,7 @@ def test_equal_time_intervals_in_any_order_give_the_same_verdict() -> None:
             a.observe(60.0, {"errors": data[i]})
         verdicts.append(a.verdict(1200.0, 0.0))
     assert verdicts[0].decision is verdicts[1].decision
-    s0, s1 = verdicts[0].metrics["errors"].statistic, verdicts[1].metrics["errors"].statistic
+    s0, s1 = verdicts[0].metrics["errors"].log_e_value, verdicts[1].metrics["errors"].log_e_value
     assert s0 == pytest.approx(s1, abs=1e-9)
 
 

@@ -72,7 +72,7 @@ def test_tail_only_regression_is_detected() -> None:
     assert proc.rejected.mean() >= 0.95
     ev = proc.evidence(0)
     assert ev.outcome is Outcome.REJECT
-    assert f"deciding edge {ev.details['deciding_edge']:g}" in ev.rule
+    assert f"deciding edge {ev.details.deciding_edge:g}" in ev.rule
 
 
 @pytest.mark.statistical

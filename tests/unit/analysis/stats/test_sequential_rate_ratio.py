@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
-from analysis.stats.evidence import Outcome
+from analysis.stats.evidence import Evidence, Outcome
 from analysis.stats.sequential import RateRatioEProcess
 
 
@@ -180,7 +180,7 @@ def test_e_value_and_interval_stay_well_defined_under_any_input(
     assert 0.0 <= lo[0] < hi[0]
     ev = proc.evidence()
     assert ev.outcome in set(Outcome)
-    json.dumps(ev.to_dict())
+    assert Evidence.model_validate_json(ev.model_dump_json()) == ev
 
 
 def test_rejection_is_sticky_and_the_evidence_says_why() -> None:
@@ -191,9 +191,9 @@ def test_rejection_is_sticky_and_the_evidence_says_why() -> None:
     ev = proc.evidence()
     assert ev.outcome is Outcome.REJECT
     assert ev.method == "sequential-rate-ratio"
-    assert ev.statistic is not None and ev.threshold is not None
-    assert ev.threshold == pytest.approx(math.log(20))
-    assert ev.statistic >= ev.threshold
+    assert ev.log_e_value is not None and ev.log_threshold is not None
+    assert ev.log_threshold == pytest.approx(math.log(20))
+    assert ev.log_e_value >= ev.log_threshold and ev.crossed()
     assert "1/alpha = 20" in ev.rule and "<= 1.2" in ev.rule
     assert ev.estimate is not None and 10 < ev.estimate < 25
     for _ in range(300):  # a long good stretch afterwards does not un-reject

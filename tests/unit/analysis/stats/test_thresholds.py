@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
-from analysis.stats.evidence import Outcome
+from analysis.stats.evidence import Evidence, Outcome
 from analysis.stats.thresholds import (
     ArgoThresholdJudge,
     Conditions,
@@ -73,8 +72,8 @@ def test_argo_default_failure_limit_fails_on_first_failed_measurement() -> None:
     assert ev.estimate == 0.98 and ev.threshold == 0.99 and ev.events == 40
     assert "fail when more than 0 measurements fall outside [0.99, +inf)" in ev.rule
     assert "40 events" in ev.rule
-    assert ev.details["failed"] == 1 and ev.details["count"] == 2
-    json.dumps(ev.to_dict())
+    assert ev.details.failed == 1 and ev.details.count == 2
+    assert Evidence.model_validate_json(ev.model_dump_json()) == ev
 
 
 def test_argo_failure_limit_is_more_than() -> None:
@@ -167,9 +166,9 @@ def test_flagger_counts_failed_checks_not_necessarily_consecutive() -> None:
     ev = judge.observe(97.0, events=12)
     assert judge.phase is RunPhase.FAILED
     assert ev.outcome is Outcome.REJECT
-    assert ev.details["failed_checks"] == 3 and ev.details["checks"] == 5
+    assert ev.details.failed_checks == 3 and ev.details.checks == 5
     assert ev.events == 12 and "12 events" in ev.rule
-    json.dumps(ev.to_dict())
+    assert Evidence.model_validate_json(ev.model_dump_json()) == ev
 
 
 def test_flagger_no_value_is_a_failed_check_and_bounds_are_inclusive() -> None:

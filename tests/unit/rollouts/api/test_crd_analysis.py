@@ -80,12 +80,19 @@ def test_run_printer_columns_point_at_fields_of_the_schema() -> None:
             assert node is not None and node["type"] == column["type"], column
 
 
-def test_run_state_and_evidence_are_kept_as_written() -> None:
+def test_run_state_is_kept_as_written_and_evidence_is_typed() -> None:
     schema = _schema(_load("AnalysisRun"))
-    for path in (".status.state", ".status.metrics[].evidence"):
-        node = node_at(schema, path)
-        assert node is not None and node["x-kubernetes-preserve-unknown-fields"] is True, path
-        assert node["type"] == "object" and "properties" not in node
+    node = node_at(schema, ".status.state")
+    assert node is not None and node["x-kubernetes-preserve-unknown-fields"] is True
+    assert node["type"] == "object" and "properties" not in node
+    # the evidence is the statistics' typed record: the server keeps exactly its fields
+    evidence = node_at(schema, ".status.metrics[].evidence")
+    assert evidence is not None and "x-kubernetes-preserve-unknown-fields" not in evidence
+    assert evidence["properties"]["logEValue"]["type"] == "number"
+    assert evidence["properties"]["logThreshold"]["type"] == "number"
+    assert evidence["required"] == ["method", "outcome"]
+    values = node_at(schema, ".status.metrics[].measurements[].values")
+    assert values is not None and values["properties"]["canaryEvents"]["type"] == "number"
     status_defaults = [n for n in _nodes(schema["properties"]["status"]) if "default" in n]
     assert status_defaults == []
 

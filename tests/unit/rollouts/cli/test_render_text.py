@@ -6,11 +6,13 @@ mid-steps with analysis, a blue-green waiting in preview, an aborted canary, a p
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from analysis.stats.evidence import Evidence, Outcome
 from rollouts.cli.render_text import age, render_text, score_text, sparkline, weight_bar
 from rollouts.cli.rollout_view import (
     AbortView,
@@ -32,18 +34,37 @@ def ago(seconds: float) -> datetime:
     return NOW - timedelta(seconds=seconds)
 
 
-def metric(name: str = "error-rate", **kw: object) -> MetricView:
+def metric(
+    name: str = "error-rate",
+    *,
+    method: str = "sequential-rate-ratio",
+    outcome: str = "continue",
+    estimate: float | None = 1.07,
+    interval: tuple[float, float] | None = (0.62, 1.9),
+    e_value: float | None = 2.31,
+    statistic: float | None = None,
+    threshold: float | None = 40.0,
+    events: int = 118,
+    **kw: object,
+) -> MetricView:
+    """A metric as status carries it: a sequential test's e-value and threshold in log space."""
+    sequential = e_value is not None
+    evidence = Evidence(
+        method=method,
+        outcome=Outcome(outcome),
+        estimate=estimate,
+        lower=None if interval is None else interval[0],
+        upper=None if interval is None else interval[1],
+        log_e_value=math.log(e_value) if e_value is not None else None,
+        log_threshold=math.log(threshold) if sequential and threshold is not None else None,
+        statistic=statistic,
+        threshold=None if sequential else threshold,
+        events=events,
+    )
     fields: dict[str, object] = dict(
         name=name,
         phase="Running",
-        method="sequential-rate-ratio",
-        outcome="continue",
-        estimate=1.07,
-        interval=(0.62, 1.9),
-        e_value=2.31,
-        statistic=None,
-        threshold=40.0,
-        events=118,
+        evidence=evidence,
         measurements=4,
         dry_run=False,
         message="",
@@ -481,7 +502,17 @@ def test_build_view_reads_trends_from_the_analysis_runs() -> None:
                 "kind": "background",
                 "phase": "Running",
                 "metrics": [
-                    {"name": "errors", "eValue": 3.5, "threshold": 40, "interval": [0.5, 2]}
+                    {
+                        "name": "errors",
+                        "evidence": {
+                            "method": "sequential-rate-ratio",
+                            "outcome": "continue",
+                            "logEValue": math.log(3.5),
+                            "logThreshold": math.log(40),
+                            "lower": 0.5,
+                            "upper": 2,
+                        },
+                    }
                 ],
             }
         ]
@@ -524,7 +555,8 @@ def test_build_view_reads_trends_from_the_analysis_runs() -> None:
     view = build_view(rollout_doc(**status), runs=[other, run_doc])
     (m,) = view.runs[0].metrics
     assert m.trend == (2.0, None, 1.0)
-    assert m.e_value == 3.5 and m.interval == (0.5, 2.0)
+    assert m.evidence is not None and m.evidence.e_value() == pytest.approx(3.5)
+    assert m.evidence.interval == (0.5, 2.0) and m.evidence.e_threshold() == pytest.approx(40)
     assert build_view(rollout_doc(**status), runs=[other]).runs[0].metrics[0].trend == ()
 
 

@@ -20,9 +20,9 @@ from matplotlib.lines import Line2D
 
 from rollouts.cli.main import cli
 from rollouts.cli.simulate import load_rollout, load_templates
-from rollouts.simulator.plot import PANEL_TRAFFIC, build_figure, write_png
+from rollouts.simulator.plot import PANEL_TRAFFIC, build_figure, moment_label, write_png
 from rollouts.simulator.simulation import SimOptions, Simulation
-from rollouts.simulator.timeline import Timeline, TimelineRecorder
+from rollouts.simulator.timeline import DecisionMark, Timeline, TimelineRecorder
 from simulations.simulated_provider import SCENARIOS
 
 EXAMPLES = Path(__file__).parents[4] / "deploy" / "examples"
@@ -185,6 +185,24 @@ def test_healthy_shows_promotion_and_evidence_below_the_threshold(healthy: Timel
     assert finite(labelled(traffic, "actual"))[-1] == 100  # the new revision serves everything
     assert {20, 50, 100} <= set(finite(labelled(traffic, "desired (step's weight)")))
     assert "Healthy: promoted" in fig.get_suptitle()
+
+
+def test_step_marks_are_numbered_from_status_not_from_event_text(healthy: Timeline) -> None:
+    steps = [d for d in healthy.decisions if d.kind == "step"]
+    assert [d.steps for d in steps] == [(1,), (2,), (3,), (4,)]
+    assert [d.label for d in steps] == [f"step {n} done" for n in (1, 2, 3, 4)]
+
+
+def test_marks_of_one_moment_share_a_label() -> None:
+    marks = [
+        DecisionMark(60.0, "step", "step 3 done", steps=(3,)),
+        DecisionMark(60.0, "step", "step 4 done", steps=(4,)),
+        DecisionMark(60.0, "promote", "promoted"),
+    ]
+    assert moment_label(marks) == "steps 3, 4 done, promoted"
+    assert moment_label(marks[1:]) == "step 4 done, promoted"
+    skipped = DecisionMark(60.0, "step", "step 2 skipped")
+    assert moment_label([skipped, *marks[:1]]) == "step 2 skipped, step 3 done"
 
 
 def test_every_measurement_is_recorded_not_only_the_last_ten(healthy: Timeline) -> None:

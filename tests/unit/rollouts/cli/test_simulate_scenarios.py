@@ -31,9 +31,12 @@ def test_error_regression_aborts_at_the_first_analysis_step_naming_the_metric() 
     run = st.analysis_runs[0]
     assert run.step_index == 1 and run.phase == "Failed"
     errors = next(m for m in run.metrics if m.name == "error-rate")
-    assert errors.outcome == "reject" and errors.estimate is not None and errors.estimate > 2
-    assert errors.e_value is not None and errors.threshold is not None
-    assert errors.e_value >= errors.threshold and errors.events > 0
+    ev = errors.evidence
+    assert ev is not None and ev.outcome == "reject"
+    assert ev.estimate is not None and ev.estimate > 2
+    assert ev.log_e_value is not None and ev.log_threshold is not None
+    assert ev.log_e_value >= ev.log_threshold and ev.events > 0
+    assert st.abort.metric == "error-rate"  # the status names the metric, no message parsing
     assert len(st.analysis_runs) == 1  # never reached the second analysis step
 
 
@@ -44,7 +47,8 @@ def test_healthy_ends_healthy_and_the_second_step_inherits_the_evidence() -> Non
     assert [r.phase for r in st.analysis_runs] == ["Successful", "Successful"]
     first, second = (next(m for m in r.metrics if m.name == "error-rate")
                      for r in st.analysis_runs)
-    assert second.events > first.events  # one e-process for the whole rollout
+    assert first.evidence is not None and second.evidence is not None
+    assert second.evidence.events > first.evidence.events  # one e-process for the whole rollout
 
 
 def test_cli_prints_each_tick_and_the_decision(tmp_path: Path) -> None:
@@ -105,4 +109,4 @@ def test_example_templates_are_valid_and_judge_the_simulated_traffic() -> None:
     st = sim.rollout.status
     assert st is not None and st.phase == "Healthy", st.message
     p99 = next(m for m in st.analysis_runs[0].metrics if m.name == "p99")
-    assert p99.dry_run and p99.estimate is not None
+    assert p99.dry_run and p99.evidence is not None and p99.evidence.estimate is not None

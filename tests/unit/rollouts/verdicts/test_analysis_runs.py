@@ -202,8 +202,10 @@ def test_blue_green_post_promotion_failure_switches_back() -> None:
     assert st is not None
     run_ = next(r for r in st.analysis_runs if r.kind == "postPromotion")
     assert run_.metrics and run_.metrics[0].name == "error-ratio"
-    assert run_.metrics[0].method == "argo-threshold" and run_.metrics[0].estimate is not None
+    ev = run_.metrics[0].evidence
+    assert ev is not None and ev.method == "argo-threshold" and ev.estimate is not None
     assert st.abort is not None and "post-promotion" in st.abort.message
+    assert st.abort.metric == "error-ratio"
 
 
 def test_memory_store_secrets_and_idempotent_create() -> None:
