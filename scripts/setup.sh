@@ -13,6 +13,6 @@ fi
 stamp=.venv/.sluice-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev,plots]'
+  .venv/bin/python -m pip install -q -e '.[dev,plots,dashboard]'
   touch "$stamp"
 fi

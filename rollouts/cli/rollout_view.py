@@ -117,6 +117,15 @@ class AbortView:
 
 
 @dataclass(frozen=True)
+class ConditionView:
+    type: str
+    status: str
+    reason: str
+    message: str
+    last_transition: datetime | None
+
+
+@dataclass(frozen=True)
 class RolloutView:
     name: str
     namespace: str
@@ -148,6 +157,8 @@ class RolloutView:
     runs: tuple[RunView, ...]
     events: tuple[EventView, ...]
     last_request: str | None
+    conditions: tuple[ConditionView, ...] = ()
+    """``status.conditions`` as written (Ready, Progressing, Paused, Analysis...), in order."""
 
 
 # --------------------------------------------------------------------------------- reading
@@ -519,6 +530,16 @@ def build_view(
         runs=_runs(status, [_dict(r) for r in runs], name),
         events=_events([_dict(e) for e in events], name),
         last_request=_str(status.get("lastRequest")),
+        conditions=tuple(
+            ConditionView(
+                type=str(c.get("type") or ""),
+                status=str(c.get("status") or "Unknown"),
+                reason=str(c.get("reason") or ""),
+                message=" ".join(str(c.get("message") or "").split()),
+                last_transition=parse_time(c.get("lastTransitionTime")),
+            )
+            for c in (_dict(x) for x in _list(status.get("conditions")))
+        ),
     )
 
 
