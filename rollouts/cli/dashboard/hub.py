@@ -47,7 +47,7 @@ class PathPoint:
     """Wall-clock seconds when this process saw it."""
 
 
-@dataclass
+@dataclass(eq=False)  # subscribers are kept in a set, by identity
 class Subscription:
     """A subscriber's queue of changed keys; ``RESET`` when it overflowed."""
 

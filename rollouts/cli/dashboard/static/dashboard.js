@@ -8,27 +8,45 @@
 
   function finite(v) { return typeof v === "number" && isFinite(v); }
 
+  var INTEGER_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+
+  function log10(v) { return finite(v) && v > 0 ? Math.log(v) / Math.LN10 : null; }
+
+  function options(el, xLabel, yLabel, series, yValues) {
+    var opts = {
+      width: Math.max(el.clientWidth, 280), height: 200,
+      legend: { live: false },
+      scales: { x: { time: false } },
+      axes: [
+        { label: xLabel, incrs: INTEGER_STEPS, space: 40 },
+        { label: yLabel, size: 60 }
+      ],
+      series: series
+    };
+    if (yValues) { opts.axes[1].values = yValues; }
+    return opts;
+  }
+
+  /* The e-value on a log10 axis (status may carry values like 1e19), the threshold dashed. */
   function evalueChart(el, d) {
-    var xs = d.path.x, ys = d.path.y;
+    var xs = d.path.x;
     if (!xs.length) {
       el.textContent = "No e-value reported yet.";
       return null;
     }
-    var thr = xs.map(function () { return finite(d.threshold) ? d.threshold : null; });
-    var ymax = Math.max.apply(null, ys.filter(finite).concat([finite(d.threshold) ? d.threshold : 1]));
-    var ymin = Math.min.apply(null, ys.filter(finite).concat([1]));
-    return new uPlot({
-      width: Math.max(el.clientWidth, 280), height: 200,
-      scales: { x: { time: false }, y: { distr: 3, range: [Math.max(ymin / 2, 1e-6), ymax * 2] } },
-      axes: [{ label: "measurements" }, { label: "e-value" }],
-      series: [
-        { label: "measurements" },
-        { label: "e-value", stroke: "#1f4fa8", width: 2, points: { show: true, size: 6 } },
-        { label: "threshold", stroke: "#b3261e", width: 2, dash: [8, 5], points: { show: false } }
-      ]
-    }, [xs, ys, thr], el);
+    var ys = d.path.y.map(log10);
+    var thr = xs.map(function () { return log10(d.threshold); });
+    var dots = xs.length < 3;
+    return new uPlot(options(el, "measurements", "e-value (log scale)", [
+      { label: "measurements" },
+      { label: "e-value", stroke: "#1f4fa8", width: 2, points: { show: true, size: 7 } },
+      { label: "threshold", stroke: "#b3261e", width: 2, dash: [8, 5], points: { show: dots, size: 5 } }
+    ], function (_, ticks) {
+      return ticks.map(function (t) { return Math.abs(t - Math.round(t)) < 1e-9 ? "1e" + Math.round(t) : ""; });
+    }), [xs, ys, thr], el);
   }
 
+  /* Each window's value, with the estimate (dashed) and its interval (dotted) across them. */
   function trendChart(el, d) {
     if (!d.trend.length) {
       el.textContent = "No measurement yet.";
@@ -37,18 +55,14 @@
     var xs = d.trend.map(function (_, i) { return i + 1; });
     var same = function (v) { return xs.map(function () { return finite(v) ? v : null; }); };
     var lo = d.interval ? d.interval[0] : null, hi = d.interval ? d.interval[1] : null;
-    return new uPlot({
-      width: Math.max(el.clientWidth, 280), height: 200,
-      scales: { x: { time: false } },
-      axes: [{ label: "last measurements" }, { label: "value" }],
-      series: [
-        { label: "window" },
-        { label: "measured", stroke: "#1f4fa8", width: 2, points: { show: true, size: 6 } },
-        { label: "estimate", stroke: "#333333", width: 2, dash: [8, 5], points: { show: false } },
-        { label: "interval low", stroke: "#6b6b6b", width: 1, dash: [2, 4], points: { show: false } },
-        { label: "interval high", stroke: "#6b6b6b", width: 1, dash: [2, 4], points: { show: false } }
-      ]
-    }, [xs, d.trend, same(d.estimate), same(lo), same(hi)], el);
+    var dots = xs.length < 3;
+    return new uPlot(options(el, "last measurements", "value", [
+      { label: "window" },
+      { label: "measured", stroke: "#1f4fa8", width: 2, points: { show: true, size: 7 } },
+      { label: "estimate", stroke: "#333333", width: 2, dash: [8, 5], points: { show: dots, size: 5 } },
+      { label: "interval low", stroke: "#6b6b6b", width: 1, dash: [2, 4], points: { show: dots, size: 4 } },
+      { label: "interval high", stroke: "#6b6b6b", width: 1, dash: [2, 4], points: { show: dots, size: 4 } }
+    ]), [xs, d.trend, same(d.estimate), same(lo), same(hi)], el);
   }
 
   function drawCharts(root) {
