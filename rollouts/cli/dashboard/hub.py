@@ -77,6 +77,7 @@ class RolloutHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watcher: kubernetes.watch.Watch | None = None
 
     # ------------------------------------------------------------------------------ reading
     def keys(self) -> list[Key]:
@@ -136,9 +137,11 @@ class RolloutHub:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the current read (the thread is a daemon: a silent stream never blocks
-        the process from exiting)."""
+        """Stop following: the open watch stream is closed now, not at its read timeout."""
         self._stop.set()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.stop()  # type: ignore[no-untyped-call]
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -193,7 +196,8 @@ class RolloutHub:
                 custom.list_namespaced_custom_object,
                 (GROUP, VERSION, self.namespace, ROLLOUTS),
             )
-        stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+        self._watcher = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+        stream = self._watcher.stream(  # type: ignore[no-untyped-call]
             call,
             *args,
             resource_version=since or None,

@@ -77,10 +77,12 @@ async def test_progressing_then_aborting_live(
     h.set_image("web:2")
     shown = await wait_in_browser(
         browser,
-        lambda c: "Progressing" in text(c, "#phase")
-        and text(c, "#weight") == "25%"
-        and "2. analysis errors" in text(c, ".timeline .step-current")
-        and text(c, ".timeline"),
+        lambda c: (
+            "Progressing" in text(c, "#phase")
+            and text(c, "#weight") == "25%"
+            and "2. analysis errors" in text(c, ".timeline .step-current")
+            and text(c, ".timeline")
+        ),
         15,
         "the page to show the analysis step at 25%",
     )

@@ -53,8 +53,9 @@ async def test_promote_clicked_and_confirmed(
     await in_browser(search.send_keys, "web")
     await wait_in_browser(
         browser,
-        lambda c: not c.find_element(By.ID, "row-ns--shop").is_displayed()
-        and text(c, "#shown") == "1",
+        lambda c: (
+            not c.find_element(By.ID, "row-ns--shop").is_displayed() and text(c, "#shown") == "1"
+        ),
         5,
         "the filter to hide shop",
     )
@@ -68,7 +69,9 @@ async def test_promote_clicked_and_confirmed(
 
     # Promote, then the confirmation, then the controller's answer
     await in_browser(lambda: browser.find_element(By.ID, "op-promote").click())
-    await wait_in_browser(browser, lambda c: "Promote rollout ns/web?" in text(c, "h1"), 10, "confirm")
+    await wait_in_browser(
+        browser, lambda c: "Promote rollout ns/web?" in text(c, "h1"), 10, "confirm"
+    )
     assert h.status().get("phase") == "Paused"  # nothing is sent before the confirmation
     screenshot("confirm_promote")
     await in_browser(lambda: browser.find_element(By.ID, "confirm").click())
