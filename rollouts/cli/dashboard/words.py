@@ -77,9 +77,13 @@ def _interval(m: MetricView) -> str:
     if m.interval is None:
         return ""
     lo, hi = m.interval
-    return (
-        f" (confidence interval {num(lo)} to {num(hi)})" if lo is not None or hi is not None else ""
-    )
+    if lo is not None and hi is not None:
+        return f" (confidence interval {num(lo)} to {num(hi)})"
+    if lo is not None:  # an unbounded side (infinite in the statistics) is left out of status
+        return f" (confidence interval: at least {num(lo)})"
+    if hi is not None:
+        return f" (confidence interval: at most {num(hi)})"
+    return ""
 
 
 def metric_words(m: MetricView) -> str:
