@@ -123,8 +123,11 @@ async def test_progressing_then_aborting_live(
     assert path["threshold"] == pytest.approx(metric["threshold"])
     # all of it arrived live: the page was never reloaded
     assert await in_browser(browser.execute_script, "return window.sluiceTestMark") == "same page"
-    await in_browser(
-        browser.execute_script,
-        "document.querySelector('#analysis-h').scrollIntoView();",
-    )
     screenshot("rollout_aborted")
+    # the whole page, for the docs (docs/img/dashboard-aborted.png is one of these)
+    height = await in_browser(browser.execute_script, "return document.body.scrollHeight")
+    await in_browser(browser.set_window_size, 1280, int(height) + 40)
+    try:
+        screenshot("rollout_aborted_full")
+    finally:
+        await in_browser(browser.set_window_size, 1280, 1000)

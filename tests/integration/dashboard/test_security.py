@@ -149,3 +149,25 @@ def test_non_loopback_bind_is_refused_without_the_flag() -> None:
     result = CliRunner().invoke(cli, ["dashboard", "--address", "0.0.0.0", "--port", "0"])
     assert result.exit_code == 2
     assert "not a loopback address" in result.output and "--allow-remote" in result.output
+
+
+def test_read_only_offers_and_accepts_no_operation(
+    target: Target, api_client: kubernetes.client.ApiClient
+) -> None:
+    create_rollout(api_client, canary())
+    hub = RolloutHub(target)
+    app = create_app(
+        hub,
+        PageFeeds(hub, lambda key, doc: gather(replace(target, namespace=key[0]), key[1], doc)),
+        namespaced(target),
+        read_only=True,
+        allowed_hosts=("testserver",),
+    )
+    with TestClient(app, base_url=ORIGIN) as client:
+        page = client.get("/rollouts/ns/web")
+        assert page.status_code == 200 and "Rollout" in page.text
+        assert 'id="op-abort"' not in page.text and "read-only" in page.text
+        token = token_from_confirmation(client)
+        response = client.post(URL, data={"csrf_token": token}, headers={"Origin": ORIGIN})
+        assert response.status_code == 403 and "Read-only dashboard" in response.text
+    assert request_annotation(api_client) is None
