@@ -316,6 +316,8 @@ def create_app(
         key, kind = key_of(request), str(request.path_params["operation"])
         if kind not in OPERATIONS:
             return render(request, "error.html", 404, title="No such operation", message=kind)
+        if read_only:
+            return read_only_refusal(request)
         view = hub.view(key)
         if view is None:
             return render(
@@ -323,18 +325,21 @@ def create_app(
             )
         return render(request, "confirm.html", view=view, kind=kind)
 
+    def read_only_refusal(request: Request) -> Response:
+        return render(
+            request,
+            "error.html",
+            403,
+            title="Read-only dashboard",
+            message="this dashboard was started with --read-only: no operations",
+        )
+
     async def operate(request: Request) -> Response:
         key, kind = key_of(request), str(request.path_params["operation"])
         if kind not in OPERATIONS:
             return render(request, "error.html", 404, title="No such operation", message=kind)
         if read_only:
-            return render(
-                request,
-                "error.html",
-                403,
-                title="Read-only dashboard",
-                message="this dashboard was started with --read-only: no operations",
-            )
+            return read_only_refusal(request)
         form = await request.form()
         token = form.get(FIELD)
         if not csrf.valid(

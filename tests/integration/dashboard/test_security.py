@@ -167,7 +167,9 @@ def test_read_only_offers_and_accepts_no_operation(
         page = client.get("/rollouts/ns/web")
         assert page.status_code == 200 and "Rollout" in page.text
         assert 'id="op-abort"' not in page.text and "read-only" in page.text
-        token = token_from_confirmation(client)
-        response = client.post(URL, data={"csrf_token": token}, headers={"Origin": ORIGIN})
+        confirm = client.get("/rollouts/ns/web/confirm/abort")
+        assert confirm.status_code == 403 and "Read-only dashboard" in confirm.text
+        assert "csrf_token" not in confirm.text  # no form to confirm with
+        response = client.post(URL, data={}, headers={"Origin": ORIGIN})
         assert response.status_code == 403 and "Read-only dashboard" in response.text
     assert request_annotation(api_client) is None

@@ -119,7 +119,17 @@
         var n = Number(document.body.getAttribute("data-updates") || "0") + 1;
         document.body.setAttribute("data-updates", String(n));
       },
-      gone: function (d) { announce(d.message); live.setAttribute("data-gone", "1"); }
+      gone: function (d) {
+        if (!document.getElementById("gone")) {
+          var note = document.createElement("p");
+          note.id = "gone";
+          note.className = "banner";
+          note.setAttribute("role", "alert");
+          note.textContent = "\u26a0 " + d.message + "; what follows is its last known state.";
+          live.insertBefore(note, live.firstChild);
+        }
+        live.setAttribute("data-gone", "1");
+      }
     });
   }
 
