@@ -318,6 +318,7 @@ def create_app(
             return render(request, "error.html", 404, title="No such operation", message=kind)
         if read_only:
             return read_only_refusal(request)
+        await synced()
         view = hub.view(key)
         if view is None:
             return render(

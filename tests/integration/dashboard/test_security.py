@@ -8,6 +8,7 @@ anything listens; a Host header that is not this machine (DNS rebinding) is refu
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -137,10 +138,10 @@ def test_pages_carry_no_secrets_of_the_pod_template(
         {"name": "DB_PASSWORD", "value": "hunter2-do-not-show"}
     ]
     create_rollout(api_client, doc)
-    for _ in range(50):
-        page = client.get("/rollouts/ns/shop")
-        if page.status_code == 200:
-            break
+    deadline = time.monotonic() + 10  # the shared watch brings the new rollout
+    while (page := client.get("/rollouts/ns/shop")).status_code == 404:
+        assert time.monotonic() < deadline, "the dashboard never saw rollout shop"
+        time.sleep(0.1)
     assert page.status_code == 200, page.text
     assert "shop" in page.text and "hunter2" not in page.text and "DB_PASSWORD" not in page.text
 
