@@ -51,6 +51,7 @@ __all__ = [
     "screenshot",
     "services",
     "start_dashboard",
+    "text",
 ]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -143,6 +144,19 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield chrome
     finally:
         chrome.quit()
+
+
+def text(chrome: webdriver.Chrome, selector: str) -> str:
+    """The rendered text of the first element matching ``selector``, whitespace collapsed.
+
+    Read in one script call: live updates replace elements, and a reference found first and read
+    after would go stale in between."""
+    found = chrome.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", selector
+    )
+    if found is None:
+        raise AssertionError(f"no element {selector}")
+    return " ".join(str(found).split())
 
 
 async def in_browser(call: Callable[..., T], *args: Any) -> T:

@@ -30,15 +30,11 @@ from tests.integration.operator.test_analysis_operator import (
 )
 from tests.support.kube import create_rollout
 
-from .conftest import Dashboard, in_browser, wait_in_browser
+from .conftest import Dashboard, in_browser, text, wait_in_browser
 
 __all__ = ["operator_settings", "prometheus", "timeline"]  # fixtures, used by name
 
 pytestmark = pytest.mark.integration
-
-
-def text(chrome: webdriver.Chrome, selector: str) -> str:
-    return str(chrome.find_element(By.CSS_SELECTOR, selector).text)
 
 
 def charts(chrome: webdriver.Chrome) -> list[dict[str, Any]]:
@@ -87,9 +83,9 @@ async def test_progressing_then_aborting_live(
         "the page to show the analysis step at 25%",
     )
     # steps as a timeline, each state told by a symbol and a word, not by colour alone
-    assert "✓\ndone:\n1. setWeight 25%" in shown, shown
-    assert "▶\ncurrent:\n2. analysis errors (now)" in shown, shown
-    assert "○\npending:\n3. setWeight 75%" in shown, shown
+    assert "✓ done: 1. setWeight 25%" in shown, shown
+    assert "▶ current: 2. analysis errors (now)" in shown, shown
+    assert "○ pending: 3. setWeight 75%" in shown, shown
     screenshot("rollout_progressing")
 
     page = await wait_in_browser(

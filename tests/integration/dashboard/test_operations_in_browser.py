@@ -15,13 +15,9 @@ from selenium.webdriver.common.keys import Keys
 from tests.integration.operator.conftest import OperatorHarness, canary, healthy
 from tests.support.kube import create_rollout
 
-from .conftest import Dashboard, in_browser, wait_in_browser
+from .conftest import Dashboard, in_browser, text, wait_in_browser
 
 pytestmark = pytest.mark.integration
-
-
-def text(chrome: webdriver.Chrome, selector: str) -> str:
-    return str(chrome.find_element(By.CSS_SELECTOR, selector).text)
 
 
 async def test_promote_clicked_and_confirmed(
@@ -60,10 +56,18 @@ async def test_promote_clicked_and_confirmed(
         "the filter to hide shop",
     )
     screenshot("list_filtered")
+    # every form control has a label a screen reader announces
+    unlabelled = await in_browser(
+        browser.execute_script,
+        "return Array.from(document.querySelectorAll('input, select, button'))"
+        ".filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.textContent.trim())"
+        ".map(e => e.outerHTML);",
+    )
+    assert unlabelled == []
 
     # to the rollout by keyboard: focus its link and press Enter
-    link = await in_browser(browser.find_element, By.CSS_SELECTOR, f"{row} a")
-    await in_browser(link.send_keys, Keys.ENTER)
+    await in_browser(browser.execute_script, f"document.querySelector('{row} a').focus();")
+    await in_browser(lambda: browser.switch_to.active_element.send_keys(Keys.ENTER))
     await wait_in_browser(browser, lambda c: "Rollout ns/web" in text(c, "h1"), 10, "rollout page")
     assert "It waits for a person" in await in_browser(text, browser, "#headline")
 

@@ -104,13 +104,17 @@
         var open = Array.prototype.map.call(live.querySelectorAll("details[open] summary"),
           function (s) { return s.textContent; });
         var focused = document.activeElement && live.contains(document.activeElement);
+        var focusedId = focused ? document.activeElement.id : "";
         destroyCharts();
         live.innerHTML = d.html;
         live.querySelectorAll("details summary").forEach(function (s) {
           if (open.indexOf(s.textContent) >= 0) { s.parentNode.open = true; }
         });
         drawCharts(live);
-        if (focused) { live.focus(); }
+        if (focused) {  /* keep the keyboard where it was, or at least inside the page's content */
+          var again = focusedId && document.getElementById(focusedId);
+          (again || live).focus();
+        }
         if (d.phase !== lastPhase) {
           var h = document.getElementById("headline");
           announce(h ? h.textContent : d.phase);
@@ -163,8 +167,12 @@
         holder.innerHTML = d.html;
         var row = holder.rows[0];
         var old = document.getElementById(d.id);
+        if (old && old.innerHTML === row.innerHTML) { return; }  /* nothing a person sees changed */
+        var focused = old && old.contains(document.activeElement);
         if (old) { tbody.replaceChild(row, old); } else { tbody.appendChild(row); }
         row.hidden = !keeps(row);
+        /* a live update must not take the keyboard focus away from the row it replaces */
+        if (focused) { row.querySelector("a").focus(); }
         apply();
       },
       remove: function (d) {
