@@ -14,7 +14,7 @@ from rollouts.cli.rollout_view import MetricView, RolloutView, RunView
 PHASE_SYMBOLS = {
     "Healthy": "✓",
     "Progressing": "↻",
-    "Paused": "⏸",
+    "Paused": "‖",
     "Degraded": "✗",
 }
 """Shown beside the phase's colour, so the colour is never the only signal."""
