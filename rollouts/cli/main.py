@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "resume": "rollouts.cli.operations:resume",
     "lint": "rollouts.cli.lint:lint",
     "simulate": "rollouts.cli.simulate:simulate",
+    "dashboard": "rollouts.cli.dashboard.command:dashboard",
     "run": "rollouts.cli.run_controller:run",
 }
 """Subcommand name → ``module:attribute`` of its click command, in the order ``--help`` lists them."""

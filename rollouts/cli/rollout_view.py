@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from analysis.api import ArmValues
 from analysis.stats.evidence import Evidence
-from rollouts.api.rollout import CanaryStep
+from rollouts.api.rollout import AnalysisMetricStatus, CanaryStep
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.connection import (
     ANALYSIS_RUNS,
@@ -114,6 +114,15 @@ class AbortView:
 
 
 @dataclass(frozen=True)
+class ConditionView:
+    type: str
+    status: str
+    reason: str
+    message: str
+    last_transition: datetime | None
+
+
+@dataclass(frozen=True)
 class RolloutView:
     name: str
     namespace: str
@@ -145,6 +154,8 @@ class RolloutView:
     runs: tuple[RunView, ...]
     events: tuple[EventView, ...]
     last_request: str | None
+    conditions: tuple[ConditionView, ...] = ()
+    """``status.conditions`` as written (Ready, Progressing, Paused, Analysis...), in order."""
 
 
 # --------------------------------------------------------------------------------- reading
@@ -350,15 +361,20 @@ def measurement_value(m: Mapping[str, Any]) -> float | None:
         return None
 
 
-def _evidence(value: Any) -> Evidence | None:
-    """The evidence record of a metric in status; None for one a newer or older controller wrote
-    in a shape this version does not read (the rest of the view still renders)."""
-    if not isinstance(value, dict):
-        return None
+def _evidence(metric: dict[str, Any]) -> Evidence | None:
+    """The evidence record of a metric in status, read as the controller reads it (so the flat
+    form an earlier version wrote is converted the same way); None for one a newer or older
+    controller wrote in a shape this version does not read (the rest of the view still renders)."""
     try:
-        return Evidence.model_validate(value)
+        return AnalysisMetricStatus.model_validate(metric).evidence
     except ValidationError:
-        return None
+        value = metric.get("evidence")
+        if not isinstance(value, dict):
+            return None
+        try:
+            return Evidence.model_validate(value)
+        except ValidationError:
+            return None
 
 
 def _trends(
@@ -393,7 +409,7 @@ def _runs(
             MetricView(
                 name=str(m.get("name", "")),
                 phase=str(m.get("phase") or "Pending"),
-                evidence=_evidence(m.get("evidence")),
+                evidence=_evidence(m),
                 measurements=_int(m.get("measurements")),
                 dry_run=bool(m.get("dryRun")),
                 message=" ".join(str(m.get("message") or "").split()),
@@ -506,6 +522,16 @@ def build_view(
         runs=_runs(status, [_dict(r) for r in runs], name),
         events=_events([_dict(e) for e in events], name),
         last_request=_str(status.get("lastRequest")),
+        conditions=tuple(
+            ConditionView(
+                type=str(c.get("type") or ""),
+                status=str(c.get("status") or "Unknown"),
+                reason=str(c.get("reason") or ""),
+                message=" ".join(str(c.get("message") or "").split()),
+                last_transition=parse_time(c.get("lastTransitionTime")),
+            )
+            for c in (_dict(x) for x in _list(status.get("conditions")))
+        ),
     )
 
 
