@@ -5,6 +5,7 @@ shows each state as it comes, without a reload, with the evidence and the reason
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,13 +101,16 @@ async def test_progressing_then_aborting_live(
     assert st["abort"]["message"] in await in_browser(text, browser, "#abort-reason")
     [record] = st["analysisRuns"]
     [metric] = record["metrics"]
+    evidence = metric["evidence"]
+    # status keeps e-values in log space; the page shows exp(logEValue) against 1/alpha
+    e_value, bar = math.exp(evidence["logEValue"]), math.exp(evidence["logThreshold"])
     words = await in_browser(text, browser, ".metric .words")
     assert words.startswith("Failed: the evidence against the canary")
     # the numbers are status's own (the CLI's three significant digits)
-    assert f"e-value {num(metric['eValue'])}" in words
-    assert f"threshold {num(metric['threshold'])}" in words
-    assert f"estimate {num(metric['estimate'])}" in words
-    assert f"{metric['events']} events counted" in words
+    assert f"e-value {num(e_value)}" in words
+    assert f"threshold {num(bar)}" in words
+    assert f"estimate {num(evidence['estimate'])}" in words
+    assert f"{evidence['events']} events counted" in words
     # the charts are drawn (uPlot canvases) and the e-value path ends at status's e-value
     await wait_in_browser(
         browser,
@@ -115,8 +119,8 @@ async def test_progressing_then_aborting_live(
         "the charts",
     )
     [path] = await in_browser(charts, browser)
-    assert path["path"]["y"] and path["path"]["y"][-1] == pytest.approx(metric["eValue"])
-    assert path["threshold"] == pytest.approx(metric["threshold"])
+    assert path["path"]["y"] and path["path"]["y"][-1] == pytest.approx(e_value)
+    assert path["threshold"] == pytest.approx(bar)
     # all of it arrived live: the page was never reloaded
     assert await in_browser(browser.execute_script, "return window.sluiceTestMark") == "same page"
     screenshot("rollout_aborted")
