@@ -23,6 +23,7 @@ from rollouts.engine import (
     RemoveManagedRoutes,
     Request,
     ScaleSlot,
+    SetManagedRoutes,
     SetServiceSelector,
     SetWeight,
     StartAnalysis,
@@ -75,6 +76,9 @@ def apply_actions(rollout: Rollout, actions: Sequence[Action], ports: Ports) -> 
             case RemoveManagedRoutes():
                 if ports.router is not None:
                     ports.router.remove_managed_routes()
+            case SetManagedRoutes(routes):
+                if ports.router is not None:
+                    ports.router.set_managed_routes(routes)
             case ReleaseSlot(slot):
                 ports.cluster.release_slot(rollout, slot)
             case DeleteSlot(slot):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
+from analysis.api_conventions import FieldProblem
 from rollouts.api.base import (
     ApiModel,
     Duration,
@@ -76,28 +77,92 @@ class BackgroundAnalysis(AnalysisRef):
     starting_step: NonNegativeInt = 0
 
 
+class StringMatch(ApiModel):
+    """How a header value matches: exactly one of exact, prefix or regex."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {"x-kubernetes-validations": [one_of_rule("exact", "prefix", "regex")]}
+    }
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = Field(default=None, min_length=1)
+    """RE2 syntax (Istio, Envoy; Gateway API implementations that support RegularExpression)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StringMatch:
+        exactly_one(exact=self.exact, prefix=self.prefix, regex=self.regex)
+        return self
+
+
+class HeaderRouteMatch(ApiModel):
+    header_name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    """The request header, for example x-canary (case-insensitive on the wire)."""
+    header_value: StringMatch
+
+
+class CookieMatch(ApiModel):
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    """The cookie's name."""
+    value: str = Field(min_length=1, pattern=r"^[A-Za-z0-9!#$%&'()*+./:<=>?@\[\]^_`{|}~-]+$")
+    """The value that routes to the canary (NGINX: must be always)."""
+
+
+class SetHeaderRoute(ApiModel):
+    """Send requests that carry all these headers (and the cookie) to the canary, whatever the
+    weight: A/B testing, or a session pinned to the canary. Empty removes the route."""
+
+    match: list[HeaderRouteMatch] = Field(default_factory=list, max_length=8)
+    """Headers a request must carry, all of them."""
+    cookie: CookieMatch | None = None
+    """A cookie the request must carry, with this value."""
+
+
+class SetMirrorRoute(ApiModel):
+    """Copy ``percentage`` of the traffic to the canary; responses still come from the weighted
+    route, so users never see the canary's. 0 removes the mirror."""
+
+    percentage: Percent = 100
+
+
 class CanaryStep(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
-            "x-kubernetes-validations": [one_of_rule("setWeight", "pause", "analysis")]
+            "x-kubernetes-validations": [
+                one_of_rule("setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute")
+            ]
         }
     }
 
     set_weight: Percent | None = None
     pause: PauseStep | None = None
     analysis: AnalysisRef | None = None
+    set_header_route: SetHeaderRoute | None = None
+    """Route requests matching headers or a cookie to the canary (Istio, Gateway API, NGINX)."""
+    set_mirror_route: SetMirrorRoute | None = None
+    """Mirror a percentage of traffic to the canary (Istio, Gateway API)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> CanaryStep:
-        exactly_one(setWeight=self.set_weight, pause=self.pause, analysis=self.analysis)
+        exactly_one(
+            setWeight=self.set_weight,
+            pause=self.pause,
+            analysis=self.analysis,
+            setHeaderRoute=self.set_header_route,
+            setMirrorRoute=self.set_mirror_route,
+        )
         return self
 
     @property
-    def kind(self) -> Literal["setWeight", "pause", "analysis"]:
+    def kind(self) -> Literal["setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute"]:
         if self.set_weight is not None:
             return "setWeight"
         if self.pause is not None:
             return "pause"
+        if self.set_header_route is not None:
+            return "setHeaderRoute"
+        if self.set_mirror_route is not None:
+            return "setMirrorRoute"
         return "analysis"
 
     def describe(self) -> str:
@@ -106,6 +171,14 @@ class CanaryStep(ApiModel):
             return f"setWeight {self.set_weight}%"
         if self.pause is not None:
             return f"pause {self.pause.duration}" if self.pause.duration is not None else "pause"
+        if self.set_header_route is not None:
+            r = self.set_header_route
+            parts = [m.header_name for m in r.match] + (
+                [f"cookie {r.cookie.name}"] if r.cookie else []
+            )
+            return "setHeaderRoute " + (",".join(parts) if parts else "(remove)")
+        if self.set_mirror_route is not None:
+            return f"setMirrorRoute {self.set_mirror_route.percentage}%"
         assert self.analysis is not None
         return "analysis " + ",".join(t.template_name for t in self.analysis.templates)
 
@@ -163,10 +236,26 @@ class TrafficRouting(ApiModel):
         return "nginx"
 
 
+_HEADER_ROUTERS = ("istio", "gatewayAPI", "nginx")
+_MIRROR_ROUTERS = ("istio", "gatewayAPI")
+
+
+def _routes_rule(step: str, routers: tuple[str, ...]) -> dict[str, Any]:
+    has = " || ".join(f"has(self.trafficRouting.{r})" for r in routers)
+    return {
+        "rule": f"!self.steps.exists(s, has(s.{step})) || (has(self.trafficRouting) && ({has}))",
+        "message": f"{step} steps need trafficRouting {', '.join(routers)}",
+    }
+
+
 class CanaryStrategy(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
-            "x-kubernetes-validations": [differ_rule("stableService", "canaryService")]
+            "x-kubernetes-validations": [
+                differ_rule("stableService", "canaryService"),
+                _routes_rule("setHeaderRoute", _HEADER_ROUTERS),
+                _routes_rule("setMirrorRoute", _MIRROR_ROUTERS),
+            ]
         }
     }
 
@@ -194,6 +283,42 @@ class CanaryStrategy(ApiModel):
     def _services_differ(self) -> CanaryStrategy:
         services_differ(stableService=self.stable_service, canaryService=self.canary_service)
         return self
+
+    @model_validator(mode="after")
+    def _routes_need_a_router(self) -> CanaryStrategy:
+        """Header and mirror routes live in the routing object: without one that carries them the
+        step could never take effect."""
+        router = self.traffic_routing.router if self.traffic_routing is not None else None
+        for i, step in enumerate(self.steps):
+            for field, routers, value in (
+                ("setHeaderRoute", _HEADER_ROUTERS, step.set_header_route),
+                ("setMirrorRoute", _MIRROR_ROUTERS, step.set_mirror_route),
+            ):
+                if value is not None and router not in routers:
+                    got = f"trafficRouting {router}" if router else "no trafficRouting"
+                    raise FieldProblem(
+                        f"steps.{i}.{field}",
+                        f"needs trafficRouting {', '.join(routers)} (got {got})",
+                    )
+            r = step.set_header_route
+            if r is not None and router == "nginx":
+                self._nginx_header(i, r)
+        return self
+
+    @staticmethod
+    def _nginx_header(i: int, r: SetHeaderRoute) -> None:
+        """NGINX's canary Ingress matches one header (exact or regex) or one cookie."""
+        where = f"steps.{i}.setHeaderRoute"
+        if len(r.match) + (r.cookie is not None) > 1:
+            raise FieldProblem(where, "NGINX routes by one header or one cookie, not several")
+        if r.match and r.match[0].header_value.prefix is not None:
+            raise FieldProblem(
+                f"{where}.match.0.headerValue.prefix", "NGINX matches a header exactly or by regex"
+            )
+        if r.cookie is not None and r.cookie.value != "always":
+            raise FieldProblem(
+                f"{where}.cookie.value", "NGINX sends a cookie to the canary only when it is always"
+            )
 
 
 class BlueGreenStrategy(ApiModel):

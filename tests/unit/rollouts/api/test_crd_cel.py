@@ -18,7 +18,7 @@ import yaml
 from celpy.adapter import json_to_cel
 from pydantic import BaseModel, ValidationError
 
-from rollouts.api.rollout import CanaryStep, Strategy, TrafficRouting
+from rollouts.api.rollout import CanaryStep, CanaryStrategy, Strategy, TrafficRouting
 
 CRD_FILE = Path(__file__).resolve().parents[4] / "crds" / "sluice.dev_rollouts.yaml"
 
@@ -26,6 +26,8 @@ _STEP = {
     "setWeight": 20,
     "pause": {"duration": "1m"},
     "analysis": {"templates": [{"templateName": "error-rate"}]},
+    "setHeaderRoute": {"match": [{"headerName": "x-canary", "headerValue": {"exact": "yes"}}]},
+    "setMirrorRoute": {"percentage": 20},
 }
 _ROUTERS = {
     "istio": {"virtualService": {"name": "web"}},
@@ -103,3 +105,22 @@ def test_cel_and_the_models_agree_on_every_combination(
     for obj in _subsets(options):
         assert _passes(rules, obj) == _model_accepts(model, obj), (path, sorted(obj))
         assert _passes(rules, obj) == (len(obj) == 1), (path, sorted(obj))
+
+
+@pytest.mark.parametrize("router", [None, *_ROUTERS])
+@pytest.mark.parametrize("step", ["setHeaderRoute", "setMirrorRoute"])
+def test_header_and_mirror_steps_need_a_router_that_carries_them(
+    router: str | None, step: str
+) -> None:
+    """CEL and the models agree on which routers take which route steps."""
+    canary: dict[str, Any] = {**_STRATEGIES["canary"], "steps": [{step: _STEP[step]}]}
+    if router is not None:
+        canary["trafficRouting"] = {router: _ROUTERS[router]}
+    rules = _node("spec.strategy.canary")["x-kubernetes-validations"]
+    accepted = _model_accepts(CanaryStrategy, canary)
+    assert _passes(rules, canary) == accepted
+    carriers = {
+        "setHeaderRoute": {"istio", "gatewayAPI", "nginx"},
+        "setMirrorRoute": {"istio", "gatewayAPI"},
+    }
+    assert accepted == (router in carriers[step])
