@@ -112,12 +112,47 @@ def _step(step: Fields) -> dict[str, Any] | None:
         return {"pause": {"duration": pause.get("duration")} if "duration" in pause else {}}
     if "analysis" in step:
         return {"analysis": _analysis_ref(step.sub("analysis"))}
+    if "setHeaderRoute" in step:
+        return {"setHeaderRoute": _header_route(step.sub("setHeaderRoute"))}
+    if "setMirrorRoute" in step:
+        return {"setMirrorRoute": _mirror_route(step.sub("setMirrorRoute"))}
     step.drop("experiment", NO_EXPERIMENTS)
     step.drop("setCanaryScale", "Sluice sizes the canary from the weight; step left out")
-    step.drop("setHeaderRoute", "header routes are not supported yet; step left out")
-    step.drop("setMirrorRoute", "mirror routes are not supported yet; step left out")
     step.drop("plugin", "Sluice has no step plugins; step left out")
     return None
+
+
+_ROUTE_NAME = "Sluice names its own routes sluice-<rollout>-header and -mirror"
+
+
+def _header_route(r: Fields) -> dict[str, Any]:
+    if "name" in r:
+        r.note("name", "changed", _ROUTE_NAME)
+    match = []
+    for m in r.items("match"):
+        value = m.sub("headerValue")
+        kind = next((k for k in ("exact", "prefix", "regex") if k in value), None)
+        if kind is None:
+            m.note("headerValue", "dropped", "no exact, prefix or regex: header left out")
+            m.ignore("headerName")
+            continue
+        value.get(kind)
+        match.append({"headerName": m.get("headerName"), "headerValue": {kind: value.data[kind]}})
+    return {"match": match} if match else {}
+
+
+def _mirror_route(r: Fields) -> dict[str, Any]:
+    if "name" in r:
+        r.note("name", "changed", _ROUTE_NAME)
+    if "match" not in r:
+        r.ignore("percentage")
+        return {"percentage": 0}  # Argo: a mirror step without match removes the route
+    r.note(
+        "match",
+        "changed",
+        "Sluice mirrors a percentage of all the managed route's traffic, whatever it matches",
+    )
+    return {"percentage": int(r.get("percentage") or 100)}
 
 
 def _analysis_ref(ref: Fields) -> dict[str, Any]:
@@ -203,7 +238,7 @@ def _traffic_routing(tr: Fields) -> dict[str, Any] | None:
                     out = {"gatewayAPI": {"httpRoute": {"name": route}}}
                 gw.drop("namespace", "the HTTPRoute must be in the Rollout's namespace")
                 gw.drop("httpRoutes", "Sluice updates one HTTPRoute (httpRoute)")
-                gw.drop("useHeaderRoutes", "header routes are not supported yet")
+                gw.drop("useHeaderRoutes", "Sluice adds header routes to the HTTPRoute itself")
                 gw.drop("configMap", "Sluice needs no ConfigMap for Gateway API")
                 gw.rest("Gateway API plugin field with no Sluice equivalent")
             else:
@@ -214,7 +249,10 @@ def _traffic_routing(tr: Fields) -> dict[str, Any] | None:
             f"Sluice does not route through {router} (Istio, Gateway API, SMI, NGINX); "
             "without a router traffic follows the replica ratio",
         )
-    tr.drop("managedRoutes", "header and mirror routes are not supported yet")
+    if "managedRoutes" in tr:
+        for route in tr.items("managedRoutes"):
+            route.ignore("name")
+        tr.note("managedRoutes", "changed", _ROUTE_NAME + ", and marks them; no list is needed")
     tr.drop("maxTrafficWeight", "Sluice weights are percentages (0-100)")
     return out
 

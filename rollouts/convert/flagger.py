@@ -119,11 +119,9 @@ def canary(doc: Fields, inputs: Inputs) -> list[dict[str, Any]]:
     template_name = f"{name}-metrics"
     interval = str(analysis.get("interval") or DEFAULT_INTERVAL)
     iterations = analysis.get("iterations")
-    blue_green = (
-        bool(iterations)
-        and not analysis.data.get("stepWeight")
-        and not analysis.data.get("stepWeights")
-    )
+    stepped = bool(analysis.data.get("stepWeight") or analysis.data.get("stepWeights"))
+    headers = _ab_headers(analysis) if iterations and not stepped else None
+    blue_green = bool(iterations) and not stepped and headers is None
     metric_ctx = _MetricContext(namespace, target_name, apex, spec, name, interval)
     metrics = _metrics(analysis, inputs, metric_ctx, count=int(iterations) if blue_green else None)
     templates: list[dict[str, Any]] = []
@@ -140,12 +138,6 @@ def canary(doc: Fields, inputs: Inputs) -> list[dict[str, Any]]:
 
     if blue_green:
         analysis.ignore("iterations")
-        if analysis.data.get("match"):
-            analysis.note(
-                "match",
-                "changed",
-                "A/B testing by header or cookie is not supported yet: converted to blue-green",
-            )
         bg: dict[str, Any] = {
             "activeService": primary,
             "previewService": canary_svc,
@@ -165,16 +157,30 @@ def canary(doc: Fields, inputs: Inputs) -> list[dict[str, Any]]:
         if routing:
             c["trafficRouting"] = routing
         steps: list[dict[str, Any]] = []
+        if headers is not None:
+            # Flagger's A/B testing: matching requests go to the canary for ``iterations``
+            # intervals, then promotion
+            seconds = int(iterations) * _seconds(interval)
+            steps += [{"setHeaderRoute": headers}, {"pause": {"duration": f"{seconds}s"}}]
+            analysis.ignore("iterations")
+        if analysis.data.get("mirror"):
+            # Flagger mirrors for one interval at weight 0 before shifting any traffic
+            percent = int(analysis.get("mirrorWeight") or 100)
+            steps += [
+                {"setMirrorRoute": {"percentage": percent}},
+                {"pause": {"duration": interval}},
+                {"setMirrorRoute": {"percentage": 0}},
+            ]
+            analysis.ignore("mirror")
         for weight in _weights(analysis):
             steps += [{"setWeight": weight}, {"pause": {"duration": interval}}]
         c["steps"] = steps
         if ref is not None:
             c["analysis"] = ref
-        analysis.drop("match", "A/B testing by header or cookie is not supported yet")
         out["strategy"] = {"canary": c}
 
-    analysis.drop("mirror", "traffic mirroring is not supported yet")
-    analysis.drop("mirrorWeight", "traffic mirroring is not supported yet")
+    analysis.drop("mirror", "mirroring needs step weights (Flagger mirrors before shifting)")
+    analysis.drop("mirrorWeight", "mirroring needs step weights (Flagger mirrors before shifting)")
     analysis.drop("stepWeightPromotion", "Sluice promotes in one move after the last step")
     analysis.drop("primaryReadyThreshold", "Sluice waits for every stable pod to be ready")
     analysis.drop("canaryReadyThreshold", "Sluice waits for every canary pod to be ready")
@@ -260,6 +266,44 @@ def _routing(spec: Fields, provider: str, apex: str) -> dict[str, Any] | None:
     if route is not None:
         route.drop("name", "Sluice does not route through this provider")
     return None
+
+
+def _seconds(duration: str) -> int:
+    total, number = 0, ""
+    for ch in duration:
+        if ch.isdigit():
+            number += ch
+        elif ch in "hms" and number:
+            total += int(number) * {"h": 3600, "m": 60, "s": 1}[ch]
+            number = ""
+    return total or 60
+
+
+def _ab_headers(analysis: Fields) -> dict[str, Any] | None:
+    """Flagger's A/B ``match`` (Istio HTTPMatchRequests) as a Sluice header route: the headers
+    of the first match (Sluice's header route is one set of headers, all required)."""
+    matches = analysis.data.get("match") or []
+    if not matches:
+        return None
+    out = []
+    for i, m in enumerate(analysis.items("match")):
+        headers = m.sub("headers")
+        if i > 0:
+            m.ignore(*m.data)
+            headers.ignore(*headers.data)
+            analysis.note(
+                f"match[{i}]", "dropped", "Sluice's header route takes one set of headers"
+            )
+            continue
+        for name, value in headers.data.items():
+            headers.ignore(name)
+            kind = next((k for k in ("exact", "prefix", "regex") if k in (value or {})), None)
+            if kind is None:
+                headers.note(name, "dropped", "no exact, prefix or regex")
+                continue
+            out.append({"headerName": name, "headerValue": {kind: value[kind]}})
+        m.rest("Sluice's header route matches headers only")
+    return {"match": out} if out else None
 
 
 def _weights(analysis: Fields) -> list[int]:
