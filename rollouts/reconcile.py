@@ -23,6 +23,7 @@ from rollouts.engine import (
     RemoveManagedRoutes,
     Request,
     ScaleSlot,
+    ScaleWorkload,
     SetManagedRoutes,
     SetServiceSelector,
     SetWeight,
@@ -33,6 +34,7 @@ from rollouts.engine import (
 from rollouts.engine.context import services_of
 from rollouts.routing.port import TrafficRouter
 from rollouts.verdicts.port import VerdictSource
+from rollouts.workload_ref import observation
 
 
 @dataclass
@@ -52,6 +54,9 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
         weight_verified=router.verify_weight() if router else None,
         analysis=ports.verdicts.observe(rollout),
         request=request,
+        workload=(
+            observation(ports.cluster.read_workload(rollout)) if rollout.spec.workload_ref else None
+        ),
     )
 
 
@@ -76,6 +81,8 @@ def apply_actions(rollout: Rollout, actions: Sequence[Action], ports: Ports) -> 
             case RemoveManagedRoutes():
                 if ports.router is not None:
                     ports.router.remove_managed_routes()
+            case ScaleWorkload(replicas):
+                ports.cluster.scale_workload(rollout, replicas)
             case SetManagedRoutes(routes):
                 if ports.router is not None:
                     ports.router.set_managed_routes(routes)

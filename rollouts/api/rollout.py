@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
 from analysis.api_conventions import FieldProblem
 from rollouts.api.base import (
@@ -365,15 +366,49 @@ class Strategy(ApiModel):
         return self
 
 
+class WorkloadRef(ApiModel):
+    """An existing Deployment whose pod template the Rollout runs (adoption): the Deployment stays
+    in Git, a change to its template is a new revision, and Sluice scales it down as told."""
+
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(min_length=1)
+    """The Deployment, in the Rollout's namespace."""
+    scale_down: Literal["never", "onSuccess", "progressively"] = "never"
+    """When to scale the Deployment to 0: never (you do), onSuccess (once the Rollout's stable
+    pods are all ready and serve), or progressively (as they become ready)."""
+
+
 class RolloutSpec(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.template) != has(self.workloadRef)",
+                    "message": "must set exactly one of template or workloadRef",
+                },
+                {
+                    "rule": "has(self.workloadRef) || has(self.selector)",
+                    "message": "selector is required with template",
+                },
+            ]
+        }
+    }
+
     replicas: NonNegativeInt = 1
     """Pods of the stable revision."""
-    selector: LabelSelector
-    """Must match the template's labels; Sluice adds its slot labels on top."""
+    selector: LabelSelector = Field(
+        default_factory=LabelSelector, json_schema_extra={"default": None}
+    )
+    """Must match the template's labels; Sluice adds its slot labels on top. With workloadRef,
+    the Deployment's selector is used when this is not set."""
     template: dict[str, Any] = Field(
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+        default_factory=dict,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "default": None},
     )
     """Pod template, as in a Deployment; a change to it is a new revision."""
+    workload_ref: WorkloadRef | None = None
+    """Run the pod template of an existing Deployment instead of a template (adoption)."""
     revision_history_limit: NonNegativeInt = 10
     """How many past rollouts (Promoted, Aborted, Superseded) status.history keeps."""
     progress_deadline_seconds: NonNegativeInt = 600
@@ -382,8 +417,49 @@ class RolloutSpec(ApiModel):
     """Exactly one of canary or blueGreen."""
 
     @model_validator(mode="after")
+    def _template_or_workload(self) -> RolloutSpec:
+        """The pods come from exactly one place: the Rollout's template or the Deployment's."""
+        if self.workload_ref is not None and self.template:
+            raise ValueError("must set exactly one of template or workloadRef (got both)")
+        if self.workload_ref is None and not self.template:
+            raise FieldProblem("template", "is required (or workloadRef)")
+        return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _selector_required(cls, data: Any, handler: Any) -> Any:
+        """``selector`` is required unless workloadRef gives the Deployment's; reported with the
+        other missing fields (an after-validator would not run once a field has failed)."""
+        missing = (
+            isinstance(data, dict)
+            and "selector" not in data
+            and data.get("workloadRef", data.get("workload_ref")) is None
+        )
+        selector = InitErrorDetails(type="missing", loc=("selector",), input=data)
+        try:
+            out = handler(data)
+        except ValidationError as e:
+            if not missing:
+                raise
+            errors = [
+                InitErrorDetails(type=err["type"], loc=err["loc"], input=err["input"])
+                if "ctx" not in err
+                else InitErrorDetails(
+                    type=err["type"], loc=err["loc"], input=err["input"], ctx=err["ctx"]
+                )
+                for err in e.errors()
+            ]
+            raise ValidationError.from_exception_data(e.title, [*errors, selector]) from None
+        if missing:
+            raise ValidationError.from_exception_data(cls.__name__, [selector])
+        return out
+
+    @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
-        """A selector that does not match the template's labels would orphan every pod."""
+        """A selector that does not match the template's labels would orphan every pod (with
+        workloadRef the Deployment's template is checked when it is read)."""
+        if self.workload_ref is not None:
+            return self
         wanted = self.selector.match_labels or {}
         labels = (self.template.get("metadata") or {}).get("labels") or {}
         missing = {k: v for k, v in wanted.items() if labels.get(k) != v}
@@ -521,6 +597,8 @@ class RolloutStatus(StatusModel):
     analysis_runs: list[AnalysisRunRecord] = Field(default_factory=list)
     scale_downs: list[ScaleDown] = Field(default_factory=list)
     last_request: str | None = None
+    adopted: bool | None = None
+    """With workloadRef: the Rollout's pods have taken over the Deployment's traffic."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

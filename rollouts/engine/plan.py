@@ -54,6 +54,14 @@ class Request:
 
 
 @dataclass(frozen=True)
+class WorkloadObservation:
+    """The Deployment a ``workloadRef`` names: its wanted and ready pods."""
+
+    replicas: int
+    ready_replicas: int
+
+
+@dataclass(frozen=True)
 class Observed:
     """What the ports saw just before deciding.
 
@@ -68,6 +76,8 @@ class Observed:
     weight_verified: bool | None = None
     analysis: dict[str, AnalysisObservation] = field(default_factory=dict)
     request: Request | None = None
+    workload: WorkloadObservation | None = None
+    """The referenced Deployment (``spec.workloadRef``); None without one."""
 
 
 # --------------------------------------------------------------------------------------- actions
@@ -169,6 +179,13 @@ class RemoveManagedRoutes:
 
 
 @dataclass(frozen=True)
+class ScaleWorkload:
+    """Scale the Deployment ``spec.workloadRef`` names."""
+
+    replicas: int
+
+
+@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -186,6 +203,7 @@ Action = (
     | DeleteSlot
     | RemoveManagedRoutes
     | SetManagedRoutes
+    | ScaleWorkload
     | EmitEvent
 )
 

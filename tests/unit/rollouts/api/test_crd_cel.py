@@ -124,3 +124,29 @@ def test_header_and_mirror_steps_need_a_router_that_carries_them(
         "setMirrorRoute": {"istio", "gatewayAPI"},
     }
     assert accepted == (router in carriers[step])
+
+
+_SPEC_PARTS = {
+    "template": {"metadata": {"labels": {"app": "web"}}},
+    "selector": {"matchLabels": {"app": "web"}},
+    "workloadRef": {"name": "web"},
+}
+
+
+def test_template_or_workload_ref_cel_and_model_agree() -> None:
+    from rollouts.api.rollout import RolloutSpec
+
+    spec_rules = _node_spec()["x-kubernetes-validations"]
+    strategy = {"strategy": {"canary": _STRATEGIES["canary"]}}
+    for parts in _subsets(_SPEC_PARTS):
+        obj = {**parts, **strategy}
+        accepted = _model_accepts(RolloutSpec, obj)
+        assert _passes(spec_rules, obj) == accepted, sorted(parts)
+        valid = ({"template", "selector"}, {"workloadRef"}, {"workloadRef", "selector"})
+        assert accepted == (set(parts) in valid), sorted(parts)
+
+
+def _node_spec() -> Mapping[str, Any]:
+    doc = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+    node: Mapping[str, Any] = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return node["properties"]["spec"]

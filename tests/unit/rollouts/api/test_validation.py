@@ -212,3 +212,27 @@ def test_header_and_mirror_steps_on_a_router_that_carries_them_are_valid() -> No
         "setMirrorRoute",
         "setHeaderRoute",
     ]
+
+
+def _adopting(**ref: Any) -> dict[str, Any]:
+    doc = rollout_doc()
+    del doc["spec"]["template"], doc["spec"]["selector"]
+    doc["spec"]["workloadRef"] = {"name": "web", **ref}
+    return doc
+
+
+def test_workload_ref_fields_are_checked_with_the_field_named() -> None:
+    assert parse_rollout(_adopting(scaleDown="progressively")).spec.workload_ref is not None
+    assert problems(_adopting(scaleDown="sometimes")) == [
+        "spec.workloadRef.scaleDown: must be one of 'never', 'onSuccess' or 'progressively'"
+    ]
+    assert problems(_adopting(kind="StatefulSet")) == [
+        "spec.workloadRef.kind: must be one of 'Deployment'"
+    ]
+    assert problems(_adopting(name="")) == ["spec.workloadRef.name: must not be empty"]
+    both = _adopting()
+    both["spec"]["template"] = rollout_doc()["spec"]["template"]
+    assert problems(both) == ["spec: must set exactly one of template or workloadRef (got both)"]
+    neither = rollout_doc()
+    del neither["spec"]["template"]
+    assert problems(neither) == ["spec.template: is required (or workloadRef)"]
