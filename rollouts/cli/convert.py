@@ -100,7 +100,7 @@ def convert(
     counts = Counter(n.severity for n in result.notes)
     lines = [n.line() for n in result.notes]
     lines.append(
-        f"{len(result.documents)} Sluice manifest(s) from {len(pairs)} document(s); "
+        f"{len(result.documents)} manifest(s) written from {len(pairs)} document(s); "
         f"{counts['dropped']} dropped, {counts['changed']} changed, {counts['todo']} to do"
     )
     text = "\n".join(lines) + "\n"

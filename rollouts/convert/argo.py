@@ -37,13 +37,19 @@ def rollout(doc: Fields) -> dict[str, Any]:
         out["template"] = spec.get("template")
     if "workloadRef" in spec:
         ref = spec.sub("workloadRef")
-        ref.ignore("apiVersion", "kind", "name", "scaleDown")
-        spec.note(
-            "workloadRef",
-            "todo",
-            f"Sluice needs the pod template in the Rollout: copy spec.template (and selector) "
-            f"from {ref.data.get('kind', 'Deployment')} {ref.data.get('name')!r}",
-        )
+        ref.ignore("apiVersion")
+        kind = ref.get("kind", "Deployment")
+        scale_down = {"never": "never", "onsuccess": "onSuccess", "progressively": "progressively"}
+        wanted = str(ref.get("scaleDown") or "never")
+        converted: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "Deployment"}
+        converted["name"] = ref.get("name")
+        if wanted.lower() in scale_down:
+            converted["scaleDown"] = scale_down[wanted.lower()]
+        else:
+            ref.note("scaleDown", "dropped", f"unknown scaleDown {wanted!r}: never (the default)")
+        if kind != "Deployment":
+            ref.note("kind", "todo", f"Sluice adopts Deployments only, not a {kind}")
+        out["workloadRef"] = converted
     for key in ("revisionHistoryLimit", "progressDeadlineSeconds"):
         if key in spec:
             out[key] = spec.get(key)

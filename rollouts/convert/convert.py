@@ -105,7 +105,10 @@ def convert_documents(docs: Iterable[tuple[str, Any]]) -> Conversion:
             flagger.metric_template(fields, template_users.get(_key(doc), []))
         elif group == "apps" and kind == "Deployment" and _key(doc) in used_deployments:
             fields.ignore(*doc)
-            fields.note(None, "changed", "its pod template moved into the Rollout of its Canary")
+            fields.note(
+                None, "changed", "written out unchanged: the Rollout of its Canary adopts it"
+            )
+            result.documents.append(doc)
             continue
         else:
             fields.ignore(*doc)

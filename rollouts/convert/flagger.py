@@ -5,6 +5,8 @@ Flagger differs from Sluice in shape more than Argo Rollouts does: it takes over
 generates the Services and routing objects, and a Canary's analysis is a list of metric checks
 with bounds rather than a list of steps. The translation keeps the behaviour:
 
+- the target Deployment is adopted (``workloadRef``, scaled down once the Rollout serves, as
+  Flagger scales it to 0 once the primary does);
 - the weights Flagger would step through become ``setWeight`` steps, each held one analysis
   interval (``pause``);
 - the metric checks become one Sluice AnalysisTemplate (``<canary>-metrics``), run as background
@@ -23,7 +25,6 @@ from typing import Any
 
 from rollouts.convert.common import document, metadata
 from rollouts.convert.fields import Fields
-from rollouts.convert.report import OUTPUT, Note
 
 GROUP = "flagger.app"
 DEFAULT_INTERVAL = "1m"
@@ -60,37 +61,30 @@ def canary(doc: Fields, inputs: Inputs) -> list[dict[str, Any]]:
         spec.note(
             "targetRef",
             "todo",
-            f"Sluice takes its pod template from a Deployment, not a {target_kind}",
+            f"Sluice adopts a Deployment, not a {target_kind}: put the pod template in the Rollout",
         )
-    if deployment is None:
-        spec.note(
-            "targetRef",
-            "todo",
-            f"Deployment {target_name!r} was not among the inputs: pass its manifest too, so its "
-            "pod template, selector and replicas move into the Rollout",
-        )
-        out["selector"] = {"matchLabels": {}}
-        out["template"] = {}
-        spec.notes.append(
-            Note(
-                spec.source,
-                OUTPUT,
-                "todo",
-                f"converted Rollout/{name} is invalid: spec.template: empty (no Deployment "
-                f"{target_name!r} among the inputs)",
-            )
-        )
+    # Flagger keeps the target Deployment as the source of the pod template and scales it to 0
+    # once the primary serves: that is a workloadRef with scaleDown onSuccess
+    out["workloadRef"] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": target_name,
+        "scaleDown": "onSuccess",
+    }
+    spec.note(
+        "targetRef",
+        "changed",
+        f"the Rollout adopts Deployment {target_name!r} (workloadRef, scaleDown onSuccess), as "
+        "Flagger did: keep it in Git as the source of the pod template",
+    )
+    replicas = ((deployment or {}).get("spec") or {}).get("replicas")
+    if replicas is not None:
+        out["replicas"] = replicas
     else:
-        dspec = deployment.get("spec") or {}
-        if "replicas" in dspec:
-            out["replicas"] = dspec["replicas"]
-        out["selector"] = dspec.get("selector")
-        out["template"] = dspec.get("template")
         spec.note(
             "targetRef",
             "todo",
-            f"the Rollout now runs the pods of Deployment {target_name!r} (template copied): "
-            "remove the Deployment from Git once the Rollout is Healthy",
+            f"set spec.replicas: Deployment {target_name!r} was not among the inputs to take it from",
         )
     if "progressDeadlineSeconds" in spec:
         out["progressDeadlineSeconds"] = spec.get("progressDeadlineSeconds")

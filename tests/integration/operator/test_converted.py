@@ -1,8 +1,9 @@
 """Manifests ``sluice convert`` wrote, run by the operator against the emulator.
 
 The converted Flagger canary (tests/fixtures/convert/flagger-canary-istio) is applied as a user
-would apply it, with the Services and the VirtualService the report asks for, and rolls a new
-image out through the weights Flagger would have stepped through, to Healthy. Analyses get
+would apply it, with the Services and the VirtualService the report asks for; it adopts the
+Deployment Flagger targeted, and a new image in that Deployment rolls out through the weights
+Flagger would have stepped through, to Healthy. Analyses get
 scripted verdicts: what runs here is the converted Rollout, not Prometheus.
 """
 
@@ -20,7 +21,12 @@ import yaml
 from rollouts.convert import convert_documents
 from rollouts.settings import Settings
 from rollouts.verdicts.scripted import ScriptedVerdicts
-from tests.support.kube import RunningEmulator, create_rollout, create_service
+from tests.support.kube import (
+    RunningEmulator,
+    create_rollout,
+    create_service,
+    set_deployment_ready,
+)
 
 from .conftest import OperatorHarness, healthy
 
@@ -46,17 +52,21 @@ async def scripted(
         await h.close()
 
 
-def converted(namespace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def converted(
+    namespace: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     docs = list(yaml.safe_load_all(FIXTURE.read_text()))
     result = convert_documents((str(FIXTURE), d) for d in docs)
     assert not result.invalid
-    rollout, *templates = result.documents
     for doc in result.documents:
         doc["metadata"]["namespace"] = namespace
+    (rollout,) = [d for d in result.documents if d["kind"] == "Rollout"]
+    templates = [d for d in result.documents if d["kind"] == "AnalysisTemplate"]
     for step in rollout["spec"]["strategy"]["canary"]["steps"]:
         if "pause" in step:
             step["pause"] = {"duration": "1s"}  # the converted 30s, shortened for the test
-    return rollout, templates
+    (deployment,) = [d for d in result.documents if d["kind"] == "Deployment"]
+    return rollout, templates, deployment
 
 
 def vs_weights(h: OperatorHarness) -> tuple[int, int]:
@@ -71,7 +81,11 @@ async def test_a_converted_flagger_canary_rolls_out_through_its_weights(
     scripted: OperatorHarness,
 ) -> None:
     h = scripted
-    rollout, templates = converted(h.namespace)
+    rollout, templates, deployment = converted(h.namespace)
+    # the Flagger target, kept as it was: the converted Rollout adopts it (workloadRef)
+    apps = kubernetes.client.AppsV1Api(h.api)
+    apps.create_namespaced_deployment(h.namespace, deployment)
+    set_deployment_ready(h.api, h.namespace, "podinfo")
     custom = kubernetes.client.CustomObjectsApi(h.api)
     for t in templates:
         custom.create_namespaced_custom_object(
@@ -113,7 +127,10 @@ async def test_a_converted_flagger_canary_rolls_out_through_its_weights(
         st = h.status("podinfo")
         return healthy(st) and st["stableRevision"] != first["stableRevision"]
 
-    h.set_image("ghcr.io/stefanprodan/podinfo:6.0.1", name="podinfo")
+    # a new image for the Deployment in Git, as with Flagger
+    template = deployment["spec"]["template"]
+    template["spec"]["containers"][0]["image"] = "ghcr.io/stefanprodan/podinfo:6.0.1"
+    apps.patch_namespaced_deployment("podinfo", h.namespace, {"spec": {"template": template}})
     await h.wait_for(progressed, timeout=30, what="new revision Healthy")
     # the weights Flagger would have set (stepWeight 20 up to maxWeight 50), then all back to
     # the promoted stable

@@ -190,7 +190,8 @@ def test_flagger_weights_follow_its_scheduler() -> None:
         a = {k: v for k, v in analysis.items() if k not in ("stepWeight", "maxWeight")} | kw
         d = copy.deepcopy(docs)
         d[3]["spec"]["analysis"] = a
-        rollout = convert_documents(("f", x) for x in d).documents[0]
+        out = convert_documents(("f", x) for x in d).documents
+        (rollout,) = [x for x in out if x["kind"] == "Rollout"]
         steps = rollout["spec"]["strategy"]["canary"]["steps"]
         return [s["setWeight"] for s in steps if "setWeight" in s]
 
@@ -199,23 +200,49 @@ def test_flagger_weights_follow_its_scheduler() -> None:
     assert weights(stepWeights=[1, 5, 30, 120]) == [1, 5, 30, 100]
 
 
-def test_a_canary_without_its_deployment_says_what_is_missing_and_fails(tmp_path: Path) -> None:
+def test_a_canary_adopts_its_deployment_and_without_its_manifest_asks_for_replicas(
+    tmp_path: Path,
+) -> None:
+    with_it = convert_documents(("f", d) for d in inputs("flagger-bluegreen")).documents
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in with_it]
+    assert ("Deployment", "billing") in kinds  # kept as it is: the Rollout adopts it
+    (rollout,) = [d for d in with_it if d["kind"] == "Rollout"]
+    assert rollout["spec"]["workloadRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "billing",
+        "scaleDown": "onSuccess",
+    }
+    assert rollout["spec"]["replicas"] == 3 and "template" not in rollout["spec"]
+
     docs = [d for d in inputs("flagger-bluegreen") if d["kind"] != "Deployment"]
     path = tmp_path / "canary.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     result = CliRunner().invoke(cli, ["convert", str(path)])
-    assert result.exit_code == 1
-    assert "Deployment 'billing' was not among the inputs" in result.stderr
-    assert "is invalid" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    assert "todo: set spec.replicas: Deployment 'billing' was not among the inputs" in result.stderr
+    assert "is invalid" not in result.stderr
 
 
-def test_argo_workload_ref_is_a_todo_naming_the_deployment() -> None:
+def test_argo_workload_ref_carries_over() -> None:
     doc = inputs("argo-bluegreen")[0]
-    del doc["spec"]["template"]
-    doc["spec"]["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "search"}
-    notes = notes_for([doc])
-    severity, reason = notes["spec.workloadRef"]
-    assert severity == "todo" and "'search'" in reason
+    del doc["spec"]["template"], doc["spec"]["selector"]
+    doc["spec"]["workloadRef"] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "search",
+        "scaleDown": "onsuccess",
+    }
+    result = convert_documents([("r.yaml", doc)])
+    assert not result.invalid
+    (rollout,) = result.documents
+    assert rollout["spec"]["workloadRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "search",
+        "scaleDown": "onSuccess",
+    }
+    assert not any(n.field.startswith("spec.workloadRef") for n in result.notes)
 
 
 def test_other_kinds_are_reported_not_converted() -> None:
