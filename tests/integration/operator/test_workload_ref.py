@@ -2,7 +2,7 @@
 
 The Services keep reaching the Deployment's pods until the Rollout's own are ready, then move to
 them and the Deployment scales to 0 (onSuccess); an edit of the Deployment's template is a new
-revision; deleting the Rollout scales the Deployment back up and unpins the Services only once
+revision, and editing it back mid-rollout rolls back; deleting the Rollout scales the Deployment back up and unpins the Services only once
 its pods are ready, so traffic always has ready pods behind it.
 """
 
@@ -63,6 +63,11 @@ def adopting(namespace: str) -> dict[str, Any]:
     }
 
 
+def template(image: str) -> dict[str, Any]:
+    """A patch of the Deployment's pod template, as a Git change brings it."""
+    return {"spec": {"template": deployment("ns", image)["spec"]["template"]}}
+
+
 def replicas(h: OperatorHarness, name: str) -> int | None:
     dep = get_deployment(h.api, h.namespace, name)
     return None if dep is None else int(dep["spec"]["replicas"])
@@ -95,11 +100,8 @@ async def test_adopt_roll_out_a_deployment_edit_and_hand_back_on_delete(
     assert "Adopted" in h.reasons() and "WorkloadScaledDown" in h.reasons()
 
     # the Deployment edited in Git: a new revision rolls out through the steps
-    apps.patch_namespaced_deployment(
-        "web",
-        h.namespace,
-        {"spec": {"template": deployment(h.namespace, "web:2")["spec"]["template"]}},
-    )
+    apps.patch_namespaced_deployment("web", h.namespace, template("web:2"))
+
     st = await h.wait_status(
         lambda s: s.get("phase") == "Paused" and s.get("currentRevision") != first,
         what="new revision paused at the step",
@@ -107,6 +109,20 @@ async def test_adopt_roll_out_a_deployment_edit_and_hand_back_on_delete(
     canary = h.deployment("web-b")
     assert canary is not None
     assert canary["spec"]["template"]["spec"]["containers"][0]["image"] == "web:2"
+
+    # rolled back in Git: the Deployment's template back to web:1 returns to the stable pods
+    apps.patch_namespaced_deployment("web", h.namespace, template("web:1"))
+    await h.wait_status(
+        lambda s: healthy(s) and s["stableRevision"] == first, what="rolled back to stable"
+    )
+    await h.wait_for(lambda: replicas(h, "web-b") == 0, what="canary scaled down")
+    assert h.selector("web")["sluice.dev/slot"] == "a"
+
+    apps.patch_namespaced_deployment("web", h.namespace, template("web:2"))
+    await h.wait_status(
+        lambda s: s.get("phase") == "Paused" and s.get("currentRevision") != first,
+        what="web:2 again, paused at the step",
+    )
     h.request("promote", "p1")
     await h.wait_status(lambda s: healthy(s) and s["stableRevision"] != first, what="promoted")
     assert replicas(h, "web") == 0  # scaled down stays down
