@@ -51,10 +51,10 @@ from rollouts.verdicts.prometheus_clients import PrometheusClients
 log = logging.getLogger("sluice.operator")
 
 FINALIZER = "sluice.dev/finalizer"
-WORKLOAD_HANDLER_ID = "adopted-deployment"
 # Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
 TIMER_ID = "tick"
 DEPLOYMENT_HANDLER_ID = "slot-readiness"
+WORKLOAD_HANDLER_ID = "adopted-deployment"
 PROBE_ID = "rollouts"
 PLURAL = "rollouts"
 Key = tuple[str, str]
@@ -319,8 +319,10 @@ class Controller:
             router = build_router(rollout, self.api, self.settings) if rollout else None
             services = services_of(rollout) if rollout is not None else []
             ports = Ports(cluster=self.cluster, router=router, verdicts=self.verdicts)
+            adopted = None
             if rollout is not None and rollout.spec.workload_ref is not None:
                 deployment = self.cluster.read_workload(rollout)
+                adopted = deployment is not None
                 scale, waiting = handback(rollout, workload_ref.observation(deployment))
                 apply_actions(target, scale, ports)
                 if waiting:  # the Deployment's pods must serve before the slots stop
@@ -328,7 +330,8 @@ class Controller:
                         f"waiting for Deployment {rollout.spec.workload_ref.name} to be ready",
                         delay=self.settings.min_requeue_seconds,
                     )
-            apply_actions(target, deletion_actions(rollout, services), ports)
+            # a Deployment deleted too gets nothing handed back: the stable slot keeps serving
+            apply_actions(target, deletion_actions(rollout, services, adopted is not False), ports)
             self._forget(key)
 
     def _forget(self, key: Key) -> None:

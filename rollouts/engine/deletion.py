@@ -30,9 +30,12 @@ from rollouts.engine.plan import (
 )
 
 
-def deletion_actions(rollout: Rollout | None, services: list[str]) -> tuple[Action, ...]:
+def deletion_actions(
+    rollout: Rollout | None, services: list[str], workload_present: bool = True
+) -> tuple[Action, ...]:
     """The finalizer's actions for ``rollout`` (``None``: its spec is invalid, so neither the
-    routes nor the Services are known, and both slots are kept running)."""
+    routes nor the Services are known, and both slots are kept running). ``workload_present``:
+    the Deployment a workloadRef names still exists to hand the traffic back to."""
     status = (rollout.status if rollout is not None else None) or RolloutStatus()
     stable = status.stable_slot
     if rollout is None or stable is None:
@@ -43,7 +46,7 @@ def deletion_actions(rollout: Rollout | None, services: list[str]) -> tuple[Acti
         )
     name = rollout.metadata.name
     ref = rollout.spec.workload_ref
-    if ref is not None:
+    if ref is not None and workload_present:
         # the adopted Deployment serves again (``handback`` scaled it up and waited for it):
         # the Services drop the slot key and reach its pods, and the slots go
         return (

@@ -96,3 +96,22 @@ def test_the_deployment_is_never_scaled_back_up() -> None:
         NOW,
     )
     assert not any(isinstance(a, ScaleWorkload) for a in plan.actions)
+
+
+def test_deleting_hands_traffic_back_only_to_a_deployment_that_is_there() -> None:
+    from rollouts.api.rollout import RolloutStatus
+    from rollouts.engine import DeleteSlot, ReleaseSlot, deletion_actions
+    from rollouts.engine.deletion import handback
+
+    r = adopting("onSuccess").model_copy(update={"status": RolloutStatus(stable_slot="a")})
+    # scaled to 0: back up to the Rollout's replicas, and wait for its pods
+    assert handback(r, WorkloadObservation(0, 0)) == ((ScaleWorkload(4),), True)
+    assert handback(r, WorkloadObservation(4, 2)) == ((), True)
+    assert handback(r, WorkloadObservation(4, 4)) == ((), False)
+    handed = deletion_actions(r, ["web", "web-canary"])
+    assert SetServiceSelector("web", None) in handed  # the slot key goes: its pods serve
+    assert DeleteSlot("a") in handed and DeleteSlot("b") in handed
+    # the Deployment was deleted as well: the stable slot keeps serving, as without workloadRef
+    kept = deletion_actions(r, ["web", "web-canary"], workload_present=False)
+    assert SetServiceSelector("web", "a") in kept and ReleaseSlot("a") in kept
+    assert DeleteSlot("a") not in kept
