@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "pause": "rollouts.cli.operations:pause",
     "resume": "rollouts.cli.operations:resume",
     "lint": "rollouts.cli.lint:lint",
+    "convert": "rollouts.cli.convert:convert",
     "simulate": "rollouts.cli.simulate:simulate",
     "dashboard": "rollouts.cli.dashboard.command:dashboard",
     "run": "rollouts.cli.run_controller:run",

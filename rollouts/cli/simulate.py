@@ -58,6 +58,21 @@ def load_rollout_doc(path: Path) -> dict[str, Any]:
     raise click.ClickException(f"{path}: no document of kind Rollout")
 
 
+def load_workload(path: Path, rollout: Rollout) -> dict[str, Any] | None:
+    """The Deployment a workloadRef adopts, from the same file (None when there is none)."""
+    ref = rollout.spec.workload_ref
+    if ref is None:
+        return None
+    for doc in load_docs(path):
+        if (
+            isinstance(doc, dict)
+            and doc.get("kind") == "Deployment"
+            and (doc.get("metadata") or {}).get("name") == ref.name
+        ):
+            return doc
+    return None
+
+
 def load_rollout(path: Path) -> Rollout:
     try:
         return parse_rollout(load_rollout_doc(path))
@@ -285,6 +300,7 @@ def simulate(
         raise click.UsageError("--serve-metrics needs --prometheus (the server that scrapes it)")
     templates = load_templates([file, *template_paths]) if chosen is not None else []
     opts = SimOptions(
+        workload=load_workload(file, rollout),
         set_image=set_image,
         update=update,
         abort_at=abort_at,

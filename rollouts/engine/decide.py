@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rollouts.api.rollout import Rollout, RolloutStatus, SlotStatus
-from rollouts.engine import bluegreen, canary
+from rollouts.engine import bluegreen, canary, workload
 from rollouts.engine.conditions import summarize
 from rollouts.engine.context import Ctx, other
 from rollouts.engine.plan import EmitEvent, Observed, Plan, Promotion, Request
@@ -51,6 +51,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
         st.current_step_index = None
         st.step = "active" if st.current_revision == st.stable_revision else "preview"
 
+    workload.reconcile(ctx)
     ctx.apply_due_scale_downs()
     _slots_summary(ctx)
     in_flight = st.current_revision != st.stable_revision or _post_promotion_pending(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rollouts.engine.plan import ManagedRoutes
 from rollouts.routing.errors import RoutingError
 
 
@@ -19,6 +20,8 @@ class MemoryRouter:
     def _check(self) -> None:
         if self.error is not None:
             raise RoutingError(self.error)
+        self.routes = ManagedRoutes()
+        self.route_history: list[ManagedRoutes] = []
 
     def set_weight(self, canary: int) -> None:
         self._check()
@@ -35,6 +38,15 @@ class MemoryRouter:
         self._check()
         return self.verified
 
+    def set_managed_routes(self, routes: ManagedRoutes) -> None:
+        self._check()
+        if self.write_error is not None:
+            raise RoutingError(self.write_error)
+        if routes != self.routes:
+            self.route_history.append(routes)
+        self.routes = routes
+
     def remove_managed_routes(self) -> None:
         self._check()
         self.weight = 0
+        self.set_managed_routes(ManagedRoutes())

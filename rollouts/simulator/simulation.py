@@ -18,7 +18,7 @@ from analysis.providers.port import MetricProvider
 from analysis.store.memory import MemoryAnalysisStore
 from analysis.store.port import AnalysisRunStore
 from rollouts.api.rollout import AnalysisRunRecord, ObjectMeta, Rollout, RolloutStatus
-from rollouts.api.validation import parse_rollout
+from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Plan, Request
 from rollouts.engine.context import services_of
@@ -29,6 +29,7 @@ from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.scripted import ScriptedVerdicts
+from rollouts.workload_ref import resolve
 from simulations.simulated_provider import Scenario, SimulatedProvider
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -57,6 +58,7 @@ class SimOptions:
     templates: tuple[dict[str, Any], ...] = ()  # (Cluster)AnalysisTemplate documents
     prometheus: str | None = None  # measure through this Prometheus, fed by the simulator
     serve_metrics: str | None = None  # live: serve /metrics on HOST:PORT for it to scrape
+    workload: dict[str, Any] | None = None  # the Deployment a workloadRef adopts
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,13 @@ class Simulation:
         if self.opts.scenario is not None:
             self.verdicts = self._analysis(rollout, self.opts.scenario)
         self.ports = Ports(self.cluster, self.router, self.verdicts)
+        ref = rollout.spec.workload_ref
+        if ref is not None:
+            if self.opts.workload is None:
+                raise SimulationError(
+                    f"spec.workloadRef: Deployment {ref.name} is not in the file: add its manifest"
+                )
+            self.cluster.add_workload(rollout.metadata.namespace, self.opts.workload)
         meta = rollout.metadata.model_copy(update={"generation": rollout.metadata.generation or 1})
         self.rollout = rollout.model_copy(update={"metadata": meta})
         self.lines: list[SimLine] = []
@@ -219,7 +228,11 @@ class Simulation:
 
     def step(self, request: Request | None = None) -> Plan:
         """One reconcile at the simulated time, with an optional manual request."""
-        plan = cycle(self.rollout, self.ports, self.now, request)
+        try:  # workloadRef: the Deployment's template, read as the operator reads it
+            resolved = resolve(self.rollout, self.cluster.read_workload(self.rollout))
+        except InvalidSpec as e:
+            raise SimulationError("; ".join(e.problems)) from None
+        plan = cycle(resolved, self.ports, self.now, request)
         self.rollout = self.rollout.model_copy(update={"status": plan.status})
         return plan
 
@@ -298,11 +311,25 @@ class Simulation:
             first = self.settle(on_line)
             if first != "Healthy":
                 return self._result(f"initial revision did not become Healthy: {first}")
-            self.rollout = next_revision(self.rollout, self.opts)
+            if self.rollout.spec.workload_ref is not None and self.opts.update is None:
+                self.edit_workload()  # the update arrives as a Git change of the Deployment
+            else:
+                self.rollout = next_revision(self.rollout, self.opts)
             reason = self.settle(on_line)
             return self._result(reason)
         finally:
             self.close()
+
+    def edit_workload(self, template: dict[str, Any] | None = None) -> None:
+        """A new pod template for the adopted Deployment: ``template``, or the update the options
+        ask for (a new image, or by default a template change)."""
+        ref = self.rollout.spec.workload_ref
+        assert ref is not None
+        ns = self.rollout.metadata.namespace
+        if template is None:
+            current = resolve(self.rollout, self.cluster.read_workload(self.rollout))
+            template = next_revision(current, self.opts).spec.template
+        self.cluster.edit_workload(ns, ref.name, copy.deepcopy(template))
 
     def close(self) -> None:
         """Stop the live /metrics endpoint, if one is serving."""
