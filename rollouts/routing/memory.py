@@ -15,13 +15,14 @@ class MemoryRouter:
         """When set, every call fails with this RoutingError, as a routing object missing a route
         would: the simulator and tests break the router without a cluster."""
         self.write_error: str | None = None
-        """When set, only ``set_weight`` fails (the object broke between the read and the write)."""
+        """When set, only writes (``set_weight``, ``set_managed_routes``) fail (the object broke
+        between the read and the write)."""
+        self.routes = ManagedRoutes()
+        self.route_history: list[ManagedRoutes] = []
 
     def _check(self) -> None:
         if self.error is not None:
             raise RoutingError(self.error)
-        self.routes = ManagedRoutes()
-        self.route_history: list[ManagedRoutes] = []
 
     def set_weight(self, canary: int) -> None:
         self._check()
