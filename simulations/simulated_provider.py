@@ -14,7 +14,8 @@ Shapes per kind, as the Prometheus provider returns them:
 - ``value``/``gauge`` on the ``absolute`` arm (a threshold's single ``query``): the simulator cannot
   evaluate PromQL, so it reads a few words of the query: ``histogram_quantile(q, ...)`` gives the
   canary's q-quantile latency (seconds, interpolated in its bucket as Prometheus does),
-  ``success`` the canary's success ratio, ``error`` its error ratio, ``saturation``/``cpu``/
+  ``success`` the canary's success ratio, ``error`` or a 5xx status-code selector
+  (``code=~"5.."``) its error ratio, ``saturation``/``cpu``/
   ``memory`` its saturation; any other query is a :class:`ProviderError` naming it.
 
 An arm with no requests in the window (no canary yet, a scrape gap on every tick) is
@@ -170,6 +171,8 @@ class _Tick:
 
 
 _QUANTILE = re.compile(r"histogram_quantile\s*\(\s*([0-9.]+)")
+_SERVER_ERRORS = re.compile(r"""code\s*=~\s*["']5""")
+"""A selector of 5xx answers (``code=~"5.."``, ``response_code=~"5.*"``): an error ratio."""
 
 
 class SimulatedProvider:
@@ -256,7 +259,7 @@ class SimulatedProvider:
         text = query.lower()
         if "success" in text:
             return Value(1.0 - errors / requests)
-        if "error" in text:
+        if "error" in text or _SERVER_ERRORS.search(text):
             return Value(errors / requests)
         if any(w in text for w in ("saturation", "cpu", "memory")):
             return Value(float(np.mean([t.saturation[0] for t in valid])))

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-import yaml
 
 from analysis.api import InvalidAnalysisSpec, parse_template
 from rollouts.api.rollout import AnalysisRef, Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
+from rollouts.cli.documents import NotYaml, load_all
 
 GROUP_PREFIX = "sluice.dev/"
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
@@ -37,7 +37,7 @@ class Finding:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     syntax: bool = False
-    """The file is not YAML: one line, ``path:line: not valid YAML: ...``."""
+    """The file is not YAML, or holds no document: one line, ``path:line: not valid YAML: ...``."""
     skipped: bool = False
     """Another API group's document (a Service beside its Rollout): not Sluice's to judge."""
 
@@ -90,14 +90,10 @@ def read_text(path: str) -> str:
 def load(path: str, text: str) -> list[Document] | Finding:
     """The non-empty documents of ``text``, or a Finding saying where the YAML breaks."""
     try:
-        bodies = list(yaml.safe_load_all(text))
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        what = " ".join(str(e.problem or e.context or "syntax error").split())
-        return Finding(where, [f"not valid YAML: {what}"], syntax=True)
-    except yaml.YAMLError as e:
-        return Finding(path, [f"not valid YAML: {' '.join(str(e).split())}"], syntax=True)
+        bodies = load_all(path, text)
+    except NotYaml as e:
+        where, _, problem = str(e).partition(": not valid YAML: ")
+        return Finding(where, [f"not valid YAML: {problem}"], syntax=True)
     return [Document(path, i, b) for i, b in enumerate(bodies, start=1) if b is not None]
 
 
@@ -130,6 +126,16 @@ def analysis_refs(rollout: Rollout) -> Iterator[tuple[str, str, bool]]:
             yield f"{where}.templates[{j}].templateName", t.template_name, t.cluster_scope
 
 
+def risky(rollout: Rollout) -> list[str]:
+    """Legal but probably not meant: worth a warning from lint and simulate alike."""
+    if rollout.canary is not None and not rollout.canary.steps:
+        return [
+            "spec.strategy.canary.steps: no steps: every new revision goes straight to 100% "
+            "with no pause and no analysis step"
+        ]
+    return []
+
+
 def defined_templates(docs: Iterable[Document]) -> dict[str, set[str]]:
     """Template names by kind, from every document that declares one (valid or not: an invalid
     template is reported on its own; a reference to it is not also "undefined")."""
@@ -158,6 +164,7 @@ def check(doc: Document, templates: dict[str, set[str]], strict: bool = False) -
         except InvalidSpec as e:
             finding.problems += e.problems
             return finding
+        finding.warnings += risky(rollout)
         for where, name, cluster in analysis_refs(rollout):
             wanted = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
             if name not in templates[wanted]:
@@ -192,10 +199,8 @@ def lint_texts(sources: Iterable[tuple[str, str]], strict: bool = False) -> list
     for path, docs in loaded:
         if isinstance(docs, Finding):
             out.append(docs)
-        elif not docs:  # helm rendering nothing, a wrong glob: worth a word, not a failure
-            empty = Finding(path)
-            (empty.problems if strict else empty.warnings).append("no YAML documents")
-            out.append(empty)
+        elif not docs:  # an empty file, helm rendering nothing: nothing was checked, so no "ok"
+            out.append(Finding(path, ["no YAML documents: nothing to check"], syntax=True))
         else:
             out += [check(d, templates, strict) for d in docs]
     return out

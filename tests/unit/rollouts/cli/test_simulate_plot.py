@@ -189,7 +189,7 @@ def test_healthy_shows_promotion_and_evidence_below_the_threshold(healthy: Timel
 
 def test_every_measurement_is_recorded_not_only_the_last_ten(healthy: Timeline) -> None:
     errors = healthy.metrics["error-rate"]
-    step1 = [p for p in errors.arms if p.run.endswith("step1")]
+    step1 = [p for p in errors.arms if p.run.endswith("step2")]  # the first analysis: step 2
     assert len(step1) > 10  # status keeps 10; the recorder saw each one as it came
     gaps = {b.t - a.t for a, b in itertools.pairwise(step1)}
     assert gaps == {30.0}  # one per 30 s interval, none lost or repeated
