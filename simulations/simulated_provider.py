@@ -29,6 +29,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,7 @@ class SimulatedProvider:
         valid = [t for t in ticks if not math.isnan(t.requests[i])]
         requests = sum(t.requests[i] for t in valid)
         if requests <= 0:
-            raise NoData(f"no {arm} requests between {start:g} and {end:g}")
+            raise NoData(f"no {arm} requests between {_clock(start)} and {_clock(end)}")
         if kind == "counts":
             return Counts(events=sum(t.errors[i] for t in valid), total=requests)
         if kind == "histogram":
@@ -267,6 +268,11 @@ class SimulatedProvider:
             f"the simulator cannot evaluate {query!r}: it understands histogram_quantile(q, ...), "
             "and queries naming success, error or saturation/cpu/memory"
         )
+
+
+def _clock(t: float) -> str:
+    """A window's edge as a person reads it (UTC time of day), not 1.76723e+09."""
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S UTC")
 
 
 def _quantile(q: float, bounds: tuple[float, ...], cumulative: np.ndarray[Any, Any]) -> float:
