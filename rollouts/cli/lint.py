@@ -220,13 +220,14 @@ def lint(files: tuple[str, ...], strict: bool) -> None:
     Every document of every file (multi-document YAML; - reads stdin) is checked by the
     controller's own models, with the same messages its InvalidSpec condition would show. A
     Rollout's references to analysis templates that none of the files define are warnings
-    (errors with --strict). Documents of other API groups (Services, Deployments...) are listed
-    as skipped; a sluice.dev document of another kind is an error.
+    (errors with --strict), and so is a canary with no steps. Documents of other API groups
+    (Services, Deployments...) are listed as skipped; a sluice.dev document of another kind is
+    an error, and so is a file with no document at all (nothing was checked).
 
     \b
     Exit codes:
       0  every document is valid
-      1  some document is invalid (or a file is not valid YAML)
+      1  some document is invalid (or a file is not valid YAML, or holds no document)
       2  a file could not be read, or a usage error
 
     \b
