@@ -117,10 +117,12 @@ class Printer:
             self._analysis(line)
         elif line.event is not None:
             e = line.event
-            mark = "!" if e.type == "Warning" else "·"
-            click.echo(
-                f"  {_clock(line.t)}   {mark} {e.reason}: {self.once(e.message) or '(above)'}"
-            )
+            if e.type == "Warning":  # a verdict, told once (a retry may abort the same way)
+                told = self.once(e.message) or "(above)"
+                click.echo(f"  {_clock(line.t)}   ! {e.reason}: {told}")
+            else:  # routine ("step 1/4 done"): a retried rollout does it again, and says so
+                self.shown.append(e.message)
+                click.echo(f"  {_clock(line.t)}   · {e.reason}: {e.message}")
         else:
             self._status(line)
 
