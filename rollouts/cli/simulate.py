@@ -323,7 +323,11 @@ def simulate(
     template change) is rolled out step by step. No cluster is needed.
 
     Analyses get scripted verdicts (--analysis), or with --scenario real AnalysisRuns whose
-    metrics are measured on simulated traffic; each analysis tick's evidence is printed.
+    metrics are measured on simulated traffic; each analysis tick's evidence is printed. Steps
+    are numbered from 1: "step 2/4" is the second step, the one --abort-at 2 aborts at.
+
+    Exit codes: 0 Healthy, 1 Degraded or input that cannot be simulated, 2 stopped otherwise
+    (paused for a person).
 
     With --plot, the run is also drawn as a timeline picture. Example:
 
