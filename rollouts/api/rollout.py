@@ -634,6 +634,8 @@ class RolloutStatus(StatusModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     # Printer-column helpers: CRD additionalPrinterColumns take JSONPaths only, no expressions.
     step: str | None = None
+    """Canary: the step being worked on, numbered from 1 (``2/4``: the second of four steps),
+    ``-`` when no revision is rolling out; blue-green: ``preview`` or ``active``."""
     replicas: int | None = None
     label_selector: str | None = None
 

@@ -41,8 +41,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
         canary.reconcile(ctx, c, promote)
         steps = len(c.steps)
         st.step_count = steps
-        idx = min(st.current_step_index or 0, steps)
-        st.step = f"{idx}/{steps}"
+        st.step = _step_label(st, steps)
     else:
         bg = rollout.blue_green
         assert bg is not None
@@ -72,6 +71,15 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
     labels = rollout.spec.selector.match_labels or {}
     st.label_selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
     return Plan(status=st, actions=tuple(ctx.actions), requeue_after=_requeue(ctx, in_flight))
+
+
+def _step_label(st: RolloutStatus, steps: int) -> str:
+    """``status.step``: the step being worked on, numbered from 1 like everything people read
+    (``2/4`` = the second of four steps), ``-`` when no revision is rolling out through them."""
+    in_flight = st.current_revision is not None and st.current_revision != st.stable_revision
+    if not in_flight or steps == 0:
+        return "-"
+    return f"{min((st.current_step_index or 0) + 1, steps)}/{steps}"
 
 
 def decide_invalid(

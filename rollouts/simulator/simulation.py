@@ -33,6 +33,9 @@ from rollouts.workload_ref import resolve
 from simulations.simulated_provider import Scenario, SimulatedProvider
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+PREVIEW_TEST_PERCENT = 5.0
+"""A blue-green preview gets no production traffic; the simulator sends it this share of the
+scenario's requests as the smoke tests or probers of its pre-promotion analysis would."""
 LIVE_LAG_SECONDS = 3.0
 """Live (scraped) mode judges windows this far behind the wall clock: a 1 s scrape interval plus
 the time Prometheus takes to make a scraped sample queryable."""
@@ -147,21 +150,26 @@ class Simulation:
                 name = (doc.get("metadata") or {}).get("name", f"#{i + 1}")
                 raise SimulationError(f"template {name}: " + "; ".join(e.problems)) from None
         # with a real Prometheus, simulated time starts an hour ago on the wall clock, so the
-        # remote-written samples fall in the window Prometheus's head block accepts; served live
-        # for scraping, it is the wall clock itself
-        origin = EPOCH.timestamp() if self.opts.prometheus is None else time.time() - 3600.0
+        # remote-written samples fall in the window Prometheus's head block accepts, or after the
+        # newest sample it holds (an earlier run's): each run's series then have their own span
+        # of time, never refused as out of order nor summed with another run's. Served live for
+        # scraping, it is the wall clock itself
+        origin = EPOCH.timestamp()
         if self.live:
             origin = time.time()
+        elif self.opts.prometheus is not None:
+            origin = self._free_origin(self.opts.prometheus)
 
         def weight() -> float:
             st = self.rollout.status or RolloutStatus()
             if self.rollout.blue_green is not None:
-                # the preview gets no production traffic; after the switch the new revision
-                # gets all of it (the canary arm), the old pods none
-                switched = st.current_revision is not None and (
-                    st.current_revision == st.stable_revision
-                )
-                return 100.0 if switched else 0.0
+                # the preview gets no production traffic, only test traffic; after the switch the
+                # new revision gets all of it (the canary arm), the old pods none
+                if st.current_revision is None:
+                    return 0.0
+                if st.current_revision == st.stable_revision:
+                    return 100.0
+                return PREVIEW_TEST_PERCENT
             return float(st.weights.canary)
 
         provider: MetricProvider
@@ -176,6 +184,17 @@ class Simulation:
         # live, a window is judged only once the scrape covering its end has landed
         lag = LIVE_LAG_SECONDS if self.live else 0.0
         return AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
+
+    @staticmethod
+    def _free_origin(url: str) -> float:
+        from simulations.prometheus_feed import newest_sample
+
+        try:
+            newest = newest_sample(url)
+        except RuntimeError as e:
+            raise SimulationError(f"--prometheus {url}: {e}") from None
+        origin = time.time() - 3600.0
+        return origin if newest is None else max(origin, newest + 60.0)
 
     def _prometheus(
         self, rollout: Rollout, scenario: Scenario, weight: Callable[[], float], origin: float
@@ -212,7 +231,10 @@ class Simulation:
 
         class Fed:
             def measure(self, kind: str, arm: Any, queries: Any, start: float, end: float) -> Any:
-                feed.push_until(f"{url}/api/v1/write", end)
+                try:
+                    feed.push_until(f"{url}/api/v1/write", end)
+                except RuntimeError as e:  # the simulation cannot go on without its traffic
+                    raise SimulationError(f"--prometheus {url}: {e}") from None
                 return prom.measure(kind, arm, queries, start, end)
 
         return Fed()
