@@ -41,7 +41,10 @@ SUMMARIES: dict[str, str] = {
     "pause": "Hold rollout NAME at its current step until resume (or promote).",
     "resume": "Continue rollout NAME after a pause.",
     "lint": "Validate Rollouts and (Cluster)AnalysisTemplates in FILE... offline.",
+    "convert": "Convert Argo Rollouts and Flagger manifests in FILE...",
     "simulate": "Run FILE's Rollout through Sluice's engine on a simulated cluster and clock.",
+    "dashboard": "Serve a live web dashboard of the Rollouts on this machine "
+    "(http://127.0.0.1:7070/).",
     "run": "Run the Sluice controller until interrupted.",
 }
 """Each subcommand's one-line help, so ``sluice --help`` lists them without importing them (the
