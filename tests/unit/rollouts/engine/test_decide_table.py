@@ -284,14 +284,14 @@ CASES = [
         canary_at(2, 25),
         seen((R2, 1, 1), weight=25),
         ["start step", "normal AnalysisStarted"],
-        {"phase": "Progressing", "step": 2, "runs": {"step2": "Pending"}},
+        {"phase": "Progressing", "step": 2, "runs": {"step3": "Pending"}},
     ),
     Case(
         "step analysis passed: step done, timed pause begins",
-        canary_at(2, 25, analysisRuns=[run("step2", "step", step=2)]),
-        seen((R2, 1, 1), weight=25, analysis={"step2": "Successful"}),
+        canary_at(2, 25, analysisRuns=[run("step3", "step", step=2)]),
+        seen((R2, 1, 1), weight=25, analysis={"step3": "Successful"}),
         ["normal StepCompleted"],
-        {"phase": "Paused", "step": 3, "runs": {"step2": "Successful"}},
+        {"phase": "Paused", "step": 3, "runs": {"step3": "Successful"}},
         requeue=30.0,
     ),
     Case(
@@ -327,8 +327,8 @@ CASES = [
     # ------------------------------------------------------------------ canary: failures
     Case(
         "step analysis failed: abort, traffic to stable, canary kept for the drain delay",
-        canary_at(2, 25, analysisRuns=[run("step2", "step", step=2)]),
-        seen((R2, 1, 1), weight=25, analysis={"step2": "Failed"}),
+        canary_at(2, 25, analysisRuns=[run("step3", "step", step=2)]),
+        seen((R2, 1, 1), weight=25, analysis={"step3": "Failed"}),
         ["warning RolloutAborted", "weight 0", "select web-canary->a"],
         {
             "phase": "Degraded",
@@ -337,13 +337,13 @@ CASES = [
             "weight": 0,
             "history": ["Aborted"],
             "scaleDowns": ["b"],
-            "runs": {"step2": "Failed"},
+            "runs": {"step3": "Failed"},
         },
     ),
     Case(
         "step analysis inconclusive: paused for a person",
-        canary_at(2, 25, analysisRuns=[run("step2", "step", step=2)]),
-        seen((R2, 1, 1), weight=25, analysis={"step2": "Inconclusive"}),
+        canary_at(2, 25, analysisRuns=[run("step3", "step", step=2)]),
+        seen((R2, 1, 1), weight=25, analysis={"step3": "Inconclusive"}),
         [],
         {"phase": "Paused", "step": 2, "pauses": ["InconclusiveAnalysis"], "abort": None},
     ),
@@ -372,10 +372,10 @@ CASES = [
     ),
     Case(
         "promote waives a running analysis",
-        canary_at(2, 25, analysisRuns=[run("step2", "step", step=2)]),
+        canary_at(2, 25, analysisRuns=[run("step3", "step", step=2)]),
         seen((R2, 1, 1), weight=25, request="promote@2"),
-        ["stop step2", "normal StepSkipped"],
-        {"phase": "Paused", "step": 3, "runs": {"step2": "Successful"}},
+        ["stop step3", "normal StepSkipped"],
+        {"phase": "Paused", "step": 3, "runs": {"step3": "Successful"}},
     ),
     Case(
         "promote-full skips every remaining step",
