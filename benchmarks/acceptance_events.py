@@ -23,19 +23,21 @@ def main() -> None:
     for r0 in (1.1, 1.2):
         for scales in ((0.1, 0.3), (0.5,)):
             rng = np.random.default_rng(1)
-            proc = RateRatioEProcess(tolerance=r0, alpha=0.025, batch=RUNS,
-                                     accept_prior_scales=scales)
+            proc = RateRatioEProcess(
+                tolerance=r0, alpha=0.025, batch=RUNS, accept_prior_scales=scales
+            )
             one = np.full(RUNS, np.inf)
             two = np.full(RUNS, np.inf)
             n = np.full(RUNS, 50.0)
             for _ in range(INTERVALS):
                 proc.update(rng.poisson(1.5, RUNS), n, rng.poisson(1.5, RUNS), n)
-                for first, shown in ((one, proc.within_tolerance),
-                                     (two, proc.upper_bound <= r0)):
+                for first, shown in ((one, proc.within_tolerance), (two, proc.upper_bound <= r0)):
                     new = np.isinf(first) & shown
                     first[new] = proc.events[new]
-            print(f"| {r0:g} | {'/'.join(map(str, scales))} | {np.median(one):.0f} | "
-                  f"{np.median(two):.0f} |")
+            print(
+                f"| {r0:g} | {'/'.join(map(str, scales))} | {np.median(one):.0f} | "
+                f"{np.median(two):.0f} |"
+            )
 
 
 if __name__ == "__main__":

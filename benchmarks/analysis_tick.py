@@ -53,7 +53,9 @@ def main() -> None:
     wall = time.perf_counter()
     result = sim.run()
     wall = time.perf_counter() - wall
-    print(f"canary-analysis example, healthy scenario: {result.reason} after {result.seconds:.0f} s simulated")
+    print(
+        f"canary-analysis example, healthy scenario: {result.reason} after {result.seconds:.0f} s simulated"
+    )
     print(f"  whole simulation: {wall * 1000:.0f} ms wall clock, {len(times)} reconciles")
     print(f"  tick() per reconcile: median {statistics.median(times) * 1000:.2f} ms")
     if measured:

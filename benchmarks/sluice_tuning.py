@@ -62,8 +62,9 @@ EFFECTS: list[tuple[str, Effect, Nuisances]] = [
 ]
 
 
-def cell(variant: str, rps: float, label: str, runs: int, seed: int
-         ) -> tuple[str, float, str, float, float, float]:
+def cell(
+    variant: str, rps: float, label: str, runs: int, seed: int
+) -> tuple[str, float, str, float, float, float]:
     judge = VARIANTS[variant]()
     _, effect, nz = next(e for e in EFFECTS if e[0] == label)
     sc = Scenario(Condition(rps, STEPS), effect, nz)
@@ -89,16 +90,21 @@ def main() -> None:
     jobs = [(v, rps, c) for v in names for rps in levels for c in cells]
     start = time.time()
     with ProcessPoolExecutor() as ex:
-        results = list(ex.map(cell, *zip(*jobs, strict=True), [args.runs] * len(jobs),
-                              [args.seed] * len(jobs)))
+        results = list(
+            ex.map(cell, *zip(*jobs, strict=True), [args.runs] * len(jobs), [args.seed] * len(jobs))
+        )
     print(f"{args.runs} runs per cell, seed {args.seed}, {time.time() - start:.0f} s")
     print("| variant | rps | " + " | ".join(cells) + " |")
     print("|---|---|" + "---|" * len(cells))
     for v in names:
         for rps in levels:
             row = [r for r in results if r[0] == v and r[1] == rps]
-            txt = [f"{r[3]:.1%} / {r[4]:.0f}s" if not r[2].startswith("A/A")
-                   else f"{r[3]:.1%} (promoted at {r[5] / 60:.1f} min)" for r in row]
+            txt = [
+                f"{r[3]:.1%} / {r[4]:.0f}s"
+                if not r[2].startswith("A/A")
+                else f"{r[3]:.1%} (promoted at {r[5] / 60:.1f} min)"
+                for r in row
+            ]
             print(f"| {v} | {rps:g} | " + " | ".join(txt) + " |")
 
 

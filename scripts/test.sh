@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/system-deps.sh
-.venv/bin/ruff check rollouts analysis simulations tests
-.venv/bin/ruff format --check rollouts analysis
+.venv/bin/ruff check rollouts analysis simulations tests benchmarks scripts
+.venv/bin/ruff format --check rollouts analysis simulations tests benchmarks scripts
 .venv/bin/mypy rollouts analysis
 .venv/bin/lint-imports
 # every core (pytest-xdist); whole files per worker keep module fixtures shared. Each worker has its

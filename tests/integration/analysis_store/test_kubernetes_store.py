@@ -305,7 +305,8 @@ def test_secret_keys_are_decoded_and_missing_ones_named(
 
 
 def test_a_secret_the_controller_may_not_read_names_the_grant_to_add(
-    store: KubeAnalysisStore, api_client: kubernetes.client.ApiClient,
+    store: KubeAnalysisStore,
+    api_client: kubernetes.client.ApiClient,
     kube_emulator: RunningEmulator,
 ) -> None:
     # the ClusterRole grants no Secret reads (deploy/rbac/secret-reader.yaml does, per namespace):

@@ -72,7 +72,9 @@ def rollout(api_client: kubernetes.client.ApiClient, namespace: str) -> Rollout:
 
 def seed(store: KubeAnalysisStore, rollout: Rollout) -> None:
     for rev in range(1, 5):
-        store.create_run(owner_of(rollout), run_model(f"web-r{rev}-ok", f"r{rev}", "Successful", rev))
+        store.create_run(
+            owner_of(rollout), run_model(f"web-r{rev}-ok", f"r{rev}", "Successful", rev)
+        )
         store.create_run(owner_of(rollout), run_model(f"web-r{rev}-bad", f"r{rev}", "Failed", rev))
     store.create_run(owner_of(rollout), run_model("web-r4-background", "r4", "Running", 4))
     store.create_run(owner_of(rollout), run_model("web-r9-ok", "r9", "Successful", 9))
@@ -115,7 +117,9 @@ def test_deletes_are_background_and_a_run_already_gone_is_no_error(
 
     monkeypatch.setattr(store.custom, "delete_namespaced_custom_object", spy)
     # another replica deleted it between our list and our delete; a 503 is retried
-    gone = kube_emulator.inject(method="DELETE", plural="analysisruns", name="web-r1-ok", status=404)
+    gone = kube_emulator.inject(
+        method="DELETE", plural="analysisruns", name="web-r1-ok", status=404
+    )
     flaky = kube_emulator.inject(
         method="DELETE", plural="analysisruns", name="web-r2-bad", status=503
     )

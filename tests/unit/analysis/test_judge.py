@@ -25,8 +25,12 @@ def _tally(*phases: MeasurementPhase) -> Tally:
     return t
 
 
-S, F, INC, E = (MeasurementPhase.SUCCESSFUL, MeasurementPhase.FAILED,
-              MeasurementPhase.INCONCLUSIVE, MeasurementPhase.ERROR)
+S, F, INC, E = (
+    MeasurementPhase.SUCCESSFUL,
+    MeasurementPhase.FAILED,
+    MeasurementPhase.INCONCLUSIVE,
+    MeasurementPhase.ERROR,
+)
 
 
 def test_missing_value_is_inconclusive_never_successful() -> None:
@@ -71,14 +75,22 @@ def test_mann_whitney_waits_for_the_horizon_then_labels() -> None:
     rng = np.random.default_rng(7)
     base = list(rng.normal(1.0, 0.05, 30))
     worse = list(rng.normal(1.6, 0.05, 30))
-    early = judge_mann_whitney("lat", worse, base, direction="increase", tolerance=1.1,
-                               horizon_reached=False)
+    early = judge_mann_whitney(
+        "lat", worse, base, direction="increase", tolerance=1.1, horizon_reached=False
+    )
     assert early.phase == "Running"
-    late = judge_mann_whitney("lat", worse, base, direction="increase", tolerance=1.1,
-                              horizon_reached=True)
+    late = judge_mann_whitney(
+        "lat", worse, base, direction="increase", tolerance=1.1, horizon_reached=True
+    )
     assert late.phase == "Failed" and "High" in late.message and "'lat'" in late.message
-    same = judge_mann_whitney("lat", list(rng.normal(1.0, 0.05, 30)), base,
-                              direction="increase", tolerance=1.1, horizon_reached=True)
+    same = judge_mann_whitney(
+        "lat",
+        list(rng.normal(1.0, 0.05, 30)),
+        base,
+        direction="increase",
+        tolerance=1.1,
+        horizon_reached=True,
+    )
     assert same.phase == "Successful"
 
 
@@ -86,14 +98,16 @@ def test_mann_whitney_within_tolerance_ratio_passes() -> None:
     """A proven 5% shift is not a failure when the tolerated ratio is 1.1."""
     base = [1.0 + 0.001 * i for i in range(30)]
     canary = [1.05 + 0.001 * i for i in range(30)]
-    v = judge_mann_whitney("lat", canary, base, direction="increase", tolerance=1.1,
-                           horizon_reached=True)
+    v = judge_mann_whitney(
+        "lat", canary, base, direction="increase", tolerance=1.1, horizon_reached=True
+    )
     assert v.phase == "Successful"
 
 
 def test_mann_whitney_without_data_is_inconclusive() -> None:
-    v = judge_mann_whitney("lat", [], [1.0], direction="increase", tolerance=1.1,
-                           horizon_reached=True)
+    v = judge_mann_whitney(
+        "lat", [], [1.0], direction="increase", tolerance=1.1, horizon_reached=True
+    )
     assert v.phase == "Inconclusive" and "insufficient evidence" in v.message
 
 

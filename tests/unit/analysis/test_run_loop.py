@@ -14,10 +14,11 @@ from analysis.providers.port import Arm, Measured, NoData, ProviderError, Querie
 from analysis.run_loop import MetricPlan, TickResult, advance
 from simulations.simulated_provider import SimulatedProvider, scenario
 
-COUNTS: Mapping[Arm, Queries] = {"canary": Queries(events="e", total="t"),
-                                 "baseline": Queries(events="e", total="t")}
-BUCKETS: Mapping[Arm, Queries] = {"canary": Queries(buckets="b"),
-                                  "baseline": Queries(buckets="b")}
+COUNTS: Mapping[Arm, Queries] = {
+    "canary": Queries(events="e", total="t"),
+    "baseline": Queries(events="e", total="t"),
+}
+BUCKETS: Mapping[Arm, Queries] = {"canary": Queries(buckets="b"), "baseline": Queries(buckets="b")}
 ALPHAS = {"errors": 0.025, "latency": 0.025}
 
 
@@ -29,13 +30,21 @@ def latency(**kw: Any) -> MetricPlan:
     return MetricPlan("latency", "histogram", 30.0, **{"queries": BUCKETS, "count": 20, **kw})
 
 
-def run(plans: list[MetricPlan], provider: Any, until: float = 1200, *, step: float = 10,
-        state: dict[str, Any] | None = None, start: float = 0.0, **kw: Any
-        ) -> tuple[float, TickResult]:
+def run(
+    plans: list[MetricPlan],
+    provider: Any,
+    until: float = 1200,
+    *,
+    step: float = 10,
+    state: dict[str, Any] | None = None,
+    start: float = 0.0,
+    **kw: Any,
+) -> tuple[float, TickResult]:
     now = start
     while True:
-        r = advance(plans, state, start=start, now=now, provider_for=lambda _: provider,
-                    alphas=ALPHAS, **kw)
+        r = advance(
+            plans, state, start=start, now=now, provider_for=lambda _: provider, alphas=ALPHAS, **kw
+        )
         state = json.loads(json.dumps(r.state))  # status round trip: JSON only
         if r.phase != "Running" or now >= until:
             return now, r
@@ -77,8 +86,14 @@ def test_warm_up_is_never_measured_and_windows_tile() -> None:
             seen.append((arm, start, end))
             raise NoData("nothing")
 
-    advance([errors(initial_delay=60.0)], None, start=100.0, now=250.0,
-            provider_for=lambda _: Spy(), alphas=ALPHAS)
+    advance(
+        [errors(initial_delay=60.0)],
+        None,
+        start=100.0,
+        now=250.0,
+        provider_for=lambda _: Spy(),
+        alphas=ALPHAS,
+    )
     canary = [(s, e) for a, s, e in seen if a == "canary"]
     assert canary == [(160.0, 190.0), (190.0, 220.0), (220.0, 250.0)]
 
@@ -120,9 +135,15 @@ def test_dry_run_metric_never_fails_the_run() -> None:
 
 
 def test_threshold_metric_with_argo_limits() -> None:
-    p99 = MetricPlan("p99", "value", 30.0, judgement="threshold", count=3,
-                     threshold=ThresholdRule(max=0.3),
-                     queries={"absolute": Queries(value="histogram_quantile(0.99, x)")})
+    p99 = MetricPlan(
+        "p99",
+        "value",
+        30.0,
+        judgement="threshold",
+        count=3,
+        threshold=ThresholdRule(max=0.3),
+        queries={"absolute": Queries(value="histogram_quantile(0.99, x)")},
+    )
     _, r = run([p99], sim("healthy"))
     assert r.phase == "Failed" and "'p99'" in r.message
     assert r.metrics[0].measurements[0].value is not None
@@ -140,12 +161,20 @@ def test_evidence_carries_over_to_the_next_run() -> None:
     _, first = run(plans, provider, until=200)
     inherited = first.state["tests"]
     events_first = first.metrics[0].evidence.events  # type: ignore[union-attr]
-    r = advance(plans, None, start=200.0, now=260.0, provider_for=lambda _: provider,
-                alphas=ALPHAS, inherit=inherited)
+    r = advance(
+        plans,
+        None,
+        start=200.0,
+        now=260.0,
+        provider_for=lambda _: provider,
+        alphas=ALPHAS,
+        inherit=inherited,
+    )
     assert r.metrics[0].evidence is not None
     assert r.metrics[0].evidence.events > events_first
-    fresh = advance(plans, None, start=200.0, now=260.0,
-                    provider_for=lambda _: sim("healthy"), alphas=ALPHAS)
+    fresh = advance(
+        plans, None, start=200.0, now=260.0, provider_for=lambda _: sim("healthy"), alphas=ALPHAS
+    )
     assert fresh.metrics[0].evidence is not None
     assert fresh.metrics[0].evidence.events < r.metrics[0].evidence.events
 

@@ -165,7 +165,9 @@ def test_analysis_verdicts_are_counted_when_a_run_finishes() -> None:
     t = Telemetry()
     r = canary()
     t.observe(r, status("Progressing", **runs("Running")), status("Progressing", **runs("Running")))
-    assert value(t, "sluice_analysis_verdicts_total", result="successful") == 0.0  # exported from the start, not yet counted
+    assert (
+        value(t, "sluice_analysis_verdicts_total", result="successful") == 0.0
+    )  # exported from the start, not yet counted
     t.observe(r, status("Progressing", **runs("Running")), status("Paused", **runs("Successful")))
     t.observe(r, status("Paused", **runs("Successful")), status("Paused", **runs("Successful")))
     assert value(t, "sluice_analysis_verdicts_total", result="successful") == 1.0

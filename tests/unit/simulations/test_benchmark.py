@@ -19,9 +19,11 @@ SCHED = WeightSchedule.stepped((0.05, 0.25, 0.5), 300)
 
 def test_summary_of_constructed_outcomes() -> None:
     sc = Scenario(Condition(20.0, SCHED), Effect("late", error_ratio=5.0, onset_s=100.0))
-    out = RunOutcomes(abort_s=np.array([150.0, 400.0, np.inf, 120.0]),
-                      promote_s=np.array([np.inf, np.inf, 900.0, np.inf]),
-                      harm=np.array([1.0, 2.0, 9.0, 0.0]))
+    out = RunOutcomes(
+        abort_s=np.array([150.0, 400.0, np.inf, 120.0]),
+        promote_s=np.array([np.inf, np.inf, 900.0, np.inf]),
+        harm=np.array([1.0, 2.0, 9.0, 0.0]),
+    )
     r = summarise(sc, "x", "default", "", out)
     assert (r.aborts, r.abort_rate) == (3, 0.75)
     assert r.median_tta_s == 50.0  # onset-relative: 20, 50, 300, inf

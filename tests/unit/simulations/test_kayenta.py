@@ -24,8 +24,9 @@ def test_batch_high_label_matches_classify_metric() -> None:
         canary[rng.random((runs, w)) < 0.1] = np.nan
         stat = high_statistic(base, canary)
         for i in range(runs):
-            label = classify_metric(base[i], canary[i][~np.isnan(canary[i])],
-                                    direction="increase", confidence=0.98).label
+            label = classify_metric(
+                base[i], canary[i][~np.isnan(canary[i])], direction="increase", confidence=0.98
+            ).label
             checked += 1
             agree += (label == "High") == bool(stat[i] > z)
     assert checked == 750 and agree == checked
@@ -35,5 +36,9 @@ def test_separated_tiny_samples_are_high_at_any_confidence() -> None:
     # R's boundary rule: the interval's lower end is the smallest difference, above the bound.
     stat = high_statistic(np.array([[0.01, 0.012]]), np.array([[0.03, 0.05]]))
     assert np.isposinf(stat[0])
-    assert classify_metric([0.01, 0.012], [0.03, 0.05], direction="increase",
-                           confidence=0.999999).label == "High"
+    assert (
+        classify_metric(
+            [0.01, 0.012], [0.03, 0.05], direction="increase", confidence=0.999999
+        ).label
+        == "High"
+    )

@@ -51,8 +51,9 @@ def test_no_canary_traffic_is_no_data_not_zero() -> None:
 
 def test_absolute_queries_by_keyword() -> None:
     p = SimulatedProvider(scenario("healthy"), lambda: 50)
-    p99 = p.measure("value", "absolute", Queries(value="histogram_quantile(0.99, rate(x[1m]))"),
-                    0, 300)
+    p99 = p.measure(
+        "value", "absolute", Queries(value="histogram_quantile(0.99, rate(x[1m]))"), 0, 300
+    )
     ok = p.measure("value", "absolute", Queries(value="success ratio"), 0, 300)
     assert isinstance(p99, Value) and 0.25 < p99.value < 1.0
     assert isinstance(ok, Value) and 0.98 < ok.value < 1.0

@@ -59,8 +59,9 @@ def test_late_onset_and_intermittent_effects_switch_on_when_they_say() -> None:
     tr = simulate(late, SCHED, 50, seed=5)
     assert not tr.truth.effect_on[:, tr.times <= 600].any()
     assert tr.truth.effect_on[:, tr.times > 610].all()
-    flaky = TrafficModel(20.0, effect=Effect("flaky", error_ratio=5, intermittent_on_s=60,
-                                             intermittent_off_s=180))
+    flaky = TrafficModel(
+        20.0, effect=Effect("flaky", error_ratio=5, intermittent_on_s=60, intermittent_off_s=180)
+    )
     on = simulate(flaky, SCHED, RUNS, seed=6).truth.effect_on
     assert on.mean() == pytest.approx(0.25, abs=0.03)  # duty cycle 60/(60+180)
 
@@ -108,8 +109,9 @@ def test_increase_recovers_increments_across_a_reset() -> None:
 
 
 def test_counter_resets_are_recovered_except_where_prometheus_cannot_see_them() -> None:
-    reset = simulate(TrafficModel(200.0, nuisances=Nuisances(counter_reset_prob=0.05)), SCHED,
-                     100, seed=11)
+    reset = simulate(
+        TrafficModel(200.0, nuisances=Nuisances(counter_reset_prob=0.05)), SCHED, 100, seed=11
+    )
     # Observed request counts never exceed what was served, and almost all are exact (the blind
     # spot is a reset whose new value is not below the old one), though resets did happen.
     served = reset.truth.canary_requests
@@ -119,8 +121,11 @@ def test_counter_resets_are_recovered_except_where_prometheus_cannot_see_them() 
 
 
 def test_same_seed_same_data_and_other_seed_differs() -> None:
-    m = TrafficModel(20.0, effect=Effect("x2", error_ratio=2.0),
-                     nuisances=Nuisances(scrape_gap_prob=0.05, pod_spread=0.05))
+    m = TrafficModel(
+        20.0,
+        effect=Effect("x2", error_ratio=2.0),
+        nuisances=Nuisances(scrape_gap_prob=0.05, pod_spread=0.05),
+    )
     a, b, c = (simulate(m, SCHED, 20, seed=s) for s in (12, 12, 13))
     assert np.array_equal(a.canary.buckets, b.canary.buckets, equal_nan=True)
     assert np.array_equal(a.baseline.errors, b.baseline.errors, equal_nan=True)

@@ -31,12 +31,15 @@ def r_statistic(x: NDArray[np.float64], y: NDArray[np.float64], d: float) -> flo
     nx, ny = x.size, y.size
     dz = r[:nx].sum() - nx * (nx + 1) / 2 - nx * ny / 2
     _, t = np.unique(r, return_counts=True)
-    sigma = math.sqrt(nx * ny / 12 * ((nx + ny + 1) - (t**3 - t).sum() / ((nx + ny) * (nx + ny - 1))))
+    sigma = math.sqrt(
+        nx * ny / 12 * ((nx + ny + 1) - (t**3 - t).sum() / ((nx + ny) * (nx + ny - 1)))
+    )
     return float((dz - np.sign(dz) * 0.5) / sigma)
 
 
-def grid_interval(x: NDArray[np.float64], y: NDArray[np.float64], confidence: float,
-                  points: int) -> tuple[float, float, float]:
+def grid_interval(
+    x: NDArray[np.float64], y: NDArray[np.float64], confidence: float, points: int
+) -> tuple[float, float, float]:
     """Interval ends by brute force: scan a fine grid of shifts over [min(x)−max(y), max(x)−min(y)]
     and take the first grid point at which the statistic is at or below +z (lower end) and at or
     below −z (upper end), as R's root rule reads it. Returns (lower, upper, grid step)."""
@@ -196,13 +199,23 @@ def test_direction_only_judges_the_bad_side() -> None:
 def test_kayenta_classifier_suite_effect_size_cases() -> None:
     # From Kayenta's ClassifierSuite ("Mean Ratio Effect Size: High" and "... : Pass"),
     # tolerance 0.10, confidence 0.95.
-    high = classify_metric([1.0, 2.2, 1.1, 2.5, 3.0], [20.0, 22.0, 21.0, 25.0, 30.0],
-                           tolerance=0.10, confidence=0.95,
-                           allowed_decrease=0.8, allowed_increase=1.2)
+    high = classify_metric(
+        [1.0, 2.2, 1.1, 2.5, 3.0],
+        [20.0, 22.0, 21.0, 25.0, 30.0],
+        tolerance=0.10,
+        confidence=0.95,
+        allowed_decrease=0.8,
+        allowed_increase=1.2,
+    )
     assert high.label == "High"
-    passed = classify_metric([20.0, 22.0, 21.0, 25.0, 30.0], [10.0, 12.2, 10.1, 12.5, 23.0],
-                             tolerance=0.10, confidence=0.95,
-                             allowed_decrease=0.5, allowed_increase=1.0)
+    passed = classify_metric(
+        [20.0, 22.0, 21.0, 25.0, 30.0],
+        [10.0, 12.2, 10.1, 12.5, 23.0],
+        tolerance=0.10,
+        confidence=0.95,
+        allowed_decrease=0.5,
+        allowed_increase=1.0,
+    )
     # Clearly lower, but the mean ratio 0.675 is not at or below the allowed decrease 0.5.
     assert passed.label == "Pass"
     assert passed.effect_size == pytest.approx(67.8 / 118.0)
@@ -221,11 +234,13 @@ def test_effect_size_gate_and_critical_threshold() -> None:
     assert classify_metric(control, experiment, allowed_increase=1.2).label == "Pass"
     high = classify_metric(control, experiment, allowed_increase=1.05)
     assert high.label == "High" and not high.critical_failure
-    crit = classify_metric(control, experiment, allowed_increase=1.05, critical=True,
-                           critical_increase=1.08)
+    crit = classify_metric(
+        control, experiment, allowed_increase=1.05, critical=True, critical_increase=1.08
+    )
     assert crit.label == "High" and crit.critical_failure
-    mild = classify_metric(control, experiment, allowed_increase=1.05, critical=True,
-                           critical_increase=1.5)
+    mild = classify_metric(
+        control, experiment, allowed_increase=1.05, critical=True, critical_increase=1.5
+    )
     assert mild.label == "High" and not mild.critical_failure
 
 
@@ -233,15 +248,21 @@ def test_cles_effect_size() -> None:
     c = classify_metric([1, 2, 3], [4, 5, 6], confidence=0.8, effect_size_measure="cles")
     assert c.effect_size == 1.0
     assert c.label == "High"
-    assert classify_metric([1, 2, 3], [4, 5, 6], confidence=0.8, effect_size_measure="cles",
-                           allowed_increase=1.01).label == "Pass"
+    assert (
+        classify_metric(
+            [1, 2, 3], [4, 5, 6], confidence=0.8, effect_size_measure="cles", allowed_increase=1.01
+        ).label
+        == "Pass"
+    )
 
 
 @pytest.mark.parametrize(
     ("control", "experiment"),
     [([], [1.0, 2.0]), ([1.0, 2.0], []), ([np.nan, np.nan], [1.0]), ([], [])],
 )
-def test_no_data_is_nodata_never_an_exception(control: list[float], experiment: list[float]) -> None:
+def test_no_data_is_nodata_never_an_exception(
+    control: list[float], experiment: list[float]
+) -> None:
     c = classify_metric(control, experiment)
     assert c.label == "Nodata"
     assert c.evidence.outcome is Outcome.INSUFFICIENT
@@ -256,8 +277,9 @@ def test_nan_strategies() -> None:
     assert removed.evidence.events == 6
     assert removed.evidence.interval == (2.0, 4.0)
     # 'replace' turns NaN into 0 (Kayenta's replaceNaNs): the control gains a 0.
-    replaced = classify_metric([1.0, np.nan, 2.0, 3.0], [4.0, 5.0, 6.0], confidence=0.8,
-                               nan_strategy="replace")
+    replaced = classify_metric(
+        [1.0, np.nan, 2.0, 3.0], [4.0, 5.0, 6.0], confidence=0.8, nan_strategy="replace"
+    )
     assert replaced.evidence.events == 7
     assert classify_metric([], [1.0], nan_strategy="replace").label == "Pass"
 
@@ -299,8 +321,12 @@ def test_score_all_pass_and_group_ratio() -> None:
     s = score_canary({"a": labelled("Pass"), "b": labelled("Pass")})
     assert (s.score, s.result) == (100.0, "Pass")
     grouped = score_canary(
-        {"a": labelled("Pass"), "b": labelled("High"), "c": labelled("Pass"),
-         "d": labelled("NodataFailMetric")},
+        {
+            "a": labelled("Pass"),
+            "b": labelled("High"),
+            "c": labelled("Pass"),
+            "d": labelled("NodataFailMetric"),
+        },
         groups={"a": "g", "b": "g", "c": "g", "d": "g"},
     )
     assert grouped.group_scores == {"g": 50.0}
@@ -311,8 +337,9 @@ def test_score_group_weights_are_percentages_with_the_rest_shared() -> None:
     results = {"lat": labelled("High"), "err": labelled("Pass"), "cpu": labelled("Pass")}
     groups = {"lat": "latency", "err": "errors", "cpu": "saturation"}
     # latency 0, errors 100, saturation 100: weighted 60/20/20 → 40.
-    s = score_canary(results, groups=groups,
-                     group_weights={"latency": 60, "errors": 20, "saturation": 20})
+    s = score_canary(
+        results, groups=groups, group_weights={"latency": 60, "errors": 20, "saturation": 20}
+    )
     assert (s.score, s.result) == (40.0, "Fail")
     # Only latency weighted (60): errors and saturation share the remaining 40 → 40.
     assert score_canary(results, groups=groups, group_weights={"latency": 60}).score == 40.0
@@ -325,8 +352,11 @@ def test_score_group_weights_are_percentages_with_the_rest_shared() -> None:
 
 
 def test_critical_failure_forces_zero() -> None:
-    s = score_canary({"a": labelled("Pass"), "b": labelled("Pass"), "c": labelled("High", True)},
-                     groups={"a": "g", "b": "g", "c": "h"}, group_weights={"g": 90, "h": 10})
+    s = score_canary(
+        {"a": labelled("Pass"), "b": labelled("Pass"), "c": labelled("High", True)},
+        groups={"a": "g", "b": "g", "c": "h"},
+        group_weights={"g": 90, "h": 10},
+    )
     assert s.critical_failure
     assert (s.score, s.result) == (0.0, "Fail")
 
@@ -344,5 +374,7 @@ def test_score_thresholds() -> None:
     groups = dict.fromkeys("abcd", "g")
     assert score_canary(three_of_four, groups=groups).result == "Pass"  # 75 >= 75
     assert score_canary(three_of_four, groups=groups, pass_threshold=80).result == "Marginal"
-    assert score_canary(three_of_four, groups=groups, pass_threshold=90,
-                        marginal_threshold=80).result == "Fail"
+    assert (
+        score_canary(three_of_four, groups=groups, pass_threshold=90, marginal_threshold=80).result
+        == "Fail"
+    )

@@ -127,8 +127,9 @@ def test_averaged_edges_reject_whenever_an_edge_meets_its_own_share_and_sometime
     proc = HistogramEProcess(BOUNDS, [0.25, 0.5], alpha=0.05, batch=200)
     only_average = np.zeros(200, dtype=bool)
     for _ in range(8):
-        proc.update(interval_buckets(rng, 200, 60, tail_share=0.02),
-                    interval_buckets(rng, 200, 600))
+        proc.update(
+            interval_buckets(rng, 200, 60, tail_share=0.02), interval_buckets(rng, 200, 600)
+        )
         own = np.any([p.log_e_value >= p.log_threshold for p in proc.processes], axis=0)
         assert np.all(proc.rejected[own])
         only_average |= proc.rejected & ~np.any([p.rejected for p in proc.processes], axis=0)
@@ -148,8 +149,9 @@ def test_weighted_state_round_trip_keeps_the_weights() -> None:
 def test_the_slo_edge_gets_less_alpha_than_the_quantile_edges() -> None:
     assert slo_edge_weights([0.25, 0.5], 0.5) == (3.0, 1.0)
     assert slo_edge_weights([0.1, 0.25], None, quantile_weight=2.0) == (2.0, 2.0)
-    proc = HistogramEProcess(BOUNDS, [0.25, 0.5], alpha=0.04,
-                             edge_weights=slo_edge_weights([0.25, 0.5], 0.5))
+    proc = HistogramEProcess(
+        BOUNDS, [0.25, 0.5], alpha=0.04, edge_weights=slo_edge_weights([0.25, 0.5], 0.5)
+    )
     assert proc.edge_alphas == pytest.approx((0.03, 0.01))
     with pytest.raises(ValueError, match="quantile_weight"):
         slo_edge_weights([0.25], 0.5, quantile_weight=0.0)

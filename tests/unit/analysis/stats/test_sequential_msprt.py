@@ -13,7 +13,9 @@ from analysis.stats.evidence import Outcome
 from analysis.stats.sequential import NormalMixtureSPRT
 
 
-def run(mu: float, sd: float, *, runs: int, steps: int, seed: int, **kw: float) -> NormalMixtureSPRT:
+def run(
+    mu: float, sd: float, *, runs: int, steps: int, seed: int, **kw: float
+) -> NormalMixtureSPRT:
     rng = np.random.default_rng(seed)
     proc = NormalMixtureSPRT(batch=runs, **kw)
     for _ in range(steps):

@@ -286,8 +286,9 @@ def test_the_one_sided_bound_shows_a_better_canary_within_tolerance() -> None:
     proc = RateRatioEProcess(tolerance=1.1, batch=300)
     simulate_with(proc, 0.7, intervals=150, seed=35)
     assert proc.within_tolerance.mean() >= 0.9
-    assert all(proc.evidence(i).outcome is Outcome.ACCEPT for i in range(300)
-               if proc.within_tolerance[i])
+    assert all(
+        proc.evidence(i).outcome is Outcome.ACCEPT for i in range(300) if proc.within_tolerance[i]
+    )
 
 
 def test_prior_scales_must_be_positive() -> None:

@@ -31,6 +31,7 @@ def phase_of(judge: ArgoThresholdJudge) -> RunPhase:
     """Read the phase afresh (mypy would otherwise keep an earlier narrowing across observe())."""
     return judge.phase
 
+
 # ---------------------------------------------------------------------------------------------
 # Argo: one measurement
 
@@ -49,8 +50,9 @@ def phase_of(judge: ArgoThresholdJudge) -> RunPhase:
         (0.98, "failure", MeasurementPhase.FAILED),
     ],
 )
-def test_argo_measurement_phase(value: float | None, conditions: Conditions,
-                                expected: MeasurementPhase) -> None:
+def test_argo_measurement_phase(
+    value: float | None, conditions: Conditions, expected: MeasurementPhase
+) -> None:
     assert argo_measurement_phase(value, min=0.99, conditions=conditions) is expected
 
 
@@ -240,21 +242,37 @@ def run_flagger(row: NDArray[np.float64], **kw: object) -> int:
 # Values on a coarse grid around the bounds, with NaN, so ties with the bounds and missing
 # values are common.
 cells = st.one_of(st.just(NAN), st.sampled_from([0.0, 0.5, 0.98, 0.99, 0.995, 1.0]))
-matrices = hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1,
-                                                   max_side=12), elements=cells)
+matrices = hnp.arrays(
+    np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=12), elements=cells
+)
 bounds = st.sampled_from([(0.99, None), (None, 0.5), (0.5, 0.99), (None, None)])
 
 
 @settings(max_examples=200, deadline=None)
-@given(values=matrices, bound=bounds, failure_limit=st.integers(0, 3),
-       inconclusive_limit=st.integers(0, 3), count=st.one_of(st.none(), st.integers(1, 12)),
-       conditions=st.sampled_from(["both", "success", "failure"]))
+@given(
+    values=matrices,
+    bound=bounds,
+    failure_limit=st.integers(0, 3),
+    inconclusive_limit=st.integers(0, 3),
+    count=st.one_of(st.none(), st.integers(1, 12)),
+    conditions=st.sampled_from(["both", "success", "failure"]),
+)
 def test_argo_batch_agrees_with_scalar(
-    values: NDArray[np.float64], bound: tuple[float | None, float | None], failure_limit: int,
-    inconclusive_limit: int, count: int | None, conditions: Conditions,
+    values: NDArray[np.float64],
+    bound: tuple[float | None, float | None],
+    failure_limit: int,
+    inconclusive_limit: int,
+    count: int | None,
+    conditions: Conditions,
 ) -> None:
-    kw = dict(min=bound[0], max=bound[1], failure_limit=failure_limit,
-              inconclusive_limit=inconclusive_limit, count=count, conditions=conditions)
+    kw = dict(
+        min=bound[0],
+        max=bound[1],
+        failure_limit=failure_limit,
+        inconclusive_limit=inconclusive_limit,
+        count=count,
+        conditions=conditions,
+    )
     batch = argo_first_failure(values, **kw)  # type: ignore[arg-type]
     assert batch.tolist() == [run_argo(row, **kw) for row in values]
 
@@ -265,8 +283,7 @@ def test_flagger_batch_agrees_with_scalar(
     values: NDArray[np.float64], bound: tuple[float | None, float | None], threshold: int
 ) -> None:
     batch = flagger_first_failure(values, min=bound[0], max=bound[1], threshold=threshold)
-    expected = [run_flagger(row, min=bound[0], max=bound[1], threshold=threshold)
-                for row in values]
+    expected = [run_flagger(row, min=bound[0], max=bound[1], threshold=threshold) for row in values]
     assert batch.tolist() == expected
 
 

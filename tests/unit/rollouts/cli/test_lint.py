@@ -316,8 +316,10 @@ def test_a_canary_with_no_steps_is_a_warning(tmp_path: Path) -> None:
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}},
-                         "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+            },
             "strategy": {"canary": {"stableService": "web", "canaryService": "web-canary"}},
         },
     }

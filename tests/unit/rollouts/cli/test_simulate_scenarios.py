@@ -45,8 +45,7 @@ def test_healthy_ends_healthy_and_the_second_step_inherits_the_evidence() -> Non
     st = sim.rollout.status
     assert st is not None and st.phase == "Healthy"
     assert [r.phase for r in st.analysis_runs] == ["Successful", "Successful"]
-    first, second = (next(m for m in r.metrics if m.name == "error-rate")
-                     for r in st.analysis_runs)
+    first, second = (next(m for m in r.metrics if m.name == "error-rate") for r in st.analysis_runs)
     assert first.evidence is not None and second.evidence is not None
     assert second.evidence.events > first.evidence.events  # one e-process for the whole rollout
 
@@ -74,8 +73,18 @@ def test_scenario_file_and_templates_dir(tmp_path: Path) -> None:
         (tdir / f"{d['metadata']['name']}.yaml").write_text(yaml.safe_dump(d))
     scen = tmp_path / "scenario.yaml"
     scen.write_text("totalRps: 400\neffect: {errorRatio: 8}\n")
-    r = CliRunner().invoke(cli, ["simulate", str(rollout), "--scenario-file", str(scen),
-                                 "--templates", str(tdir), "--quiet"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(rollout),
+            "--scenario-file",
+            str(scen),
+            "--templates",
+            str(tdir),
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 1, r.output
     assert "metric 'error-rate' failed" in r.output
 
@@ -94,12 +103,18 @@ def test_example_templates_are_valid_and_judge_the_simulated_traffic() -> None:
     tdir = EXAMPLE.parent / "templates"
     templates = load_templates([tdir])
     assert {t["metadata"]["name"] for t in templates} >= {
-        "http-error-rate", "istio-error-rate", "http-latency"}
+        "http-error-rate",
+        "istio-error-rate",
+        "http-latency",
+    }
     doc = next(yaml.safe_load_all(EXAMPLE.read_text()))
     doc["spec"]["strategy"]["canary"]["steps"] = [
         {"setWeight": 20},
-        {"analysis": {"templates": [{"templateName": "http-error-rate"},
-                                    {"templateName": "http-latency"}]}},
+        {
+            "analysis": {
+                "templates": [{"templateName": "http-error-rate"}, {"templateName": "http-latency"}]
+            }
+        },
     ]
     from rollouts.api.validation import parse_rollout
 

@@ -53,9 +53,7 @@ def test_some_examples_are_judged_by_analysis() -> None:
 
 @pytest.mark.parametrize("example", ROLLOUT_EXAMPLES)
 def test_every_template_an_example_names_is_shipped(example: str) -> None:
-    shipped = {
-        d["metadata"]["name"] for d in load_templates([EXAMPLES / example, TEMPLATES])
-    }
+    shipped = {d["metadata"]["name"] for d in load_templates([EXAMPLES / example, TEMPLATES])}
     assert referenced(example) <= shipped, referenced(example) - shipped
 
 

@@ -157,8 +157,13 @@ def test_other_rollouts_runs_are_not_touched() -> None:
     run = AnalysisRun.model_validate(
         {
             "metadata": {"name": "api-old", "namespace": "ns"},
-            "spec": {"rollout": "api", "revision": "r1", "kind": "step", "stepIndex": 1,
-                     "metrics": [METRIC]},
+            "spec": {
+                "rollout": "api",
+                "revision": "r1",
+                "kind": "step",
+                "stepIndex": 1,
+                "metrics": [METRIC],
+            },
             "status": {"phase": "Successful", "startedAt": T0},
         }
     )
