@@ -557,6 +557,26 @@ def advance(
     return TickResult(phase, message, reports, st)
 
 
+def overdue(
+    plans: Sequence[MetricPlan], state: Mapping[str, Any] | None, *, start: float, now: float
+) -> dict[str, int]:
+    """Per metric still measuring, how many windows have ended by ``now`` but are not in
+    ``state``: what a tick would take. Right after a tick it is 0 (or what ``CATCH_UP`` left);
+    a run whose status keeps lagging has ticks that fail (see ``RunLifecycle.stalled``)."""
+    saved = dict(state or {}).get("metrics", {})
+    out: dict[str, int] = {}
+    for plan in plans:
+        ms = _MetricState.load(saved.get(plan.name))
+        if _measured_enough(plan, ms) or _decided_by_limits(plan, ms):
+            continue
+        ended = math.floor((now - start - plan.initial_delay) / plan.interval + 1e-9)
+        if plan.horizon is not None and plan.judgement != "threshold":
+            ended = min(ended, plan.horizon)
+        if ended > ms.done:
+            out[plan.name] = ended - ms.done
+    return out
+
+
 def _measured_enough(plan: MetricPlan, ms: _MetricState) -> bool:
     """Whether the metric has taken every measurement its ``count`` or ``duration`` asks for.
 

@@ -199,6 +199,14 @@ class Ctx:
         seen = self.observed.analysis.get(name)
         # a verdict, a person's waiver or a stop stands; late observations do not rewrite it
         final = run.phase in ("Successful", "Failed", "Error", "Stopped")
+        if seen is None and not final and self.progress_deadline_passed():
+            # a run that never reports (its status never written, or unreadable) must not hold
+            # the canary's traffic forever: after progressDeadlineSeconds it is an Error verdict
+            run.phase = "Error"
+            run.message = (
+                f"AnalysisRun {name} reported no verdict within progressDeadlineSeconds "
+                f"({self.rollout.spec.progress_deadline_seconds}s)"
+            )
         if seen is not None and not final:
             if run.phase != seen.phase:
                 run.phase = seen.phase

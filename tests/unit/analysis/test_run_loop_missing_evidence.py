@@ -69,11 +69,20 @@ def plan(kind: str) -> MetricPlan:
         return MetricPlan("errors", "counts", INTERVAL, count=COUNT, queries=ARMS, alpha=0.05)
     if kind == "mann-whitney":
         return MetricPlan(
-            "latency", "gauge", INTERVAL, count=COUNT, queries=ARMS, judgement="mann-whitney",
+            "latency",
+            "gauge",
+            INTERVAL,
+            count=COUNT,
+            queries=ARMS,
+            judgement="mann-whitney",
             direction="either",
         )
     return MetricPlan(
-        "p99", "value", INTERVAL, count=COUNT, judgement="threshold",
+        "p99",
+        "value",
+        INTERVAL,
+        count=COUNT,
+        judgement="threshold",
         threshold=ThresholdRule(max=1.0, inconclusive_limit=COUNT, count=COUNT),
         queries={"absolute": Queries(value="v")},
     )
@@ -83,8 +92,15 @@ def run(p: MetricPlan, data: Data, policy: InconclusivePolicy) -> TickResult:
     state: dict[str, Any] | None = None
     now = 0.0
     while True:
-        r = advance([p], state, start=0.0, now=now, provider_for=lambda _: PromShaped(data),
-                    alphas={p.name: 0.05}, inconclusive=policy)
+        r = advance(
+            [p],
+            state,
+            start=0.0,
+            now=now,
+            provider_for=lambda _: PromShaped(data),
+            alphas={p.name: 0.05},
+            inconclusive=policy,
+        )
         state = json.loads(json.dumps(r.state))
         if r.phase != "Running" or now > 20 * INTERVAL * COUNT:
             return r
@@ -98,8 +114,9 @@ POLICIES: tuple[InconclusivePolicy, ...] = ("promote", "pause", "abort")
 @pytest.mark.parametrize("data", ["nan", "empty"])
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_no_valid_measurement_never_promotes(kind: str, policy: InconclusivePolicy,
-                                             data: Data) -> None:
+def test_no_valid_measurement_never_promotes(
+    kind: str, policy: InconclusivePolicy, data: Data
+) -> None:
     r = run(plan(kind), data, policy)
     # ended (not Running forever), never Successful; abort keeps its word: it aborts
     assert r.phase == ("Failed" if policy == "abort" else "Inconclusive"), r.message
@@ -140,7 +157,11 @@ def test_some_valid_measurements_follow_the_policy(kind: str, policy: Inconclusi
 
 def test_threshold_some_valid_beyond_inconclusive_limit_follows_the_policy() -> None:
     strict = MetricPlan(
-        "p99", "value", INTERVAL, count=COUNT, judgement="threshold",
+        "p99",
+        "value",
+        INTERVAL,
+        count=COUNT,
+        judgement="threshold",
         threshold=ThresholdRule(max=1.0, inconclusive_limit=0, count=COUNT),
         queries={"absolute": Queries(value="v")},
     )
