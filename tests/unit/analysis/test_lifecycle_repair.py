@@ -128,3 +128,20 @@ def test_a_finished_or_stopped_run_is_never_stuck() -> None:
     assert runs.stalled(stopped) is None
     assert not incomplete(stopped)
     assert run.status is not None
+
+
+def test_a_run_that_never_got_a_status_is_reported_after_its_grace() -> None:
+    from datetime import UTC, datetime
+
+    store, clock, _, runs = setup()
+    create_without_status(store, runs, "web-r2-step1")
+    stored = store.runs[("ns", "web-r2-step1")]
+    created = datetime.fromtimestamp(clock.t, UTC).isoformat().replace("+00:00", "Z")
+    meta = stored.metadata.model_copy(update={"creationTimestamp": created})
+    run = stored.model_copy(update={"metadata": meta})
+    store.failures = 10**6  # the repair's write fails too
+    clock.t += 3 * 60  # three windows (60 s): within the grace
+    assert runs.stalled(run) is None
+    clock.t += 61
+    why = runs.stalled(run)
+    assert why is not None and "has had no status for 241s" in why

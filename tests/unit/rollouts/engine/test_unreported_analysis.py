@@ -55,3 +55,24 @@ def test_a_run_that_reports_running_is_not_cut_short_by_the_deadline() -> None:
     h.run(150, every=5)
     assert h.status.phase == "Progressing" and h.status.abort is None
     h.until(lambda h: h.status.phase == "Healthy", limit=200)
+
+
+def test_the_deadline_counts_from_the_promotion_not_from_a_long_wait_before_it() -> None:
+    """Post-promotion analysis starts after autoPromotionSeconds (longer than the deadline here):
+    an unreported run gets its full progressDeadlineSeconds from the switch."""
+    post = {"templates": [{"templateName": "slo"}]}
+    doc = rollout_doc(
+        blue_green={"autoPromotionSeconds": 120, "postPromotionAnalysis": post},
+        replicas=3,
+        deadline=60,
+    )
+    h = Harness(doc)
+    h.stable()
+    h.ports.verdicts = Silent(h.verdicts)
+    h.update("web:2")
+    h.until(lambda h: h.services()["web"] == "b", limit=300)
+    h.run(50, every=5)
+    assert h.status.abort is None and h.status.analysis_runs[0].phase == "Pending"
+    h.until(lambda h: h.status.phase == "Degraded", limit=30)
+    assert h.services()["web"] == "a"  # switched back to the old pods
+    assert "reported no verdict" in h.status.analysis_runs[0].message
