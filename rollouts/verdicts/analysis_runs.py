@@ -145,6 +145,10 @@ class AnalysisVerdicts:
                 seen.runs[rec.name] = self._create(rollout, rec.name, rec.kind, rec.step_index)
             except Unresolved as e:
                 seen.errors[rec.name] = str(e)
+            except Exception as e:
+                # the store failed (a run created without its status, say): retried next tick,
+                # repaired once found; the engine's progress deadline bounds the wait
+                log.warning("AnalysisRun %s/%s not created: %s", owner.namespace, rec.name, e)
         for name, run in seen.runs.items():
             try:
                 seen.runs[name] = self.lifecycle.tick(run)
