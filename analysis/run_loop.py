@@ -698,9 +698,11 @@ def _decide(
     if seq_gate:
         decision = Decision.INSUFFICIENT
         reason = "no sequential evidence yet"
+        held_by: list[str] = []  # the metrics an inconclusive step lacks evidence on
         if gate is not None:
             pv = gate.verdict(now, start)
             decision, reason = pv.decision, pv.reason
+            held_by = gate.holding()
         missing = [p.name for p in seq_gate if gate is None or p.name not in gate.tests]
         elapsed = now - start
         maxed = config.max_step_seconds is not None and elapsed >= config.max_step_seconds
@@ -713,6 +715,7 @@ def _decide(
                 reason = "insufficient evidence: no data yet for " + ", ".join(
                     map(repr, critical_missing)
                 )
+                held_by = critical_missing
         step_phase: RunPhase = {
             Decision.ABORT: "Failed",
             Decision.PROMOTE_STEP: "Successful",
@@ -728,11 +731,17 @@ def _decide(
                 else:
                     verdicts[p.name] = MetricVerdict("Successful", v.evidence)
             elif step_phase == "Inconclusive":
+                evidence = "" if v.evidence is None else f" ({describe(v.evidence)})"
+                # the step's reason names the metrics it lacks evidence on; another metric is
+                # inconclusive only with its step, and says so rather than borrow their reason
+                own = p.name in held_by or not held_by
                 verdicts[p.name] = MetricVerdict(
                     "Inconclusive",
                     v.evidence,
-                    f"metric {p.name!r}: insufficient evidence: {reason}"
-                    + ("" if v.evidence is None else f" ({describe(v.evidence)})"),
+                    f"metric {p.name!r}: insufficient evidence: {reason}{evidence}"
+                    if own
+                    else f"metric {p.name!r}: no verdict of its own; the step is inconclusive "
+                    f"on {', '.join(map(repr, held_by))}{evidence}",
                 )
     dry = frozenset(p.name for p in plans if p.dry_run)
     blind = _without_evidence(plans, metric_states, gate)

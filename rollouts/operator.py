@@ -35,12 +35,13 @@ import kopf
 import kubernetes
 
 from analysis.store.kubernetes import KubeAnalysisStore
-from rollouts import request_annotation
+from rollouts import request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
+from rollouts.engine.deletion import handback
 from rollouts.engine.routing_hold import stalled_on_router
 from rollouts.peering import ensure_cluster_peering
 from rollouts.reconcile import Ports, apply, apply_actions, cycle
@@ -61,6 +62,7 @@ FINALIZER = "sluice.dev/finalizer"
 TIMER_ID = "tick"
 DEPLOYMENT_HANDLER_ID = "slot-readiness"
 REQUEST_HANDLER_ID = "request-arrived"
+WORKLOAD_HANDLER_ID = "adopted-deployment"
 PROBE_ID = "rollouts"
 PLURAL = "rollouts"
 Key = tuple[str, str]
@@ -139,6 +141,7 @@ class Controller:
         self._readiness: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._invalid_logged: dict[Key, tuple[str, ...]] = {}
         self._requests_seen: dict[Key, str] = {}
+        self._workloads: dict[tuple[str, str], str] = {}  # adopted Deployment → its Rollout
         self._guard = threading.Lock()
         self.router_backoff = RetryBackoff(
             settings.min_requeue_seconds, settings.router_retry_max_seconds
@@ -225,7 +228,7 @@ class Controller:
             before = _lenient_status(doc)
             pending = request_annotation.pending(meta.get("annotations"))
             try:
-                rollout = parse_rollout(doc)
+                rollout = self._resolved(parse_rollout(doc))
             except InvalidSpec as e:
                 self._invalid(doc, before, e.problems)
                 self._next(key, None, before, self.bad_backoff.next_delay(key, True))
@@ -258,6 +261,22 @@ class Controller:
             backoff = self.router_backoff.next_delay(key, stalled_on_router(plan.status))
             self._next(key, plan.requeue_after, plan.status, backoff)
             return plan.requeue_after
+
+    def adopts(self, body: Any) -> bool:
+        """Whether a Rollout's workloadRef names this Deployment."""
+        meta = body.get("metadata") or {}
+        with self._guard:
+            return (meta.get("namespace"), meta.get("name")) in self._workloads
+
+    def _resolved(self, rollout: Rollout) -> Rollout:
+        """With ``workloadRef``: the Deployment's template in the spec (``rollouts.workload_ref``),
+        and the Deployment remembered, so its changes reconcile the Rollout at once."""
+        ref = rollout.spec.workload_ref
+        if ref is None:
+            return rollout
+        with self._guard:
+            self._workloads[(rollout.metadata.namespace, ref.name)] = rollout.metadata.name
+        return workload_ref.resolve(rollout, self.cluster.read_workload(rollout))
 
     def _invalid(
         self, doc: dict[str, Any], before: RolloutStatus | None, problems: list[str]
@@ -313,6 +332,12 @@ class Controller:
         meta = body.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
         namespace = meta.get("namespace")
+        if not owner and namespace:
+            with self._guard:  # a Deployment a Rollout adopts (workloadRef)
+                owner = self._workloads.get((namespace, meta.get("name", "")))
+            readiness_only = False
+        else:
+            readiness_only = True
         if not owner or not namespace:
             return
         status = body.get("status") or {}
@@ -323,6 +348,8 @@ class Controller:
             status.get("readyReplicas"),
             status.get("updatedReplicas"),
             (body.get("spec") or {}).get("replicas"),
+            # an adopted Deployment's template change is a new revision
+            None if readiness_only else repr((body.get("spec") or {}).get("template")),
         )
         dkey = (namespace, meta.get("name", ""))
         with self._guard:
@@ -348,7 +375,19 @@ class Controller:
             router = build_router(rollout, self.api, self.settings) if rollout else None
             services = services_of(rollout) if rollout is not None else []
             ports = Ports(cluster=self.cluster, router=router, verdicts=self.verdicts)
-            apply_actions(target, deletion_actions(rollout, services), ports)
+            adopted = None
+            if rollout is not None and rollout.spec.workload_ref is not None:
+                deployment = self.cluster.read_workload(rollout)
+                adopted = deployment is not None
+                scale, waiting = handback(rollout, workload_ref.observation(deployment))
+                apply_actions(target, scale, ports)
+                if waiting:  # the Deployment's pods must serve before the slots stop
+                    raise kopf.TemporaryError(
+                        f"waiting for Deployment {rollout.spec.workload_ref.name} to be ready",
+                        delay=self.settings.min_requeue_seconds,
+                    )
+            # a Deployment deleted too gets nothing handed back: the stable slot keeps serving
+            apply_actions(target, deletion_actions(rollout, services, adopted is not False), ports)
             self._forget(key)
 
     def _forget(self, key: Key) -> None:
@@ -446,6 +485,18 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         registry=registry,
     )
     def deployment(body: kopf.Body, **_: Any) -> None:
+        controller.deployment_event(_plain(body))
+
+    @kopf.on.event(
+        "apps",
+        "v1",
+        "deployments",
+        id=WORKLOAD_HANDLER_ID,
+        labels={LABEL_ROLLOUT: kopf.ABSENT},
+        when=lambda body, **_: controller.adopts(body),
+        registry=registry,
+    )
+    def workload(body: kopf.Body, **_: Any) -> None:
         controller.deployment_event(_plain(body))
 
     return registry

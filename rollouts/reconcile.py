@@ -30,6 +30,8 @@ from rollouts.engine import (
     RemoveManagedRoutes,
     Request,
     ScaleSlot,
+    ScaleWorkload,
+    SetManagedRoutes,
     SetServiceSelector,
     SetWeight,
     StartAnalysis,
@@ -40,6 +42,7 @@ from rollouts.engine.context import services_of
 from rollouts.routing.errors import RoutingError, read_router
 from rollouts.routing.port import TrafficRouter
 from rollouts.verdicts.port import VerdictSource
+from rollouts.workload_ref import observation
 
 
 @dataclass
@@ -66,6 +69,9 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
         analysis=ports.verdicts.observe(rollout),
         request=request,
         routing_error=routing.error,
+        workload=(
+            observation(ports.cluster.read_workload(rollout)) if rollout.spec.workload_ref else None
+        ),
     )
 
 
@@ -114,6 +120,11 @@ def apply_actions(
             case RemoveManagedRoutes():
                 if ports.router is not None:
                     ports.router.remove_managed_routes()
+            case ScaleWorkload(replicas):
+                ports.cluster.scale_workload(rollout, replicas)
+            case SetManagedRoutes(routes):
+                if ports.router is not None:
+                    ports.router.set_managed_routes(routes)
             case ReleaseSlot(slot):
                 ports.cluster.release_slot(rollout, slot)
             case DeleteSlot(slot):

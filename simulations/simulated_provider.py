@@ -14,7 +14,8 @@ Shapes per kind, as the Prometheus provider returns them:
 - ``value``/``gauge`` on the ``absolute`` arm (a threshold's single ``query``): the simulator cannot
   evaluate PromQL, so it reads a few words of the query: ``histogram_quantile(q, ...)`` gives the
   canary's q-quantile latency (seconds, interpolated in its bucket as Prometheus does),
-  ``success`` the canary's success ratio, ``error`` its error ratio, ``saturation``/``cpu``/
+  ``success`` the canary's success ratio, ``error`` or a 5xx status-code selector
+  (``code=~"5.."``) its error ratio, ``saturation``/``cpu``/
   ``memory`` its saturation; any other query is a :class:`ProviderError` naming it.
 
 An arm with no requests in the window (no canary yet, a scrape gap on every tick) is
@@ -28,6 +29,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,8 @@ class _Tick:
 
 
 _QUANTILE = re.compile(r"histogram_quantile\s*\(\s*([0-9.]+)")
+_SERVER_ERRORS = re.compile(r"""code\s*=~\s*["']5""")
+"""A selector of 5xx answers (``code=~"5.."``, ``response_code=~"5.*"``): an error ratio."""
 
 
 class SimulatedProvider:
@@ -232,7 +236,7 @@ class SimulatedProvider:
         valid = [t for t in ticks if not math.isnan(t.requests[i])]
         requests = sum(t.requests[i] for t in valid)
         if requests <= 0:
-            raise NoData(f"no {arm} requests between {start:g} and {end:g}")
+            raise NoData(f"no {arm} requests between {_clock(start)} and {_clock(end)}")
         if kind == "counts":
             return Counts(events=sum(t.errors[i] for t in valid), total=requests)
         if kind == "histogram":
@@ -256,7 +260,7 @@ class SimulatedProvider:
         text = query.lower()
         if "success" in text:
             return Value(1.0 - errors / requests)
-        if "error" in text:
+        if "error" in text or _SERVER_ERRORS.search(text):
             return Value(errors / requests)
         if any(w in text for w in ("saturation", "cpu", "memory")):
             return Value(float(np.mean([t.saturation[0] for t in valid])))
@@ -264,6 +268,11 @@ class SimulatedProvider:
             f"the simulator cannot evaluate {query!r}: it understands histogram_quantile(q, ...), "
             "and queries naming success, error or saturation/cpu/memory"
         )
+
+
+def _clock(t: float) -> str:
+    """A window's edge as a person reads it (UTC time of day), not 1.76723e+09."""
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S UTC")
 
 
 def _quantile(q: float, bounds: tuple[float, ...], cumulative: np.ndarray[Any, Any]) -> float:

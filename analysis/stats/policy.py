@@ -349,6 +349,16 @@ class RolloutAnalysis:
     def sample_ratio(self) -> SampleRatioCheck:
         return self._srm
 
+    def holding(self, index: int = 0) -> list[str]:
+        """The critical metrics that keep run ``index`` from promoting: those short of events,
+        else those not yet shown within tolerance. An inconclusive step names these, and only
+        these, as lacking evidence."""
+        crit = [m for m in self.metrics if m.critical]
+        short = [m.name for m in crit if not bool(self._enough(m)[index])]
+        return short or [
+            m.name for m in crit if not bool(self._tests[m.name].within_tolerance[index])
+        ]
+
     def in_warmup(self, t: float) -> bool:
         """Whether an interval ending at ``t`` lies in the warm-up (before any data, everything)."""
         if self.t0 is None:
@@ -505,7 +515,7 @@ class RolloutAnalysis:
                 for m in short
             )
         if decision is Decision.INCONCLUSIVE:
-            missing = [m.name for m in short] or not_shown
+            missing = self.holding(index)
             return (
                 f"step reached its maximum duration ({self.config.max_step_seconds:g} s) without "
                 f"showing {', '.join(map(repr, missing))} within tolerance; paused for a person"

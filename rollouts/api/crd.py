@@ -122,7 +122,11 @@ ROLLOUT = CrdDefinition(
         PrinterColumn(
             "Phase", ".status.phase", description="Healthy, Progressing, Paused, Degraded"
         ),
-        PrinterColumn("Step", ".status.step", description="Current step out of the step count"),
+        PrinterColumn(
+            "Step",
+            ".status.step",
+            description="The step being worked on, from 1 (2/4: the second of four steps)",
+        ),
         PrinterColumn("Weight", ".status.weights.canary", "integer", "Canary traffic percent"),
         PrinterColumn("Stable", ".status.stableRevision", description="Stable revision"),
         PrinterColumn("Canary", ".status.currentRevision", description="Revision being rolled out"),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
+from analysis.api_conventions import FieldProblem
 from analysis.stats.evidence import Evidence
 from rollouts.api.base import (
     ApiModel,
@@ -78,28 +80,92 @@ class BackgroundAnalysis(AnalysisRef):
     starting_step: NonNegativeInt = 0
 
 
+class StringMatch(ApiModel):
+    """How a header value matches: exactly one of exact, prefix or regex."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {"x-kubernetes-validations": [one_of_rule("exact", "prefix", "regex")]}
+    }
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = Field(default=None, min_length=1)
+    """RE2 syntax (Istio, Envoy; Gateway API implementations that support RegularExpression)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StringMatch:
+        exactly_one(exact=self.exact, prefix=self.prefix, regex=self.regex)
+        return self
+
+
+class HeaderRouteMatch(ApiModel):
+    header_name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    """The request header, for example x-canary (case-insensitive on the wire)."""
+    header_value: StringMatch
+
+
+class CookieMatch(ApiModel):
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    """The cookie's name."""
+    value: str = Field(min_length=1, pattern=r"^[A-Za-z0-9!#$%&'()*+./:<=>?@\[\]^_`{|}~-]+$")
+    """The value that routes to the canary (NGINX: must be always)."""
+
+
+class SetHeaderRoute(ApiModel):
+    """Send requests that carry all these headers (and the cookie) to the canary, whatever the
+    weight: A/B testing, or a session pinned to the canary. Empty removes the route."""
+
+    match: list[HeaderRouteMatch] = Field(default_factory=list, max_length=8)
+    """Headers a request must carry, all of them."""
+    cookie: CookieMatch | None = None
+    """A cookie the request must carry, with this value."""
+
+
+class SetMirrorRoute(ApiModel):
+    """Copy ``percentage`` of the traffic to the canary; responses still come from the weighted
+    route, so users never see the canary's. 0 removes the mirror."""
+
+    percentage: Percent = 100
+
+
 class CanaryStep(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
-            "x-kubernetes-validations": [one_of_rule("setWeight", "pause", "analysis")]
+            "x-kubernetes-validations": [
+                one_of_rule("setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute")
+            ]
         }
     }
 
     set_weight: Percent | None = None
     pause: PauseStep | None = None
     analysis: AnalysisRef | None = None
+    set_header_route: SetHeaderRoute | None = None
+    """Route requests matching headers or a cookie to the canary (Istio, Gateway API, NGINX)."""
+    set_mirror_route: SetMirrorRoute | None = None
+    """Mirror a percentage of traffic to the canary (Istio, Gateway API)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> CanaryStep:
-        exactly_one(setWeight=self.set_weight, pause=self.pause, analysis=self.analysis)
+        exactly_one(
+            setWeight=self.set_weight,
+            pause=self.pause,
+            analysis=self.analysis,
+            setHeaderRoute=self.set_header_route,
+            setMirrorRoute=self.set_mirror_route,
+        )
         return self
 
     @property
-    def kind(self) -> Literal["setWeight", "pause", "analysis"]:
+    def kind(self) -> Literal["setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute"]:
         if self.set_weight is not None:
             return "setWeight"
         if self.pause is not None:
             return "pause"
+        if self.set_header_route is not None:
+            return "setHeaderRoute"
+        if self.set_mirror_route is not None:
+            return "setMirrorRoute"
         return "analysis"
 
     def describe(self) -> str:
@@ -108,6 +174,14 @@ class CanaryStep(ApiModel):
             return f"setWeight {self.set_weight}%"
         if self.pause is not None:
             return f"pause {self.pause.duration}" if self.pause.duration is not None else "pause"
+        if self.set_header_route is not None:
+            r = self.set_header_route
+            parts = [m.header_name for m in r.match] + (
+                [f"cookie {r.cookie.name}"] if r.cookie else []
+            )
+            return "setHeaderRoute " + (",".join(parts) if parts else "(remove)")
+        if self.set_mirror_route is not None:
+            return f"setMirrorRoute {self.set_mirror_route.percentage}%"
         assert self.analysis is not None
         return "analysis " + ",".join(t.template_name for t in self.analysis.templates)
 
@@ -165,10 +239,26 @@ class TrafficRouting(ApiModel):
         return "nginx"
 
 
+_HEADER_ROUTERS = ("istio", "gatewayAPI", "nginx")
+_MIRROR_ROUTERS = ("istio", "gatewayAPI")
+
+
+def _routes_rule(step: str, routers: tuple[str, ...]) -> dict[str, Any]:
+    has = " || ".join(f"has(self.trafficRouting.{r})" for r in routers)
+    return {
+        "rule": f"!self.steps.exists(s, has(s.{step})) || (has(self.trafficRouting) && ({has}))",
+        "message": f"{step} steps need trafficRouting {', '.join(routers)}",
+    }
+
+
 class CanaryStrategy(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
-            "x-kubernetes-validations": [differ_rule("stableService", "canaryService")]
+            "x-kubernetes-validations": [
+                differ_rule("stableService", "canaryService"),
+                _routes_rule("setHeaderRoute", _HEADER_ROUTERS),
+                _routes_rule("setMirrorRoute", _MIRROR_ROUTERS),
+            ]
         }
     }
 
@@ -196,6 +286,42 @@ class CanaryStrategy(ApiModel):
     def _services_differ(self) -> CanaryStrategy:
         services_differ(stableService=self.stable_service, canaryService=self.canary_service)
         return self
+
+    @model_validator(mode="after")
+    def _routes_need_a_router(self) -> CanaryStrategy:
+        """Header and mirror routes live in the routing object: without one that carries them the
+        step could never take effect."""
+        router = self.traffic_routing.router if self.traffic_routing is not None else None
+        for i, step in enumerate(self.steps):
+            for field, routers, value in (
+                ("setHeaderRoute", _HEADER_ROUTERS, step.set_header_route),
+                ("setMirrorRoute", _MIRROR_ROUTERS, step.set_mirror_route),
+            ):
+                if value is not None and router not in routers:
+                    got = f"trafficRouting {router}" if router else "no trafficRouting"
+                    raise FieldProblem(
+                        f"steps.{i}.{field}",
+                        f"needs trafficRouting {', '.join(routers)} (got {got})",
+                    )
+            r = step.set_header_route
+            if r is not None and router == "nginx":
+                self._nginx_header(i, r)
+        return self
+
+    @staticmethod
+    def _nginx_header(i: int, r: SetHeaderRoute) -> None:
+        """NGINX's canary Ingress matches one header (exact or regex) or one cookie."""
+        where = f"steps.{i}.setHeaderRoute"
+        if len(r.match) + (r.cookie is not None) > 1:
+            raise FieldProblem(where, "NGINX routes by one header or one cookie, not several")
+        if r.match and r.match[0].header_value.prefix is not None:
+            raise FieldProblem(
+                f"{where}.match.0.headerValue.prefix", "NGINX matches a header exactly or by regex"
+            )
+        if r.cookie is not None and r.cookie.value != "always":
+            raise FieldProblem(
+                f"{where}.cookie.value", "NGINX sends a cookie to the canary only when it is always"
+            )
 
 
 class BlueGreenStrategy(ApiModel):
@@ -242,15 +368,49 @@ class Strategy(ApiModel):
         return self
 
 
+class WorkloadRef(ApiModel):
+    """An existing Deployment whose pod template the Rollout runs (adoption): the Deployment stays
+    in Git, a change to its template is a new revision, and Sluice scales it down as told."""
+
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(min_length=1)
+    """The Deployment, in the Rollout's namespace."""
+    scale_down: Literal["never", "onSuccess", "progressively"] = "never"
+    """When to scale the Deployment to 0: never (you do), onSuccess (once the Rollout's stable
+    pods are all ready and serve), or progressively (as they become ready)."""
+
+
 class RolloutSpec(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.template) != has(self.workloadRef)",
+                    "message": "must set exactly one of template or workloadRef",
+                },
+                {
+                    "rule": "has(self.workloadRef) || has(self.selector)",
+                    "message": "selector is required with template",
+                },
+            ]
+        }
+    }
+
     replicas: NonNegativeInt = 1
     """Pods of the stable revision."""
-    selector: LabelSelector
-    """Must match the template's labels; Sluice adds its slot labels on top."""
+    selector: LabelSelector = Field(
+        default_factory=LabelSelector, json_schema_extra={"default": None}
+    )
+    """Must match the template's labels; Sluice adds its slot labels on top. With workloadRef,
+    the Deployment's selector is used when this is not set."""
     template: dict[str, Any] = Field(
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+        default_factory=dict,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "default": None},
     )
     """Pod template, as in a Deployment; a change to it is a new revision."""
+    workload_ref: WorkloadRef | None = None
+    """Run the pod template of an existing Deployment instead of a template (adoption)."""
     revision_history_limit: NonNegativeInt = 10
     """How many past rollouts (Promoted, Aborted, Superseded) status.history keeps."""
     progress_deadline_seconds: NonNegativeInt = 600
@@ -259,8 +419,49 @@ class RolloutSpec(ApiModel):
     """Exactly one of canary or blueGreen."""
 
     @model_validator(mode="after")
+    def _template_or_workload(self) -> RolloutSpec:
+        """The pods come from exactly one place: the Rollout's template or the Deployment's."""
+        if self.workload_ref is not None and self.template:
+            raise ValueError("must set exactly one of template or workloadRef (got both)")
+        if self.workload_ref is None and not self.template:
+            raise FieldProblem("template", "is required (or workloadRef)")
+        return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _selector_required(cls, data: Any, handler: Any) -> Any:
+        """``selector`` is required unless workloadRef gives the Deployment's; reported with the
+        other missing fields (an after-validator would not run once a field has failed)."""
+        missing = (
+            isinstance(data, dict)
+            and "selector" not in data
+            and data.get("workloadRef", data.get("workload_ref")) is None
+        )
+        selector = InitErrorDetails(type="missing", loc=("selector",), input=data)
+        try:
+            out = handler(data)
+        except ValidationError as e:
+            if not missing:
+                raise
+            errors = [
+                InitErrorDetails(type=err["type"], loc=err["loc"], input=err["input"])
+                if "ctx" not in err
+                else InitErrorDetails(
+                    type=err["type"], loc=err["loc"], input=err["input"], ctx=err["ctx"]
+                )
+                for err in e.errors()
+            ]
+            raise ValidationError.from_exception_data(e.title, [*errors, selector]) from None
+        if missing:
+            raise ValidationError.from_exception_data(cls.__name__, [selector])
+        return out
+
+    @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
-        """A selector that does not match the template's labels would orphan every pod."""
+        """A selector that does not match the template's labels would orphan every pod (with
+        workloadRef the Deployment's template is checked when it is read)."""
+        if self.workload_ref is not None:
+            return self
         wanted = self.selector.match_labels or {}
         labels = (self.template.get("metadata") or {}).get("labels") or {}
         missing = {k: v for k, v in wanted.items() if labels.get(k) != v}
@@ -424,6 +625,8 @@ class RolloutStatus(StatusModel):
     analysis_runs: list[AnalysisRunRecord] = Field(default_factory=list)
     scale_downs: list[ScaleDown] = Field(default_factory=list)
     last_request: str | None = None
+    adopted: bool | None = None
+    """With workloadRef: the Rollout's pods have taken over the Deployment's traffic."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
@@ -431,6 +634,8 @@ class RolloutStatus(StatusModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     # Printer-column helpers: CRD additionalPrinterColumns take JSONPaths only, no expressions.
     step: str | None = None
+    """Canary: the step being worked on, numbered from 1 (``2/4``: the second of four steps),
+    ``-`` when no revision is rolling out; blue-green: ``preview`` or ``active``."""
     replicas: int | None = None
     label_selector: str | None = None
 

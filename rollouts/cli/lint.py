@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from analysis.api import (
     AnalysisTemplate,
@@ -24,6 +23,7 @@ from analysis.api import (
 )
 from rollouts.api.rollout import AnalysisRef, Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
+from rollouts.cli.documents import NotYaml, load_all
 
 if TYPE_CHECKING:
     from analysis.lifecycle import TemplateRef
@@ -47,7 +47,7 @@ class Finding:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     syntax: bool = False
-    """The file is not YAML: one line, ``path:line: not valid YAML: ...``."""
+    """The file is not YAML, or holds no document: one line, ``path:line: not valid YAML: ...``."""
     skipped: bool = False
     """Another API group's document (a Service beside its Rollout): not Sluice's to judge."""
 
@@ -100,14 +100,10 @@ def read_text(path: str) -> str:
 def load(path: str, text: str) -> list[Document] | Finding:
     """The non-empty documents of ``text``, or a Finding saying where the YAML breaks."""
     try:
-        bodies = list(yaml.safe_load_all(text))
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        what = " ".join(str(e.problem or e.context or "syntax error").split())
-        return Finding(where, [f"not valid YAML: {what}"], syntax=True)
-    except yaml.YAMLError as e:
-        return Finding(path, [f"not valid YAML: {' '.join(str(e).split())}"], syntax=True)
+        bodies = load_all(path, text)
+    except NotYaml as e:
+        where, _, problem = str(e).partition(": not valid YAML: ")
+        return Finding(where, [f"not valid YAML: {problem}"], syntax=True)
     return [Document(path, i, b) for i, b in enumerate(bodies, start=1) if b is not None]
 
 
@@ -138,6 +134,16 @@ def analysis_refs(rollout: Rollout) -> Iterator[tuple[str, str, bool]]:
             continue
         for j, t in enumerate(ref.templates):
             yield f"{where}.templates[{j}].templateName", t.template_name, t.cluster_scope
+
+
+def risky(rollout: Rollout) -> list[str]:
+    """Legal but probably not meant: worth a warning from lint and simulate alike."""
+    if rollout.canary is not None and not rollout.canary.steps:
+        return [
+            "spec.strategy.canary.steps: no steps: every new revision goes straight to 100% "
+            "with no pause and no analysis step"
+        ]
+    return []
 
 
 def defined_templates(docs: Iterable[Document]) -> dict[str, set[str]]:
@@ -200,6 +206,7 @@ def check(
         except InvalidSpec as e:
             finding.problems += e.problems
             return finding
+        finding.warnings += risky(rollout)
         for where, name, cluster in analysis_refs(rollout):
             wanted = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
             if name not in templates[wanted]:
@@ -240,10 +247,8 @@ def lint_texts(sources: Iterable[tuple[str, str]], strict: bool = False) -> list
     for path, docs in loaded:
         if isinstance(docs, Finding):
             out.append(docs)
-        elif not docs:  # helm rendering nothing, a wrong glob: worth a word, not a failure
-            empty = Finding(path)
-            (empty.problems if strict else empty.warnings).append("no YAML documents")
-            out.append(empty)
+        elif not docs:  # an empty file, helm rendering nothing: nothing was checked, so no "ok"
+            out.append(Finding(path, ["no YAML documents: nothing to check"], syntax=True))
         else:
             out += [check(d, templates, strict, parsed) for d in docs]
     return out
@@ -263,15 +268,16 @@ def lint(files: tuple[str, ...], strict: bool) -> None:
     Every document of every file (multi-document YAML; - reads stdin) is checked by the
     controller's own models, with the same messages its InvalidSpec condition would show. A
     Rollout's references to analysis templates that none of the files define are warnings
-    (errors with --strict). The explicit compare.alpha of the templates a Rollout uses must fit
-    its error budget (0.05), as the controller checks when an analysis starts. Documents of
-    other API groups (Services, Deployments...) are listed
-    as skipped; a sluice.dev document of another kind is an error.
+    (errors with --strict), and so is a canary with no steps. The explicit compare.alpha of the
+    templates a Rollout uses must fit its error budget (0.05), as the controller checks when an
+    analysis starts. Documents of other API groups (Services, Deployments...) are listed as
+    skipped; a sluice.dev document of another kind is an error, and so is a file with no document
+    at all (nothing was checked).
 
     \b
     Exit codes:
       0  every document is valid
-      1  some document is invalid (or a file is not valid YAML)
+      1  some document is invalid (or a file is not valid YAML, or holds no document)
       2  a file could not be read, or a usage error
 
     \b

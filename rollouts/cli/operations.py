@@ -121,7 +121,7 @@ def _summary(doc: dict[str, Any]) -> str:
     st = doc.get("status") or {}
     weight = (st.get("weights") or {}).get("canary")
     parts = [f"{st.get('phase') or 'Unknown'}"]
-    if st.get("step"):
+    if st.get("step") and st["step"] != "-":  # "-": no revision rolling out through the steps
         parts.append(f"step {st['step']}")
     if weight is not None:
         parts.append(f"canary {weight}%")

@@ -124,9 +124,19 @@ def run(
     except SettingsError as e:
         raise click.UsageError(str(e)) from None
     configure_logging(settings.log_format, verbose)
+    from rollouts.cli.cluster_check import load_api_client, reach_cluster
     from rollouts.operator import run as run_operator
 
-    asyncio.run(run_operator(settings))
+    api = load_api_client()
+    reach_cluster(api)
+    try:
+        asyncio.run(run_operator(settings, api=api))
+    except KeyboardInterrupt:
+        pass
+    except Exception as e:  # kopf has logged the details; the exit says what ended it
+        from rollouts.cli.cluster_check import why
+
+        raise click.ClickException(f"the controller stopped: {why(e)}") from None
 
 
 def build_settings(*, all_namespaces: bool = False, **flags: object) -> Settings:

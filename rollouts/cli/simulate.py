@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from analysis.stats.evidence import Evidence
 from rollouts.api.rollout import Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
+from rollouts.cli.documents import NotYaml, load_all
+from rollouts.cli.lint import analysis_refs, risky
 from rollouts.engine.plan import AnalysisPhase
-from rollouts.simulator.simulation import SimLine, SimOptions, Simulation, SimulationError
+from rollouts.simulator.simulation import (
+    SimLine,
+    SimOptions,
+    SimResult,
+    Simulation,
+    SimulationError,
+)
 from rollouts.simulator.timeline import Timeline, TimelineRecorder, chain
 from simulations.simulated_provider import SCENARIOS, Scenario, load_scenario
 
@@ -29,12 +36,17 @@ TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 
 
 def load_docs(path: Path) -> list[Any]:
+    """The non-empty documents of a file; a syntax error is one ``file:line`` line, as in lint."""
     try:
-        return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except yaml.YAMLError as e:
-        raise click.ClickException(f"{path}: not valid YAML: {e}") from None
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise click.ClickException(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{path}: cannot read: not UTF-8 text") from None
+    try:
+        return [d for d in load_all(str(path), text) if d is not None]
+    except NotYaml as e:
+        raise click.ClickException(str(e)) from None
 
 
 def load_templates(paths: list[Path]) -> list[dict[str, Any]]:
@@ -56,6 +68,21 @@ def load_rollout_doc(path: Path) -> dict[str, Any]:
         if isinstance(doc, dict) and doc.get("kind") == "Rollout":
             return doc
     raise click.ClickException(f"{path}: no document of kind Rollout")
+
+
+def load_workload(path: Path, rollout: Rollout) -> dict[str, Any] | None:
+    """The Deployment a workloadRef adopts, from the same file (None when there is none)."""
+    ref = rollout.spec.workload_ref
+    if ref is None:
+        return None
+    for doc in load_docs(path):
+        if (
+            isinstance(doc, dict)
+            and doc.get("kind") == "Deployment"
+            and (doc.get("metadata") or {}).get("name") == ref.name
+        ):
+            return doc
+    return None
 
 
 def load_rollout(path: Path) -> Rollout:
@@ -86,38 +113,100 @@ def _evidence_text(ev: Evidence) -> str:
     return f"estimate {_num(ev.estimate)}{ci}  {score}  {ev.events} events"
 
 
-def _print_analysis(line: SimLine) -> None:
-    run = line.analysis
-    assert run is not None
-    click.echo(f"  {_clock(line.t)}   ~ analysis {run.name}: {run.phase}")
-    for m in run.metrics:
-        ev = m.evidence
+class Printer:
+    """The simulation as text, each message once.
+
+    The same words travel far in a rollout: an analysis verdict becomes the abort's message, the
+    status message, the history entry and the summary. Printed at each place, one abort filled a
+    screen five times; so a message already shown is referred to (``(above)``), not repeated.
+    """
+
+    def __init__(self, blue_green: bool) -> None:
+        self.blue_green = blue_green
+        self.shown: list[str] = []
+        self.last_status_message: str | None = None
+
+    def seen(self, message: str) -> bool:
+        """Whether ``message`` (or its text after a leading ``aborted: ``) was printed already."""
+        core = message.removeprefix("aborted: ")
+        return bool(core) and any(core in m for m in self.shown)
+
+    def once(self, message: str) -> str:
+        """``message`` the first time; after that, nothing (the reader has it above)."""
+        if not message or self.seen(message):
+            return ""
+        self.shown.append(message)
+        return message
+
+    def line(self, line: SimLine) -> None:
+        if line.analysis is not None:
+            self._analysis(line)
+        elif line.event is not None:
+            e = line.event
+            if e.type == "Warning":  # a verdict, told once (a retry may abort the same way)
+                told = self.once(e.message) or "(above)"
+                click.echo(f"  {_clock(line.t)}   ! {e.reason}: {told}")
+            else:  # routine ("step 1/4 done"): a retried rollout does it again, and says so
+                self.shown.append(e.message)
+                click.echo(f"  {_clock(line.t)}   · {e.reason}: {e.message}")
+        else:
+            self._status(line)
+
+    def _status(self, line: SimLine) -> None:
+        st = line.status
+        slots = "  ".join(
+            f"{s.name}:{s.role or '-'}@{s.revision or '-'} {s.ready_replicas}/{s.replicas}"
+            for s in st.slots
+        )
+        # blue-green has no steps and no canary weight: the new revision is preview, then active
+        where = (
+            f"{st.step or '-':<13}"
+            if self.blue_green
+            else f"step {st.step or '-':<7} canary {st.weights.canary:>3}%"
+        )
+        message = ""
+        if st.message != self.last_status_message:
+            self.last_status_message = st.message
+            # a state ("paused at a pause step") may recur; a verdict an event told is not repeated
+            message = st.message if not self.seen(st.message) else st.message.split(":")[0]
         click.echo(
-            f"  {'':9}     {m.name:<16} {m.phase:<12} {ev.outcome.value if ev else '-':<12} "
-            + (_evidence_text(ev) if ev else "estimate -  value -  0 events")
-            + (" (dry run)" if m.dry_run else "")
-            + (f"  {m.message}" if m.message else "")
+            f"  {_clock(line.t)} {st.phase or '-':<11} {where}  [{slots}]  {message}".rstrip()
         )
 
+    def _analysis(self, line: SimLine) -> None:
+        run = line.analysis
+        assert run is not None
+        click.echo(f"  {_clock(line.t)}   ~ analysis {run.name}: {run.phase}")
+        for m in run.metrics:
+            ev = m.evidence
+            message = self.once(m.message) if m.message else ""
+            click.echo(
+                f"  {'':9}     {m.name:<16} {m.phase:<12} {ev.outcome.value if ev else '-':<12} "
+                + (_evidence_text(ev) if ev else "estimate -  value -  0 events")
+                + (" (dry run)" if m.dry_run else "")
+                + (f"  {message}" if message else "")
+            )
 
-def _print_line(line: SimLine) -> None:
-    st = line.status
-    if line.analysis is not None:
-        _print_analysis(line)
-        return
-    if line.event is not None:
-        e = line.event
-        mark = "!" if e.type == "Warning" else "·"
-        click.echo(f"  {_clock(line.t)}   {mark} {e.reason}: {e.message}")
-        return
-    slots = "  ".join(
-        f"{s.name}:{s.role or '-'}@{s.revision or '-'} {s.ready_replicas}/{s.replicas}"
-        for s in st.slots
-    )
-    click.echo(
-        f"  {_clock(line.t)} {st.phase or '-':<11} step {st.step or '-':<7} "
-        f"canary {st.weights.canary:>3}%  [{slots}]  {st.message}"
-    )
+    def summary(self, result: SimResult) -> None:
+        st = result.rollout.status
+        assert st is not None
+        click.echo("")
+        click.echo(f"Result: {st.phase} after {_clock(result.seconds)} simulated ({result.reason})")
+        if self.blue_green:
+            click.echo(f"  stable (active) revision {st.stable_revision}")
+        else:
+            click.echo(
+                f"  stable revision {st.stable_revision}, canary weight {st.weights.canary}%"
+            )
+        if st.abort is not None:
+            text = f"{st.abort.reason}: {st.abort.message}"
+            click.echo(f"  aborted: {self.once(text) or f'{st.abort.reason} (message above)'}")
+        for run in st.analysis_runs:
+            if run.metrics:
+                message = self.once(run.message) if run.message else ""
+                click.echo(f"  analysis {run.name}: {run.phase} {message}".rstrip())
+        for h in st.history:
+            click.echo(f"  history: {h.revision} {h.outcome} {self.once(h.message)}".rstrip())
 
 
 def _check_plot(path: Path) -> None:
@@ -154,7 +243,10 @@ def _write_plot(timeline: Timeline, path: Path) -> None:
     "--set-image", help="Roll out this image (first container) instead of a template change."
 )
 @click.option(
-    "--abort-at", type=click.IntRange(min=1), help="Request an abort when step N (1-based) starts."
+    "--abort-at",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Request an abort when step N starts (steps count from 1; blue-green: 1 only).",
 )
 @click.option(
     "--promote", is_flag=True, help="Answer every pause that waits for a person with a promote."
@@ -175,14 +267,14 @@ def _write_plot(timeline: Timeline, path: Path) -> None:
 )
 @click.option(
     "--analysis-seconds",
-    type=float,
+    type=click.FloatRange(min=0),
     default=60.0,
     show_default=True,
     help="Simulated time an analysis takes to reach its verdict.",
 )
 @click.option(
     "--ready-delay",
-    type=float,
+    type=click.FloatRange(min=0),
     default=10.0,
     show_default=True,
     help="Simulated seconds for a new pod to become ready.",
@@ -252,7 +344,11 @@ def simulate(
     template change) is rolled out step by step. No cluster is needed.
 
     Analyses get scripted verdicts (--analysis), or with --scenario real AnalysisRuns whose
-    metrics are measured on simulated traffic; each analysis tick's evidence is printed.
+    metrics are measured on simulated traffic; each analysis tick's evidence is printed. Steps
+    are numbered from 1: "step 2/4" is the second step, the one --abort-at 2 aborts at.
+
+    Exit codes: 0 Healthy, 1 Degraded or input that cannot be simulated, 2 stopped otherwise
+    (paused for a person).
 
     With --plot, the run is also drawn as a timeline picture. Example:
 
@@ -285,6 +381,7 @@ def simulate(
         raise click.UsageError("--serve-metrics needs --prometheus (the server that scrapes it)")
     templates = load_templates([file, *template_paths]) if chosen is not None else []
     opts = SimOptions(
+        workload=load_workload(file, rollout),
         set_image=set_image,
         update=update,
         abort_at=abort_at,
@@ -300,35 +397,107 @@ def simulate(
         # live, every simulated second is a real one: reconcile every second, as the operator would
         tick=1.0 if serve_metrics is not None else SimOptions.tick,
     )
+    subject = parse_update(update_file, update) if update is not None else rollout
+    check_inputs(rollout, subject, set_image, abort_at)
     strategy = "canary" if rollout.canary is not None else "blue-green"
     click.echo(
         f"Simulating {strategy} Rollout {rollout.metadata.namespace}/{rollout.metadata.name} "
         f"from {file}"
     )
+    for warning in [*risky(subject), *analysis_warnings(subject, chosen, templates)]:
+        click.echo(f"Warning: {warning}", err=True)
     if chosen is not None:
         click.echo(f"Scenario {chosen.name}: {len(templates)} analysis template(s)")
+    elif any(True for _ in analysis_refs(subject)):
+        click.echo(f"Analysis: {scripted(verdict, fail_template, analysis_seconds)}")
+    printer = Printer(blue_green=rollout.blue_green is not None)
     try:
         sim = Simulation(rollout, opts)
         recorder = None
         if plot_path is not None:
             recorder = TimelineRecorder(sim, chosen.name if chosen is not None else None)
         record = recorder.on_line if recorder is not None else None
-        result = sim.run(chain(None if quiet else _print_line, record))
+        result = sim.run(chain(None if quiet else printer.line, record))
     except SimulationError as e:
         raise click.ClickException(str(e)) from None
     st = result.rollout.status
     assert st is not None
-    click.echo("")
-    click.echo(f"Result: {st.phase} after {_clock(result.seconds)} simulated ({result.reason})")
-    click.echo(f"  stable revision {st.stable_revision}, canary weight {st.weights.canary}%")
-    if st.abort is not None:
-        click.echo(f"  aborted: {st.abort.reason}: {st.abort.message}")
-    for run in st.analysis_runs:
-        if run.metrics:
-            click.echo(f"  analysis {run.name}: {run.phase} {run.message}".rstrip())
-    for h in st.history:
-        click.echo(f"  history: {h.revision} {h.outcome} {h.message}")
+    printer.summary(result)
     if plot_path is not None and recorder is not None:
         _write_plot(recorder.timeline(result), plot_path)
     if st.phase not in ("Healthy",):
         sys.exit(1 if st.phase == "Degraded" else 2)
+
+
+def parse_update(path: Path | None, doc: dict[str, Any]) -> Rollout:
+    try:
+        return parse_rollout(doc)
+    except InvalidSpec as e:  # load_rollout has validated it; kept for a clear message anyway
+        raise click.ClickException(f"{path}: invalid Rollout: " + "; ".join(e.problems)) from None
+
+
+def check_inputs(
+    rollout: Rollout, subject: Rollout, set_image: str | None, abort_at: int | None
+) -> None:
+    """Refuse options that cannot mean what they say, before anything is simulated."""
+    if set_image is not None:
+        if not set_image.strip():
+            raise click.ClickException("--set-image: the image is empty")
+        containers = (rollout.spec.template.get("spec") or {}).get("containers") or []
+        current = containers[0].get("image") if containers else None
+        if set_image == current:
+            raise click.ClickException(
+                f"--set-image {set_image}: that is already the image of the first container; "
+                "nothing would roll out"
+            )
+    if abort_at is not None:
+        if subject.canary is None:
+            if abort_at != 1:
+                raise click.ClickException(
+                    f"--abort-at {abort_at}: a blue-green Rollout has no steps "
+                    "(--abort-at 1 aborts once the preview is up)"
+                )
+        else:
+            count = len(subject.canary.steps)
+            if abort_at > count:
+                raise click.ClickException(
+                    f"--abort-at {abort_at}: the Rollout has {count} step"
+                    f"{'s' * (count != 1)}"
+                    + (f" (give 1 to {count})" if count else " (nothing to abort at)")
+                )
+
+
+def scripted(verdict: str, fail_template: tuple[str, ...], seconds: float) -> str:
+    """What scripted analysis means, said once: no template and no metric is looked at."""
+    failing = f", except templates {', '.join(fail_template)}: failed" if fail_template else ""
+    return (
+        f"scripted, not measured: every analysis {VERDICTS[verdict]} after {seconds:g}s"
+        f"{failing} (--scenario runs the real templates on simulated traffic)"
+    )
+
+
+def analysis_warnings(
+    subject: Rollout, chosen: Scenario | None, templates: list[dict[str, Any]]
+) -> list[str]:
+    """A scenario with nothing to judge, or templates the Rollout names that were not given."""
+    if chosen is None:
+        return []
+    refs = list(analysis_refs(subject))
+    if not refs:
+        return [
+            f"--scenario {chosen.name}: the Rollout runs no analysis, so the simulated traffic "
+            "judges nothing"
+        ]
+    given = {(d.get("kind"), (d.get("metadata") or {}).get("name")) for d in templates}
+    missing = sorted(
+        {
+            name
+            for _, name, cluster in refs
+            if ("ClusterAnalysisTemplate" if cluster else "AnalysisTemplate", name) not in given
+        }
+    )
+    return [
+        f"AnalysisTemplate {name!r} is not in FILE or --templates: analyses using it will fail "
+        "(give --templates DIR)"
+        for name in missing
+    ]

@@ -274,6 +274,33 @@ class KubeCluster:
 
         self._retrying(f"select {service}", write)
 
+    def read_workload(self, rollout: Rollout) -> dict[str, Any] | None:
+        ref = rollout.spec.workload_ref
+        if ref is None:
+            return None
+        namespace = rollout.metadata.namespace
+        return self._retrying(
+            f"read Deployment {ref.name}", lambda: self._read_deployment(namespace, ref.name)
+        )
+
+    def scale_workload(self, rollout: Rollout, replicas: int) -> None:
+        ref = rollout.spec.workload_ref
+        if ref is None:
+            return
+        ns = rollout.metadata.namespace
+
+        def write() -> None:
+            self.apps.patch_namespaced_deployment(
+                ref.name,
+                ns,
+                {"spec": {"replicas": replicas}},
+                field_manager=self.field_manager,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self.timeout,
+            )
+
+        self._retrying(f"scale Deployment {ref.name}", write)
+
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
         """The whole status in one merge patch on the status subresource. Fields the engine
         cleared go out as ``null``, which a merge patch deletes."""

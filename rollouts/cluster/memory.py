@@ -7,6 +7,7 @@ A revision listed in ``never_ready`` never becomes ready (to exercise progress d
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,6 +46,8 @@ class MemoryCluster:
         self.services: dict[Key, dict[str, SlotName | None]] = {}
         self.statuses: dict[Key, RolloutStatus] = {}
         self.events: dict[Key, list[MemoryEvent]] = {}
+        self.workloads: dict[Key, MemorySlot] = {}
+        """Deployments Rollouts adopt (``template`` holds the whole Deployment document)."""
 
     @staticmethod
     def key(rollout: Rollout) -> Key:
@@ -99,6 +102,36 @@ class MemoryCluster:
 
     def set_service_selector(self, rollout: Rollout, service: str, slot: SlotName | None) -> None:
         self.services.setdefault(self.key(rollout), {})[service] = slot
+
+    def add_workload(self, namespace: str, doc: dict[str, Any]) -> None:
+        """An existing Deployment, all its pods ready (what a Rollout adopts)."""
+        replicas = (doc.get("spec") or {}).get("replicas", 1)
+        self.workloads[(namespace, doc["metadata"]["name"])] = MemorySlot(
+            revision="", template=copy.deepcopy(doc), ready_at=[self.clock()] * replicas
+        )
+
+    def edit_workload(self, namespace: str, name: str, template: dict[str, Any]) -> None:
+        """A new pod template for the Deployment, as a Git change would bring."""
+        self.workloads[(namespace, name)].template["spec"]["template"] = template
+
+    def read_workload(self, rollout: Rollout) -> dict[str, Any] | None:
+        ref = rollout.spec.workload_ref
+        w = self.workloads.get((rollout.metadata.namespace, ref.name)) if ref else None
+        if w is None:
+            return None
+        doc = copy.deepcopy(w.template)
+        doc["spec"]["replicas"] = len(w.ready_at)
+        doc["status"] = {"readyReplicas": w.ready(self.clock(), False)}
+        return doc
+
+    def scale_workload(self, rollout: Rollout, replicas: int) -> None:
+        ref = rollout.spec.workload_ref
+        assert ref is not None
+        w = self.workloads[(rollout.metadata.namespace, ref.name)]
+        if replicas < len(w.ready_at):
+            del w.ready_at[replicas:]
+        else:
+            w.ready_at.extend([self.clock() + self.ready_delay] * (replicas - len(w.ready_at)))
 
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
         self.statuses[self.key(rollout)] = status

@@ -46,6 +46,14 @@ class Cluster(Protocol):
         self, rollout: Rollout, service: str, slot: SlotName | None
     ) -> None: ...
 
+    def read_workload(self, rollout: Rollout) -> dict[str, Any] | None:
+        """The Deployment ``spec.workloadRef`` names (spec and status), or None when absent."""
+        ...
+
+    def scale_workload(self, rollout: Rollout, replicas: int) -> None:
+        """Scale the Deployment ``spec.workloadRef`` names (only its replicas change)."""
+        ...
+
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
         """One write of the whole status per reconcile (the status subresource on Kubernetes)."""
         ...

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from rollouts.api.base import parse_duration
 from rollouts.api.rollout import AnalysisRef, CanaryStep, CanaryStrategy
+from rollouts.engine import managed_routes
 from rollouts.engine.context import Ctx, percent_of
 from rollouts.engine.plan import Promotion, StopAnalysis
 
@@ -77,6 +78,7 @@ def _hold_routing(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:
         return
     weight = reached_weight(c, idx)
     ctx.weight(weight, routed)
+    managed_routes.assert_routes(ctx, c, managed_routes.wanted(c, idx))
     # with no router the stable Service spans both slots once the canary carries traffic
     spans_both = not routed and weight > 0
     ctx.select(c.stable_service, None if spans_both else ctx.stable_slot)
@@ -107,8 +109,10 @@ def _first_revision(ctx: Ctx, c: CanaryStrategy) -> None:
 
 
 def _route_all_to_stable(ctx: Ctx, c: CanaryStrategy) -> None:
-    """All traffic to stable: weight first, then selectors, so no request reaches a dying pod."""
+    """All traffic to stable: weight and header/mirror routes first, then selectors, so no request
+    reaches a dying pod."""
     ctx.weight(0, c.traffic_routing is not None)
+    managed_routes.assert_routes(ctx, c, managed_routes.NONE)
     ctx.select(c.stable_service, ctx.stable_slot)
     ctx.select(c.canary_service, ctx.stable_slot)
 
@@ -116,6 +120,7 @@ def _route_all_to_stable(ctx: Ctx, c: CanaryStrategy) -> None:
 def _abandon(ctx: Ctx, c: CanaryStrategy, why: str) -> None:
     ctx.abandon(why)
     ctx.weight(0, c.traffic_routing is not None)
+    managed_routes.assert_routes(ctx, c, managed_routes.NONE)
     ctx.select(c.stable_service, ctx.stable_slot)
 
 
@@ -159,6 +164,8 @@ def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool)
     if step.set_weight is not None:
         w = step.set_weight
         want = percent_of(ctx.replicas, w)
+        if want == 0 and not managed_routes.wanted(c, idx).empty:
+            want = 1  # a header or mirror route still sends requests to the canary
         ctx.deploy(new, want)
         ctx.note_progress(new)
         if not ctx.ready(new, want):
@@ -178,6 +185,22 @@ def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool)
         ctx.select(c.stable_service, None)
         ctx.select(c.canary_service, new)
         ctx.weight(w, False)
+        return True
+    if step.set_header_route is not None or step.set_mirror_route is not None:
+        routes = managed_routes.wanted(c, idx + 1)
+        if not routes.empty:
+            # requests routed or mirrored to the canary need canary pods, even at weight 0
+            want = max(percent_of(ctx.replicas, reached_weight(c, idx)), 1)
+            ctx.deploy(new, want)
+            ctx.note_progress(new)
+            if not ctx.ready(new, want):
+                if ctx.progress_deadline_passed():
+                    ctx.abort(
+                        "ProgressDeadlineExceeded",
+                        f"canary not ready within {ctx.rollout.spec.progress_deadline_seconds}s",
+                    )
+                return False
+        managed_routes.assert_routes(ctx, c, routes)
         return True
     if step.pause is not None:
         if step.pause.duration is None:
@@ -239,6 +262,7 @@ def _promote(ctx: Ctx, c: CanaryStrategy, routed: bool) -> None:
             )
         return
     ctx.stop_analyses("rollout promoted")
+    managed_routes.assert_routes(ctx, c, managed_routes.NONE)
     if routed:
         ctx.weight(100, True)
     ctx.select(c.stable_service, new)

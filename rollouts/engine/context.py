@@ -179,8 +179,9 @@ class Ctx:
         step_index: int | None = None,
     ) -> AnalysisRunRecord:
         """Start (once) the analysis of this kind for the current revision and return its record."""
+        # steps are numbered from 1 everywhere people read them: the run of step 2 is -step2
         suffix = {
-            "step": f"step{step_index}",
+            "step": f"step{(step_index or 0) + 1}",
             "background": "bg",
             "prePromotion": "pre",
             "postPromotion": "post",
@@ -190,7 +191,10 @@ class Ctx:
         name = f"{self.name}-{self.status.current_revision}{retry}-{suffix}"
         earlier = False  # started by an earlier reconcile
         for run in self.status.analysis_runs:
-            if run.name == name:
+            # by kind and step, not name: a run started before step runs were numbered from 1
+            # (``-step1`` for step 2) is still this step's run after an upgrade
+            if run.name == name or (run.kind == kind and run.step_index == step_index):
+                name = run.name
                 earlier = True
                 break
         else:

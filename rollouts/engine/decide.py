@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rollouts.api.rollout import Rollout, RolloutStatus, SlotStatus
-from rollouts.engine import bluegreen, canary
+from rollouts.engine import bluegreen, canary, workload
 from rollouts.engine.conditions import summarize
 from rollouts.engine.context import Ctx, other
 from rollouts.engine.plan import EmitEvent, Observed, Plan, Promotion, Request
@@ -41,8 +41,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
         canary.reconcile(ctx, c, promote)
         steps = len(c.steps)
         st.step_count = steps
-        idx = min(st.current_step_index or 0, steps)
-        st.step = f"{idx}/{steps}"
+        st.step = _step_label(st, steps)
     else:
         bg = rollout.blue_green
         assert bg is not None
@@ -51,6 +50,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
         st.current_step_index = None
         st.step = "active" if st.current_revision == st.stable_revision else "preview"
 
+    workload.reconcile(ctx)
     ctx.apply_due_scale_downs()
     _slots_summary(ctx)
     in_flight = st.current_revision != st.stable_revision or _post_promotion_pending(ctx)
@@ -71,6 +71,15 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
     labels = rollout.spec.selector.match_labels or {}
     st.label_selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
     return Plan(status=st, actions=tuple(ctx.actions), requeue_after=_requeue(ctx, in_flight))
+
+
+def _step_label(st: RolloutStatus, steps: int) -> str:
+    """``status.step``: the step being worked on, numbered from 1 like everything people read
+    (``2/4`` = the second of four steps), ``-`` when no revision is rolling out through them."""
+    in_flight = st.current_revision is not None and st.current_revision != st.stable_revision
+    if not in_flight or steps == 0:
+        return "-"
+    return f"{min((st.current_step_index or 0) + 1, steps)}/{steps}"
 
 
 def decide_invalid(

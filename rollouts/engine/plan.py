@@ -54,6 +54,14 @@ class Request:
 
 
 @dataclass(frozen=True)
+class WorkloadObservation:
+    """The Deployment a ``workloadRef`` names: its wanted and ready pods."""
+
+    replicas: int
+    ready_replicas: int
+
+
+@dataclass(frozen=True)
 class Observed:
     """What the ports saw just before deciding.
 
@@ -71,6 +79,8 @@ class Observed:
     analysis: dict[str, AnalysisObservation] = field(default_factory=dict)
     request: Request | None = None
     routing_error: str | None = None
+    workload: WorkloadObservation | None = None
+    """The referenced Deployment (``spec.workloadRef``); None without one."""
 
 
 # --------------------------------------------------------------------------------------- actions
@@ -134,8 +144,48 @@ class DeleteSlot:
 
 
 @dataclass(frozen=True)
+class HeaderMatch:
+    """One header a request must carry to be routed to the canary."""
+
+    name: str
+    value: str
+    match: Literal["exact", "prefix", "regex"] = "exact"
+    cookie: str | None = None
+    """Set when this match is a cookie's (the ``Cookie`` header regex): its name, for routers
+    that match cookies by name (NGINX)."""
+
+
+@dataclass(frozen=True)
+class ManagedRoutes:
+    """The routes Sluice adds to the routing object beside the weights: a header route to the
+    canary (``headers`` all required; none: no route) and a mirror of ``mirror`` percent."""
+
+    headers: tuple[HeaderMatch, ...] = ()
+    mirror: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.headers and not self.mirror
+
+
+@dataclass(frozen=True)
+class SetManagedRoutes:
+    """Make the router's own header and mirror routes exactly ``routes`` (idempotent: nothing is
+    written when they already are, so asserting it every reconcile undoes drift)."""
+
+    routes: ManagedRoutes
+
+
+@dataclass(frozen=True)
 class RemoveManagedRoutes:
     """Undo what the traffic router added (a canary Ingress, header routes)."""
+
+
+@dataclass(frozen=True)
+class ScaleWorkload:
+    """Scale the Deployment ``spec.workloadRef`` names."""
+
+    replicas: int
 
 
 @dataclass(frozen=True)
@@ -155,6 +205,8 @@ Action = (
     | ReleaseSlot
     | DeleteSlot
     | RemoveManagedRoutes
+    | SetManagedRoutes
+    | ScaleWorkload
     | EmitEvent
 )
 

@@ -24,6 +24,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from rollouts.engine.plan import ManagedRoutes
+
 # defined apart so the memory router needs no client; every router imports it from here too
 from rollouts.routing.errors import RoutingError as RoutingError
 
@@ -239,5 +241,35 @@ class JsonPatchRouter(ABC):
         """None: the object's weights say nothing about whether the proxies applied them."""
         return None
 
-    def remove_managed_routes(self) -> None:  # noqa: B027 - deliberately a no-op for all
-        """Nothing to remove: this router adds no objects or routes, it only sets weights."""
+    def managed_routes_patch(self, obj: Mapping[str, Any], routes: ManagedRoutes) -> JsonPatch:
+        """The patch making Sluice's header and mirror routes ``routes``; routers that carry
+        them override this. The default carries none."""
+        if not routes.empty:
+            raise RoutingError(f"{self.label}: header and mirror routes are not supported here")
+        return []
+
+    def set_managed_routes(self, routes: ManagedRoutes) -> None:
+        for attempt in range(self.attempts):
+            ops = self.managed_routes_patch(self.fetch(), routes)
+            if not ops:
+                return
+            try:
+                custom_api(self.api).patch_namespaced_custom_object(
+                    self.resource.group,
+                    self.resource.version,
+                    self.namespace,
+                    self.resource.plural,
+                    self.name,
+                    ops,
+                    field_manager=FIELD_MANAGER,
+                    _content_type=JSON_PATCH,
+                )
+                return
+            except ApiException as e:
+                if not is_conflict(e) or attempt == self.attempts - 1:
+                    raise
+
+    def remove_managed_routes(self) -> None:
+        """Remove this Rollout's header and mirror routes, if the object is still there."""
+        if read_object(self.api, self.resource, self.namespace, self.name) is not None:
+            self.set_managed_routes(ManagedRoutes())

@@ -40,14 +40,21 @@ def router_for(
     routing = canary.traffic_routing
     namespace = rollout.metadata.namespace
     services = {"stable_service": canary.stable_service, "canary_service": canary.canary_service}
+    prefix = f"sluice-{rollout.metadata.name}"  # names the header and mirror routes it owns
     if routing.istio is not None:
         vs = routing.istio.virtual_service
         return istio.IstioRouter(
-            api, namespace, vs.name, routes=vs.routes, version=istio_version, **services
+            api,
+            namespace,
+            vs.name,
+            routes=vs.routes,
+            version=istio_version,
+            prefix=prefix,
+            **services,
         )
     if routing.gateway_api is not None:
         return gateway_api.GatewayAPIRouter(
-            api, namespace, routing.gateway_api.http_route.name, **services
+            api, namespace, routing.gateway_api.http_route.name, prefix=prefix, **services
         )
     if routing.smi is not None:
         return smi.SMIRouter(

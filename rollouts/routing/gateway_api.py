@@ -7,11 +7,15 @@ elsewhere stay the user's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
 
+from rollouts.engine.plan import HeaderMatch, ManagedRoutes
+from rollouts.routing import managed
 from rollouts.routing.common import (
     JsonPatch,
     JsonPatchRouter,
@@ -37,7 +41,10 @@ def rule_splits(
     label = f"HTTPRoute {meta.get('namespace', namespace)}/{meta.get('name', '?')}"
     rules = (route.get("spec") or {}).get("rules") or []
     splits: list[Split] = []
+    headers = managed.header_routes(route)  # Sluice's header rules send only to the canary
     for i, rule in enumerate(rules):
+        if rule.get("name") in headers:
+            continue
         refs = rule.get("backendRefs") or []
         found = {
             role: [j for j, r in enumerate(refs) if _refers(r, service, namespace)]
@@ -115,6 +122,77 @@ def _weight(ref: Mapping[str, Any]) -> int | None:
     return DEFAULT_WEIGHT if "weight" not in ref else int_weight(ref["weight"])
 
 
+def managed_routes_patch(
+    route: Mapping[str, Any],
+    wanted: ManagedRoutes,
+    *,
+    prefix: str,
+    stable: str,
+    canary: str,
+    namespace: str,
+) -> JsonPatch:
+    """The patch making this Rollout's header and mirror rules ``wanted``.
+
+    Both derive from the first managed rule, keeping its matches and filters: the header rule adds
+    the headers to each match and sends only to the canary (within a route, Gateway API prefers
+    the rule with more header matches); the mirror rule is a copy (weights kept by ``set_weight``)
+    with a ``RequestMirror`` filter for ``wanted.mirror`` percent, placed first so it wins the tie
+    with the rule it copies.
+    """
+    rules = list((route.get("spec") or {}).get("rules") or [])
+    mine = managed.owned(route, prefix)
+    user = [r for r in rules if r.get("name") not in mine]
+    new: list[dict[str, Any]] = []
+    if not wanted.empty:
+        meta = route.get("metadata") or {}
+        label = f"HTTPRoute {meta.get('namespace', namespace)}/{meta.get('name', '?')}"
+        managed.check_names_free(label, user, prefix, mine)
+        base_route = {**route, "spec": {**(route.get("spec") or {}), "rules": user}}
+        split = rule_splits(base_route, stable=stable, canary=canary, namespace=namespace)[0]
+        base = user[int(split.path[2])]
+        canary_ref = copy.deepcopy(base["backendRefs"][split.canary])
+        if wanted.headers:
+            rule = copy.deepcopy(base)
+            rule["name"] = managed.route_name(prefix, managed.HEADER)
+            rule["matches"] = _with_headers(base.get("matches"), wanted.headers)
+            rule["backendRefs"] = [{**canary_ref, "weight": 100}]
+            new.append(rule)
+        if wanted.mirror:
+            rule = copy.deepcopy(base)
+            rule["name"] = managed.route_name(prefix, managed.MIRROR)
+            target = {k: v for k, v in canary_ref.items() if k != "weight" and k != "filters"}
+            mirror = {"backendRef": target, "percent": wanted.mirror}
+            rule["filters"] = [
+                *(base.get("filters") or []),
+                {"type": "RequestMirror", "requestMirror": mirror},
+            ]
+            new.append(rule)
+    names = {r["name"] for r in new}
+    return managed.replace_routes(route, ("spec", "rules"), rules, new + user, prefix, names)
+
+
+def _header(h: HeaderMatch) -> dict[str, str]:
+    if h.match == "exact":
+        return {"type": "Exact", "name": h.name, "value": h.value}
+    # Gateway API has no prefix match for headers: a regex anchored at the start is one
+    value = h.value if h.match == "regex" else "^" + re.escape(h.value) + ".*"
+    return {"type": "RegularExpression", "name": h.name, "value": value}
+
+
+def _with_headers(
+    matches: list[dict[str, Any]] | None, headers: Sequence[HeaderMatch]
+) -> list[dict[str, Any]]:
+    ours = [_header(h) for h in headers]
+    names = {h.name.lower() for h in headers}
+    if not matches:
+        return [{"headers": ours}]
+    out = []
+    for m in matches:
+        kept = [h for h in m.get("headers") or [] if str(h.get("name", "")).lower() not in names]
+        out.append({**copy.deepcopy(m), "headers": kept + ours})
+    return out
+
+
 class GatewayAPIRouter(JsonPatchRouter):
     resource = RESOURCE
 
@@ -126,12 +204,24 @@ class GatewayAPIRouter(JsonPatchRouter):
         *,
         stable_service: str,
         canary_service: str,
+        prefix: str = "sluice",
     ) -> None:
         super().__init__(api, namespace, name)
         self.stable_service = stable_service
         self.canary_service = canary_service
+        self.prefix = prefix
 
     def splits(self, obj: Mapping[str, Any]) -> list[Split]:
         return rule_splits(
             obj, stable=self.stable_service, canary=self.canary_service, namespace=self.namespace
+        )
+
+    def managed_routes_patch(self, obj: Mapping[str, Any], routes: ManagedRoutes) -> JsonPatch:
+        return managed_routes_patch(
+            obj,
+            routes,
+            prefix=self.prefix,
+            stable=self.stable_service,
+            canary=self.canary_service,
+            namespace=self.namespace,
         )

@@ -7,11 +7,14 @@ destinations stay exactly as the user wrote them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
 
+from rollouts.engine.plan import HeaderMatch, ManagedRoutes
+from rollouts.routing import managed
 from rollouts.routing.common import (
     JsonPatch,
     JsonPatchRouter,
@@ -42,6 +45,7 @@ def route_splits(
     stable: str,
     canary: str,
     namespace: str,
+    prefix: str | None = None,
 ) -> list[Split]:
     """The weighted pairs of the managed http routes.
 
@@ -54,6 +58,10 @@ def route_splits(
     http = (vs.get("spec") or {}).get("http") or []
     wanted = list(dict.fromkeys(routes)) if routes else None
     splits: list[Split] = []
+    headers = managed.header_routes(vs)  # Sluice's header routes send only to the canary
+    if wanted is not None and prefix is not None:
+        # this Rollout's mirror route copies a managed route, weights included
+        wanted += sorted(managed.owned(vs, prefix) - headers)
     if wanted is not None:
         names = [r.get("name") for r in http]
         for name in wanted:
@@ -65,7 +73,8 @@ def route_splits(
         chosen = [
             (i, r)
             for i, r in enumerate(http)
-            if any(
+            if r.get("name") not in headers
+            and any(
                 _host_is(d, s, namespace) for d in r.get("route") or [] for s in (stable, canary)
             )
         ]
@@ -163,6 +172,65 @@ def _weight(dest: Mapping[str, Any]) -> int | None:
     return 0 if "weight" not in dest else int_weight(dest["weight"])
 
 
+def managed_routes_patch(
+    vs: Mapping[str, Any],
+    wanted: ManagedRoutes,
+    *,
+    prefix: str,
+    routes: Sequence[str] | None,
+    stable: str,
+    canary: str,
+    namespace: str,
+) -> JsonPatch:
+    """The patch making this Rollout's header and mirror routes ``wanted``.
+
+    Both derive from the first managed route, so they keep its matches, retries and timeouts:
+    the header route adds the headers to each of its matches and sends only to the canary; the
+    mirror route is a copy (weights too, kept by ``set_weight`` like the original's) that also
+    mirrors ``wanted.mirror`` percent to the canary. They go first in ``http``: Istio takes the
+    first route that matches.
+    """
+    http = list((vs.get("spec") or {}).get("http") or [])
+    mine = managed.owned(vs, prefix)
+    user = [r for r in http if r.get("name") not in mine]
+    new: list[dict[str, Any]] = []
+    if not wanted.empty:
+        meta = vs.get("metadata") or {}
+        label = f"VirtualService {meta.get('namespace', namespace)}/{meta.get('name', '?')}"
+        managed.check_names_free(label, user, prefix, mine)
+        base_vs = {**vs, "spec": {**(vs.get("spec") or {}), "http": user}}
+        split = route_splits(
+            base_vs, routes=routes, stable=stable, canary=canary, namespace=namespace
+        )[0]
+        base = user[int(split.path[2])]
+        canary_dest = copy.deepcopy(base["route"][split.canary])
+        if wanted.headers:
+            route = copy.deepcopy(base)
+            route["name"] = managed.route_name(prefix, managed.HEADER)
+            route["match"] = _with_headers(base.get("match"), wanted.headers)
+            route["route"] = [{**canary_dest, "weight": 100}]
+            route.pop("mirror", None)
+            route.pop("mirrorPercentage", None)
+            new.append(route)
+        if wanted.mirror:
+            route = copy.deepcopy(base)
+            route["name"] = managed.route_name(prefix, managed.MIRROR)
+            route["mirror"] = copy.deepcopy(canary_dest["destination"])
+            route["mirrorPercentage"] = {"value": float(wanted.mirror)}
+            new.append(route)
+    names = {r["name"] for r in new}
+    return managed.replace_routes(vs, ("spec", "http"), http, new + user, prefix, names)
+
+
+def _with_headers(
+    matches: list[dict[str, Any]] | None, headers: Sequence[HeaderMatch]
+) -> list[dict[str, Any]]:
+    ours = {h.name.lower(): {h.match: h.value} for h in headers}
+    if not matches:
+        return [{"headers": ours}]
+    return [{**copy.deepcopy(m), "headers": {**(m.get("headers") or {}), **ours}} for m in matches]
+
+
 class IstioRouter(JsonPatchRouter):
     def __init__(
         self,
@@ -174,9 +242,11 @@ class IstioRouter(JsonPatchRouter):
         canary_service: str,
         routes: Sequence[str] | None = None,
         version: str = "v1beta1",
+        prefix: str = "sluice",
     ) -> None:
         super().__init__(api, namespace, name)
         self.resource = resource(version)
+        self.prefix = prefix
         self.routes = list(routes) if routes else None
         self.stable_service = stable_service
         self.canary_service = canary_service
@@ -184,6 +254,18 @@ class IstioRouter(JsonPatchRouter):
     def splits(self, obj: Mapping[str, Any]) -> list[Split]:
         return route_splits(
             obj,
+            routes=self.routes,
+            stable=self.stable_service,
+            canary=self.canary_service,
+            namespace=self.namespace,
+            prefix=self.prefix,
+        )
+
+    def managed_routes_patch(self, obj: Mapping[str, Any], routes: ManagedRoutes) -> JsonPatch:
+        return managed_routes_patch(
+            obj,
+            routes,
+            prefix=self.prefix,
             routes=self.routes,
             stable=self.stable_service,
             canary=self.canary_service,

@@ -14,13 +14,14 @@ reads back as weight 0, so the engine's view and the cluster agree without an ex
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from rollouts.engine.plan import HeaderMatch, ManagedRoutes
 from rollouts.routing.common import (
     FIELD_MANAGER,
     MERGE_PATCH,
@@ -39,6 +40,11 @@ CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 INGRESS_CLASS = "kubernetes.io/ingress.class"
 ROLLOUT_LABEL = "sluice.dev/rollout"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+BY_HEADER = "nginx.ingress.kubernetes.io/canary-by-header"
+BY_HEADER_VALUE = "nginx.ingress.kubernetes.io/canary-by-header-value"
+BY_HEADER_PATTERN = "nginx.ingress.kubernetes.io/canary-by-header-pattern"
+BY_COOKIE = "nginx.ingress.kubernetes.io/canary-by-cookie"
+HEADER_ANNOTATIONS = (BY_HEADER, BY_HEADER_VALUE, BY_HEADER_PATTERN, BY_COOKIE)
 OWNED_ANNOTATIONS = (CANARY, CANARY_WEIGHT, INGRESS_CLASS)
 MAX_NAME = 253
 
@@ -181,6 +187,28 @@ def read_weight(canary: Mapping[str, Any] | None) -> int | None:
     return weight if weight is not None and 0 <= weight <= 100 else None
 
 
+def header_annotations(headers: Sequence[HeaderMatch], ingress: str) -> dict[str, str]:
+    """ingress-nginx's canary-by-header annotations for one header (exact or regex) or one
+    cookie, which it sends to the canary when the cookie's value is ``always``."""
+    if not headers:
+        return {}
+    if len(headers) > 1:
+        raise RoutingError(f"Ingress {ingress}: ingress-nginx routes by one header or cookie")
+    h = headers[0]
+    if h.cookie is not None:
+        return {BY_COOKIE: h.cookie}
+    if h.match == "exact":
+        return {BY_HEADER: h.name, BY_HEADER_VALUE: h.value}
+    if h.match == "regex":
+        return {BY_HEADER: h.name, BY_HEADER_PATTERN: h.value}
+    raise RoutingError(f"Ingress {ingress}: ingress-nginx matches a header exactly or by regex")
+
+
+def _header_annotations(canary: Mapping[str, Any] | None) -> dict[str, str]:
+    annotations = ((canary or {}).get("metadata") or {}).get("annotations") or {}
+    return {k: v for k, v in annotations.items() if k in HEADER_ANNOTATIONS}
+
+
 class NginxRouter:
     resource = RESOURCE
 
@@ -217,7 +245,7 @@ class NginxRouter:
     def set_weight(self, canary: int) -> None:
         check_weight(canary)
         current = self._managed_canary()
-        if canary == 0:
+        if canary == 0 and not _header_annotations(current):
             if current is not None:
                 self._delete()
             return
@@ -274,6 +302,60 @@ class NginxRouter:
     def verify_weight(self) -> bool | None:
         """None: the annotation says nothing about whether ingress-nginx reloaded it."""
         return None
+
+    def set_managed_routes(self, routes: ManagedRoutes) -> None:
+        """Header routes as ingress-nginx's canary-by-header annotations on the canary Ingress
+        (kept at weight 0 while a header route needs it); ingress-nginx cannot mirror to a
+        canary Ingress."""
+        if routes.mirror:
+            raise RoutingError(
+                f"Ingress {self.namespace}/{self.stable_ingress}: ingress-nginx cannot mirror "
+                "traffic to a canary; use Istio or Gateway API for setMirrorRoute"
+            )
+        wanted = header_annotations(routes.headers, self.stable_ingress)
+        current = self._managed_canary()
+        have = _header_annotations(current)
+        if have == wanted:
+            return
+        if current is None:
+            self._create_at_zero(wanted)
+            return
+        changes: dict[str, Any] = {k: v for k, v in wanted.items() if have.get(k) != v}
+        changes.update({k: None for k in have if k not in wanted})
+        custom_api(self.api).patch_namespaced_custom_object(
+            RESOURCE.group,
+            RESOURCE.version,
+            self.namespace,
+            RESOURCE.plural,
+            self.canary_ingress,
+            {"metadata": {"annotations": changes}},
+            field_manager=FIELD_MANAGER,
+            _content_type=MERGE_PATCH,
+        )
+        if not wanted and read_weight(current) == 0:
+            self._delete()  # nothing routes to the canary any more: leave nothing behind
+
+    def _create_at_zero(self, annotations: dict[str, str]) -> None:
+        stable = self._read(self.stable_ingress)
+        if stable is None:
+            raise RoutingError(f"Ingress {self.namespace}/{self.stable_ingress} not found")
+        stable.setdefault("metadata", {}).setdefault("namespace", self.namespace)
+        desired = desired_canary(
+            stable,
+            owner=self.owner,
+            stable_service=self.stable_service,
+            canary_service=self.canary_service,
+            weight=0,
+        )
+        desired["metadata"]["annotations"].update(annotations)
+        custom_api(self.api).create_namespaced_custom_object(
+            RESOURCE.group,
+            RESOURCE.version,
+            self.namespace,
+            RESOURCE.plural,
+            desired,
+            field_manager=FIELD_MANAGER,
+        )
 
     def remove_managed_routes(self) -> None:
         """Delete the canary Ingress if it is this Rollout's; someone else's is left alone."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from rollouts.engine.plan import ManagedRoutes
+
 
 class TrafficRouter(Protocol):
     def set_weight(self, canary: int) -> None:
@@ -37,8 +39,16 @@ class TrafficRouter(Protocol):
         """Whether the data plane applies the weight (None: this router cannot tell)."""
         ...
 
+    def set_managed_routes(self, routes: ManagedRoutes) -> None:
+        """Make the header and mirror routes Sluice owns in the routing object exactly ``routes``
+        (none: remove them). Only routes Sluice created (named and marked as its own) are
+        touched, with the same guarded patches as weights; idempotent. Raises ``RoutingError``
+        when this router cannot carry them."""
+        ...
+
     def remove_managed_routes(self) -> None:
-        """Undo what Sluice added (the NGINX canary Ingress) when a Rollout goes away.
+        """Undo what Sluice added (the NGINX canary Ingress, header and mirror routes) when a
+        Rollout goes away.
 
         Weights in user-owned objects are not reset here: call ``set_weight(0)`` first to send
         everything to stable. Objects Sluice did not create are never deleted.

@@ -18,7 +18,7 @@ from analysis.providers.port import MetricProvider
 from analysis.store.memory import MemoryAnalysisStore
 from analysis.store.port import AnalysisRunStore
 from rollouts.api.rollout import AnalysisRunRecord, ObjectMeta, Rollout, RolloutStatus
-from rollouts.api.validation import parse_rollout
+from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.memory import MemoryCluster, MemoryEvent
 from rollouts.engine import Plan, Request
 from rollouts.engine.context import services_of
@@ -29,9 +29,13 @@ from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.scripted import ScriptedVerdicts
+from rollouts.workload_ref import resolve
 from simulations.simulated_provider import Scenario, SimulatedProvider
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+PREVIEW_TEST_PERCENT = 5.0
+"""A blue-green preview gets no production traffic; the simulator sends it this share of the
+scenario's requests as the smoke tests or probers of its pre-promotion analysis would."""
 LIVE_LAG_SECONDS = 3.0
 """Live (scraped) mode judges windows this far behind the wall clock: a 1 s scrape interval plus
 the time Prometheus takes to make a scraped sample queryable."""
@@ -57,6 +61,7 @@ class SimOptions:
     templates: tuple[dict[str, Any], ...] = ()  # (Cluster)AnalysisTemplate documents
     prometheus: str | None = None  # measure through this Prometheus, fed by the simulator
     serve_metrics: str | None = None  # live: serve /metrics on HOST:PORT for it to scrape
+    workload: dict[str, Any] | None = None  # the Deployment a workloadRef adopts
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,13 @@ class Simulation:
         if self.opts.scenario is not None:
             self.verdicts = self._analysis(rollout, self.opts.scenario)
         self.ports = Ports(self.cluster, self.router, self.verdicts)
+        ref = rollout.spec.workload_ref
+        if ref is not None:
+            if self.opts.workload is None:
+                raise SimulationError(
+                    f"spec.workloadRef: Deployment {ref.name} is not in the file: add its manifest"
+                )
+            self.cluster.add_workload(rollout.metadata.namespace, self.opts.workload)
         meta = rollout.metadata.model_copy(update={"generation": rollout.metadata.generation or 1})
         self.rollout = rollout.model_copy(update={"metadata": meta})
         self.lines: list[SimLine] = []
@@ -138,21 +150,26 @@ class Simulation:
                 name = (doc.get("metadata") or {}).get("name", f"#{i + 1}")
                 raise SimulationError(f"template {name}: " + "; ".join(e.problems)) from None
         # with a real Prometheus, simulated time starts an hour ago on the wall clock, so the
-        # remote-written samples fall in the window Prometheus's head block accepts; served live
-        # for scraping, it is the wall clock itself
-        origin = EPOCH.timestamp() if self.opts.prometheus is None else time.time() - 3600.0
+        # remote-written samples fall in the window Prometheus's head block accepts, or after the
+        # newest sample it holds (an earlier run's): each run's series then have their own span
+        # of time, never refused as out of order nor summed with another run's. Served live for
+        # scraping, it is the wall clock itself
+        origin = EPOCH.timestamp()
         if self.live:
             origin = time.time()
+        elif self.opts.prometheus is not None:
+            origin = self._free_origin(self.opts.prometheus)
 
         def weight() -> float:
             st = self.rollout.status or RolloutStatus()
             if self.rollout.blue_green is not None:
-                # the preview gets no production traffic; after the switch the new revision
-                # gets all of it (the canary arm), the old pods none
-                switched = st.current_revision is not None and (
-                    st.current_revision == st.stable_revision
-                )
-                return 100.0 if switched else 0.0
+                # the preview gets no production traffic, only test traffic; after the switch the
+                # new revision gets all of it (the canary arm), the old pods none
+                if st.current_revision is None:
+                    return 0.0
+                if st.current_revision == st.stable_revision:
+                    return 100.0
+                return PREVIEW_TEST_PERCENT
             return float(st.weights.canary)
 
         provider: MetricProvider
@@ -167,6 +184,17 @@ class Simulation:
         # live, a window is judged only once the scrape covering its end has landed
         lag = LIVE_LAG_SECONDS if self.live else 0.0
         return AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
+
+    @staticmethod
+    def _free_origin(url: str) -> float:
+        from simulations.prometheus_feed import newest_sample
+
+        try:
+            newest = newest_sample(url)
+        except RuntimeError as e:
+            raise SimulationError(f"--prometheus {url}: {e}") from None
+        origin = time.time() - 3600.0
+        return origin if newest is None else max(origin, newest + 60.0)
 
     def _prometheus(
         self, rollout: Rollout, scenario: Scenario, weight: Callable[[], float], origin: float
@@ -203,7 +231,10 @@ class Simulation:
 
         class Fed:
             def measure(self, kind: str, arm: Any, queries: Any, start: float, end: float) -> Any:
-                feed.push_until(f"{url}/api/v1/write", end)
+                try:
+                    feed.push_until(f"{url}/api/v1/write", end)
+                except RuntimeError as e:  # the simulation cannot go on without its traffic
+                    raise SimulationError(f"--prometheus {url}: {e}") from None
                 return prom.measure(kind, arm, queries, start, end)
 
         return Fed()
@@ -219,7 +250,11 @@ class Simulation:
 
     def step(self, request: Request | None = None) -> Plan:
         """One reconcile at the simulated time, with an optional manual request."""
-        plan = cycle(self.rollout, self.ports, self.now, request)
+        try:  # workloadRef: the Deployment's template, read as the operator reads it
+            resolved = resolve(self.rollout, self.cluster.read_workload(self.rollout))
+        except InvalidSpec as e:
+            raise SimulationError("; ".join(e.problems)) from None
+        plan = cycle(resolved, self.ports, self.now, request)
         self.rollout = self.rollout.model_copy(update={"status": plan.status})
         return plan
 
@@ -298,11 +333,25 @@ class Simulation:
             first = self.settle(on_line)
             if first != "Healthy":
                 return self._result(f"initial revision did not become Healthy: {first}")
-            self.rollout = next_revision(self.rollout, self.opts)
+            if self.rollout.spec.workload_ref is not None and self.opts.update is None:
+                self.edit_workload()  # the update arrives as a Git change of the Deployment
+            else:
+                self.rollout = next_revision(self.rollout, self.opts)
             reason = self.settle(on_line)
             return self._result(reason)
         finally:
             self.close()
+
+    def edit_workload(self, template: dict[str, Any] | None = None) -> None:
+        """A new pod template for the adopted Deployment: ``template``, or the update the options
+        ask for (a new image, or by default a template change)."""
+        ref = self.rollout.spec.workload_ref
+        assert ref is not None
+        ns = self.rollout.metadata.namespace
+        if template is None:
+            current = resolve(self.rollout, self.cluster.read_workload(self.rollout))
+            template = next_revision(current, self.opts).spec.template
+        self.cluster.edit_workload(ns, ref.name, copy.deepcopy(template))
 
     def close(self) -> None:
         """Stop the live /metrics endpoint, if one is serving."""

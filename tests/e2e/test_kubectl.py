@@ -150,12 +150,12 @@ def test_get_watch_and_wait_follow_a_canary(namespace: str, controller: None) ->
     assert {r["EVENT"] for r in rows} >= {"ADDED", "MODIFIED"}
     seen = [(r["PHASE"], r["STEP"], r["WEIGHT"]) for r in rows]
     for expected in [
-        ("Paused", "1/4", "25"),
-        ("Paused", "3/4", "75"),
-        ("Healthy", "4/4", "0"),
+        ("Paused", "2/4", "25"),  # steps count from 1: at step 2, the pause after setWeight 25
+        ("Paused", "4/4", "75"),
+        ("Healthy", "-", "0"),  # promoted: nothing rolling out through the steps
     ]:
         assert expected in seen, (expected, seen)
-    assert seen.index(("Paused", "1/4", "25")) < seen.index(("Paused", "3/4", "75"))
-    assert seen[-1] == ("Healthy", "4/4", "0"), seen
+    assert seen.index(("Paused", "2/4", "25")) < seen.index(("Paused", "4/4", "75"))
+    assert seen[-1] == ("Healthy", "-", "0"), seen
     new = paused["currentRevision"]
     assert {(r["STABLE"], r["CANARY"]) for r in rows} >= {(old, new), (new, new)}

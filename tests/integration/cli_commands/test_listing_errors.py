@@ -55,8 +55,8 @@ async def test_list_shows_each_rollout_of_the_namespace_and_with_A_of_all(
     ]
     shop = h.status("shop")
     assert [columns(r)[:7] for r in rows] == [
-        ["shop", "canary", "Healthy", "2/2", "0%", shop["stableRevision"], "-"],
-        ["web", "canary", "Paused", "1/2", "25%", web["stableRevision"], web["currentRevision"]],
+        ["shop", "canary", "Healthy", "-", "0%", shop["stableRevision"], "-"],
+        ["web", "canary", "Paused", "2/2", "25%", web["stableRevision"], web["currentRevision"]],
     ]
     assert rows[1].endswith("paused at a pause step")
     # aligned: every column starts where its header does

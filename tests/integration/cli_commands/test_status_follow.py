@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from rollouts.cli import connection as kube
 from tests.integration.operator.conftest import OperatorHarness, canary, healthy
 from tests.support.kube import create_rollout
+from tests.support.patience import patience
 
 from .conftest import sluice_in_thread
 from .test_status import TO_THE_END, first_revision
@@ -40,10 +41,14 @@ async def test_exit_0_once_the_new_revision_is_stable_not_on_the_old_healthy(
     # the controller is down when the new spec lands: the status still says Healthy, about rev1
     await h.stop()
     h.set_image("web:2")
+    # counts status's reads of web (passed through unchanged: no status, no delay)
+    looked = h.emulator.inject(method="GET", plural="rollouts", name="web", status=None, times=None)
+    timeout = f"{patience(20):g}s"  # an upper bound, stretched for a loaded machine
     waiting = asyncio.create_task(
-        sluice_in_thread("status", "web", "-n", "ns", "--timeout", "20s", *options)
+        sluice_in_thread("status", "web", "-n", "ns", "--timeout", timeout, *options)
     )
-    await asyncio.sleep(0.5)  # it has looked by now, and seen only the stale status
+    await h.wait_for(lambda: looked.hits >= 1, what="status reading the stale rollout")
+    h.emulator.clear_faults()
     await h.start()
     result = await waiting
 

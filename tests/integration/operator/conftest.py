@@ -41,6 +41,7 @@ from tests.support.kube import (
     patch_rollout,
     ready_slots,
 )
+from tests.support.patience import patience
 from tests.support.rollouts import rollout_doc
 
 # the emulator fixtures, defined once in tests/support/kube.py
@@ -70,12 +71,28 @@ class OperatorHarness:
     # ------------------------------------------------------------------ operator lifecycle
     async def start(self) -> None:
         assert self.task is None
+        ready = asyncio.Event()
         self.task = asyncio.create_task(
-            run(self.settings, api=self.api, telemetry=self.telemetry, verdicts=self.verdicts)
+            run(
+                self.settings,
+                api=self.api,
+                telemetry=self.telemetry,
+                verdicts=self.verdicts,
+                ready_flag=ready,
+            )
         )
         if self._ready_task is None:
             self._ready_task = asyncio.create_task(self._keep_ready())
-        await asyncio.sleep(0.3)  # startup; the first reconcile follows within a tick
+        # kopf sets the flag once its watches run; the first reconcile follows within a tick
+        started = asyncio.create_task(ready.wait())
+        await asyncio.wait(
+            {started, self.task}, timeout=patience(10), return_when="FIRST_COMPLETED"
+        )
+        if not started.done():
+            started.cancel()
+            if self.task.done():
+                self.task.result()  # the operator failed to start: say why
+            raise AssertionError("the operator did not become ready")
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -140,7 +157,10 @@ class OperatorHarness:
     async def wait_for(
         self, check: Callable[[], T], timeout: float = 10.0, what: str = "condition"
     ) -> T:
-        """Poll ``check`` (exceptions count as not yet) until it returns something truthy."""
+        """Poll ``check`` (exceptions count as not yet) until it returns something truthy.
+
+        ``timeout`` is stretched by :func:`tests.support.patience.patience` for loaded machines."""
+        timeout = patience(timeout)
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -153,6 +173,21 @@ class OperatorHarness:
                     return last
             await asyncio.sleep(0.05)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+    def reconcile_count(self) -> float:
+        """Reconciles this operator has finished (its duration histogram's count)."""
+        name = "sluice_reconcile_duration_seconds_count"
+        return self.telemetry.registry.get_sample_value(name) or 0.0
+
+    async def reconciles(self, times: int = 3) -> None:
+        """Wait until the operator has reconciled ``times`` more times.
+
+        "Nothing changes" is shown by reconciles that left it alone, not by a span of wall-clock
+        time: on a loaded machine a second may hold no reconcile at all."""
+        start = self.reconcile_count()
+        await self.wait_for(
+            lambda: self.reconcile_count() >= start + times, what=f"{times} more reconciles"
+        )
 
     async def wait_status(
         self,

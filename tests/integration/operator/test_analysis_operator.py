@@ -378,7 +378,7 @@ async def test_unreachable_prometheus_errors_and_never_promotes(
     assert metric_status["errors"] == 2 and metric_status["successful"] == 0
     assert all(m["phase"] == "Error" for m in metric_status["measurements"])
     # and it stays that way: later reconciles never promote a run that errored
-    await asyncio.sleep(1.5)
+    await h.reconciles(3)
     st = h.status()
     assert st["phase"] == "Degraded" and st["stableRevision"] == rev1
 
@@ -501,4 +501,5 @@ async def test_abort_request_mid_analysis_stops_the_run(
     assert "stopped" in status["message"]
     taken = successful()
     await asyncio.sleep(1.5)  # more than an interval: a live run would have measured again
+    await h.reconciles(2)  # ... and been observed by reconciles since
     assert successful() == taken < 30

@@ -164,7 +164,7 @@ async def test_background_regression_during_a_pause_aborts_mid_steps(
     h.hold.add(f"web-{canary_slot}")  # the canary's pods stay unready: step 1 cannot complete
     h.set_image("web:2")
     st = await h.wait_status(lambda s: s.get("currentRevision") != rev1, what="new revision")
-    await asyncio.sleep(1.0)  # several reconciles at step 1
+    await h.reconciles(3)  # several reconciles at step 1
     st = h.status()
     assert st["currentStepIndex"] == 0 and st["analysisRuns"] == [], st
     assert analysis_runs(h) == []  # startingStep 1: nothing runs before it
@@ -232,6 +232,7 @@ async def test_healthy_background_analysis_is_stopped_at_promotion(
     assert metric["evidence"]["outcome"] in ("accept", "continue")
     taken = metric["successful"]
     await asyncio.sleep(1.5)  # more than an interval: a live run would have measured again
+    await h.reconciles(2)  # ... and been observed by reconciles since
     [run] = analysis_runs(h)
     assert run["status"]["metrics"][0]["successful"] == taken
     assert run["status"]["phase"] == "Stopped"
@@ -256,7 +257,7 @@ async def test_failed_pre_promotion_analysis_never_switches_the_active_service(
         h.set_image("web:2")
         await h.wait_for(lambda: slot_of(h, "web-preview") == green, what="preview on green")
         st = await h.wait_status(lambda s: s.get("phase") == "Degraded", timeout=15, what="aborted")
-        await asyncio.sleep(0.5)  # and it stays on blue after the abort
+        await h.reconciles(2)  # and it stays on blue after the abort
     assert active and set(active) == {blue}, "production never reached the preview"
     assert st["stableSlot"] == blue and st["stableRevision"] == rev1
     assert st["abort"]["reason"] == "AnalysisFailed"
@@ -357,7 +358,7 @@ async def test_failed_post_promotion_analysis_switches_back_to_the_old_pods(
     assert m["failed"] >= 1 and m["measurements"][-1]["value"] > 0.05
     await h.wait_for(lambda: replicas(h, f"web-{green}") == 0, what="new pods scaled down")
     assert replicas(h, f"web-{blue}") == 4
-    await asyncio.sleep(0.5)
+    await h.reconciles(2)
     assert h.status()["phase"] == "Degraded" and slot_of(h, "web") == blue
 
 

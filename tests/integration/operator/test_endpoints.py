@@ -37,6 +37,7 @@ from tests.support.kube import (
     patch_rollout,
     ready_slots,
 )
+from tests.support.patience import patience
 
 from .conftest import canary, healthy
 
@@ -73,6 +74,7 @@ def sluice_command() -> list[str]:
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    timeout = patience(timeout)  # stretched for a loaded machine; see tests/support/patience.py
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -236,8 +238,10 @@ def test_sluice_run_serves_metrics_liveness_and_json_logs(
     assert records and all({"message", "severity", "timestamp"} <= set(r) for r in records)
     messages = [r["message"] for r in records]
     assert any("changed' succeeded." in m for m in messages)  # a change is worth a line ...
-    assert not [m for m in messages if m.startswith(("Timer 'tick'", "Handler 'slot-readiness'"))]
-    # ... a timer tick (every second per Rollout) and a Deployment status update are not
+    routine = ("Timer 'tick' succeeded", "Handler 'slot-readiness' succeeded")
+    assert not [m for m in messages if m.startswith(routine)]
+    # ... a timer tick (every second per Rollout) and a Deployment status update are not (a
+    # handler still running at SIGTERM is logged as cancelled: that is shutdown, not routine)
     invalid = [r for r in records if "is invalid" in r["message"]]
     assert invalid and invalid[0]["severity"] == "warn"  # kopf's JSON spelling
     assert "spec.strategy.canary.steps[0].setWeight" in invalid[0]["message"]

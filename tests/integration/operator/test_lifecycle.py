@@ -3,7 +3,6 @@ engine, and the cluster shows each step (Deployments, Service selectors, weights
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -27,11 +26,17 @@ async def test_canary_without_router_walks_every_step(harness: OperatorHarness) 
     assert dep is not None and dep["spec"]["replicas"] == 4
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"
     assert h.selector("web") == {"app": "web", "sluice.dev/slot": stable_slot}
-    # kopf's own state is Sluice's: its finalizer and its annotations under sluice.dev
-    meta = get_rollout(h.api, "ns", "web")["metadata"]
-    assert meta["finalizers"] == ["sluice.dev/finalizer"]
-    kopf_keys = [k for k in meta.get("annotations", {}) if "kopf" in k or "last-handled" in k]
-    assert kopf_keys and all(k.startswith("sluice.dev/") for k in kopf_keys), kopf_keys
+
+    # kopf's own state is Sluice's: its finalizer and its annotations under sluice.dev. kopf
+    # writes its annotations after the handler's status patch lands, so wait for them: reading
+    # them the moment status says Healthy failed under load
+    def kopf_annotations() -> list[str]:
+        meta = get_rollout(h.api, "ns", "web")["metadata"]
+        return [k for k in meta.get("annotations", {}) if "kopf" in k or "last-handled" in k]
+
+    kopf_keys = await h.wait_for(kopf_annotations, what="kopf's annotations")
+    assert all(k.startswith("sluice.dev/") for k in kopf_keys), kopf_keys
+    assert get_rollout(h.api, "ns", "web")["metadata"]["finalizers"] == ["sluice.dev/finalizer"]
 
     h.auto_ready = False  # from here the test plays the Deployment controller by hand
     h.set_image("web:2")
@@ -240,7 +245,7 @@ async def test_restart_mid_rollout_resumes_from_status(harness: OperatorHarness)
     )
     before = (st["currentRevision"], st["weights"]["canary"], st["rolloutStartedAt"])
     await h.restart()
-    await asyncio.sleep(1.0)  # the new operator reconciles several times meanwhile
+    await h.reconciles(3)  # the new operator reconciles several times, from status
     st = h.status()
     assert (st["currentRevision"], st["weights"]["canary"], st["rolloutStartedAt"]) == before
     assert st["currentStepIndex"] == 3 and st["phase"] == "Paused"

@@ -236,6 +236,7 @@ async def test_pause_holds_a_timed_step_until_resume(harness: OperatorHarness) -
     await consumed(h, "pause@p1")
 
     await asyncio.sleep(3.0)  # longer than the step's own 2 s pause
+    await h.reconciles(2)  # and reconciled since: the pause by request still holds
     st = h.status()
     assert st["currentStepIndex"] == 1 and st["weights"]["canary"] == 25, st
 
@@ -271,7 +272,7 @@ async def test_the_last_handled_request_id_is_not_acted_on_again(harness: Operat
         lambda: "sluice.dev/request" not in (h.rollout()["metadata"].get("annotations") or {}),
         what="replayed request removed",
     )
-    await asyncio.sleep(1.0)
+    await h.reconciles(3)
     again = h.status()
     assert again["phase"] == "Paused" and again["currentStepIndex"] == 3, again
     assert again["currentRevision"] == st["currentRevision"] != again["stableRevision"]

@@ -42,3 +42,28 @@ def test_healthy_promotes(tmp_path: Path) -> None:
     assert code == 0, out
     assert "Result: Healthy" in out
     assert "Promoted" in out
+
+
+def test_runs_repeat_against_the_same_prometheus(tmp_path: Path) -> None:
+    """A second run neither collides with the first one's samples (refused as out of order) nor
+    reads them: each run writes after the newest sample the server holds."""
+    with start_prometheus(tmp_path / "p") as server:
+        first = simulate("error-regression", server.url)
+        second = simulate("healthy", server.url)
+        third = simulate("error-regression", server.url)
+    assert first[0] == 1 and "metric 'error-rate' failed" in first[1], first[1]
+    assert second[0] == 0 and "Result: Healthy" in second[1], second[1]
+    assert third[0] == 1 and "metric 'error-rate' failed" in third[1], third[1]
+    for _, out in (first, second, third):
+        assert "Traceback" not in out and "out of order" not in out
+
+
+def test_an_unreachable_prometheus_is_one_line() -> None:
+    code, out = simulate("healthy", "http://127.0.0.1:9")  # discard port: nothing listens
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: --prometheus http://127.0.0.1:9: cannot reach "
+        "http://127.0.0.1:9/api/v1/status/tsdb: [Errno 111] Connection refused"
+    ]
+    assert "Traceback" not in out

@@ -154,8 +154,11 @@ def test_script_stays_within_lua_51_that_argo_cd_runs() -> None:
 def test_argocd_cm_patch_inlines_the_lua_file_verbatim() -> None:
     patch = yaml.safe_load((ARGOCD / "argocd-cm-patch.yaml").read_text())
     assert (patch["kind"], patch["metadata"]["name"]) == ("ConfigMap", "argocd-cm")
-    assert patch["data"] == {
-        "resource.customizations.health.sluice.dev_Rollout": HEALTH.read_text()
+    assert patch["data"]["resource.customizations.health.sluice.dev_Rollout"] == HEALTH.read_text()
+    # the only other key: the resource actions (tests/unit/deploy/test_argocd_actions.py)
+    assert set(patch["data"]) == {
+        "resource.customizations.health.sluice.dev_Rollout",
+        "resource.customizations.actions.sluice.dev_Rollout",
     }
 
 

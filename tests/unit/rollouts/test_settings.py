@@ -140,6 +140,9 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
         seen.append(settings)
 
     monkeypatch.setattr("rollouts.operator.run", fake_operator)
+    # no cluster here: the start-up check has its own tests (integration/operator/test_run_startup)
+    monkeypatch.setattr("rollouts.cli.cluster_check.load_api_client", lambda: None)
+    monkeypatch.setattr("rollouts.cli.cluster_check.reach_cluster", lambda api: None)
     monkeypatch.setattr(run_cli, "configure_logging", lambda fmt, verbose: None)
     for key in ("SLUICE_NAMESPACES", "SLUICE_METRICS_PORT", "SLUICE_LIVENESS_PORT"):
         monkeypatch.delenv(key, raising=False)

@@ -18,7 +18,7 @@ import yaml
 from celpy.adapter import json_to_cel
 from pydantic import BaseModel, ValidationError
 
-from rollouts.api.rollout import CanaryStep, Strategy, TrafficRouting
+from rollouts.api.rollout import CanaryStep, CanaryStrategy, Strategy, TrafficRouting
 
 CRD_FILE = Path(__file__).resolve().parents[4] / "crds" / "sluice.dev_rollouts.yaml"
 
@@ -26,6 +26,8 @@ _STEP = {
     "setWeight": 20,
     "pause": {"duration": "1m"},
     "analysis": {"templates": [{"templateName": "error-rate"}]},
+    "setHeaderRoute": {"match": [{"headerName": "x-canary", "headerValue": {"exact": "yes"}}]},
+    "setMirrorRoute": {"percentage": 20},
 }
 _ROUTERS = {
     "istio": {"virtualService": {"name": "web"}},
@@ -103,3 +105,48 @@ def test_cel_and_the_models_agree_on_every_combination(
     for obj in _subsets(options):
         assert _passes(rules, obj) == _model_accepts(model, obj), (path, sorted(obj))
         assert _passes(rules, obj) == (len(obj) == 1), (path, sorted(obj))
+
+
+@pytest.mark.parametrize("router", [None, *_ROUTERS])
+@pytest.mark.parametrize("step", ["setHeaderRoute", "setMirrorRoute"])
+def test_header_and_mirror_steps_need_a_router_that_carries_them(
+    router: str | None, step: str
+) -> None:
+    """CEL and the models agree on which routers take which route steps."""
+    canary: dict[str, Any] = {**_STRATEGIES["canary"], "steps": [{step: _STEP[step]}]}
+    if router is not None:
+        canary["trafficRouting"] = {router: _ROUTERS[router]}
+    rules = _node("spec.strategy.canary")["x-kubernetes-validations"]
+    accepted = _model_accepts(CanaryStrategy, canary)
+    assert _passes(rules, canary) == accepted
+    carriers = {
+        "setHeaderRoute": {"istio", "gatewayAPI", "nginx"},
+        "setMirrorRoute": {"istio", "gatewayAPI"},
+    }
+    assert accepted == (router in carriers[step])
+
+
+_SPEC_PARTS = {
+    "template": {"metadata": {"labels": {"app": "web"}}},
+    "selector": {"matchLabels": {"app": "web"}},
+    "workloadRef": {"name": "web"},
+}
+
+
+def test_template_or_workload_ref_cel_and_model_agree() -> None:
+    from rollouts.api.rollout import RolloutSpec
+
+    spec_rules = _node_spec()["x-kubernetes-validations"]
+    strategy = {"strategy": {"canary": _STRATEGIES["canary"]}}
+    for parts in _subsets(_SPEC_PARTS):
+        obj = {**parts, **strategy}
+        accepted = _model_accepts(RolloutSpec, obj)
+        assert _passes(spec_rules, obj) == accepted, sorted(parts)
+        valid = ({"template", "selector"}, {"workloadRef"}, {"workloadRef", "selector"})
+        assert accepted == (set(parts) in valid), sorted(parts)
+
+
+def _node_spec() -> Mapping[str, Any]:
+    doc = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+    node: Mapping[str, Any] = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return node["properties"]["spec"]

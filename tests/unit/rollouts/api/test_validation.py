@@ -55,13 +55,15 @@ def test_simulate_rejects_invalid_files_with_one_clear_error(file: str) -> None:
 def test_step_with_two_kinds_is_rejected() -> None:
     doc = rollout_doc(steps=[{"setWeight": 10, "pause": {}}])
     assert problems(doc) == [
-        "spec.strategy.canary.steps[0]: must set exactly one of setWeight, pause, analysis (got setWeight, pause)"
+        "spec.strategy.canary.steps[0]: must set exactly one of setWeight, pause, analysis, "
+        "setHeaderRoute, setMirrorRoute (got setWeight, pause)"
     ]
 
 
 def test_empty_step_is_rejected() -> None:
     assert problems(rollout_doc(steps=[{}])) == [
-        "spec.strategy.canary.steps[0]: must set exactly one of setWeight, pause, analysis (got none)"
+        "spec.strategy.canary.steps[0]: must set exactly one of setWeight, pause, analysis, "
+        "setHeaderRoute, setMirrorRoute (got none)"
     ]
 
 
@@ -135,3 +137,102 @@ def test_durations(text: str | int, seconds: int) -> None:
 def test_bad_durations(text: str | int) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+NGINX = {"nginx": {"stableIngress": "web"}}
+HEADER_STEP = {
+    "setHeaderRoute": {"match": [{"headerName": "x-canary", "headerValue": {"exact": "y"}}]}
+}
+
+
+@pytest.mark.parametrize(
+    ("steps", "router", "problem"),
+    [
+        (
+            [{"setMirrorRoute": {"percentage": 10}}],
+            NGINX,
+            "spec.strategy.canary.steps[0].setMirrorRoute: needs trafficRouting istio, gatewayAPI "
+            "(got trafficRouting nginx)",
+        ),
+        (
+            [{"setWeight": 5}, HEADER_STEP],
+            None,
+            "spec.strategy.canary.steps[1].setHeaderRoute: needs trafficRouting istio, gatewayAPI, "
+            "nginx (got no trafficRouting)",
+        ),
+        (
+            [{"setMirrorRoute": {"percentage": 101}}],
+            ISTIO,
+            "spec.strategy.canary.steps[0].setMirrorRoute.percentage: must be between 0 and 100",
+        ),
+        (
+            [
+                {
+                    "setHeaderRoute": {
+                        "match": [{"headerName": "x canary", "headerValue": {"exact": "y"}}]
+                    }
+                }
+            ],
+            ISTIO,
+            "spec.strategy.canary.steps[0].setHeaderRoute.match[0].headerName: ",
+        ),
+        (
+            [{"setHeaderRoute": {"cookie": {"name": "beta", "value": "yes"}}}],
+            NGINX,
+            "spec.strategy.canary.steps[0].setHeaderRoute.cookie.value: NGINX sends a cookie to the "
+            "canary only when it is always",
+        ),
+        (
+            [
+                {
+                    "setHeaderRoute": {
+                        **HEADER_STEP["setHeaderRoute"],
+                        "cookie": {"name": "b", "value": "always"},
+                    }
+                }
+            ],
+            NGINX,
+            "spec.strategy.canary.steps[0].setHeaderRoute: NGINX routes by one header or one cookie",
+        ),
+    ],
+)
+def test_header_and_mirror_steps_are_checked_with_the_field_named(
+    steps: list[dict[str, Any]], router: dict[str, Any] | None, problem: str
+) -> None:
+    (got,) = problems(rollout_doc(steps=steps, router=router))
+    assert got.startswith(problem), got
+
+
+def test_header_and_mirror_steps_on_a_router_that_carries_them_are_valid() -> None:
+    steps = [HEADER_STEP, {"setMirrorRoute": {"percentage": 20}}, {"setHeaderRoute": {}}]
+    rollout = parse_rollout(rollout_doc(steps=steps, router=ISTIO))
+    assert rollout.canary is not None
+    assert [s.kind for s in rollout.canary.steps] == [
+        "setHeaderRoute",
+        "setMirrorRoute",
+        "setHeaderRoute",
+    ]
+
+
+def _adopting(**ref: Any) -> dict[str, Any]:
+    doc = rollout_doc()
+    del doc["spec"]["template"], doc["spec"]["selector"]
+    doc["spec"]["workloadRef"] = {"name": "web", **ref}
+    return doc
+
+
+def test_workload_ref_fields_are_checked_with_the_field_named() -> None:
+    assert parse_rollout(_adopting(scaleDown="progressively")).spec.workload_ref is not None
+    assert problems(_adopting(scaleDown="sometimes")) == [
+        "spec.workloadRef.scaleDown: must be one of 'never', 'onSuccess' or 'progressively'"
+    ]
+    assert problems(_adopting(kind="StatefulSet")) == [
+        "spec.workloadRef.kind: must be one of 'Deployment'"
+    ]
+    assert problems(_adopting(name="")) == ["spec.workloadRef.name: must not be empty"]
+    both = _adopting()
+    both["spec"]["template"] = rollout_doc()["spec"]["template"]
+    assert problems(both) == ["spec: must set exactly one of template or workloadRef (got both)"]
+    neither = rollout_doc()
+    del neither["spec"]["template"]
+    assert problems(neither) == ["spec.template: is required (or workloadRef)"]

@@ -300,15 +300,35 @@ def test_no_file_is_a_usage_error() -> None:
     assert invoke().exit_code == 2
 
 
-def test_an_empty_file_is_a_warning_and_an_error_with_strict(tmp_path: Path) -> None:
+def test_an_empty_file_is_one_line_and_an_error(tmp_path: Path) -> None:
+    """Nothing was checked, so lint must not say "ok" (helm rendering nothing, a wrong glob)."""
     path = write(tmp_path, "empty.yaml", "# nothing rendered\n")
-    relaxed = invoke(path)
-    assert relaxed.exit_code == 0
-    assert relaxed.output.splitlines() == [
-        f"{path}: ok (1 warning)",
-        "  warning: no YAML documents",
+    for result in (invoke(path), invoke(path, "--strict")):
+        assert result.exit_code == 1
+        assert result.output.splitlines() == [f"{path}: no YAML documents: nothing to check"]
+
+
+def test_a_canary_with_no_steps_is_a_warning(tmp_path: Path) -> None:
+    doc = {
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "demo"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+            "strategy": {"canary": {"stableService": "web", "canaryService": "web-canary"}},
+        },
+    }
+    path = write(tmp_path, "nosteps.yaml", yaml.safe_dump(doc))
+    result = invoke(path)
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        f"{path}: Rollout/web: ok (1 warning)",
+        "  warning: spec.strategy.canary.steps: no steps: every new revision goes straight to "
+        "100% with no pause and no analysis step",
     ]
-    assert invoke(path, "--strict").exit_code == 1
 
 
 def test_the_shipped_examples_are_valid() -> None:

@@ -107,7 +107,7 @@ def canary_view(**kw: object) -> RolloutView:
         abort=None,
         runs=(
             RunView(
-                "web-bbb222-step1",
+                "web-bbb222-step2",
                 "step",
                 1,
                 "Running",
@@ -171,7 +171,7 @@ def test_canary_mid_steps() -> None:
         "  b     canary  bbb222    web:2  0/1",
     ]
     analysis = section(text, "Analysis")
-    assert analysis[0] == "  web-bbb222-step1: step (step 2), Running"
+    assert analysis[0] == "  web-bbb222-step2: step (step 2), Running"
     assert analysis[1].split() == [
         "METRIC",
         "PHASE",

@@ -207,7 +207,7 @@ def test_marks_of_one_moment_share_a_label() -> None:
 
 def test_every_measurement_is_recorded_not_only_the_last_ten(healthy: Timeline) -> None:
     errors = healthy.metrics["error-rate"]
-    step1 = [p for p in errors.arms if p.run.endswith("step1")]
+    step1 = [p for p in errors.arms if p.run.endswith("step2")]  # the first analysis: step 2
     assert len(step1) > 10  # status keeps 10; the recorder saw each one as it came
     gaps = {b.t - a.t for a, b in itertools.pairwise(step1)}
     assert gaps == {30.0}  # one per 30 s interval, none lost or repeated

@@ -110,3 +110,43 @@ def test_example_templates_are_valid_and_judge_the_simulated_traffic() -> None:
     assert st is not None and st.phase == "Healthy", st.message
     p99 = next(m for m in st.analysis_runs[0].metrics if m.name == "p99")
     assert p99.dry_run and p99.evidence is not None and p99.evidence.estimate is not None
+
+
+def test_low_traffic_names_only_the_metric_that_lacks_evidence() -> None:
+    """The step is inconclusive on 'error-rate' (critical, no canary errors to count); 'latency'
+    (not critical) must not borrow that reason and claim 'error-rate' is its own problem."""
+    st = simulate("low-traffic").rollout.status
+    assert st is not None and st.phase == "Paused"
+    run = st.analysis_runs[0]
+    assert run.phase == "Inconclusive"
+    errors, latency = run.message.split("; metric 'latency': ")
+    assert errors.startswith("metric 'error-rate': insufficient evidence: step reached its ")
+    assert "without showing 'error-rate' within tolerance" in errors
+    assert latency.startswith("no verdict of its own; the step is inconclusive on 'error-rate'")
+    assert "without showing" not in latency
+
+
+def test_each_message_is_printed_once() -> None:
+    """An abort's verdict travels into the event, status, run, history and summary; the text
+    output shows it once and refers back to it."""
+    r = CliRunner().invoke(cli, ["simulate", str(EXAMPLE), "--scenario", "error-regression"])
+    assert r.exit_code == 1, r.output
+    verdict = "metric 'error-rate' failed: estimate"
+    assert r.output.count(verdict) == 1, r.output
+    assert "! RolloutAborted: AnalysisFailed: step 2 analysis web-" in r.output
+    assert "  aborted: AnalysisFailed (message above)" in r.output
+    quiet = CliRunner().invoke(
+        cli, ["simulate", str(EXAMPLE), "--scenario", "error-regression", "--quiet"]
+    )
+    assert quiet.output.count(verdict) == 1  # the summary says it when nothing else did
+    assert "  aborted: AnalysisFailed: step 2 analysis" in quiet.output
+
+
+def test_steps_and_runs_are_numbered_from_one() -> None:
+    """Step 2 is the first analysis step: its run is -step2, and the status line says 2/4."""
+    r = CliRunner().invoke(cli, ["simulate", str(EXAMPLE), "--scenario", "error-regression"])
+    assert "started step analysis web-a36705d0c3-step2" in r.output, r.output
+    assert "Degraded    step 2/4     canary   0%" in r.output
+    # the stable first revision shows no step: nothing rolls out through the steps
+    assert "Healthy     step -       canary   0%" in r.output
+    assert "step 4/4" not in r.output.split("RolloutStarted")[0]

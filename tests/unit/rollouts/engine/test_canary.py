@@ -404,3 +404,24 @@ def test_replica_change_scales_stable_without_a_new_revision() -> None:
     assert h.status.current_revision == revision and h.status.phase == "Progressing"
     h.until(lambda h: h.status.phase == "Healthy", limit=30)
     assert "RolloutStarted" not in h.events()
+
+
+def test_step_runs_are_numbered_from_one_and_old_names_are_still_found() -> None:
+    """Step 2's run ends in -step2, as people count steps. Before, it was -step1: a rollout in
+    flight across the upgrade keeps its run (no second run is started for the same step)."""
+    steps = [{"setWeight": 25}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}]
+    h = Harness(rollout_doc(steps=steps, router=ISTIO), analysis_seconds=3600)
+    h.stable()
+    h.update("web:2")
+    h.until(lambda h: bool(h.status.analysis_runs), limit=300)
+    (run,) = h.status.analysis_runs
+    assert run.name.endswith("-step2") and run.step_index == 1
+    assert h.status.step == "2/2"
+    legacy = run.name.removesuffix("-step2") + "-step1"
+    runs = [run.model_copy(update={"name": legacy})]
+    h.rollout = h.rollout.model_copy(
+        update={"status": h.status.model_copy(update={"analysis_runs": runs})}
+    )
+    plan = h.reconcile()
+    assert not [a for a in plan.actions if isinstance(a, StartAnalysis)]
+    assert [r.name for r in h.status.analysis_runs] == [legacy]

@@ -166,11 +166,15 @@ def test_blue_green_pre_promotion_failure_aborts_before_the_switch() -> None:
             "previewReplicaCount": 1,
         }
     )
-    # blue-green previews carry no weight: the preview gets no traffic, so no evidence
-    st = run(doc, "error-regression", [counts_template(count=4)]).rollout.status
-    assert st is not None and st.phase == "Paused"
-    assert st.analysis_runs[0].kind == "prePromotion"
-    assert "insufficient evidence" in st.analysis_runs[0].message
+    # a preview gets no production traffic; the simulator sends it test traffic (as smoke tests
+    # would), on which the regression shows before production ever reaches the new pods
+    sim = run(doc, "error-regression", [counts_template(count=4)])
+    st = sim.rollout.status
+    assert st is not None and st.phase == "Degraded"
+    assert st.analysis_runs[0].kind == "prePromotion" and st.analysis_runs[0].phase == "Failed"
+    assert "pre-promotion analysis" in st.message and "'error-rate'" in st.message
+    assert [h.outcome for h in st.history] == ["Aborted"]  # never switched, never promoted
+    assert st.stable_revision != st.current_revision
 
 
 def absolute_template() -> dict[str, Any]:
