@@ -23,6 +23,7 @@ from analysis.api import (
     LABEL_REVISION,
     LABEL_ROLLOUT,
     AnalysisRun,
+    AnalysisRunStatus,
     AnalysisTemplate,
     ArmQueries,
     ClusterAnalysisTemplate,
@@ -35,7 +36,14 @@ from analysis.api import (
 )
 from analysis.judge import ThresholdRule
 from analysis.providers.port import Arm, MetricProvider, Queries, Unavailable
-from analysis.run_loop import MetricPlan, MetricReport, RunSpecError, advance, is_final
+from analysis.run_loop import (
+    MetricPlan,
+    MetricReport,
+    RunSpecError,
+    advance,
+    is_final,
+    overdue,
+)
 from analysis.stats.policy import BudgetClaim, BudgetError, split_budget
 from analysis.store.port import AnalysisRunStore, RunOwner, SecretNotFound
 
@@ -52,6 +60,9 @@ DEFAULT_ALPHA = 0.05
 RUN_HISTORY = 5
 """Finished runs of older revisions kept per owner, successful and unsuccessful each (Argo
 Rollouts' ``successfulRunHistoryLimit`` / ``unsuccessfulRunHistoryLimit`` default)."""
+
+STALL_WINDOWS = 3
+"""Measurement windows a run's status may lag behind its schedule before it counts as stuck."""
 
 UNSUCCESSFUL = frozenset({"Failed", "Error", "Inconclusive", "Stopped"})
 
@@ -183,7 +194,7 @@ class RunLifecycle:
         ns = request.owner.namespace
         existing = self.store.get_run(ns, request.name)
         if existing is not None:
-            return existing
+            return self.repair(existing) if incomplete(existing) else existing
         templates = self._templates(ns, request.analysis)
         metrics, args, policy = resolve(request.analysis, templates, request.builtins)
         try:
@@ -271,12 +282,16 @@ class RunLifecycle:
             out.append((analysis, templates))
         return out
 
-    def inherited(self, owner: RunOwner, revision: str, attempt: int) -> dict[str, Any]:
-        """The e-processes of the latest step/pre/post run of this revision and attempt."""
+    def inherited(
+        self, owner: RunOwner, revision: str, attempt: int, *, but: str | None = None
+    ) -> dict[str, Any]:
+        """The e-processes of the latest step/pre/post run of this revision and attempt (other
+        than the run named ``but``)."""
         chain = [
             (run.status.started_at, run.status.state.get("tests", {}))
             for run in self.store.list_runs(owner)
-            if run.spec.revision == revision
+            if run.metadata.name != but
+            and run.spec.revision == revision
             and run.spec.attempt == attempt
             and run.spec.kind != "background"
             and run.status is not None
@@ -326,6 +341,80 @@ class RunLifecycle:
             )
         return deleted
 
+    # -------------------------------------------------------------------------- repairing
+    def repair(self, run: AnalysisRun) -> AnalysisRun:
+        """Write the status a run should have had from its creation, from what its spec holds.
+
+        A run is created in two requests (the API server drops ``status`` on create); when the
+        second never lands (a crash, a failing API server) the run has no status, and nothing
+        would ever tick it. Its spec holds everything a run needs (rendered metrics, alphas,
+        policy), so the repair starts it as :meth:`create` would have: Running from its creation
+        time, from the e-processes of the chain it inherits (a step/pre/post run) or fresh.
+        """
+        now = self.clock()
+        status = run.status
+        started = status.started_at if status is not None else None
+        if started is None:
+            created = _created_at(run)
+            started = _epoch(created if created is not None and created <= now else now)
+        state = dict(status.state) if status is not None else {}
+        if run.spec.kind != "background" and "tests" not in state:
+            owner = RunOwner(run.metadata.namespace or "default", run.spec.rollout)
+            state["tests"] = self.inherited(
+                owner, run.spec.revision, run.spec.attempt, but=run.metadata.name
+            )
+        phase = status.phase if status is not None and status.phase != "Pending" else "Running"
+        repaired = AnalysisRunStatus(
+            phase=phase,
+            message=status.message if status is not None else "",
+            started_at=started,
+            finished_at=status.finished_at if status is not None else None,
+            metrics=list(status.metrics) if status is not None else [],
+            state=state,
+        )
+        log.warning(
+            "AnalysisRun %s/%s was incomplete (%s): status written from its spec",
+            run.metadata.namespace,
+            run.metadata.name,
+            "no status" if status is None else "no start time",
+        )
+        return self.store.update_run_status(run.model_copy(update={"status": repaired}))
+
+    def stalled(self, run: AnalysisRun, windows: int = STALL_WINDOWS) -> str | None:
+        """Why ``run`` is stuck (its status lags more than ``windows`` measurement windows behind
+        its schedule, or it has had no status for as long), or None while it keeps up.
+
+        A tick that succeeds always catches up (up to ``CATCH_UP`` windows), so a run found this
+        far behind is one whose ticks fail: a status that cannot be written, a store that cannot
+        be read. The owner reports it as the run's Error verdict rather than wait on it forever.
+        """
+        status = run.status
+        if status is not None and (is_final(status.phase) or status.state.get("stopped")):
+            return None
+        now = self.clock()
+        try:
+            plans = [plan_metric(m, i) for i, m in enumerate(run.spec.metrics)]
+        except (RunSpecError, ValueError):
+            return None  # the tick reports it as the run's Error
+        if status is None or status.started_at is None:
+            created = _created_at(run)
+            if created is None or not plans:
+                return None
+            grace = max(p.initial_delay + windows * p.interval for p in plans)
+            if now - created <= grace:
+                return None
+            return (
+                f"AnalysisRun {run.metadata.name} has had no status for {now - created:.0f}s "
+                "(its status could not be written)"
+            )
+        behind = overdue(plans, status.state, start=status.started_at.timestamp(), now=now)
+        late = [(name, n) for name, n in behind.items() if n > windows]
+        if not late:
+            return None
+        return f"AnalysisRun {run.metadata.name} made no progress: " + ", ".join(
+            f"metric {name!r} is {n} measurement windows behind its schedule" for name, n in late
+        )
+
     # -------------------------------------------------------------------------- stopping
     def stop(self, namespace: str, name: str) -> None:
         """End a run without a verdict (the owner no longer waits on it)."""
@@ -341,6 +430,11 @@ class RunLifecycle:
     # -------------------------------------------------------------------------- ticking
     def tick(self, run: AnalysisRun) -> AnalysisRun:
         """Take the measurements that came due, judge, decide; write status only if it changed."""
+        if incomplete(run):
+            run = self.repair(run)
+        # a copy: when the write below fails, the caller keeps the run as stored, never a verdict
+        # nobody recorded (the engine must not act on it, and the next tick redoes it)
+        run = run.model_copy(deep=True)
         status = run.status
         if status is None or is_final(status.phase) or status.state.get("stopped"):
             return run
@@ -390,6 +484,25 @@ class RunLifecycle:
         if status == before:
             return run  # nothing came due: nothing to write
         return self.store.update_run_status(run)
+
+
+def incomplete(run: AnalysisRun) -> bool:
+    """Whether the run lacks what every run is created with: a status with a start time."""
+    status = run.status
+    if status is None:
+        return True
+    return status.started_at is None and not is_final(status.phase) and status.phase != "Stopped"
+
+
+def _created_at(run: AnalysisRun) -> float | None:
+    """The run's ``metadata.creationTimestamp`` (set by an API server), as epoch seconds."""
+    raw = (run.metadata.model_extra or {}).get("creationTimestamp")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _share_of(plan: MetricPlan) -> float:

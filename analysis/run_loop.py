@@ -557,6 +557,26 @@ def advance(
     return TickResult(phase, message, reports, st)
 
 
+def overdue(
+    plans: Sequence[MetricPlan], state: Mapping[str, Any] | None, *, start: float, now: float
+) -> dict[str, int]:
+    """Per metric still measuring, how many windows have ended by ``now`` but are not in
+    ``state``: what a tick would take. Right after a tick it is 0 (or what ``CATCH_UP`` left);
+    a run whose status keeps lagging has ticks that fail (see ``RunLifecycle.stalled``)."""
+    saved = dict(state or {}).get("metrics", {})
+    out: dict[str, int] = {}
+    for plan in plans:
+        ms = _MetricState.load(saved.get(plan.name))
+        if _measured_enough(plan, ms) or _decided_by_limits(plan, ms):
+            continue
+        ended = math.floor((now - start - plan.initial_delay) / plan.interval + 1e-9)
+        if plan.horizon is not None and plan.judgement != "threshold":
+            ended = min(ended, plan.horizon)
+        if ended > ms.done:
+            out[plan.name] = ended - ms.done
+    return out
+
+
 def _measured_enough(plan: MetricPlan, ms: _MetricState) -> bool:
     """Whether the metric has taken every measurement its ``count`` or ``duration`` asks for.
 
@@ -724,12 +744,32 @@ def _decide(
                     f"on {', '.join(map(repr, held_by))}{evidence}",
                 )
     dry = frozenset(p.name for p in plans if p.dry_run)
+    blind = _without_evidence(plans, metric_states, gate)
+    unshown = [p.name for p in plans if p.name in blind and _gates(p)]
+    for name in unshown:
+        v = verdicts[name]
+        if v.phase == "Successful":
+            # a horizon reached on NaN/empty windows only (a threshold's count counts them, as in
+            # Argo) is not a pass: nothing was shown about the canary
+            verdicts[name] = MetricVerdict(
+                "Inconclusive", v.evidence, f"metric {name!r}: no valid measurement"
+            )
     phase, message = combine(verdicts, dry)
     if phase == "Inconclusive":
+        note = (
+            f"; no valid measurement of {', '.join(map(repr, unshown))} ({_NO_EVIDENCE})"
+            if unshown
+            else ""
+        )
         if inconclusive == "abort":
-            return "Failed", f"{message} (inconclusive: policy abort)"
-        if inconclusive == "promote" and not _critical_without_data(plans, metric_states):
+            return "Failed", f"{message}{note} (inconclusive: policy abort)"
+        if inconclusive == "promote" and not unshown:
             phase, message = "Successful", f"WARNING: promoted while inconclusive: {message}"
+        elif inconclusive == "promote":
+            # promote means "nothing failed, but not enough evidence of no harm": it needs some
+            message = f"{message}{note}; not promoted (inconclusive: policy promote)"
+        else:
+            message = f"{message}{note}"
     if kind == "background" and phase == "Successful":
         return "Running", ""
     if phase == "Successful" and not message:
@@ -742,14 +782,35 @@ def _decide(
     return phase, message
 
 
-def _critical_without_data(
-    plans: Sequence[MetricPlan], metric_states: Mapping[str, _MetricState]
-) -> bool:
-    return any(
-        p.critical and not p.dry_run and metric_states[p.name].tally.successful == 0
-        for p in plans
-        if p.judgement != "threshold"
-    )
+_NO_EVIDENCE = "NaN or empty query results are not evidence"
+
+
+def _gates(plan: MetricPlan) -> bool:
+    """Whether the metric must have evidence before a promotion: every threshold (it has no
+    ``critical`` flag: each one gates) and every critical compare; never a dry-run metric."""
+    return not plan.dry_run and (plan.judgement == "threshold" or plan.critical)
+
+
+def _without_evidence(
+    plans: Sequence[MetricPlan],
+    metric_states: Mapping[str, _MetricState],
+    gate: RolloutAnalysis | None,
+) -> frozenset[str]:
+    """The metrics with no valid measurement: every window NaN, empty, or an error.
+
+    A valid measurement is one with a value (a threshold's in or out of its range, a compare's
+    two arms). A sequential metric also counts the e-process it inherited from an earlier step
+    of the same revision: that evidence was measured, and carries over by design."""
+    out = set()
+    for p in plans:
+        t = metric_states[p.name].tally
+        if t.successful + t.failed > 0:
+            continue
+        inherited = p.judgement == "sequential" and gate is not None and p.name in gate.tests
+        if inherited and gate is not None and gate.tests[p.name].evidence().events > 0:
+            continue
+        out.add(p.name)
+    return frozenset(out)
 
 
 def is_final(phase: str) -> bool:

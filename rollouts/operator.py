@@ -45,6 +45,7 @@ from rollouts.engine.deletion import handback
 from rollouts.engine.routing_hold import stalled_on_router
 from rollouts.peering import ensure_cluster_peering
 from rollouts.reconcile import Ports, apply, apply_actions, cycle
+from rollouts.rejection import rejection
 from rollouts.retry_backoff import RetryBackoff
 from rollouts.routing.factory import router_for
 from rollouts.routing.port import TrafficRouter
@@ -145,6 +146,10 @@ class Controller:
         self.router_backoff = RetryBackoff(
             settings.min_requeue_seconds, settings.router_retry_max_seconds
         )
+        self.bad_backoff = RetryBackoff(
+            settings.min_requeue_seconds, settings.router_retry_max_seconds
+        )
+        """Rollouts whose reconcile fails on something in them (see ``rollouts.rejection``)."""
 
     # ------------------------------------------------------------------------ plumbing
     def _lock(self, key: Key) -> threading.Lock:
@@ -226,15 +231,28 @@ class Controller:
                 rollout = self._resolved(parse_rollout(doc))
             except InvalidSpec as e:
                 self._invalid(doc, before, e.problems)
-                self._next(key, None, before)
+                self._next(key, None, before, self.bad_backoff.next_delay(key, True))
                 return None
             with self._guard:
                 self._invalid_logged.pop(key, None)  # valid again: a new problem is news
-            with self.telemetry.timed():
-                if pending.problem is not None and pending.raw is not None:
-                    self.cluster.emit_event(rollout, "Warning", "InvalidRequest", pending.problem)
-                    self._clear_request(namespace, name, pending.raw)
-                plan = cycle(rollout, self.ports_for(rollout), self.clock(), pending.request)
+            try:
+                with self.telemetry.timed():
+                    if pending.problem is not None and pending.raw is not None:
+                        self.cluster.emit_event(
+                            rollout, "Warning", "InvalidRequest", pending.problem
+                        )
+                        self._clear_request(namespace, name, pending.raw)
+                    plan = cycle(rollout, self.ports_for(rollout), self.clock(), pending.request)
+            except Exception as e:
+                # the Rollout's own fault (a body the client or the server refuses, a shape the
+                # code did not expect): Stalled naming it, retried ever later; else re-raised
+                problem = rejection(e)
+                if problem is None:
+                    raise
+                self._invalid(doc, before, [problem])
+                self._next(key, None, before, self.bad_backoff.next_delay(key, True))
+                return None
+            self.bad_backoff.next_delay(key, False)
             self.telemetry.observe(rollout, before, plan.status)
             req = pending.request
             if req is not None and pending.raw is not None and plan.status.last_request == req.id:
@@ -375,6 +393,7 @@ class Controller:
     def _forget(self, key: Key) -> None:
         self.telemetry.forget(*key)
         self.router_backoff.forget(key)
+        self.bad_backoff.forget(key)
         with self._guard:
             self._schedule.pop(key, None)
             self._locks.pop(key, None)

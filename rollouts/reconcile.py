@@ -76,9 +76,19 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
 
 
 def apply(rollout: Rollout, plan: Plan, ports: Ports) -> None:
-    """Apply actions in the order planned (weights before scale-downs), then write status once."""
-    apply_actions(rollout, plan.actions, ports, plan.status)
+    """Apply actions in the order planned (weights before scale-downs), write status once, then
+    post the plan's Events.
+
+    Events go last because each reports a status transition: posted before the status is
+    written, a failure or crash in between would have the next reconcile decide the same
+    transition from the old status and post its Event again (a second RolloutAborted). Once the
+    status is written a reconcile starts from it and does not re-decide the transition."""
+    events = [a for a in plan.actions if isinstance(a, EmitEvent)]
+    apply_actions(
+        rollout, [a for a in plan.actions if not isinstance(a, EmitEvent)], ports, plan.status
+    )
     write_status(rollout, plan, ports)
+    apply_actions(rollout, events, ports, plan.status)
 
 
 def write_status(rollout: Rollout, plan: Plan, ports: Ports) -> None:

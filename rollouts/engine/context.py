@@ -189,11 +189,13 @@ class Ctx:
         attempt = self.status.attempt or 1
         retry = f"-r{attempt}" if attempt > 1 else ""  # a retry must not see the old verdicts
         name = f"{self.name}-{self.status.current_revision}{retry}-{suffix}"
+        earlier = False  # started by an earlier reconcile
         for run in self.status.analysis_runs:
             # by kind and step, not name: a run started before step runs were numbered from 1
             # (``-step1`` for step 2) is still this step's run after an upgrade
             if run.name == name or (run.kind == kind and run.step_index == step_index):
                 name = run.name
+                earlier = True
                 break
         else:
             run = AnalysisRunRecord(name=name, kind=kind, step_index=step_index, phase="Pending")
@@ -203,6 +205,14 @@ class Ctx:
         seen = self.observed.analysis.get(name)
         # a verdict, a person's waiver or a stop stands; late observations do not rewrite it
         final = run.phase in ("Successful", "Failed", "Error", "Stopped")
+        if seen is None and earlier and not final and self._unreported_deadline_passed():
+            # a run that never reports (its status never written, or unreadable) must not hold
+            # the canary's traffic forever: after progressDeadlineSeconds it is an Error verdict
+            run.phase = "Error"
+            run.message = (
+                f"AnalysisRun {name} reported no verdict within progressDeadlineSeconds "
+                f"({self.rollout.spec.progress_deadline_seconds}s)"
+            )
         if seen is not None and not final:
             if run.phase != seen.phase:
                 run.phase = seen.phase
@@ -304,6 +314,19 @@ class Ctx:
         """True when waiting for pods has outlasted progressDeadlineSeconds (pauses don't count)."""
         last = self.status.last_progress_at or self.now
         deadline = last + timedelta(seconds=self.rollout.spec.progress_deadline_seconds)
+        if self.now >= deadline:
+            return True
+        self.wake_at(deadline)
+        return False
+
+    def _unreported_deadline_passed(self) -> bool:
+        """progressDeadlineSeconds since the rollout last moved (pods, a step, a promotion): how
+        long a started analysis may go without reporting anything at all."""
+        st = self.status
+        moved = [t for t in (st.last_progress_at, st.step_started_at, st.promoted_at) if t]
+        deadline = max(moved, default=self.now) + timedelta(
+            seconds=self.rollout.spec.progress_deadline_seconds
+        )
         if self.now >= deadline:
             return True
         self.wake_at(deadline)

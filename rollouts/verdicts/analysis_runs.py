@@ -9,6 +9,7 @@ owner) to lifecycle calls, and reads the verdicts back for the engine.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ __all__ = [
     "owner_of",
 ]
 
+log = logging.getLogger(__name__)
+
 ROLLOUT_ALPHA = DEFAULT_ALPHA
 """The rollout's false-abort budget, split over the union of its compared metrics."""
 
@@ -56,6 +59,8 @@ class _Ticked:
 
     runs: dict[str, AnalysisRun] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Runs whose tick raised (the store could not be written, say): name → the error."""
 
 
 class AnalysisVerdicts:
@@ -140,8 +145,18 @@ class AnalysisVerdicts:
                 seen.runs[rec.name] = self._create(rollout, rec.name, rec.kind, rec.step_index)
             except Unresolved as e:
                 seen.errors[rec.name] = str(e)
+            except Exception as e:
+                # the store failed (a run created without its status, say): retried next tick,
+                # repaired once found; the engine's progress deadline bounds the wait
+                log.warning("AnalysisRun %s/%s not created: %s", owner.namespace, rec.name, e)
         for name, run in seen.runs.items():
-            seen.runs[name] = self.lifecycle.tick(run)
+            try:
+                seen.runs[name] = self.lifecycle.tick(run)
+            except Exception as e:
+                # one run's trouble must not stop the Rollout's reconcile (an abort must still
+                # be able to happen); observe reports the run once it is stuck (see stalled)
+                seen.failed[name] = f"{type(e).__name__}: {e}"
+                log.warning("AnalysisRun %s/%s not advanced: %s", owner.namespace, name, e)
         self._ticked[owner] = seen
 
     def observe(self, rollout: Rollout) -> dict[str, AnalysisObservation]:
@@ -152,6 +167,9 @@ class AnalysisVerdicts:
         out = {name: AnalysisObservation("Error", message) for name, message in seen.errors.items()}
         for name, run in seen.runs.items():
             status = run.status
+            if name in seen.failed and (stuck := self.lifecycle.stalled(run)) is not None:
+                out[name] = AnalysisObservation("Error", f"{stuck}; last: {seen.failed[name]}")
+                continue
             if status is None or status.phase == "Stopped" or status.state.get("stopped"):
                 continue
             out[name] = AnalysisObservation(status.phase, status.message, metric_summaries(run))

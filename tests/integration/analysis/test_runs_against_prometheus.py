@@ -261,3 +261,45 @@ def test_prometheus_stopped_mid_analysis_is_error_never_promotion(tmp_path: Path
     assert m.tally.consecutive_errors == m.tally.errors > 4
     assert m.tally.successful == before["errors"].successful  # nothing judged while down
     assert m.measurements[-1].phase == "Error"
+
+
+@pytest.mark.parametrize("inconclusive_limit", [0, 3])
+@pytest.mark.parametrize("data", ["nan", "empty"])
+def test_threshold_on_nan_or_empty_never_promotes_under_policy_promote(
+    prometheus: PrometheusServer, provider: PrometheusProvider, data: str, inconclusive_limit: int
+) -> None:
+    """Issue 13: a threshold metric with ``inconclusive: promote`` promoted after one NaN window.
+
+    Real PromQL: a ratio over counters that never move (0/0 = NaN), or a selector that matches
+    nothing (an empty vector). Whether the inconclusiveLimit is exceeded at once (0) or the count
+    is reached on NaN windows only (3), the run ends Inconclusive and names why, never Successful.
+    """
+    ns = unique_id("ns")
+    flat = [(round((ORIGIN + i) * 1000), 100.0) for i in range(0, 301, 10)]
+    series = {"__name__": "http_requests_total", "namespace": ns, "service": CANARY}
+    prometheus.push([({**series, "code": "200"}, flat), ({**series, "code": "500"}, flat)])
+    service = CANARY if data == "nan" else "shop-canary-typo"
+    sel = f'namespace="{ns}",service="{service}"'
+    ratio = MetricPlan(
+        "error-ratio",
+        "value",
+        30.0,
+        judgement="threshold",
+        count=3,
+        threshold=ThresholdRule(max=0.01, inconclusive_limit=inconclusive_limit),
+        queries={
+            "absolute": Queries(
+                value=(
+                    f'sum(increase(http_requests_total{{{sel},code="500"}}[{W}]))'
+                    f" / sum(increase(http_requests_total{{{sel}}}[{W}]))"
+                )
+            )
+        },
+    )
+    seen: list[str] = []
+    _, r = run([ratio], provider, until=300, seen=seen, inconclusive="promote")
+    assert "Successful" not in seen
+    assert r.phase == "Inconclusive", r.message
+    assert "no valid measurement of 'error-ratio'" in r.message and "not promoted" in r.message
+    marker = "NaN" if data == "nan" else "empty result"
+    assert all(marker in x.message for x in r.metrics[0].measurements)
