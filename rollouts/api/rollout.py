@@ -625,6 +625,10 @@ class RolloutStatus(StatusModel):
     analysis_runs: list[AnalysisRunRecord] = Field(default_factory=list)
     scale_downs: list[ScaleDown] = Field(default_factory=list)
     last_request: str | None = None
+    last_request_ignored: str | None = None
+    """Why the last request was not acted on (the RequestIgnored Event's message), or absent when
+    it was: kept in status so ``sluice promote`` and the dashboard can say why without racing the
+    Event, which is posted after the status is written."""
     adopted: bool | None = None
     """With workloadRef: the Rollout's pods have taken over the Deployment's traffic."""
     conditions: list[Condition] = Field(

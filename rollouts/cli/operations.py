@@ -93,12 +93,18 @@ def wait_handled(
     return None
 
 
-def ignored_reason(target: Target, name: str, value: str) -> str | None:
-    """The operator's RequestIgnored Event for ``value`` (a promote with nothing in flight...).
+def ignored_reason(
+    target: Target, name: str, value: str, doc: dict[str, Any] | None = None
+) -> str | None:
+    """Why the controller ignored the request ``value`` (a promote with nothing in flight...).
 
-    The operator posts its Events before it writes the status, so once ``lastRequest`` shows the
-    request, the Event is there. Best effort all the same: Events may be unreadable (RBAC), and
-    the status line follows either way."""
+    The status says so (``lastRequestIgnored``, written with ``lastRequest``), so ``doc``, the
+    Rollout that showed the request handled, answers at once. A controller that predates that
+    field only posted a RequestIgnored Event, looked up here as a fallback; best effort: Events
+    may be unreadable (RBAC), and the status line follows either way."""
+    st = (doc or {}).get("status") or {}
+    if st.get("lastRequest") == value and st.get("lastRequestIgnored"):
+        return str(st["lastRequestIgnored"])
     try:
         events = target.core.list_namespaced_event(
             target.namespace, _request_timeout=REQUEST_TIMEOUT
@@ -145,7 +151,7 @@ def run(target: Target, name: str, kind: RequestKind, wait: bool, timeout: int) 
             f"{kind} for {where}: the controller has not acted on it yet after {timeout}s; "
             "is sluice running? (the request stays; --no-wait does not wait)"
         )
-    ignored = ignored_reason(target, name, value)
+    ignored = ignored_reason(target, name, value, doc)
     if ignored is not None:
         click.echo(f"ignored by the controller: {ignored}")
     click.echo(f"{where} is {_summary(doc)}")

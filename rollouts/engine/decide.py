@@ -34,6 +34,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
     )
     if request is not None:
         st.last_request = request.id
+        st.last_request_ignored = None
     promote = _pre_requests(ctx, request)
 
     if rollout.canary is not None:
@@ -135,9 +136,7 @@ def _pre_requests(ctx: Ctx, request: Request | None) -> Promotion | None:
             ctx.event("Retrying", f"retrying revision {ctx.desired} by request {request.id}")
             ctx.start_revision(retry=True)
         else:
-            ctx.event(
-                "RequestIgnored", f"retry {request.id}: nothing aborted to retry", warning=False
-            )
+            _ignore(ctx, f"retry {request.id}: nothing aborted to retry")
     elif kind == "abort":
         if _in_flight(ctx) or _post_promotion_pending(ctx):
             if ctx.rollout.blue_green is not None and _post_promotion_pending(ctx):
@@ -147,13 +146,19 @@ def _pre_requests(ctx: Ctx, request: Request | None) -> Promotion | None:
             else:
                 ctx.abort("AbortedByUser", f"aborted by request {request.id}")
         else:
-            ctx.event("RequestIgnored", f"abort {request.id}: no rollout in progress")
+            _ignore(ctx, f"abort {request.id}: no rollout in progress")
     elif kind == "promote" or kind == "promote-full":
         if not _in_flight(ctx):
-            ctx.event("RequestIgnored", f"{kind} {request.id}: no rollout in progress")
+            _ignore(ctx, f"{kind} {request.id}: no rollout in progress")
             return None
         return kind
     return None
+
+
+def _ignore(ctx: Ctx, message: str) -> None:
+    """A request the engine will not act on: say why, in status and as an Event."""
+    ctx.status.last_request_ignored = message
+    ctx.event("RequestIgnored", message)
 
 
 def _slots_summary(ctx: Ctx) -> None:

@@ -85,7 +85,7 @@ class Outcome:
 
 def perform(target: Target, name: str, kind: RequestKind, timeout: float) -> Outcome:
     """The CLI's own operation: write the request annotation, wait for ``status.lastRequest``,
-    and read the controller's RequestIgnored Event if it ignored the request."""
+    and read why the controller ignored the request, if it did."""
     try:
         before, value = operations.send(target, name, kind)
         earlier = ((before.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
@@ -94,7 +94,7 @@ def perform(target: Target, name: str, kind: RequestKind, timeout: float) -> Out
         return Outcome(None, False, error=e.message)
     if doc is None:
         return Outcome(value, False, replaced=earlier)
-    ignored = operations.ignored_reason(target, name, value)
+    ignored = operations.ignored_reason(target, name, value, doc)
     return Outcome(value, True, ignored=ignored, replaced=earlier, view=build_view(doc))
 
 

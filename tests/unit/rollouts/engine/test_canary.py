@@ -356,6 +356,25 @@ def test_request_table(
     if step is not None:
         assert h.status.current_step_index == step
     assert event in h.events()[n:]
+    # the status says why a request was ignored (and only then), as the RequestIgnored Event does
+    ignored = h.status.last_request_ignored
+    if event == "RequestIgnored":
+        assert ignored is not None and ignored.startswith(f"{request_kind} ")
+        assert h.status.last_request is not None and h.status.last_request in ignored
+    else:
+        assert ignored is None
+
+
+def test_a_request_acted_on_clears_the_reason_an_earlier_one_was_ignored() -> None:
+    h = Harness(rollout_doc(steps=[{"setWeight": 10}, {"pause": {}}], router=ISTIO), ready_delay=0)
+    h.stable()
+    h.reconcile("promote")
+    assert h.status.last_request_ignored is not None
+    assert "no rollout in progress" in h.status.last_request_ignored
+    h.update("web:2")
+    h.until(lambda h: h.status.phase == "Paused")
+    h.reconcile("promote")
+    assert h.status.last_request_ignored is None
 
 
 def test_new_revision_after_an_abort_starts_cleanly_without_a_second_history_entry() -> None:
