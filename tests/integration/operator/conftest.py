@@ -256,18 +256,27 @@ def healthy(st: dict[str, Any]) -> bool:
     return st.get("phase") == "Healthy" and st.get("currentRevision") == st.get("stableRevision")
 
 
+FAST_SETTINGS: dict[str, Any] = {
+    "standalone": True,
+    "metrics_port": None,
+    "liveness_port": None,
+    "tick_seconds": 0.2,
+    "min_requeue_seconds": 0.2,
+    "max_requeue_seconds": 1.0,
+    "idle_seconds": 2.0,
+    "request_timeout": 5.0,
+}
+
+
+def fast_settings(**changes: Any) -> Settings:
+    """The operator tests' settings (fast timers, standalone, no ports) with a test's changes:
+    one place to read them, so a test's own fixture says only what it changes and why."""
+    return Settings(**{**FAST_SETTINGS, **changes})
+
+
 @pytest.fixture()
 def operator_settings() -> Settings:
-    return Settings(
-        standalone=True,
-        metrics_port=None,
-        liveness_port=None,
-        tick_seconds=0.2,
-        min_requeue_seconds=0.2,
-        max_requeue_seconds=1.0,
-        idle_seconds=2.0,
-        request_timeout=5.0,
-    )
+    return fast_settings()
 
 
 @pytest.fixture()

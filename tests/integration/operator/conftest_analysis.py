@@ -23,6 +23,8 @@ import pytest
 from rollouts.settings import Settings
 from tests.support.prometheus import PrometheusServer, Series, prometheus, unique_id
 
+from .conftest import fast_settings
+
 __all__ = [
     "Arm",
     "HeaderRecorder",
@@ -78,17 +80,7 @@ def timeline(prometheus: PrometheusServer) -> TrafficTimeline:
 @pytest.fixture
 def operator_settings(prometheus: PrometheusServer) -> Settings:
     """The shared fast settings, with the session's Prometheus as the controller's default."""
-    return Settings(
-        standalone=True,
-        metrics_port=None,
-        liveness_port=None,
-        tick_seconds=0.2,
-        min_requeue_seconds=0.2,
-        max_requeue_seconds=0.5,
-        idle_seconds=2.0,
-        request_timeout=5.0,
-        prometheus_url=prometheus.url,
-    )
+    return fast_settings(max_requeue_seconds=0.5, prometheus_url=prometheus.url)
 
 
 @dataclass

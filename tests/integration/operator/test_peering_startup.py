@@ -18,6 +18,7 @@ from .conftest import (
     OperatorHarness,
     api_client,
     canary,
+    fast_settings,
     harness,
     healthy,
     kubeconfig,
@@ -45,17 +46,7 @@ def kube_emulator() -> Iterator[RunningEmulator]:
 
 @pytest.fixture()
 def operator_settings() -> Settings:
-    return Settings(
-        standalone=False,
-        priority=PRIORITY,
-        metrics_port=None,
-        liveness_port=None,
-        tick_seconds=0.2,
-        min_requeue_seconds=0.2,
-        max_requeue_seconds=1.0,
-        idle_seconds=2.0,
-        request_timeout=5.0,
-    )
+    return fast_settings(standalone=False, priority=PRIORITY)
 
 
 async def test_a_peered_controller_creates_its_peering_object_and_serves(

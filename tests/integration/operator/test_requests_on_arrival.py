@@ -18,7 +18,7 @@ import pytest
 from rollouts.settings import Settings
 from tests.support.kube import create_rollout
 
-from .conftest import OperatorHarness, canary, healthy
+from .conftest import OperatorHarness, canary, fast_settings, healthy
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +27,7 @@ SLOW_TIMER = 600.0
 
 @pytest.fixture()
 def operator_settings() -> Settings:
-    return Settings(
-        standalone=True,
-        metrics_port=None,
-        liveness_port=None,
-        tick_seconds=0.2,
-        min_requeue_seconds=0.2,
-        max_requeue_seconds=SLOW_TIMER,
-        idle_seconds=SLOW_TIMER,
-        request_timeout=5.0,
-    )
+    return fast_settings(max_requeue_seconds=SLOW_TIMER, idle_seconds=SLOW_TIMER)
 
 
 def slots_settled(h: OperatorHarness) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from rollouts.settings import Settings
 from tests.support.kube import create_rollout
 
-from .conftest import OperatorHarness, canary, healthy
+from .conftest import OperatorHarness, canary, fast_settings, healthy
 from .test_routing_errors import API_ROUTE, ISTIO, PLURAL, PRIMARY, STEPS, create_vs, set_routes
 from .test_routing_errors import stalled as routing_stalled
 
@@ -23,15 +23,11 @@ POLL = 0.2  # without backoff the timer would look every POLL seconds
 
 @pytest.fixture()
 def operator_settings() -> Settings:
-    return Settings(
-        standalone=True,
-        metrics_port=None,
-        liveness_port=None,
+    return fast_settings(
         tick_seconds=0.1,
         min_requeue_seconds=POLL,
         max_requeue_seconds=POLL,
         idle_seconds=POLL,
-        request_timeout=5.0,
         router_retry_max_seconds=30.0,
     )
 

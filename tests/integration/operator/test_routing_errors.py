@@ -14,7 +14,7 @@ import pytest
 from rollouts.settings import Settings
 from tests.support.kube import create_rollout
 
-from .conftest import OperatorHarness, canary, healthy
+from .conftest import OperatorHarness, canary, fast_settings, healthy
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +38,7 @@ STEPS: list[dict[str, Any]] = [{"setWeight": 25}, {"pause": {}}]
 @pytest.fixture()
 def operator_settings() -> Settings:
     """As the shared fixture, with the router retries capped low so recovery is seen quickly."""
-    return Settings(
-        standalone=True,
-        metrics_port=None,
-        liveness_port=None,
-        tick_seconds=0.2,
-        min_requeue_seconds=0.2,
-        max_requeue_seconds=1.0,
-        idle_seconds=2.0,
-        request_timeout=5.0,
-        router_retry_max_seconds=1.0,
-    )
+    return fast_settings(router_retry_max_seconds=1.0)
 
 
 def custom(h: OperatorHarness) -> Any:
