@@ -17,7 +17,7 @@ generic path reaches ``/apis/<group>/<version>/namespaces/<ns>/<plural>/<name>``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,10 +209,12 @@ class JsonPatchRouter(ABC):
             raise RoutingError(f"{self.label} not found ({self.resource.api_version})")
         return obj
 
-    def set_weight(self, canary: int) -> None:
-        check_weight(canary)
+    def _patch_guarded(self, patch: Callable[[dict[str, Any]], JsonPatch]) -> None:
+        """Read the object, build a guarded JSON patch from it (``test`` ops on what it relies
+        on), send it; on a conflict (someone wrote meanwhile) read again and rebuild, a few times.
+        An empty patch means the object already is as wanted: nothing is sent."""
         for attempt in range(self.attempts):
-            ops = patch_for(obj := self.fetch(), self.splits(obj), canary)
+            ops = patch(self.fetch())
             if not ops:
                 return
             try:
@@ -230,7 +232,10 @@ class JsonPatchRouter(ABC):
             except ApiException as e:
                 if not is_conflict(e) or attempt == self.attempts - 1:
                     raise
-        # unreachable: the loop returns or raises
+
+    def set_weight(self, canary: int) -> None:
+        check_weight(canary)
+        self._patch_guarded(lambda obj: patch_for(obj, self.splits(obj), canary))
 
     def get_weight(self) -> int | None:
         """None for weights a write can repair; RoutingError (from ``fetch``/``splits``) for an
@@ -249,25 +254,7 @@ class JsonPatchRouter(ABC):
         return []
 
     def set_managed_routes(self, routes: ManagedRoutes) -> None:
-        for attempt in range(self.attempts):
-            ops = self.managed_routes_patch(self.fetch(), routes)
-            if not ops:
-                return
-            try:
-                custom_api(self.api).patch_namespaced_custom_object(
-                    self.resource.group,
-                    self.resource.version,
-                    self.namespace,
-                    self.resource.plural,
-                    self.name,
-                    ops,
-                    field_manager=FIELD_MANAGER,
-                    _content_type=JSON_PATCH,
-                )
-                return
-            except ApiException as e:
-                if not is_conflict(e) or attempt == self.attempts - 1:
-                    raise
+        self._patch_guarded(lambda obj: self.managed_routes_patch(obj, routes))
 
     def remove_managed_routes(self) -> None:
         """Remove this Rollout's header and mirror routes, if the object is still there."""

@@ -249,17 +249,7 @@ class NginxRouter:
             if current is not None:
                 self._delete()
             return
-        stable = self._read(self.stable_ingress)
-        if stable is None:
-            raise RoutingError(f"Ingress {self.namespace}/{self.stable_ingress} not found")
-        stable.setdefault("metadata", {}).setdefault("namespace", self.namespace)
-        desired = desired_canary(
-            stable,
-            owner=self.owner,
-            stable_service=self.stable_service,
-            canary_service=self.canary_service,
-            weight=canary,
-        )
+        desired = self._desired_canary(canary)
         api = custom_api(self.api)
         if current is None:
             try:
@@ -335,18 +325,23 @@ class NginxRouter:
         if not wanted and read_weight(current) == 0:
             self._delete()  # nothing routes to the canary any more: leave nothing behind
 
-    def _create_at_zero(self, annotations: dict[str, str]) -> None:
+    def _desired_canary(self, weight: int) -> dict[str, Any]:
+        """The canary Ingress as it should be at ``weight``: a copy of the stable one pointed at
+        the canary Service; the stable Ingress must exist."""
         stable = self._read(self.stable_ingress)
         if stable is None:
             raise RoutingError(f"Ingress {self.namespace}/{self.stable_ingress} not found")
         stable.setdefault("metadata", {}).setdefault("namespace", self.namespace)
-        desired = desired_canary(
+        return desired_canary(
             stable,
             owner=self.owner,
             stable_service=self.stable_service,
             canary_service=self.canary_service,
-            weight=0,
+            weight=weight,
         )
+
+    def _create_at_zero(self, annotations: dict[str, str]) -> None:
+        desired = self._desired_canary(0)
         desired["metadata"]["annotations"].update(annotations)
         custom_api(self.api).create_namespaced_custom_object(
             RESOURCE.group,
