@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rollouts.api.base import parse_duration
-from rollouts.api.rollout import AnalysisRef, CanaryStep, CanaryStrategy
+from rollouts.api.rollout import AnalysisRef, CanaryStep, CanaryStrategy, SlotName
 from rollouts.engine import managed_routes
 from rollouts.engine.context import Ctx, percent_of
 from rollouts.engine.plan import Promotion, StopAnalysis
@@ -157,6 +157,21 @@ def _background(ctx: Ctx, c: CanaryStrategy, idx: int) -> None:
         ctx.pause("InconclusiveAnalysis")
 
 
+def _canary_up(ctx: Ctx, new: SlotName, want: int) -> bool:
+    """Scale the canary slot to ``want`` pods; True once they are ready. Waiting past the
+    progress deadline aborts."""
+    ctx.deploy(new, want)
+    ctx.note_progress(new)
+    if ctx.ready(new, want):
+        return True
+    if ctx.progress_deadline_passed():
+        ctx.abort(
+            "ProgressDeadlineExceeded",
+            f"canary not ready within {ctx.rollout.spec.progress_deadline_seconds}s",
+        )
+    return False
+
+
 def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool) -> bool:
     """Advance the current step; True when it is complete."""
     st = ctx.status
@@ -166,14 +181,7 @@ def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool)
         want = percent_of(ctx.replicas, w)
         if want == 0 and not managed_routes.wanted(c, idx).empty:
             want = 1  # a header or mirror route still sends requests to the canary
-        ctx.deploy(new, want)
-        ctx.note_progress(new)
-        if not ctx.ready(new, want):
-            if ctx.progress_deadline_passed():
-                ctx.abort(
-                    "ProgressDeadlineExceeded",
-                    f"canary not ready within {ctx.rollout.spec.progress_deadline_seconds}s",
-                )
+        if not _canary_up(ctx, new, want):
             return False
         if routed:
             ctx.weight(w, True)
@@ -191,14 +199,7 @@ def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool)
         if not routes.empty:
             # requests routed or mirrored to the canary need canary pods, even at weight 0
             want = max(percent_of(ctx.replicas, reached_weight(c, idx)), 1)
-            ctx.deploy(new, want)
-            ctx.note_progress(new)
-            if not ctx.ready(new, want):
-                if ctx.progress_deadline_passed():
-                    ctx.abort(
-                        "ProgressDeadlineExceeded",
-                        f"canary not ready within {ctx.rollout.spec.progress_deadline_seconds}s",
-                    )
+            if not _canary_up(ctx, new, want):
                 return False
         managed_routes.assert_routes(ctx, c, routes)
         return True
