@@ -248,19 +248,25 @@ def duration_callback(_ctx: click.Context, _param: click.Parameter, value: str) 
         raise click.BadParameter(str(e)) from None
 
 
+kubeconfig_option = click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config).",
+)
+context_option = click.option(
+    "--context", default=None, help="The kubeconfig context (default: current)."
+)
+
+
 def cluster_options(command: F) -> F:
     """``--kubeconfig``, ``--context`` and ``-n/--namespace``; the command receives ``target``.
 
     The connection is opened lazily by :func:`target_from`, so ``--help`` works without a cluster.
     """
 
-    @click.option(
-        "--kubeconfig",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config).",
-    )
-    @click.option("--context", default=None, help="The kubeconfig context (default: current).")
+    @kubeconfig_option
+    @context_option
     @click.option(
         "-n",
         "--namespace",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rollouts.cli.connection import CliError, connect
+from rollouts.cli.connection import CliError, connect, context_option, kubeconfig_option
 from rollouts.cli.dashboard.binding import RemoteBindRefused, check_bind
 
 DEFAULT_PORT = 7070
@@ -35,13 +35,8 @@ DEFAULT_PORT = 7070
     is_flag=True,
     help="Show everything, offer no operations (and refuse them).",
 )
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config).",
-)
-@click.option("--context", default=None, help="The kubeconfig context (default: current).")
+@kubeconfig_option
+@context_option
 @click.option(
     "-n",
     "--namespace",
