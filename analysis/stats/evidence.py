@@ -131,6 +131,24 @@ class EvidenceDetails(BaseModel):
     """Sample-ratio check: the canary's share of requests."""
     expected_share: FiniteNumber = None
     """Sample-ratio check: the share the weights asked for."""
+    loss_ratio: FiniteNumber = None
+    """Sample-ratio check: the canary pauses the rollout only when shown to receive less than this
+    fraction of the share the weights asked for (gross loss)."""
+    pod_spread: FiniteNumber = None
+    """Rate-ratio tests with pods as the sampling unit: the between-pod spread (sd of log event
+    rates) the tolerance was widened by; an upper confidence bound when estimated."""
+    pod_spread_estimate: FiniteNumber = None
+    """Rate-ratio tests: the point estimate of the spread from the baseline's pods (absent when
+    declared or not yet estimated)."""
+    pod_spread_estimated: bool | None = None
+    """Rate-ratio tests: True when the spread comes from the baseline's per-pod counts, False when
+    it is the declared (or default) one."""
+    canary_pods: FiniteNumber = None
+    """Rate-ratio tests: the (traffic-weighted) number of canary pods judged."""
+    baseline_pods: FiniteNumber = None
+    """Rate-ratio tests: the baseline pods the spread was estimated from."""
+    widened_tolerance: FiniteNumber = None
+    """Rate-ratio tests: the tolerance actually tested, widened by the pod spread."""
     deciding_edge: FiniteNumber = None
     """Histogram tests: the latency edge (seconds) the verdict rests on."""
     edges: list[EdgeEvidence] = Field(default_factory=list)

@@ -45,6 +45,7 @@ from analysis.stats.count_eprocess import (
 from analysis.stats.evidence import Evidence
 from analysis.stats.histogram import HistogramEProcess
 from analysis.stats.msprt import NormalMixtureSPRT
+from analysis.stats.pod_spread import DEFAULT_POD_ALPHA_SHARE, PodTolerance
 from analysis.stats.sample_ratio import SampleRatioCheck
 
 BoolArray = NDArray[np.bool_]
@@ -63,12 +64,21 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class CountsInterval:
-    """One interval's increments of an event counter and its exposure (usually requests)."""
+    """One interval's increments of an event counter and its exposure (usually requests).
+
+    The optional per-pod arrays, shape ``(batch, pods)``, feed the pod model
+    (:mod:`analysis.stats.pod_spread`, needs ``MetricSpec.canary_pods``): the baseline's per-pod
+    events and totals estimate the between-pod spread, the canary's per-pod totals give the
+    traffic-weighted number of canary pods. The aggregate fields stay the sums.
+    """
 
     canary_events: ArrayLike
     canary_total: ArrayLike
     baseline_events: ArrayLike
     baseline_total: ArrayLike
+    baseline_pod_events: ArrayLike | None = None
+    baseline_pod_total: ArrayLike | None = None
+    canary_pod_total: ArrayLike | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,12 @@ class MetricSpec:
     (see :mod:`analysis.stats.count_eprocess`); any fixed choice keeps the guarantee.
     ``promote_tolerance`` (counts and histograms; default ``tolerance``) is the ratio a critical
     metric must be shown below before a step promotes early.
+    ``canary_pods`` (counts) turns on pods as the sampling unit: the tolerance (and the promote
+    bar) is widened by the between-pod spread for that many canary pods, the smallest number the
+    rollout judges with (:mod:`analysis.stats.pod_spread`). ``pod_spread`` declares the spread
+    (sd of log rates between pods); None estimates it from per-pod baseline counts, with
+    :data:`~analysis.stats.pod_spread.DEFAULT_POD_SPREAD` until they suffice. ``pod_alpha_share``
+    of the metric's alpha goes to the pod draw (and the spread's bound), the rest to the test.
     """
 
     name: str
@@ -119,6 +135,9 @@ class MetricSpec:
     prior_scales: tuple[float, ...] = DEFAULT_PRIOR_SCALES
     accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
     promote_tolerance: float | None = None
+    canary_pods: float | None = None
+    pod_spread: float | None = None
+    pod_alpha_share: float = DEFAULT_POD_ALPHA_SHARE
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -141,6 +160,24 @@ class MetricSpec:
             self.edges is None or len(self.edge_weights) != len(self.edges)
         ):
             raise ValueError(f"metric {self.name!r}: edge_weights needs one weight per edge")
+        self._check_pods()
+
+    def _check_pods(self) -> None:
+        pods = self.canary_pods is not None or self.pod_spread is not None
+        if pods and self.kind != "counts":
+            raise ValueError(f"metric {self.name!r}: canary_pods/pod_spread are for counts metrics")
+        if self.canary_pods is None and self.pod_spread is not None:
+            raise ValueError(f"metric {self.name!r}: pod_spread needs canary_pods")
+        if self.canary_pods is not None and not (
+            math.isfinite(self.canary_pods) and self.canary_pods >= 1
+        ):
+            raise ValueError(f"metric {self.name!r}: canary_pods must be >= 1")
+        if self.pod_spread is not None and not (
+            math.isfinite(self.pod_spread) and self.pod_spread >= 0
+        ):
+            raise ValueError(f"metric {self.name!r}: pod_spread must be >= 0")
+        if not 0.0 < self.pod_alpha_share < 1.0:
+            raise ValueError(f"metric {self.name!r}: pod_alpha_share must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -330,10 +367,25 @@ class RolloutAnalysis:
         self.batch = int(batch)
         self.t0 = t0
         self._alphas = split_alpha(self.metrics, config.alpha)
+        self._pods: dict[str, PodTolerance] = {
+            m.name: _pod_tolerance(m, self._alphas[m.name], self.batch)
+            for m in self.metrics
+            if m.canary_pods is not None
+        }
         self._tests: dict[str, SequentialTest] = {
-            m.name: _build(m, self._alphas[m.name], self.batch) for m in self.metrics
+            m.name: _build(m, self._test_alpha(m.name), self.batch) for m in self.metrics
         }
         self._srm = SampleRatioCheck(alpha=config.srm_alpha, batch=self.batch)
+
+    def _test_alpha(self, name: str) -> float:
+        """The metric's alpha left for its e-process once the pod model took its share."""
+        pods = self._pods.get(name)
+        return self._alphas[name] if pods is None else pods.test_alpha
+
+    @property
+    def pods(self) -> Mapping[str, PodTolerance]:
+        """The pod model of each metric that has one."""
+        return dict(self._pods)
 
     @property
     def alphas(self) -> dict[str, float]:
@@ -379,6 +431,7 @@ class RolloutAnalysis:
             raise ValueError(f"data for unknown metrics: {', '.join(sorted(unknown))}")
         if self.t0 is None:
             self.t0 = t
+        self._observe_pods(data)
         if self.in_warmup(t):
             return
         for spec in self.metrics:
@@ -387,8 +440,14 @@ class RolloutAnalysis:
                 continue
             test = self._tests[spec.name]
             if isinstance(test, RateRatioEProcess) and isinstance(item, CountsInterval):
+                canary_total = item.canary_total
+                pods = self._pods.get(spec.name)
+                if pods is not None:
+                    canary_total = np.asarray(canary_total, dtype=np.float64) * pods.scale(
+                        canary_total, item.canary_pod_total
+                    )
                 test.update(
-                    item.canary_events, item.canary_total, item.baseline_events, item.baseline_total
+                    item.canary_events, canary_total, item.baseline_events, item.baseline_total
                 )
             elif isinstance(test, HistogramEProcess) and isinstance(item, HistogramInterval):
                 test.update(item.canary_buckets, item.baseline_buckets)
@@ -402,6 +461,35 @@ class RolloutAnalysis:
             split = requests if requests is not None else self._requests_from(data)
             if split is not None:
                 self._srm.update(split[0], split[1], expected_canary_share)
+
+    def _observe_pods(self, data: Mapping[str, IntervalData]) -> None:
+        """Baseline per-pod counts feed the spread estimate, warm-up included (the warm-up is
+        about the canary's pods; the baseline's are as good then as later)."""
+        for name, item in data.items():
+            if not isinstance(item, CountsInterval):
+                continue
+            per_pod = item.baseline_pod_events is not None or item.canary_pod_total is not None
+            pods = self._pods.get(name)
+            if pods is None:
+                if per_pod:
+                    raise ValueError(
+                        f"metric {name!r}: per-pod data needs canary_pods (the pod model)"
+                    )
+                continue
+            if item.baseline_pod_events is not None:
+                if item.baseline_pod_total is None:
+                    raise ValueError(
+                        f"metric {name!r}: baseline_pod_events needs baseline_pod_total"
+                    )
+                pods.observe_baseline_pods(item.baseline_pod_events, item.baseline_pod_total)
+
+    def calibrate_pods(self, name: str, events: ArrayLike, exposure: ArrayLike) -> None:
+        """Baseline per-pod counts from before the rollout (a longer history than the first
+        intervals), for metric ``name``'s spread estimate."""
+        pods = self._pods.get(name)
+        if pods is None:
+            raise ValueError(f"metric {name!r} has no pod model (canary_pods is not set)")
+        pods.observe_baseline_pods(events, exposure)
 
     def _requests_from(
         self, data: Mapping[str, IntervalData]
@@ -468,10 +556,52 @@ class RolloutAnalysis:
     def verdict(self, now: float, step_started_at: float, index: int = 0) -> PolicyVerdict:
         """The decision of run ``index`` with a reason a person can act on."""
         decision = Decision(str(self.decide(now, step_started_at)[index]))
-        evidence = {name: t.evidence(index) for name, t in self._tests.items()}
+        evidence = {name: self.evidence(name, index) for name in self._tests}
         srm = self._srm.evidence(index)
         reason = self._reason(decision, evidence, srm, now, step_started_at, index)
         return PolicyVerdict(decision, reason, evidence, srm)
+
+    def evidence(self, name: str, index: int = 0) -> Evidence:
+        """Metric ``name``'s evidence for run ``index``, in the units of the measured ratio.
+
+        With a pod model the e-process runs on the canary's exposure scaled by ``r0'/r0``; its
+        estimate and interval are scaled back (exact while the widening stays the same) and the
+        details show the spread, the pods and the widened tolerance.
+        """
+        ev = self._tests[name].evidence(index)
+        pods = self._pods.get(name)
+        if pods is None:
+            return ev
+        c = float(pods.widened[index]) / pods.tolerance
+
+        def back(v: float | None) -> float | None:
+            return None if v is None else v * c
+
+        d = ev.details
+        widened = float(pods.widened[index])
+        details = d.model_copy(
+            update={
+                **pods.details(index),
+                "canary_exposure": float(pods.raw_canary_exposure[index]),
+                "promote_tolerance": back(d.promote_tolerance),
+                "alpha": self._alphas[name],
+            }
+        )
+        rule = (
+            f"{ev.rule}; pods as the sampling unit: tolerance {pods.tolerance:g} widened to "
+            f"{widened:.4g} for a between-pod spread of {float(pods.details(index)['pod_spread'] or 0):.3g} "
+            f"over {float(pods.details(index)['canary_pods'] or 0):.3g} canary pod(s), "
+            f"{pods.alpha_draw + pods.alpha_spread:g} of the metric's alpha for the pod draw"
+        )
+        return ev.model_copy(
+            update={
+                "estimate": back(ev.estimate),
+                "lower": back(ev.lower),
+                "upper": back(ev.upper),
+                "rule": rule,
+                "details": details,
+            }
+        )
 
     def _reason(
         self,
@@ -495,16 +625,21 @@ class RolloutAnalysis:
             for n in failing:
                 ev = evidence[n]
                 est = "" if ev.estimate is None else f", estimated ratio {ev.estimate:.3g}"
+                tol = f"{self._spec(n).tolerance:g}"
+                if ev.details.widened_tolerance is not None:
+                    tol += f" widened to {ev.details.widened_tolerance:.4g} for pod spread"
                 parts.append(
                     f"metric {n!r} rejected: e-value reached 1/alpha = "
-                    f"{1 / self._alphas[n]:g} (tolerance {self._spec(n).tolerance:g}{est})"
+                    f"{1 / self._test_alpha(n):g} (tolerance {tol}{est})"
                 )
             return "; ".join(parts)
         if decision is Decision.INCONCLUSIVE and bool(self._srm.mismatch[index]):
             obs, exp = srm.details.observed_share, srm.details.expected_share
             return (
                 f"sample-ratio mismatch: the canary received {100 * (obs or 0):.2f}% of requests "
-                f"against {100 * (exp or 0):.2f}% configured; comparisons are not trustworthy"
+                f"against {100 * (exp or 0):.2f}% configured, shown below "
+                f"{srm.details.loss_ratio or 0:g} of its share (gross loss); its metrics do not "
+                f"describe the traffic it was routed"
             )
         if decision is Decision.INSUFFICIENT and self.in_warmup(now):
             return f"warm-up: intervals before {self.config.warmup_seconds:g} s are excluded"
@@ -536,7 +671,7 @@ class RolloutAnalysis:
                 f"({elapsed:g} of {self.config.min_step_seconds:g} s)"
             )
         return "evidence so far decides nothing; not yet within tolerance: " + ", ".join(
-            f"{n!r} (upper bound {self._upper(evidence[n])} vs {self._promote_bar(n):g})"
+            f"{n!r} (upper bound {self._upper(evidence[n])} vs {self._promote_bar(n, index):g})"
             for n in not_shown
         )
 
@@ -544,9 +679,11 @@ class RolloutAnalysis:
     def _upper(ev: Evidence) -> str:
         return "unknown" if ev.interval is None else f"{ev.interval[1]:.3g}"
 
-    def _promote_bar(self, name: str) -> float:
+    def _promote_bar(self, name: str, index: int = 0) -> float:
         spec = self._spec(name)
-        return spec.tolerance if spec.promote_tolerance is None else spec.promote_tolerance
+        bar = spec.tolerance if spec.promote_tolerance is None else spec.promote_tolerance
+        pods = self._pods.get(name)
+        return bar if pods is None else bar * float(pods.widened[index]) / pods.tolerance
 
     def _spec(self, name: str) -> MetricSpec:
         return next(m for m in self.metrics if m.name == name)
@@ -562,6 +699,7 @@ class RolloutAnalysis:
             "alphas": dict(self._alphas),
             "metrics": {name: t.to_state() for name, t in self._tests.items()},
             "sample_ratio": self._srm.to_state(),
+            **({"pods": {n: p.to_state() for n, p in self._pods.items()}} if self._pods else {}),
         }
 
     @classmethod
@@ -581,4 +719,19 @@ class RolloutAnalysis:
             )
         obj._tests = {m.name: _restore(m, state["metrics"][m.name]) for m in obj.metrics}
         obj._srm = SampleRatioCheck.from_state(state["sample_ratio"])
+        for name, pods_state in dict(state.get("pods") or {}).items():
+            if name in obj._pods:
+                obj._pods[name].restore(dict(pods_state))
         return obj
+
+
+def _pod_tolerance(spec: MetricSpec, alpha: float, batch: int) -> PodTolerance:
+    assert spec.canary_pods is not None
+    return PodTolerance(
+        tolerance=spec.tolerance,
+        alpha=alpha,
+        batch=batch,
+        canary_pods=spec.canary_pods,
+        spread=spec.pod_spread,
+        share=spec.pod_alpha_share,
+    )

@@ -192,13 +192,32 @@ def test_bad_data_is_insufficient_never_an_abort(bad: CountsInterval) -> None:
 
 def test_sample_ratio_mismatch_is_inconclusive_not_abort() -> None:
     a = RolloutAnalysis([errors()], PolicyConfig(min_step_seconds=0), t0=0.0)
-    for t in range(60, 1260, 60):  # the canary gets 20% of requests instead of the 10% configured
+    for t in range(60, 1260, 60):  # the canary gets 2% of requests instead of the 10% configured
         a.observe(
-            t, {"errors": CountsInterval(40.0, 2000.0, 160.0, 8000.0)}, expected_canary_share=0.1
+            t, {"errors": CountsInterval(4.0, 200.0, 196.0, 9800.0)}, expected_canary_share=0.1
         )
     v = a.verdict(1200.0, 0.0)
     assert v.decision is Decision.INCONCLUSIVE
-    assert "sample-ratio mismatch" in v.reason and "20.00%" in v.reason
+    assert "sample-ratio mismatch" in v.reason and "2.00%" in v.reason
+    assert "below 0.5 of its share" in v.reason
+    assert v.sample_ratio is not None and v.sample_ratio.details.loss_ratio == 0.5
+
+
+def test_a_canary_getting_more_or_a_bit_less_than_asked_is_not_paused() -> None:
+    """Only gross loss pauses: 20% where 10% was asked, or 8%, leaves the decision to the data."""
+    for canary in (2000.0, 800.0):
+        a = RolloutAnalysis([errors()], PolicyConfig(min_step_seconds=0), t0=0.0)
+        for t in range(60, 1260, 60):
+            a.observe(
+                t,
+                {
+                    "errors": CountsInterval(
+                        canary / 100, canary, 100.0 - canary / 100, 10000.0 - canary
+                    )
+                },
+                expected_canary_share=0.1,
+            )
+        assert a.verdict(1200.0, 0.0).decision is not Decision.INCONCLUSIVE
 
 
 def test_every_metric_kind_feeds_one_analysis_and_state_round_trips() -> None:
