@@ -54,6 +54,13 @@ MIN_EVENTS_PER_POD = 10.0
 """Mean baseline events per pod below which the spread is not estimated (the declared one is
 used): the log-normal approximation of a Poisson count is poor below about ten."""
 
+CHECKPOINTS = tuple(20.0 * 4.0**j for j in range(5))
+"""Mean baseline events per pod at which the spread's bound is (re)taken: 20, 80, ..., 5120. Each
+bound is taken at ``α_τ/len(CHECKPOINTS)``, so all of them hold at once with probability
+``1 - α_τ`` (union bound) and the smallest so far may be used: the bound tightens as the baseline's
+pods accumulate events (at ten events a pod it is 0.5 for a spread of 0 over ten pods, at 500 about
+0.1), and the test never relies on one that might not cover."""
+
 _BISECT_STEPS = 60
 
 
@@ -175,9 +182,9 @@ class PodTolerance:
 
     The spread is the declared one (``spread``), or, when ``spread`` is None, the upper confidence
     bound estimated from the baseline's per-pod counts accumulated since the start (warm-up
-    included); until those counts are informative, :data:`DEFAULT_POD_SPREAD` stands in. The
-    estimate is taken once per run, the first time it is informative, and then kept: a bound that
-    were re-taken at every look would need to hold at all looks at once.
+    included); until those counts reach the first of :data:`CHECKPOINTS`,
+    :data:`DEFAULT_POD_SPREAD` stands in. The bound is re-taken at each checkpoint with a share of
+    ``α_τ`` and the smallest so far is used: all hold at once, so every interval's null holds.
     """
 
     def __init__(
@@ -212,6 +219,7 @@ class PodTolerance:
         self._spread = np.full(self.batch, start)
         self._estimate = np.full(self.batch, np.nan)
         self._estimated = np.zeros(self.batch, dtype=bool)
+        self._checkpoint = np.zeros(self.batch, dtype=np.int64)  # next of CHECKPOINTS per run
         self._k = np.full(self.batch, self.canary_pods)
         self._n = np.full(self.batch, np.nan)  # baseline pods behind the estimate
         self._pod_events: FloatArray | None = None
@@ -237,17 +245,25 @@ class PodTolerance:
             assert self._pod_exposure is not None
             self._pod_events += x
             self._pod_exposure += n
-        todo = ~self._estimated
+        pods = (self._pod_exposure > 0).sum(axis=-1)
+        per_pod = self._pod_events.sum(axis=-1) / np.maximum(pods, 1)
+        marks = np.asarray((*CHECKPOINTS, math.inf))
+        todo = per_pod >= marks[np.minimum(self._checkpoint, len(CHECKPOINTS))]
         if not todo.any():
             return
         point, upper, ok = estimate_spread(
-            self._pod_events, self._pod_exposure, alpha=self.alpha_spread
+            self._pod_events, self._pod_exposure, alpha=self.alpha_spread / len(CHECKPOINTS)
         )
         now = todo & ok
-        self._spread = np.where(now, upper, self._spread)
+        tighter = now & (~self._estimated | (upper < self._spread))
+        self._spread = np.where(tighter, upper, self._spread)
+        self._n = np.where(tighter, pods, self._n)
         self._estimate = np.where(now, point, self._estimate)
-        self._n = np.where(now, (self._pod_exposure > 0).sum(axis=-1), self._n)
         self._estimated |= now
+        # past every checkpoint the accumulated counts have reached (one bound per crossing)
+        self._checkpoint = np.where(
+            todo, np.searchsorted(marks, per_pod, side="right"), self._checkpoint
+        )
 
     def scale(
         self, canary_total: ArrayLike, canary_pod_total: ArrayLike | None = None
@@ -304,6 +320,7 @@ class PodTolerance:
             "spread": float(self._spread[0]),
             "estimate": None if not math.isfinite(self._estimate[0]) else float(self._estimate[0]),
             "estimated": bool(self._estimated[0]),
+            "checkpoint": int(self._checkpoint[0]),
             "baseline_pods": None if not math.isfinite(self._n[0]) else float(self._n[0]),
             "canary_pods": float(self._k[0]),
             "scale": float(self._scale[0]),
@@ -322,6 +339,7 @@ class PodTolerance:
         self._spread[0] = num("spread")
         self._estimate[0] = num("estimate")
         self._estimated[0] = bool(state.get("estimated"))
+        self._checkpoint[0] = int(num("checkpoint")) if state.get("checkpoint") is not None else 0
         self._n[0] = num("baseline_pods")
         self._k[0] = num("canary_pods")
         self._scale[0] = num("scale")
