@@ -253,6 +253,16 @@ class Compare(ApiModel):
     edges: list[float] | None = Field(default=None, min_length=1, max_length=10)
     """kind histogram: fixed latency edges in seconds whose exceedance rates are compared;
     default: chosen from the baseline's distribution before the rollout starts."""
+    canary_pods: int | None = Field(default=None, ge=1, le=10000)
+    """kind counts, sequential: judge pods as the sampling unit. The number of canary pods the
+    rollout judges with (its smallest: the first step's replicas); the tolerance is widened by
+    the between-pod spread for that many pods, so an identical version whose pods differ is not
+    aborted (docs/analysis.md, "Pods are the sampling unit"). Unset: no widening."""
+    pod_spread: float | None = Field(default=None, ge=0, le=3, allow_inf_nan=False)
+    """kind counts, with canaryPods: the expected between-pod spread of event rates (standard
+    deviation of their logarithms; 0.1 = pods about 10% apart). Default 0.1, which holds for
+    typical fleets of one image on like nodes; set it when your pods are known to differ more
+    (or less: 0 turns the widening off)."""
 
     @field_validator("edges")
     @classmethod
@@ -338,6 +348,20 @@ _METRIC_RULES = (
         "rule": "!has(self.compare) || !has(self.compare.edges) || self.kind == 'histogram'",
         "message": "compare.edges applies to kind histogram only",
     },
+    {
+        "rule": (
+            "!has(self.compare) || (!has(self.compare.canaryPods) && !has(self.compare.podSpread))"
+            " || (self.kind == 'counts' && (!has(self.compare.method) || "
+            "self.compare.method == 'sequential'))"
+        ),
+        "message": "compare.canaryPods and compare.podSpread apply to sequential kind counts only",
+    },
+    {
+        "rule": (
+            "!has(self.compare) || !has(self.compare.podSpread) || has(self.compare.canaryPods)"
+        ),
+        "message": "compare.podSpread needs compare.canaryPods",
+    },
 )
 
 
@@ -415,6 +439,14 @@ class Metric(ApiModel):
             )
         if compare.edges is not None and self.kind != "histogram":
             raise FieldProblem("compare.edges", f"applies to kind histogram only (got {self.kind})")
+        for name, value in (("canaryPods", compare.canary_pods), ("podSpread", compare.pod_spread)):
+            if value is not None and (self.kind != "counts" or compare.method != "sequential"):
+                raise FieldProblem(
+                    f"compare.{name}",
+                    f"applies to sequential kind counts only (got {compare.method} {self.kind})",
+                )
+        if compare.pod_spread is not None and compare.canary_pods is None:
+            raise FieldProblem("compare.podSpread", "needs compare.canaryPods")
 
     @property
     def interval_seconds(self) -> int:

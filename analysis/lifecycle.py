@@ -634,4 +634,6 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
         alpha=c.alpha,
         critical=c.critical,
         edges=None if c.edges is None else tuple(c.edges),
+        canary_pods=c.canary_pods,
+        pod_spread=c.pod_spread,
     )

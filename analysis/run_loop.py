@@ -75,6 +75,7 @@ from analysis.providers.port import (
 )
 from analysis.stats.evidence import Evidence, Outcome
 from analysis.stats.histogram import choose_edges
+from analysis.stats.pod_spread import DEFAULT_POD_SPREAD
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -123,6 +124,8 @@ class MetricPlan:
     alpha: float | None = None
     critical: bool = True
     edges: tuple[float, ...] | None = None
+    canary_pods: int | None = None
+    pod_spread: float | None = None
     threshold: ThresholdRule | None = None
     queries: Mapping[Arm, Queries] = field(default_factory=dict)
     field_path: str = ""
@@ -428,6 +431,11 @@ def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None
         critical=plan.critical,
         alpha=alpha,
         tau=GAUGE_TAU if kind == "gauge" else None,
+        canary_pods=None if plan.canary_pods is None else float(plan.canary_pods),
+        # no per-pod series reach the run loop yet: the declared spread, or the default
+        pod_spread=None
+        if plan.canary_pods is None
+        else (DEFAULT_POD_SPREAD if plan.pod_spread is None else plan.pod_spread),
     )
 
 
@@ -446,7 +454,8 @@ def _build(
         if old is None:
             continue
         if (
-            float(old.get("alpha", -1.0)) == fresh.alphas[spec.name]
+            # the e-process's own alpha: the metric's share, less what a pod model spends
+            float(old.get("alpha", -1.0)) == state["metrics"][spec.name]["alpha"]
             and old.get("kind") == (state["metrics"][spec.name]["kind"])
         ):
             state["metrics"][spec.name] = old
@@ -676,7 +685,7 @@ def _judge(
             Evidence(method="sequential", outcome=Outcome.INSUFFICIENT, rule="no data yet"),
             "",
         )
-    return judge_sequential(plan.name, analysis.tests[plan.name].evidence())
+    return judge_sequential(plan.name, analysis.evidence(plan.name))
 
 
 def _direction(d: str) -> Literal["increase", "decrease", "either"]:

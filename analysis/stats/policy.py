@@ -697,10 +697,16 @@ class RolloutAnalysis:
             "kind": "rollout-analysis",
             "t0": self.t0,
             "alphas": dict(self._alphas),
-            "metrics": {name: t.to_state() for name, t in self._tests.items()},
+            "metrics": {name: self._metric_state(name) for name in self._tests},
             "sample_ratio": self._srm.to_state(),
-            **({"pods": {n: p.to_state() for n, p in self._pods.items()}} if self._pods else {}),
         }
+
+    def _metric_state(self, name: str) -> dict[str, Any]:
+        """A metric's e-process state, with its pod model's inside (``pods``) so that callers
+        that keep metrics' states one by one keep it too."""
+        state = self._tests[name].to_state()
+        pods = self._pods.get(name)
+        return state if pods is None else {**state, "pods": pods.to_state()}
 
     @classmethod
     def from_state(
@@ -719,9 +725,10 @@ class RolloutAnalysis:
             )
         obj._tests = {m.name: _restore(m, state["metrics"][m.name]) for m in obj.metrics}
         obj._srm = SampleRatioCheck.from_state(state["sample_ratio"])
-        for name, pods_state in dict(state.get("pods") or {}).items():
-            if name in obj._pods:
-                obj._pods[name].restore(dict(pods_state))
+        for name, pods in obj._pods.items():
+            saved_pods = state["metrics"][name].get("pods")
+            if isinstance(saved_pods, Mapping):
+                pods.restore(dict(saved_pods))
         return obj
 
 

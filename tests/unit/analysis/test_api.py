@@ -257,6 +257,29 @@ BAD_METRICS: list[tuple[dict[str, Any], str]] = [
         ),
         "spec.metrics[0].compare.edges: must be strictly increasing",
     ),
+    (
+        counts_metric(compare={"podSpread": 0.2}),
+        "spec.metrics[0].compare.podSpread: needs compare.canaryPods",
+    ),
+    (counts_metric(compare={"canaryPods": 0}), "spec.metrics[0].compare.canaryPods: must be >= 1"),
+    (
+        counts_metric(compare={"canaryPods": 2, "podSpread": -0.1}),
+        "spec.metrics[0].compare.podSpread: must be >= 0",
+    ),
+    (
+        counts_metric(compare={"canaryPods": 2, "method": "mann-whitney"}),
+        "spec.metrics[0].compare.canaryPods: applies to sequential kind counts only "
+        "(got mann-whitney counts)",
+    ),
+    (
+        counts_metric(
+            kind="histogram",
+            provider=_prom(canary={"buckets": "b"}, baseline={"buckets": "b"}),
+            compare={"canaryPods": 2},
+        ),
+        "spec.metrics[0].compare.canaryPods: applies to sequential kind counts only "
+        "(got sequential histogram)",
+    ),
     (counts_metric(compare=None), "spec.metrics[0]: must set exactly one of compare, threshold"),
     (
         threshold_metric(threshold={"failureLimit": 2}),

@@ -182,3 +182,22 @@ def test_evidence_carries_over_to_the_next_run() -> None:
 def test_background_run_never_succeeds_on_its_own() -> None:
     _, r = run([errors(tolerance=1.25)], sim("healthy"), until=300, kind="background")
     assert r.phase == "Running"
+
+
+def test_canary_pods_widen_the_tolerance_and_the_evidence_survives_each_tick() -> None:
+    """``compare.canaryPods`` without per-pod series: the default spread widens the tolerance, the
+    evidence says so, and the e-process carries over between ticks (its alpha is the metric's
+    share less the pod draw's, which the resume check must accept)."""
+    plans = [errors(canary_pods=2)]
+    _, r = run(plans, sim("error-regression"))
+    assert r.phase == "Failed"
+    ev = {x.name: x for x in r.metrics}["errors"].evidence
+    assert ev is not None and "widened to" in ev.rule
+    d = ev.details
+    assert d.pod_spread == 0.1 and d.pod_spread_estimated is False and d.canary_pods == 2
+    assert d.widened_tolerance is not None and d.widened_tolerance > d.tolerance == 1.1  # type: ignore[operator]
+    assert d.alpha == ALPHAS["errors"]
+    _, r = run(plans, sim("healthy"), until=300)
+    d = {x.name: x for x in r.metrics}["errors"].evidence.details  # type: ignore[union-attr]
+    assert d.intervals is not None and d.intervals >= 5  # every tick's windows, not the last one's
+    assert d.canary_exposure is not None and d.canary_events is not None
