@@ -21,6 +21,7 @@ from rollouts.cli.render_text import (
     interval_text,
     num,
     pause_text,
+    pods_text,
     revision_text,
     run_title,
     score_text,
@@ -178,6 +179,8 @@ def _analysis(view: RolloutView) -> RenderableType:
         for m in run.metrics:
             if m.message:
                 parts.append(Text(f"{m.name}: {m.message}", style="dim"))
+            if pods := pods_text(m.evidence):
+                parts.append(Text(f"{m.name}: {pods}", style="dim"))
     return Group(*parts)
 
 

@@ -55,6 +55,21 @@ def interval_text(ev: Evidence | None) -> str:
     return f"[{num(ev.lower)}, {num(ev.upper)}]"
 
 
+def pods_text(ev: Evidence | None) -> str:
+    """The pod model behind a rate-ratio verdict (empty without one): the tolerance actually
+    tested and the spread and pod counts it was widened for."""
+    d = None if ev is None else ev.details
+    if d is None or d.widened_tolerance is None:
+        return ""
+    source = "estimated" if d.pod_spread_estimated else "declared"
+    return (
+        f"tolerance {num(d.tolerance)} widened to {num(d.widened_tolerance)} for "
+        f"{num(d.canary_pods)} canary pod(s), pod spread {num(d.pod_spread)} ({source}"
+        + (f" from {num(d.baseline_pods)} baseline pods" if d.baseline_pods is not None else "")
+        + ")"
+    )
+
+
 def score_text(m: MetricView) -> str:
     """The number the verdict hangs on, against what it is compared with: the e-value for the
     sequential tests (the metric fails when it reaches the threshold, 1/alpha), else the
@@ -280,6 +295,8 @@ def render_text(view: RolloutView, now: datetime, *, unicode: bool = True) -> st
             for m in run.metrics:
                 if m.message:
                     lines.append(f"    {m.name}: {m.message}")
+                if pods := pods_text(m.evidence):
+                    lines.append(f"    {m.name}: {pods}")
 
     lines += ["", "Events"]
     if view.events:
