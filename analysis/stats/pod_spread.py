@@ -44,6 +44,11 @@ the same image on like nodes; differences much beyond that are usually a bad nod
 pod randomness, and are worth a look. Templates with per-pod series estimate the spread instead;
 users who know their fleet is more uneven declare it (``podSpread``)."""
 
+UNKNOWN_POD_SPREAD = 0.5
+"""Spread assumed while per-pod series arrive but are too few to bound it (under 20 events a pod):
+pods up to about ±50% apart, the widest spread the benchmark considers. A template that sends
+per-pod series has said "measure, don't assume"; until the measure exists, assume the worst."""
+
 DEFAULT_POD_ALPHA_SHARE = 0.5
 """Share of a metric's alpha spent on the pod draw (``α₁``, and ``α_τ`` when the spread is
 estimated: half each); the rest (``α₂``) is the e-process's. Half: the widening depends on alpha
@@ -183,7 +188,7 @@ class PodTolerance:
     The spread is the declared one (``spread``), or, when ``spread`` is None, the upper confidence
     bound estimated from the baseline's per-pod counts accumulated since the start (warm-up
     included); until those counts reach the first of :data:`CHECKPOINTS`,
-    :data:`DEFAULT_POD_SPREAD` stands in. The bound is re-taken at each checkpoint with a share of
+    :data:`UNKNOWN_POD_SPREAD` stands in (:data:`DEFAULT_POD_SPREAD` while no per-pod counts came). The bound is re-taken at each checkpoint with a share of
     ``α_τ`` and the smallest so far is used: all hold at once, so every interval's null holds.
     """
 
@@ -239,6 +244,9 @@ class PodTolerance:
             raise ValueError(f"baseline per-pod events {x.shape} and totals {n.shape} differ")
         x = np.where(np.isfinite(x) & (x >= 0), x, 0.0)
         n = np.where(np.isfinite(n) & (n >= 0), n, 0.0)
+        self._spread = np.where(
+            self._estimated, self._spread, np.maximum(self._spread, UNKNOWN_POD_SPREAD)
+        )
         if self._pod_events is None or self._pod_events.shape != x.shape:
             self._pod_events, self._pod_exposure = x.copy(), n.copy()
         else:

@@ -12,6 +12,7 @@ from scipy.stats import binom, norm
 
 from analysis.stats.pod_spread import (
     DEFAULT_POD_SPREAD,
+    UNKNOWN_POD_SPREAD,
     PodTolerance,
     effective_count,
     estimate_spread,
@@ -95,6 +96,13 @@ def test_declared_zero_spread_spends_no_alpha_and_declared_spread_no_estimate() 
     estimating = PodTolerance(tolerance=1.1, alpha=0.05, batch=1, canary_pods=2)
     assert estimating.details(0)["pod_spread"] == DEFAULT_POD_SPREAD
     assert estimating.alpha_draw == pytest.approx(0.0125) == estimating.alpha_spread
+    # per-pod counts too few to bound the spread: assume the worst until they suffice
+    estimating.observe_baseline_pods([[3.0, 5.0, 4.0] * 4], [[300.0] * 12])
+    assert estimating.details(0)["pod_spread"] == UNKNOWN_POD_SPREAD
+    assert estimating.details(0)["pod_spread_estimated"] is False
+    estimating.observe_baseline_pods([[300.0, 310.0, 290.0] * 4], [[3e4] * 12])
+    assert estimating.details(0)["pod_spread_estimated"] is True
+    assert float(estimating.details(0)["pod_spread"] or 1) < UNKNOWN_POD_SPREAD
 
 
 def simulate(
