@@ -600,7 +600,14 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
     for arm_name, arm in arms:
         if arm is not None:
             queries[arm_name] = Queries(
-                events=arm.events, total=arm.total, buckets=arm.buckets, value=arm.value
+                events=arm.events,
+                total=arm.total,
+                buckets=arm.buckets,
+                value=arm.value,
+                # pods as the sampling unit: the counts may come one series per pod
+                pod_label="pod"
+                if metric.compare is not None and metric.compare.canary_pods is not None
+                else None,
             )
     common: dict[str, Any] = {
         "name": metric.name,

@@ -75,7 +75,6 @@ from analysis.providers.port import (
 )
 from analysis.stats.evidence import Evidence, Outcome
 from analysis.stats.histogram import choose_edges
-from analysis.stats.pod_spread import DEFAULT_POD_SPREAD
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -332,7 +331,7 @@ def _measure_compare(
             c_m, b_m = _orient(plan, canary, baseline)
             if plan.kind == "counts":
                 cc, bc = _counts(c_m, plan.name), _counts(b_m, plan.name)
-                data[plan.name] = CountsInterval(cc.events, cc.total, bc.events, bc.total)
+                data[plan.name] = _counts_interval(plan, cc, bc)
                 values = ArmValues(
                     canary_events=_counts(canary, plan.name).events,
                     canary_total=_counts(canary, plan.name).total,
@@ -362,6 +361,23 @@ def _measure_compare(
     ms.tally = ms.tally.add(MeasurementPhase.SUCCESSFUL)
     ms.last_events = round(_events(canary) + _events(baseline))
     ms.record(hi, MeasurementPhase.SUCCESSFUL, values=values)
+
+
+def _counts_interval(plan: MetricPlan, canary: Counts, baseline: Counts) -> CountsInterval:
+    """The aggregate counts, with the per-pod ones when both arms came per pod (pods as the
+    sampling unit; not for ``direction: decrease``, whose arms swap roles)."""
+    agg = CountsInterval(canary.events, canary.total, baseline.events, baseline.total)
+    if plan.canary_pods is None or plan.direction == "decrease" or baseline.per_pod is None:
+        return agg
+    return CountsInterval(
+        canary.events,
+        canary.total,
+        baseline.events,
+        baseline.total,
+        baseline_pod_events=[[e for _, e, _ in baseline.per_pod]],
+        baseline_pod_total=[[t for _, _, t in baseline.per_pod]],
+        canary_pod_total=None if canary.per_pod is None else [[t for _, _, t in canary.per_pod]],
+    )
 
 
 def _value_or_total(m: Measured) -> float:
@@ -432,10 +448,8 @@ def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None
         alpha=alpha,
         tau=GAUGE_TAU if kind == "gauge" else None,
         canary_pods=None if plan.canary_pods is None else float(plan.canary_pods),
-        # no per-pod series reach the run loop yet: the declared spread, or the default
-        pod_spread=None
-        if plan.canary_pods is None
-        else (DEFAULT_POD_SPREAD if plan.pod_spread is None else plan.pod_spread),
+        # None: estimated from per-pod series when they come, else the default spread
+        pod_spread=plan.pod_spread,
     )
 
 

@@ -49,6 +49,10 @@ class Counts:
 
     events: float
     total: float
+    per_pod: tuple[tuple[str, float, float], ...] | None = None
+    """``(pod, events, total)`` per pod, sorted by pod, when the queries returned one series per
+    pod (``sum by (pod)``) and the metric judges pods as the sampling unit; ``events`` and
+    ``total`` are then their sums."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ class Queries:
     total: str | None = None
     buckets: str | None = None
     value: str | None = None
+    pod_label: str | None = None
+    """Counts only: the queries may return one series per value of this label (``pod``) instead
+    of one series; set when the metric judges pods as the sampling unit."""
 
 
 class MetricProvider(Protocol):

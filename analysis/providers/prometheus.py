@@ -41,7 +41,13 @@ from analysis.providers.port import (
     Queries,
     Value,
 )
-from analysis.providers.shapes import to_buckets, to_counts, to_number
+from analysis.providers.shapes import (
+    to_buckets,
+    to_counts,
+    to_counts_by,
+    to_number,
+    to_numbers_by,
+)
 
 __all__ = ["PrometheusProvider", "promql_duration"]
 
@@ -146,8 +152,13 @@ class PrometheusProvider:
             total_q = self._need(queries.total, kind, arm, "total")
             # The total first: if the arm has no traffic series at all, that is the message to show.
             what_t = f"{arm} total query {total_q!r}"
-            total = to_number(self._query(total_q, window, end, what_t), what_t)
             what_e = f"{arm} events query {events_q!r}"
+            if queries.pod_label:
+                by = queries.pod_label
+                totals = to_numbers_by(self._query(total_q, window, end, what_t), by, what_t)
+                events_by = to_numbers_by(self._query(events_q, window, end, what_e), by, what_e)
+                return to_counts_by(events_by, totals, f"{arm} counts")
+            total = to_number(self._query(total_q, window, end, what_t), what_t)
             events = to_number(self._query(events_q, window, end, what_e), what_e)
             return to_counts(events, total, f"{arm} counts")
         if kind == "histogram":

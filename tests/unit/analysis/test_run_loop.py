@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from analysis.judge import ThresholdRule
-from analysis.providers.port import Arm, Measured, NoData, ProviderError, Queries
+from analysis.providers.port import Arm, Counts, Measured, NoData, ProviderError, Queries
 from analysis.run_loop import MetricPlan, TickResult, advance
 from simulations.simulated_provider import SimulatedProvider, scenario
 
@@ -201,3 +201,29 @@ def test_canary_pods_widen_the_tolerance_and_the_evidence_survives_each_tick() -
     d = {x.name: x for x in r.metrics}["errors"].evidence.details  # type: ignore[union-attr]
     assert d.intervals is not None and d.intervals >= 5  # every tick's windows, not the last one's
     assert d.canary_exposure is not None and d.canary_events is not None
+
+
+def test_per_pod_counts_estimate_the_spread_across_ticks() -> None:
+    """Per-pod counts (as the Prometheus provider reads ``sum by (pod)``) reach the pod model:
+    the baseline's ten pods bound the spread, the canary's two pods with uneven traffic count as
+    fewer, and the accumulation survives the status round trip between ticks."""
+
+    class PerPod:
+        def measure(self, kind: str, arm: Arm, q: Queries, start: float, end: float) -> Measured:
+            assert q.pod_label == "pod"
+            if arm == "baseline":
+                rows = tuple((f"b-{i}", 20.0 + 2 * i, 3000.0) for i in range(10))
+            else:
+                rows = (("c-0", 9.0, 900.0), ("c-1", 1.0, 100.0))
+            return Counts(sum(r[1] for r in rows), sum(r[2] for r in rows), rows)
+
+    pod_q = {arm: Queries(events="e", total="t", pod_label="pod") for arm in ("canary", "baseline")}
+    plans = [errors(canary_pods=2, queries=pod_q)]
+    _, r = run(plans, PerPod(), until=200)
+    ev = {x.name: x for x in r.metrics}["errors"].evidence
+    assert ev is not None
+    d = ev.details
+    assert d.pod_spread_estimated is True and d.baseline_pods == 10
+    assert d.canary_pods is not None and 1.2 < d.canary_pods < 1.25  # 90/10 traffic: (Σw)²/Σw²
+    assert d.pod_spread is not None and 0 < d.pod_spread < 0.6  # pods 20-38 errors: bounded
+    assert d.widened_tolerance is not None and d.widened_tolerance > 1.1
