@@ -476,6 +476,37 @@ def _build(
     return RolloutAnalysis.from_state(state, specs, config)
 
 
+POD_HISTORY_SECONDS = 3600.0
+"""How far back the baseline's per-pod counts are read before the analysis starts: an hour gives
+most fleets enough errors a pod to bound the spread before the first canary window."""
+
+
+def _calibrate_pods(
+    plan: MetricPlan,
+    analysis: RolloutAnalysis,
+    provider_for: Callable[[MetricPlan], MetricProvider],
+    start: float,
+) -> None:
+    """Feed the baseline's per-pod counts of the hour before ``start`` to the pod model. Anything
+    short of per-pod counts (no data, an error, an aggregate series) leaves the model as it is:
+    it then assumes a wide spread until the analysis's own windows bound it."""
+    if plan.canary_pods is None or plan.direction == "decrease" or plan.name not in analysis.pods:
+        return
+    queries = plan.queries.get("baseline")
+    if queries is None or not queries.pod_label:
+        return
+    try:
+        got = provider_for(plan).measure(
+            plan.kind, "baseline", queries, start - POD_HISTORY_SECONDS, start
+        )
+    except (NoData, ProviderError):
+        return
+    if isinstance(got, Counts) and got.per_pod:
+        analysis.calibrate_pods(
+            plan.name, [[e for _, e, _ in got.per_pod]], [[t for _, _, t in got.per_pod]]
+        )
+
+
 # ------------------------------------------------------------------------------ one tick
 
 
@@ -535,6 +566,9 @@ def advance(
         specs = [s for p in group if (s := _spec(p, metric_states[p.name], alphas[p.name]))]
         if specs:
             analyses[dry] = _build(specs, tests, config, start)
+            for p in group:
+                if p.name not in tests:  # the metric's first tick: its pods' history, once
+                    _calibrate_pods(p, analyses[dry], provider_for, start)
     windows.sort(key=lambda w: w[0])
     for hi, item in windows:
         for analysis in analyses.values():

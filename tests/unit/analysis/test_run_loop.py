@@ -208,9 +208,12 @@ def test_per_pod_counts_estimate_the_spread_across_ticks() -> None:
     the baseline's ten pods bound the spread, the canary's two pods with uneven traffic count as
     fewer, and the accumulation survives the status round trip between ticks."""
 
+    seen: list[tuple[str, float, float]] = []
+
     class PerPod:
         def measure(self, kind: str, arm: Arm, q: Queries, start: float, end: float) -> Measured:
             assert q.pod_label == "pod"
+            seen.append((arm, start, end))
             if arm == "baseline":
                 rows = tuple((f"b-{i}", 20.0 + 2 * i, 3000.0) for i in range(10))
             else:
@@ -227,3 +230,8 @@ def test_per_pod_counts_estimate_the_spread_across_ticks() -> None:
     assert d.canary_pods is not None and 1.2 < d.canary_pods < 1.25  # 90/10 traffic: (Σw)²/Σw²
     assert d.pod_spread is not None and 0 < d.pod_spread < 0.6  # pods 20-38 errors: bounded
     assert d.widened_tolerance is not None and d.widened_tolerance > 1.1
+    # the baseline's last hour per pod is read once, before the first window
+    history = [w for w in seen if w[2] - w[1] == 3600.0]
+    assert history == [("baseline", -3600.0, 0.0)]
+    assert d.intervals is not None  # the history bounds the spread but is not evidence
+    assert d.baseline_events == 290.0 * d.intervals
