@@ -257,12 +257,15 @@ class Compare(ApiModel):
     """kind counts, sequential: judge pods as the sampling unit. The number of canary pods the
     rollout judges with (its smallest: the first step's replicas); the tolerance is widened by
     the between-pod spread for that many pods, so an identical version whose pods differ is not
-    aborted (docs/analysis.md, "Pods are the sampling unit"). Unset: no widening."""
+    aborted (docs/analysis.md, "Pods are the sampling unit"). The events and total queries may
+    then return one series per pod (`sum by (pod) (...)`, label `pod`): the spread is estimated
+    from the baseline's pods, including the hour before the analysis. Unset: no widening."""
     pod_spread: float | None = Field(default=None, ge=0, le=3, allow_inf_nan=False)
     """kind counts, with canaryPods: the expected between-pod spread of event rates (standard
-    deviation of their logarithms; 0.1 = pods about 10% apart). Default 0.1, which holds for
-    typical fleets of one image on like nodes; set it when your pods are known to differ more
-    (or less: 0 turns the widening off)."""
+    deviation of their logarithms; 0.1 = pods about 10% apart). Default: estimated from per-pod
+    series when the queries return them, else 0.1, which holds for typical fleets of one image on
+    like nodes; set it when your pods are known to differ more (or less: 0 turns the widening
+    off)."""
 
     @field_validator("edges")
     @classmethod
