@@ -69,7 +69,9 @@ class CountsInterval:
     The optional per-pod arrays, shape ``(batch, pods)``, feed the pod model
     (:mod:`analysis.stats.pod_spread`, needs ``MetricSpec.canary_pods``): the baseline's per-pod
     events and totals estimate the between-pod spread, the canary's per-pod totals give the
-    traffic-weighted number of canary pods. The aggregate fields stay the sums.
+    traffic-weighted number of canary pods. The aggregate fields stay the sums. Aggregate fields
+    given per pod, shape ``(batch, pods)``, are read as such: summed, and the per-pod arrays taken
+    from them (:meth:`per_pod_split`).
     """
 
     canary_events: ArrayLike
@@ -79,6 +81,35 @@ class CountsInterval:
     baseline_pod_events: ArrayLike | None = None
     baseline_pod_total: ArrayLike | None = None
     canary_pod_total: ArrayLike | None = None
+
+    def per_pod_split(self) -> CountsInterval:
+        """The same interval with per-pod aggregate fields (2-D) summed into the aggregates and
+        kept as the per-pod arrays; unchanged when the aggregates are per run already."""
+        arrays = [
+            np.asarray(a, dtype=np.float64)
+            for a in (
+                self.canary_events,
+                self.canary_total,
+                self.baseline_events,
+                self.baseline_total,
+            )
+        ]
+        if all(a.ndim < 2 for a in arrays):
+            return self
+        if not all(a.ndim == 2 for a in arrays):
+            raise ValueError("counts per pod need all four of events and totals as (batch, pods)")
+        ce, ct, be, bt = arrays
+        return CountsInterval(
+            ce.sum(axis=1),
+            ct.sum(axis=1),
+            be.sum(axis=1),
+            bt.sum(axis=1),
+            baseline_pod_events=be
+            if self.baseline_pod_events is None
+            else self.baseline_pod_events,
+            baseline_pod_total=bt if self.baseline_pod_total is None else self.baseline_pod_total,
+            canary_pod_total=ct if self.canary_pod_total is None else self.canary_pod_total,
+        )
 
 
 @dataclass(frozen=True)
@@ -431,6 +462,9 @@ class RolloutAnalysis:
             raise ValueError(f"data for unknown metrics: {', '.join(sorted(unknown))}")
         if self.t0 is None:
             self.t0 = t
+        data = {
+            n: d.per_pod_split() if isinstance(d, CountsInterval) else d for n, d in data.items()
+        }
         self._observe_pods(data)
         if self.in_warmup(t):
             return

@@ -234,3 +234,31 @@ def test_per_pod_data_without_the_pod_model_is_refused() -> None:
                 )
             },
         )
+
+
+def test_counts_given_per_pod_are_summed_and_feed_the_pod_model() -> None:
+    """``CountsInterval`` with ``(batch, pods)`` arrays in its aggregate fields (the benchmark's
+    per-pod form) is the same interval as the aggregates plus explicit per-pod arrays."""
+    rng = np.random.default_rng(4)
+    spec = MetricSpec("errors", "counts", canary_pods=2.0)
+    a = RolloutAnalysis([spec], PolicyConfig(), batch=3, t0=0.0)
+    b = RolloutAnalysis([spec], PolicyConfig(), batch=3, t0=0.0)
+    for i in range(1, 6):
+        cx, cn = rng.poisson(5.0, (3, 2)).astype(float), np.full((3, 2), 500.0)
+        bx, bn = rng.poisson(50.0, (3, 8)).astype(float), np.full((3, 8), 5000.0)
+        a.observe(60.0 * i, {"errors": CountsInterval(cx, cn, bx, bn)})
+        explicit = CountsInterval(
+            cx.sum(1),
+            cn.sum(1),
+            bx.sum(1),
+            bn.sum(1),
+            baseline_pod_events=bx,
+            baseline_pod_total=bn,
+            canary_pod_total=cn,
+        )
+        b.observe(60.0 * i, {"errors": explicit})
+    for run in range(3):
+        assert a.evidence("errors", run) == b.evidence("errors", run)
+    assert a.evidence("errors", 0).details.baseline_pods == 8
+    with pytest.raises(ValueError, match="all four"):
+        a.observe(400.0, {"errors": CountsInterval(cx, cn.sum(1), bx, bn)})
