@@ -235,3 +235,24 @@ def test_per_pod_counts_estimate_the_spread_across_ticks() -> None:
     assert history == [("baseline", -3600.0, 0.0)]
     assert d.intervals is not None  # the history bounds the spread but is not evidence
     assert d.baseline_events == 290.0 * d.intervals
+
+
+def test_the_simulated_provider_answers_per_pod_queries_per_pod() -> None:
+    """``sluice simulate`` and these tests can drive the pod model: with ``pods`` the simulated
+    provider splits each arm's counts over its pods, the totals unchanged."""
+    pod_q = {arm: Queries(events="e", total="t", pod_label="pod") for arm in ("canary", "baseline")}
+    p = SimulatedProvider(scenario("healthy"), lambda: 20, pods=(2, 8), pod_spread=0.1)
+    p.advance(120.0)
+    got = p.measure("counts", "baseline", pod_q["baseline"], 60.0, 120.0)
+    assert isinstance(got, Counts) and got.per_pod is not None and len(got.per_pod) == 8
+    assert got.events == sum(r[1] for r in got.per_pod) and got.total == sum(
+        r[2] for r in got.per_pod
+    )
+    plain = SimulatedProvider(scenario("healthy"), lambda: 20, pods=(2, 8))
+    plain.advance(120.0)
+    assert plain.measure("counts", "baseline", COUNTS["baseline"], 60.0, 120.0).per_pod is None  # type: ignore[union-attr]
+    pods = SimulatedProvider(scenario("healthy"), lambda: 20, pods=(2, 8), pod_spread=0.1)
+    _, r = run([errors(canary_pods=2, queries=pod_q)], pods, until=600)
+    assert r.phase != "Failed"
+    d = {x.name: x for x in r.metrics}["errors"].evidence.details  # type: ignore[union-attr]
+    assert d.baseline_pods == 8 and d.canary_pods is not None and d.canary_pods > 1.5
