@@ -22,11 +22,14 @@ IntArray = NDArray[np.int64]
 @dataclass(frozen=True)
 class RunOutcomes:
     """Per run: when the judge aborted or promoted (seconds from rollout start, inf if never),
-    and the excess bad requests the canary served before the abort (or before the end)."""
+    and the excess bad requests the canary served before the abort (or before the end).
+    ``pause_s``: when the rollout was first paused for a person (inconclusive), for judges that
+    can pause (None: the judge never pauses)."""
 
     abort_s: FloatArray
     promote_s: FloatArray
     harm: FloatArray
+    pause_s: FloatArray | None = None
 
     @property
     def runs(self) -> int:
