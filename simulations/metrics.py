@@ -8,6 +8,7 @@ and so it can be tested on inputs whose answers are known.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -120,3 +121,10 @@ def calibrate_grid(
         if rate <= target:
             return (c, rate)
     return (candidates[-1], rate)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (a worker pool once shut down), user +
+    system: what a run costs, whatever the machine's load did to its wall clock."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
