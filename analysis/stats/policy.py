@@ -8,9 +8,22 @@ Steps never reset evidence; a step only decides *when* it is allowed to promote.
 Decision precedence per run: ABORT (any metric's e-value reached ``1/alpha_m``; the count tests
 condition on the observed split, so they stay valid even under a sample-ratio mismatch) >
 INCONCLUSIVE (sample-ratio mismatch) > INSUFFICIENT during warm-up > PROMOTE_STEP > at the step's
-maximum duration ``on_max_duration`` ("promote" with a warning, or "pause" = INCONCLUSIVE) >
-INSUFFICIENT (a critical metric has fewer than ``max(min_events, 1)`` events) > CONTINUE.
-A critical metric with no valid data never promotes, not even at the maximum duration.
+maximum duration ``on_max_duration`` > INSUFFICIENT (a critical metric has fewer than
+``max(min_events, 1)`` events) > CONTINUE.
+
+"Enough" to promote is evidence of no harm, at any time including the step's end: every critical
+metric shown within tolerance (its one-sided confidence sequence's upper bound below the promote
+tolerance) and its ``min_events`` reached. Counting events is not evidence: one error seen, or a
+thousand, says nothing about a canary five times worse when the baseline saw as few. So a canary
+worse than the tolerance is promoted with probability at most its metric's ``alpha_m`` (the
+acceptance test's Ville bound), at any traffic level: that is the policy's beta. A step at its
+maximum duration without that evidence is inconclusive, and ``on_max_duration`` says what then
+happens: "pause" (the default: INCONCLUSIVE, a person decides) or "promote", which means "enough
+evidence of no harm was not reached but nothing failed" (issue 13's reading, the template's
+``inconclusive: promote``): PROMOTE_STEP with a WARNING when no metric aborted, the sample ratio
+holds and every critical metric has valid data and its ``min_events``. It gives up beta: at low
+traffic a regression can be promoted this way, and the reason says so. A critical metric with no
+valid data (NaN, empty, no traffic) never promotes, not even then.
 
 ``observe`` takes ``t`` as the *end* of the interval the data covers; intervals with
 ``t <= t0 + warmup_seconds`` lie in the warm-up and are excluded from evidence. Requests for the
@@ -420,17 +433,43 @@ class RolloutAnalysis:
         return None
 
     def _enough(self, spec: MetricSpec) -> BoolArray:
+        """At least ``max(min_events, 1)`` events: short of it a metric is still gathering data
+        (INSUFFICIENT). Never evidence of no harm on its own: that is ``within_tolerance``."""
         test = self._tests[spec.name]
         ok = test.events >= max(spec.min_events, 1)
         if isinstance(test, NormalMixtureSPRT):
             ok &= test.ready
         return np.asarray(ok)
 
-    def _state_arrays(self, now: float, step_started_at: float) -> dict[str, Any]:
+    def _measured(self, spec: MetricSpec) -> BoolArray:
+        """Valid data (a folded interval with requests on both arms; a gauge ready to judge) and
+        ``min_events`` reached: what "nothing failed" needs before ``on_max_duration="promote"``
+        may promote without evidence of no harm. NaN and empty intervals are never folded, so
+        they never count."""
+        test = self._tests[spec.name]
+        if isinstance(test, RateRatioEProcess):
+            ok = test.intervals > 0
+        elif isinstance(test, NormalMixtureSPRT):
+            ok = np.asarray(test.ready)
+        else:
+            ok = test.events > 0
+        return np.asarray(ok & (test.events >= spec.min_events))
+
+    def _state_arrays(
+        self,
+        now: float,
+        step_started_at: ArrayLike,
+        max_step_seconds: ArrayLike | None = None,
+    ) -> dict[str, Any]:
         crit = [m for m in self.metrics if m.critical]
         ones = np.ones(self.batch, dtype=bool)
-        elapsed = now - step_started_at
-        maxed = self.config.max_step_seconds is not None and elapsed >= self.config.max_step_seconds
+        elapsed = now - np.broadcast_to(np.asarray(step_started_at, dtype=np.float64), self.batch)
+        limit = self.config.max_step_seconds if max_step_seconds is None else max_step_seconds
+        maxed = (
+            ~ones
+            if limit is None
+            else elapsed >= np.broadcast_to(np.asarray(limit, dtype=np.float64), self.batch)
+        )
         return {
             "abort": np.any([t.rejected for t in self._tests.values()], axis=0)
             if self._tests
@@ -440,25 +479,37 @@ class RolloutAnalysis:
             "within": np.all([self._tests[m.name].within_tolerance for m in crit], axis=0)
             if crit
             else ones,
+            "measured": np.all([self._measured(m) for m in crit], axis=0) if crit else ones,
             "min_ok": elapsed >= self.config.min_step_seconds,
             "maxed": maxed,
             "warm": self.in_warmup(now),
         }
 
-    def decide(self, now: float, step_started_at: float) -> NDArray[np.str_]:
-        """Decision per run: a string array of :class:`Decision` values (``== Decision.ABORT``)."""
-        s = self._state_arrays(now, step_started_at)
+    def decide(
+        self,
+        now: float,
+        step_started_at: ArrayLike,
+        *,
+        max_step_seconds: ArrayLike | None = None,
+    ) -> NDArray[np.str_]:
+        """Decision per run: a string array of :class:`Decision` values (``== Decision.ABORT``).
+
+        ``step_started_at`` (and ``max_step_seconds``, default the config's) may be one value for
+        every run or one per run, for a batch of runs each at its own step."""
+        s = self._state_arrays(now, step_started_at, max_step_seconds)
         out = np.full(self.batch, Decision.CONTINUE.value, dtype="<U16")
         out[~s["enough"]] = Decision.INSUFFICIENT.value
-        if s["maxed"]:
-            promote_at_max = self.config.on_max_duration == "promote"
-            out[:] = np.where(
-                s["enough"] & promote_at_max,
-                Decision.PROMOTE_STEP.value,
-                Decision.INCONCLUSIVE.value,
-            )
-        if s["min_ok"]:
-            out[s["enough"] & s["within"]] = Decision.PROMOTE_STEP.value
+        # at the maximum duration without evidence of no harm: the inconclusive policy; promote
+        # only when nothing failed and every critical metric was measured (see module docstring)
+        promote_at_max = self.config.on_max_duration == "promote"
+        at_max = np.where(
+            s["measured"] & promote_at_max,
+            Decision.PROMOTE_STEP.value,
+            Decision.INCONCLUSIVE.value,
+        )
+        out = np.where(s["maxed"], at_max, out)
+        # evidence of no harm promotes, at the maximum duration too
+        out[s["min_ok"] & s["enough"] & s["within"]] = Decision.PROMOTE_STEP.value
         if s["warm"]:
             out[:] = Decision.INSUFFICIENT.value
         out[s["srm"]] = Decision.INCONCLUSIVE.value
@@ -524,7 +575,8 @@ class RolloutAnalysis:
             return (
                 f"WARNING: promoted at the step's maximum duration "
                 f"({self.config.max_step_seconds:g} s) without showing "
-                f"{', '.join(map(repr, not_shown))} within tolerance"
+                f"{', '.join(map(repr, not_shown))} within tolerance (on_max_duration promote: "
+                "evidence of no harm was not reached, but nothing failed)"
             )
         if decision is Decision.PROMOTE_STEP:
             return f"after {elapsed:g} s every critical metric is shown within tolerance" + (
