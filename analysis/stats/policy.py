@@ -54,6 +54,7 @@ from analysis.stats.count_eprocess import (
     DEFAULT_TOLERANCE,
     STATE_VERSION,
     RateRatioEProcess,
+    as_batch,
 )
 from analysis.stats.evidence import Evidence
 from analysis.stats.histogram import HistogramEProcess
@@ -162,6 +163,12 @@ class PolicyConfig:
 
     alpha: float = 0.05
     warmup_seconds: float = 0.0
+    warmup_events: float = 0.0
+    """Warm-up by traffic: intervals are excluded until the canary has served this many requests
+    (the interval that reaches it included). Why by events: what a cold canary must get over
+    (caches, JIT, connection pools) is measured in requests served, not seconds; a fixed time is
+    too long at high traffic (it alone exceeded the oracle's time to abort large regressions)
+    and too short at low traffic. With ``warmup_seconds`` too, both must have passed."""
     min_step_seconds: float = 60.0
     max_step_seconds: float | None = None
     on_max_duration: Literal["promote", "pause"] = "pause"
@@ -170,6 +177,8 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not (math.isfinite(self.warmup_events) and self.warmup_events >= 0):
+            raise ValueError(f"warmup_events must be >= 0, got {self.warmup_events}")
         if not 0.0 < self.srm_alpha < 1.0:
             raise ValueError(f"srm_alpha must be in (0, 1), got {self.srm_alpha}")
         if self.on_max_duration not in ("promote", "pause"):
@@ -347,6 +356,7 @@ class RolloutAnalysis:
             m.name: _build(m, self._alphas[m.name], self.batch) for m in self.metrics
         }
         self._srm = SampleRatioCheck(alpha=config.srm_alpha, batch=self.batch)
+        self._warm_requests = np.zeros(self.batch)  # canary requests seen, warm-up included
 
     @property
     def alphas(self) -> dict[str, float]:
@@ -373,10 +383,16 @@ class RolloutAnalysis:
         ]
 
     def in_warmup(self, t: float) -> bool:
-        """Whether an interval ending at ``t`` lies in the warm-up (before any data, everything)."""
+        """Whether an interval ending at ``t`` lies in the timed warm-up (before any data,
+        everything); :meth:`warming` adds the warm-up by events, per run."""
         if self.t0 is None:
             return True
         return self.config.warmup_seconds > 0 and t <= self.t0 + self.config.warmup_seconds
+
+    def warming(self, t: float) -> BoolArray:
+        """Per run, whether an interval ending at ``t`` is still excluded as warm-up."""
+        by_events = self._warm_requests < self.config.warmup_events
+        return np.asarray(by_events | self.in_warmup(t))
 
     def observe(
         self,
@@ -392,7 +408,17 @@ class RolloutAnalysis:
             raise ValueError(f"data for unknown metrics: {', '.join(sorted(unknown))}")
         if self.t0 is None:
             self.t0 = t
-        if self.in_warmup(t):
+        split = requests if requests is not None else self._requests_from(data)
+        if self.config.warmup_events > 0:
+            # the interval that brings the canary to warmup_events requests is still warm-up
+            cold = self._warm_requests < self.config.warmup_events
+            if split is not None:
+                seen = np.nan_to_num(as_batch(split[0], self.batch, "canary requests"))
+                self._warm_requests += np.maximum(seen, 0.0)
+            if cold.all() or self.in_warmup(t):
+                return
+            data = {n: _mask(d, cold) for n, d in data.items()} if cold.any() else data
+        elif self.in_warmup(t):
             return
         for spec in self.metrics:
             item = data.get(spec.name)
@@ -411,10 +437,8 @@ class RolloutAnalysis:
                 raise TypeError(
                     f"metric {spec.name!r} is a {spec.kind} metric; got {type(item).__name__}"
                 )
-        if expected_canary_share is not None:
-            split = requests if requests is not None else self._requests_from(data)
-            if split is not None:
-                self._srm.update(split[0], split[1], expected_canary_share)
+        if expected_canary_share is not None and split is not None:
+            self._srm.update(split[0], split[1], expected_canary_share)
 
     def _requests_from(
         self, data: Mapping[str, IntervalData]
@@ -482,7 +506,7 @@ class RolloutAnalysis:
             "measured": np.all([self._measured(m) for m in crit], axis=0) if crit else ones,
             "min_ok": elapsed >= self.config.min_step_seconds,
             "maxed": maxed,
-            "warm": self.in_warmup(now),
+            "warm": self.warming(now),
         }
 
     def decide(
@@ -510,8 +534,7 @@ class RolloutAnalysis:
         out = np.where(s["maxed"], at_max, out)
         # evidence of no harm promotes, at the maximum duration too
         out[s["min_ok"] & s["enough"] & s["within"]] = Decision.PROMOTE_STEP.value
-        if s["warm"]:
-            out[:] = Decision.INSUFFICIENT.value
+        out[s["warm"]] = Decision.INSUFFICIENT.value
         out[s["srm"]] = Decision.INCONCLUSIVE.value
         out[s["abort"]] = Decision.ABORT.value
         return out
@@ -557,8 +580,13 @@ class RolloutAnalysis:
                 f"sample-ratio mismatch: the canary received {100 * (obs or 0):.2f}% of requests "
                 f"against {100 * (exp or 0):.2f}% configured; comparisons are not trustworthy"
             )
-        if decision is Decision.INSUFFICIENT and self.in_warmup(now):
-            return f"warm-up: intervals before {self.config.warmup_seconds:g} s are excluded"
+        if decision is Decision.INSUFFICIENT and bool(self.warming(now)[index]):
+            if self.in_warmup(now):
+                return f"warm-up: intervals before {self.config.warmup_seconds:g} s are excluded"
+            return (
+                f"warm-up: the canary has served {self._warm_requests[index]:g} of "
+                f"{self.config.warmup_events:g} requests; intervals until then are excluded"
+            )
         if decision is Decision.INSUFFICIENT:
             return "not enough data yet: " + ", ".join(
                 f"{m.name!r} has {self._tests[m.name].events[index]:g} of "
@@ -614,6 +642,7 @@ class RolloutAnalysis:
             "alphas": dict(self._alphas),
             "metrics": {name: t.to_state() for name, t in self._tests.items()},
             "sample_ratio": self._srm.to_state(),
+            "warmup_requests": float(self._warm_requests[0]),
         }
 
     @classmethod
@@ -633,4 +662,27 @@ class RolloutAnalysis:
             )
         obj._tests = {m.name: _restore(m, state["metrics"][m.name]) for m in obj.metrics}
         obj._srm = SampleRatioCheck.from_state(state["sample_ratio"])
+        obj._warm_requests[0] = float(state.get("warmup_requests", 0.0))
         return obj
+
+
+def _mask(item: IntervalData, cold: BoolArray) -> IntervalData:
+    """The interval with the runs still in warm-up made missing (NaN: never folded)."""
+
+    def m(x: ArrayLike) -> FloatArray:
+        a = np.array(x, dtype=np.float64)
+        if a.ndim == 0:
+            a = np.full(cold.shape, float(a))
+        a[cold] = np.nan
+        return a
+
+    if isinstance(item, CountsInterval):
+        return CountsInterval(
+            m(item.canary_events),
+            m(item.canary_total),
+            m(item.baseline_events),
+            m(item.baseline_total),
+        )
+    if isinstance(item, HistogramInterval):
+        return HistogramInterval(m(item.canary_buckets), m(item.baseline_buckets))
+    return GaugeInterval(m(item.canary), m(item.baseline))

@@ -376,3 +376,27 @@ def test_each_run_may_be_at_its_own_step() -> None:
     assert list(dec) == [Decision.INCONCLUSIVE.value, Decision.CONTINUE.value, "continue"]
     dec = a.decide(600.0, 590.0, max_step_seconds=np.array([5.0, 600.0, 600.0]))
     assert list(dec) == [Decision.INCONCLUSIVE.value, Decision.CONTINUE.value, "continue"]
+
+
+def test_warmup_by_events_ends_when_the_canary_has_served_enough_requests() -> None:
+    cfg = PolicyConfig(warmup_events=2500, min_step_seconds=0)
+    a = RolloutAnalysis([errors()], cfg, batch=2, t0=0.0)
+    # run 0 gets 1000 canary requests an interval, run 1 only 100
+    busy = CountsInterval(np.array([500.0, 50.0]), np.array([1000.0, 100.0]), 10.0, 9000.0)
+    for t in (60, 120, 180):  # cold-start errors: 1000, 2000, 3000 requests served by run 0
+        a.observe(t, {"errors": busy})
+    assert list(a.tests["errors"].events) == [0.0, 0.0]
+    v = a.verdict(180.0, 0.0, index=1)
+    assert v.decision is Decision.INSUFFICIENT and "300 of 2500 requests" in v.reason
+    a.observe(240, {"errors": good_counts()})
+    assert a.tests["errors"].events[0] == 200 and a.tests["errors"].events[1] == 0
+    state = RolloutAnalysis([errors()], cfg, t0=0.0)
+    state.observe(60, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    restored = RolloutAnalysis.from_state(state.to_state(), [errors()], cfg)
+    restored.observe(120, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    restored.observe(180, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    assert restored.tests["errors"].events[0] == 0  # 3000 served, the third interval included
+    restored.observe(240, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    assert restored.tests["errors"].events[0] == 15  # the warm-up counter survived the restart
+    with pytest.raises(ValueError, match="warmup_events"):
+        PolicyConfig(warmup_events=-1)
