@@ -97,7 +97,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for rps in RATES:
         for policy in ("pause", "promote"):
-            any_step, fully = promoted(rps, args.ratio, policy, args.runs, seed=12)  # type: ignore[arg-type]
+            any_step, fully = promoted(rps, args.ratio, policy, args.runs, seed=12)
             hi_any = wilson_interval(any_step, args.runs)[1]
             hi_full = wilson_interval(fully, args.runs)[1]
             print(
