@@ -58,6 +58,8 @@ VARIANTS: dict[str, Variant] = {
     "events 100": Variant(replace(BASE, warmup_s=0.0), {"warmup_events": 100.0}),
     "events 1000": Variant(replace(BASE, warmup_s=0.0), {"warmup_events": 1000.0}),
     "events 3000": Variant(replace(BASE, warmup_s=0.0), {"warmup_events": 3000.0}),
+    "cold start x3/20 s": Variant(BASE, {"cold_start": (3.0, 20.0)}),
+    "cold start x4/30 s": Variant(BASE, {"cold_start": (4.0, 30.0)}),
     "prior 0.1/0.3/1/3": Variant(replace(BASE, prior_scales=(0.1, 0.3, 1.0, 3.0))),
     "prior 0.3/1/3": Variant(replace(BASE, prior_scales=(0.3, 1.0, 3.0))),
 }

@@ -169,6 +169,13 @@ class PolicyConfig:
     (caches, JIT, connection pools) is measured in requests served, not seconds; a fixed time is
     too long at high traffic (it alone exceeded the oracle's time to abort large regressions)
     and too short at low traffic. With ``warmup_seconds`` too, both must have passed."""
+    cold_start: tuple[float, float] | None = None
+    """``(factor, seconds)``: during the timed warm-up, count metrics are not discarded but
+    judged for abort against a raised null, ``canary <= tolerance·(1 + (factor - 1)·e^(-a/seconds))
+    × baseline`` at age ``a`` (from ``t0`` to the interval's start, where the envelope is
+    highest): a cold start up to that envelope never aborts (same Ville bound), while a
+    regression well above it aborts without waiting out the warm-up. Histograms and promotion
+    still ignore the warm-up. None (the default): the warm-up is discarded."""
     min_step_seconds: float = 60.0
     max_step_seconds: float | None = None
     on_max_duration: Literal["promote", "pause"] = "pause"
@@ -179,6 +186,14 @@ class PolicyConfig:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         if not (math.isfinite(self.warmup_events) and self.warmup_events >= 0):
             raise ValueError(f"warmup_events must be >= 0, got {self.warmup_events}")
+        if self.cold_start is not None:
+            factor, seconds = self.cold_start
+            if not (
+                math.isfinite(factor) and factor >= 1 and math.isfinite(seconds) and seconds > 0
+            ):
+                raise ValueError(
+                    f"cold_start must be (factor >= 1, seconds > 0), got {self.cold_start}"
+                )
         if not 0.0 < self.srm_alpha < 1.0:
             raise ValueError(f"srm_alpha must be in (0, 1), got {self.srm_alpha}")
         if self.on_max_duration not in ("promote", "pause"):
@@ -357,6 +372,7 @@ class RolloutAnalysis:
         }
         self._srm = SampleRatioCheck(alpha=config.srm_alpha, batch=self.batch)
         self._warm_requests = np.zeros(self.batch)  # canary requests seen, warm-up included
+        self._last_t: float | None = None  # end of the previous interval: the next one's start
 
     @property
     def alphas(self) -> dict[str, float]:
@@ -408,7 +424,10 @@ class RolloutAnalysis:
             raise ValueError(f"data for unknown metrics: {', '.join(sorted(unknown))}")
         if self.t0 is None:
             self.t0 = t
+        started, self._last_t = self._last_t, t
         split = requests if requests is not None else self._requests_from(data)
+        if self.config.cold_start is not None and self.in_warmup(t):
+            self._observe_cold(data, self.t0 if started is None else started)
         if self.config.warmup_events > 0:
             # the interval that brings the canary to warmup_events requests is still warm-up
             cold = self._warm_requests < self.config.warmup_events
@@ -439,6 +458,24 @@ class RolloutAnalysis:
                 )
         if expected_canary_share is not None and split is not None:
             self._srm.update(split[0], split[1], expected_canary_share)
+
+    def _observe_cold(self, data: Mapping[str, IntervalData], started: float) -> None:
+        """A warm-up interval: count metrics judged for abort against the cold-start envelope."""
+        assert self.config.cold_start is not None and self.t0 is not None
+        factor, seconds = self.config.cold_start
+        age = max(started - self.t0, 0.0)
+        raised = 1.0 + (factor - 1.0) * math.exp(-age / seconds)
+        for spec in self.metrics:
+            item = data.get(spec.name)
+            test = self._tests[spec.name]
+            if isinstance(test, RateRatioEProcess) and isinstance(item, CountsInterval):
+                test.update_warmup(
+                    item.canary_events,
+                    item.canary_total,
+                    item.baseline_events,
+                    item.baseline_total,
+                    raised,
+                )
 
     def _requests_from(
         self, data: Mapping[str, IntervalData]
@@ -568,7 +605,8 @@ class RolloutAnalysis:
             parts = []
             for n in failing:
                 ev = evidence[n]
-                est = "" if ev.estimate is None else f", estimated ratio {ev.estimate:.3g}"
+                known = ev.estimate is not None and math.isfinite(ev.estimate)
+                est = f", estimated ratio {ev.estimate:.3g}" if known else ""
                 parts.append(
                     f"metric {n!r} rejected: e-value reached 1/alpha = "
                     f"{1 / self._alphas[n]:g} (tolerance {self._spec(n).tolerance:g}{est})"

@@ -400,3 +400,21 @@ def test_warmup_by_events_ends_when_the_canary_has_served_enough_requests() -> N
     assert restored.tests["errors"].events[0] == 15  # the warm-up counter survived the restart
     with pytest.raises(ValueError, match="warmup_events"):
         PolicyConfig(warmup_events=-1)
+
+
+def test_cold_start_envelope_aborts_a_gross_regression_inside_the_warm_up() -> None:
+    cfg = PolicyConfig(warmup_seconds=60, cold_start=(3.0, 20.0))
+    gross = RolloutAnalysis([errors()], cfg, t0=0.0)
+    cold = RolloutAnalysis([errors()], cfg, t0=0.0)
+    plain = RolloutAnalysis([errors()], PolicyConfig(warmup_seconds=60), t0=0.0)
+    for t in range(10, 61, 10):
+        gross.observe(t, {"errors": CountsInterval(200.0, 1000.0, 180.0, 9000.0)})  # x10
+        plain.observe(t, {"errors": CountsInterval(200.0, 1000.0, 180.0, 9000.0)})
+        factor = 1 + 2 * math.exp(-(t - 10) / 20)  # a cold start at the envelope
+        cold.observe(t, {"errors": CountsInterval(20.0 * factor, 1000.0, 180.0, 9000.0)})
+    assert gross.decide(60.0, 0.0)[0] == Decision.ABORT.value
+    assert "estimated ratio" not in gross.verdict(60.0, 0.0).reason  # no estimate in warm-up
+    assert plain.decide(60.0, 0.0)[0] == Decision.INSUFFICIENT.value  # discarded, as before
+    assert cold.decide(60.0, 0.0)[0] == Decision.INSUFFICIENT.value
+    with pytest.raises(ValueError, match="cold_start"):
+        PolicyConfig(cold_start=(0.5, 20.0))
