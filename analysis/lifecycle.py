@@ -428,8 +428,11 @@ class RunLifecycle:
         self.store.update_run_status(run)
 
     # -------------------------------------------------------------------------- ticking
-    def tick(self, run: AnalysisRun) -> AnalysisRun:
-        """Take the measurements that came due, judge, decide; write status only if it changed."""
+    def tick(self, run: AnalysisRun, weight_changes: Sequence[float] = ()) -> AnalysisRun:
+        """Take the measurements that came due, judge, decide; write status only if it changed.
+
+        ``weight_changes``: when the owner's canary weight changed (epoch seconds; the newest is
+        enough, the run remembers the others), so no measurement window straddles one."""
         if incomplete(run):
             run = self.repair(run)
         # a copy: when the write below fails, the caller keeps the run as stored, never a verdict
@@ -474,6 +477,7 @@ class RunLifecycle:
             budget=run.spec.alpha,
             kind=run.spec.kind,
             inconclusive=run.spec.inconclusive,
+            weight_changes=weight_changes,
         )
         status.phase = result.phase
         status.message = result.message

@@ -13,7 +13,9 @@ window. ``count`` (or ``duration // interval``) bounds the number of windows; wi
 metric measures until the run is stopped. A threshold's Error measurement is no measurement (as in
 Argo): its ``count`` counts completed measurements, and a ``duration`` that ends on an error runs
 on until a measurement completes, so a threshold never succeeds on windows it could not read;
-``consecutiveErrorLimit`` ends it when the provider stays down.
+``consecutiveErrorLimit`` ends it when the provider stays down. Windows never straddle a weight
+change: a count or histogram compare measures a window that contains one as two pieces split at
+the change (``weight_changes``), each folded as its own interval.
 
 The error budget. Sequential compares are judged by :class:`analysis.stats.policy.RolloutAnalysis`
 with each metric's alpha fixed by the caller (``alphas``: the Bonferroni split over the union of
@@ -43,6 +45,7 @@ run never succeeds on its own; it runs until the engine stops it, or fails.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -522,8 +525,14 @@ def advance(
     kind: RunKind = "step",
     inconclusive: InconclusivePolicy = "pause",
     inherit: Mapping[str, Any] | None = None,
+    weight_changes: Sequence[float] = (),
 ) -> TickResult:
     """Take every measurement due by ``now``, judge, and decide the run (see module docstring).
+
+    ``weight_changes`` are times the canary's weight changed (the Rollout's
+    ``status.weightChangedAt`` as the run sees it on each tick); they are kept in the state, so
+    each needs to be passed once, and every later window of a count or histogram compare is cut
+    at them (see :func:`_cut`).
 
     ``alphas`` gives each sequential metric's share of the rollout's alpha ``budget`` (split by
     :func:`analysis.stats.policy.split_budget` when the run was created); ``inherit`` maps
@@ -531,6 +540,9 @@ def advance(
     Never raises for provider trouble or bad data: those are measurements, not exceptions.
     """
     st = dict(state or {})
+    cuts = _cuts(st.get("cuts", []), weight_changes, start)
+    if cuts:
+        st["cuts"] = cuts
     metric_states = {p.name: _MetricState.load(st.get("metrics", {}).get(p.name)) for p in plans}
     tests: dict[str, Any] = dict(inherit or {}) | dict(st.get("tests", {}))
     data: dict[str, IntervalData] = {}
@@ -550,10 +562,11 @@ def advance(
             if plan.judgement == "threshold":
                 _measure_threshold(plan, ms, provider, lo, hi)
             else:
-                data = {}
-                _measure_compare(plan, ms, provider, lo, hi, data)
-                if data:
-                    windows.append((hi, data))
+                for a, b in _cut(plan, lo, hi, cuts):
+                    data = {}
+                    _measure_compare(plan, ms, provider, a, b, data)
+                    if data:
+                        windows.append((b, data))
             ms.done += 1
             taken += 1
     # 2. fold sequential windows in time order into the rollout-wide e-processes
@@ -612,6 +625,35 @@ def advance(
         for p in plans
     )
     return TickResult(phase, message, reports, st)
+
+
+MAX_CUTS = 100
+"""Weight-change times a run keeps (the newest): more steps than any Rollout has."""
+
+
+def _cuts(saved: Sequence[float], new: Sequence[float], start: float) -> list[float]:
+    """The run's weight-change times: those saved plus the new ones after the run's start."""
+    times = {float(t) for t in saved} | {float(t) for t in new if math.isfinite(t) and t > start}
+    return sorted(times)[-MAX_CUTS:]
+
+
+def _cut(
+    plan: MetricPlan, lo: float, hi: float, cuts: Sequence[float]
+) -> list[tuple[float, float]]:
+    """The window ``[lo, hi]`` split at the weight changes inside it, for count and histogram
+    compares; any other metric measures it whole.
+
+    Why: the count tests take each window's canary share of requests as constant. A window
+    straddling a weight change mixes two shares, and a shared rate that changes in time (an
+    incident in the window's second half) then lands on the arm that had more traffic at that
+    time: weight and time confound, and identical canaries abort. Split, each piece has one
+    share, so the conditional test holds again; the pieces still count as one window of the
+    schedule (``count``, ``duration`` and the next windows are unchanged)."""
+    if plan.judgement != "sequential" or plan.kind not in ("counts", "histogram"):
+        return [(lo, hi)]
+    inner = [t for t in cuts if lo + 1e-3 < t < hi - 1e-3]
+    edges = [lo, *inner, hi]
+    return list(itertools.pairwise(edges))
 
 
 def overdue(
