@@ -417,6 +417,8 @@ def _freeze_edges(
     if plan.edges:
         edges = sorted({next((b for b in finite if b >= e), finite[-1]) for e in plan.edges})
     else:
+        # a ratio tolerance keeps p90 and p99: on coarse buckets a third edge only dilutes alpha
+        # (benchmarks/latency_tail.py); a latency tolerance covers the tail from its quantile up
         quantiles = (
             (0.9, 0.99) if plan.latency_increase is None else tail_quantiles(plan.latency_quantile)
         )

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     t0 = time.process_time()
     print(
         f"alpha {ALPHA}, tolerance 'latency may grow by {100 * x:g}%', edges near the baseline's "
-        f"p90/p99/p99.9, {'fine' if args.fine else 'Prometheus default'} buckets, "
+        f"p90/p98/p99/p99.9, {'fine' if args.fine else 'Prometheus default'} buckets, "
         f"{args.runs} runs per cell; rate [95% CI]"
     )
     seed = 0
@@ -163,8 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("-- tail only: 2% of canary requests +300 ms, 20 req/s (aborts are detections)")
         variants: list[tuple[str, float | None, float, tuple[float, ...] | None]] = [
             (f"latency +{100 * x:g}%", x, 1.0, None),
-            ("ratio 1.1, same edges", None, 1.1, None),
-            ("ratio 1.1, edges p90/p99 (before)", None, 1.1, (0.9, 0.99)),
+            ("ratio 1.1, edges p90/p98/p99/p99.9", None, 1.1, None),
+            ("ratio 1.1, edges p90/p99 (ratio default)", None, 1.1, (0.9, 0.99)),
         ]
         for name, inc, ratio, qs in variants:
             for m in MEDIANS:

@@ -48,9 +48,10 @@ def _abort_rate(
     return float(proc.rejected.mean())
 
 
-def test_tail_quantiles_climb_by_decades_to_p999() -> None:
-    assert tail_quantiles(0.9) == (0.9, 0.99, 0.999)
-    assert tail_quantiles(0.99) == (0.99, 0.999)
+def test_tail_quantiles_climb_through_the_tail_to_p999() -> None:
+    assert tail_quantiles(0.9) == (0.9, 0.98, 0.99, 0.999)
+    assert tail_quantiles(0.99) == (0.99, 0.998, 0.999)
+    assert tail_quantiles(0.9995) == (0.9995,)
     with pytest.raises(ValueError, match="quantile"):
         tail_quantiles(1.0)
 
