@@ -136,6 +136,20 @@ def _modal_bound(finite: FloatArray, counts: FloatArray) -> float:
     return float(finite[int(np.argmax(per_bucket / widths))])
 
 
+def _nearest(finite: FloatArray, counts: FloatArray, q: float, admissible: BoolArray) -> float:
+    """The admissible bound whose share of slower baseline requests is nearest ``1 - q`` (as a
+    ratio). Why nearest rather than the next bound up: Prometheus' default bounds are 2-2.5x
+    apart, and the bound above p90 can sit so far in the tail that the interpolated baseline
+    there hides a 50% slowdown (benchmarks/latency_tail.py); the nearest bound is still the
+    baseline's own quantile, to the resolution the buckets allow."""
+    tail = 1.0 - counts[:-1] / counts[-1]
+    ok = np.flatnonzero(admissible & (tail > 0))
+    if ok.size == 0:
+        return float(finite[-1])
+    distance = np.abs(np.log(tail[ok] / (1.0 - q)))
+    return float(finite[ok[int(np.argmin(distance))]])
+
+
 def choose_edges(
     bucket_bounds: Sequence[float],
     baseline_cumulative_counts: ArrayLike,
@@ -148,9 +162,10 @@ def choose_edges(
     ``baseline_cumulative_counts`` are the baseline's cumulative ``le`` counts over a window before
     the rollout (2-D input is pooled over its leading axes). A quantile beyond the last finite
     bound takes the last finite bound; the SLO takes the smallest bound at or above it.
-    With ``latency_increase``, a quantile's edge is the smallest bound at or above it whose
-    stretched point ``edge/(1+increase)`` lies in a bucket above the baseline's bucket of highest
-    density (where interpolating the baseline is conservative, see the module docstring).
+    With ``latency_increase``, a quantile's edge is the bound nearest it (see :func:`_nearest`)
+    among those whose stretched point ``edge/(1+increase)`` lies in a bucket above the baseline's
+    bucket of highest density (where interpolating the baseline is conservative, see the module
+    docstring).
     Raises ``ValueError`` when there is nothing to choose from (no baseline requests and no SLO):
     that is a configuration problem to surface before the rollout, not evidence.
     """
@@ -173,6 +188,9 @@ def choose_edges(
         for q in quantiles:
             if not 0.0 < q < 1.0:
                 raise ValueError(f"quantiles must be in (0, 1), got {q}")
+            if latency_increase is not None:
+                edges.add(_nearest(finite, counts, q, admissible))
+                continue
             at_or_above = np.flatnonzero((counts[:-1] >= q * total) & admissible)
             edges.add(float(finite[at_or_above[0]] if at_or_above.size else finite[-1]))
     if slo is not None:
