@@ -228,3 +228,21 @@ def test_latency_tolerance_reads_the_baseline_at_the_stretched_edge() -> None:
     assert "latency grows by at most 10%" in ev.rule
     _, slow = run([plan], sim("latency-regression"))
     assert slow.phase == "Failed" and "'latency'" in slow.message
+
+
+def test_a_later_step_keeps_the_edges_its_inherited_evidence_is_about() -> None:
+    provider = sim("healthy")
+    plan = latency(count=4, latency_increase=0.1)
+    _, first = run([plan], provider, until=150, kind="background")
+    edges = first.state["tests"]["latency"]["edges"]
+    r = advance(
+        [plan],
+        None,
+        start=600.0,
+        now=630.0,
+        provider_for=lambda _: provider,
+        alphas=ALPHAS,
+        inherit=first.state["tests"],
+    )
+    assert r.state["metrics"]["latency"]["edges"] == edges
+    assert r.metrics[0].measurements[0].phase == "Successful"  # no window spent choosing
