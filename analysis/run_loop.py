@@ -415,7 +415,10 @@ def _freeze_edges(
         consumed = True
     finite = [b for b in baseline.bounds if math.isfinite(b)]
     if plan.edges:
+        # fixed edges only take the bucket bounds from the data: nothing to bias, so the window
+        # stays evidence
         edges = sorted({next((b for b in finite if b >= e), finite[-1]) for e in plan.edges})
+        consumed = False
     else:
         # a ratio tolerance keeps p90 and p99: on coarse buckets a third edge only dilutes alpha
         # (benchmarks/latency_tail.py); a latency tolerance covers the tail from its quantile up

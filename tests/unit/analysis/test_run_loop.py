@@ -218,6 +218,11 @@ def test_a_window_used_to_choose_edges_is_not_evidence() -> None:
     assert m.evidence is not None and m.evidence.events == round(folded)
 
 
+def test_fixed_edges_spend_no_window() -> None:
+    _, r = run([latency(count=3, edges=(0.25, 0.5))], sim("healthy"), until=90, kind="background")
+    assert [h.phase for h in r.metrics[0].measurements] == ["Successful"] * 3
+
+
 def test_latency_tolerance_reads_the_baseline_at_the_stretched_edge() -> None:
     plan = latency(latency_increase=0.1, latency_quantile=0.9)
     _, healthy = run([plan], sim("healthy"), until=600)
