@@ -638,4 +638,6 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
         alpha=c.alpha,
         critical=c.critical,
         edges=None if c.edges is None else tuple(c.edges),
+        latency_increase=None if c.latency_tolerance is None else c.latency_tolerance.fraction,
+        latency_quantile=0.9 if c.latency_tolerance is None else c.latency_tolerance.quantile,
     )

@@ -118,6 +118,9 @@ class MetricSpec:
     (see :mod:`analysis.stats.count_eprocess`); any fixed choice keeps the guarantee.
     ``promote_tolerance`` (counts and histograms; default ``tolerance``) is the ratio a critical
     metric must be shown below before a step promotes early.
+    ``latency_increase`` (histograms) tolerates latency growing by that fraction (0.1: 10%):
+    the baseline is read at ``edge/(1+x)`` and ``tolerance`` is then the ratio there (1 exact;
+    see :mod:`analysis.stats.histogram`).
     """
 
     name: str
@@ -133,6 +136,7 @@ class MetricSpec:
     prior_scales: tuple[float, ...] = DEFAULT_PRIOR_SCALES
     accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
     promote_tolerance: float | None = None
+    latency_increase: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -330,6 +334,7 @@ def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
             prior_scales=spec.prior_scales,
             accept_prior_scales=spec.accept_prior_scales,
             promote_tolerance=spec.promote_tolerance,
+            latency_increase=spec.latency_increase,
         )
     assert spec.tau is not None
     return NormalMixtureSPRT(
