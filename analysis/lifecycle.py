@@ -647,4 +647,6 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
         edges=None if c.edges is None else tuple(c.edges),
         canary_pods=c.canary_pods,
         pod_spread=c.pod_spread,
+        latency_increase=None if c.latency_tolerance is None else c.latency_tolerance.fraction,
+        latency_quantile=0.9 if c.latency_tolerance is None else c.latency_tolerance.quantile,
     )

@@ -77,7 +77,7 @@ from analysis.providers.port import (
     Value,
 )
 from analysis.stats.evidence import Evidence, Outcome
-from analysis.stats.histogram import choose_edges
+from analysis.stats.histogram import choose_edges, tail_quantiles
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -99,6 +99,9 @@ COMPARE_ERROR_LIMIT = 4
 """Consecutive measurement errors a compare metric tolerates (Argo's consecutiveErrorLimit)."""
 GAUGE_TAU = 0.1
 """Mixture scale of the gauge mSPRT (log ratio units): tuned for shifts of about 10%."""
+EDGE_LOOKBACK = 600.0
+"""Seconds of baseline before the first evidence window that latency edges are chosen from (the
+stable pods before the rollout and the warm-up): requests no evidence window contains."""
 
 Judgement = Literal["sequential", "mann-whitney", "threshold"]
 InconclusivePolicy = Literal["pause", "promote", "abort"]
@@ -128,6 +131,8 @@ class MetricPlan:
     edges: tuple[float, ...] | None = None
     canary_pods: int | None = None
     pod_spread: float | None = None
+    latency_increase: float | None = None
+    latency_quantile: float = 0.9
     threshold: ThresholdRule | None = None
     queries: Mapping[Arm, Queries] = field(default_factory=dict)
     field_path: str = ""
@@ -319,9 +324,20 @@ def _measure_compare(
     lo: float,
     hi: float,
     data: dict[str, IntervalData],
+    inherited: Mapping[str, Any] | None = None,
 ) -> None:
     """One compare window: both arms, folded into the e-process data or the Mann-Whitney sample."""
     try:
+        choosing = plan.kind == "histogram" and plan.judgement == "sequential"
+        if choosing and ms.bounds is None and _freeze_edges(plan, ms, provider, lo, hi, inherited):
+            ms.tally = ms.tally.add(MeasurementPhase.INCONCLUSIVE)
+            ms.record(
+                hi,
+                MeasurementPhase.INCONCLUSIVE,
+                "window used to choose the latency edges, not evidence: choosing from the "
+                "data that is tested would bias the test",
+            )
+            return
         canary = provider.measure(plan.kind, "canary", plan.queries["canary"], lo, hi)
         baseline = provider.measure(plan.kind, "baseline", plan.queries["baseline"], lo, hi)
         values = ArmValues(canary=_value_or_total(canary), baseline=_value_or_total(baseline))
@@ -343,8 +359,6 @@ def _measure_compare(
                 )
             elif plan.kind == "histogram":
                 cb, bb = _buckets(c_m, plan.name), _buckets(b_m, plan.name)
-                if ms.bounds is None:
-                    _freeze_edges(plan, ms, bb)
                 if list(cb.bounds[:-1]) != ms.bounds or list(bb.bounds[:-1]) != ms.bounds:
                     raise ProviderError(
                         f"{plan.name}: histogram bucket bounds changed during the analysis"
@@ -387,19 +401,60 @@ def _value_or_total(m: Measured) -> float:
     return m.value if isinstance(m, Value) else _events(m)
 
 
-def _freeze_edges(plan: MetricPlan, ms: _MetricState, baseline: Buckets) -> None:
-    """Latency edges are fixed from the first baseline window (never from the canary), or taken
-    from ``compare.edges`` snapped up to the nearest bucket bound."""
+def _freeze_edges(
+    plan: MetricPlan,
+    ms: _MetricState,
+    provider: MetricProvider,
+    lo: float,
+    hi: float,
+    inherited: Mapping[str, Any] | None,
+) -> bool:
+    """Fix the latency edges before any evidence is folded; True when the window ``[lo, hi]``
+    was spent choosing them (it is then not evidence).
+
+    Edges an earlier step's e-process already tests are kept (its evidence is about them).
+    ``compare.edges`` are snapped up to the nearest bucket bound. Otherwise they come from the
+    baseline alone (never the canary), near its quantiles: from the ``EDGE_LOOKBACK`` seconds
+    before the first evidence window, else from this window, which is then not folded. Why not
+    both: edges chosen from the counts they are tested on sit where that window's baseline
+    happened to be fast, so the canary looks slower than it is (a biased test)."""
+    if inherited and inherited.get("kind") == "histogram" and inherited.get("edges"):
+        ms.bounds = [float(b) for b in inherited["finite_bounds"]]
+        ms.edges = [float(e) for e in inherited["edges"]]
+        return False
+    arm: Arm = "canary" if plan.direction == "decrease" else "baseline"
+    start = lo - ms.done * plan.interval  # where the first evidence window starts
+    consumed = False
+    try:
+        baseline = _buckets(
+            provider.measure(plan.kind, arm, plan.queries[arm], start - EDGE_LOOKBACK, start),
+            plan.name,
+        )
+        if not baseline.counts or baseline.counts[-1] <= 0:
+            raise NoData("no baseline requests before the analysis")
+    except (NoData, ProviderError):
+        baseline = _buckets(provider.measure(plan.kind, arm, plan.queries[arm], lo, hi), plan.name)
+        consumed = True
     finite = [b for b in baseline.bounds if math.isfinite(b)]
     if plan.edges:
-        snapped = sorted({next((b for b in finite if b >= e), finite[-1]) for e in plan.edges})
-        edges = snapped
+        # fixed edges only take the bucket bounds from the data: nothing to bias, so the window
+        # stays evidence
+        edges = sorted({next((b for b in finite if b >= e), finite[-1]) for e in plan.edges})
+        consumed = False
     else:
+        # a ratio tolerance keeps p90 and p99: on coarse buckets a third edge only dilutes alpha
+        # (benchmarks/latency_tail.py); a latency tolerance covers the tail from its quantile up
+        quantiles = (
+            (0.9, 0.99) if plan.latency_increase is None else tail_quantiles(plan.latency_quantile)
+        )
         try:
-            edges = choose_edges(baseline.bounds, baseline.counts)
+            edges = choose_edges(
+                baseline.bounds, baseline.counts, quantiles, latency_increase=plan.latency_increase
+            )
         except ValueError as e:
             raise NoData(f"cannot choose latency edges yet: {e}") from None
     ms.bounds, ms.edges = finite, edges
+    return consumed
 
 
 def _measure_threshold(
@@ -436,7 +491,8 @@ def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None
         return MetricSpec(
             plan.name,
             "histogram",
-            tolerance=plan.tolerance,
+            tolerance=plan.tolerance if plan.latency_increase is None else 1.0,
+            latency_increase=plan.latency_increase,
             critical=plan.critical,
             alpha=alpha,
             bucket_bounds=(*ms.bounds, math.inf),
@@ -564,7 +620,7 @@ def advance(
             else:
                 for a, b in _cut(plan, lo, hi, cuts):
                     data = {}
-                    _measure_compare(plan, ms, provider, a, b, data)
+                    _measure_compare(plan, ms, provider, a, b, data, tests.get(plan.name))
                     if data:
                         windows.append((b, data))
             ms.done += 1

@@ -165,6 +165,9 @@ class MetricSpec:
     (sd of log rates between pods); None estimates it from per-pod baseline counts, with
     :data:`~analysis.stats.pod_spread.DEFAULT_POD_SPREAD` until they suffice. ``pod_alpha_share``
     of the metric's alpha goes to the pod draw (and the spread's bound), the rest to the test.
+    ``latency_increase`` (histograms) tolerates latency growing by that fraction (0.1: 10%):
+    the baseline is read at ``edge/(1+x)`` and ``tolerance`` is then the ratio there (1 exact;
+    see :mod:`analysis.stats.histogram`).
     """
 
     name: str
@@ -183,6 +186,7 @@ class MetricSpec:
     canary_pods: float | None = None
     pod_spread: float | None = None
     pod_alpha_share: float = DEFAULT_POD_ALPHA_SHARE
+    latency_increase: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -398,6 +402,7 @@ def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
             prior_scales=spec.prior_scales,
             accept_prior_scales=spec.accept_prior_scales,
             promote_tolerance=spec.promote_tolerance,
+            latency_increase=spec.latency_increase,
         )
     assert spec.tau is not None
     return NormalMixtureSPRT(
