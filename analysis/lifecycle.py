@@ -33,8 +33,10 @@ from analysis.api import (
     MetricResult,
     PrometheusSpec,
     RunKind,
+    WebSpec,
 )
 from analysis.judge import ThresholdRule
+from analysis.providers import web
 from analysis.providers.port import Arm, MetricProvider, Queries, Unavailable
 from analysis.run_loop import (
     MetricPlan,
@@ -53,6 +55,9 @@ ProviderFactory = Callable[[PrometheusSpec, str, AnalysisRunStore], MetricProvid
 """Builds the provider of one metric: (its ``provider.prometheus``, the namespace, the store for
 Secrets). The operator passes a factory of real Prometheus clients; the simulator one that always
 returns its simulated provider."""
+
+WebFactory = Callable[[WebSpec, str, AnalysisRunStore], MetricProvider]
+"""Builds a ``provider.web`` metric's provider (default: real HTTP, ``analysis.providers.web``)."""
 
 DEFAULT_ALPHA = 0.05
 """An owner's false-abort budget, split over the union of its compared metrics."""
@@ -173,11 +178,13 @@ class RunLifecycle:
         alpha: float = DEFAULT_ALPHA,
         run_history: int = RUN_HISTORY,
         result_of: ResultOf,
+        web_factory: WebFactory = web.build,
     ) -> None:
         if run_history < 0:
             raise ValueError(f"run_history={run_history}: must be >= 0")
         self.store = store
         self.provider_factory = provider_factory
+        self.web_factory = web_factory
         self.clock = clock
         self.alpha = alpha
         self.run_history = run_history
@@ -457,9 +464,15 @@ class RunLifecycle:
             if plan.name not in providers:
                 spec = run.spec.metrics[[m.name for m in run.spec.metrics].index(plan.name)]
                 try:
-                    providers[plan.name] = self.provider_factory(
-                        spec.provider.prometheus, namespace, self.store
-                    )
+                    if spec.provider.web is not None:
+                        providers[plan.name] = self.web_factory(
+                            spec.provider.web, namespace, self.store
+                        )
+                    else:
+                        assert spec.provider.prometheus is not None
+                        providers[plan.name] = self.provider_factory(
+                            spec.provider.prometheus, namespace, self.store
+                        )
                 except SecretNotFound as e:
                     providers[plan.name] = Unavailable(str(e))
             return providers[plan.name]
@@ -570,8 +583,11 @@ def resolve(
 
 
 def render(metric: Metric, values: Mapping[str, str], template: str, j: int) -> Metric:
-    """The metric with its queries rendered with ``values``."""
+    """The metric with its queries (or its URL, headers and body) rendered with ``values``."""
+    if metric.provider.web is not None:
+        return _render_web(metric, values, template, j)
     prom = metric.provider.prometheus
+    assert prom is not None
     doc = metric.wire()
     p = doc["provider"]["prometheus"]
     try:
@@ -587,15 +603,38 @@ def render(metric: Metric, values: Mapping[str, str], template: str, j: int) -> 
     return Metric.model_validate(doc)
 
 
+def _render_web(metric: Metric, values: Mapping[str, str], template: str, j: int) -> Metric:
+    doc = metric.wire()
+    w = doc["provider"]["web"]
+    where = "url"
+    try:
+        w["url"] = templating.render_url(w["url"], values)
+        for i, header in enumerate(w.get("headers", [])):
+            where = f"headers[{i}].value"
+            if "value" in header:
+                header["value"] = templating.render_header(header["value"], values)
+        if "body" in w:
+            where = "body"
+            w["body"] = templating.render_json_body(w["body"], values)
+    except templating.TemplateError as e:
+        raise Unresolved(
+            f"template {template}: spec.metrics[{j}].provider.web.{where}: {e}"
+        ) from None
+    return Metric.model_validate(doc)
+
+
 def plan_metric(metric: Metric, index: int) -> MetricPlan:
     """The run loop's view of an API metric (durations in seconds, queries per arm)."""
-    prom = metric.provider.prometheus
     queries: dict[Arm, Queries] = {}
-    if prom.query is not None:
+    if metric.provider.web is not None:
+        # the web provider is built from the spec; the URL stands for the query in messages
+        queries["absolute"] = Queries(value=metric.provider.web.url)
+    prom = metric.provider.prometheus
+    if prom is not None and prom.query is not None:
         queries["absolute"] = Queries(value=prom.query)
     arms: tuple[tuple[Arm, ArmQueries | None], ...] = (
-        ("canary", prom.canary),
-        ("baseline", prom.baseline),
+        ("canary", None if prom is None else prom.canary),
+        ("baseline", None if prom is None else prom.baseline),
     )
     for arm_name, arm in arms:
         if arm is not None:
