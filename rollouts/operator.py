@@ -52,6 +52,7 @@ from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from rollouts.verdicts.gates import HttpGateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.prometheus_clients import PrometheusClients
 
@@ -135,6 +136,7 @@ class Controller:
         self.cluster = KubeCluster(api, timeout=settings.request_timeout)
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.verdicts = verdicts if verdicts is not None else build_verdicts(api, settings)
+        self.gates = HttpGateProbe(lambda: clock().timestamp())
         self.clock = clock
         self._locks: dict[Key, threading.Lock] = {}
         self._schedule: dict[Key, _Schedule] = {}
@@ -177,6 +179,7 @@ class Controller:
             cluster=self.cluster,
             router=build_router(rollout, self.api, self.settings),
             verdicts=self.verdicts,
+            gates=self.gates,
         )
 
     def _clear_request(self, namespace: str, name: str, raw: str) -> None:

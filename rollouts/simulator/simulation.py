@@ -27,6 +27,7 @@ from rollouts.engine.plan import AnalysisPhase, RequestKind
 from rollouts.reconcile import Ports, cycle
 from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from rollouts.verdicts.gates import ScriptedGateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.scripted import ScriptedVerdicts
 from rollouts.workload_ref import resolve
@@ -62,6 +63,9 @@ class SimOptions:
     prometheus: str | None = None  # measure through this Prometheus, fed by the simulator
     serve_metrics: str | None = None  # live: serve /metrics on HOST:PORT for it to scrape
     workload: dict[str, Any] | None = None  # the Deployment a workloadRef adopts
+    gates: dict[str, float] = field(default_factory=dict)
+    """Gate URL -> simulated second it starts answering HTTP 200 (closed before; a URL not
+    listed stays closed until promoted)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,11 @@ class Simulation:
             raise SimulationError("--serve-metrics needs --prometheus (the server that scrapes it)")
         if self.opts.scenario is not None:
             self.verdicts = self._analysis(rollout, self.opts.scenario)
-        self.ports = Ports(self.cluster, self.router, self.verdicts)
+        self.gates = ScriptedGateProbe(
+            {url: EPOCH.timestamp() + at for url, at in self.opts.gates.items()},
+            lambda: self.now.timestamp(),
+        )
+        self.ports = Ports(self.cluster, self.router, self.verdicts, self.gates)
         ref = rollout.spec.workload_ref
         if ref is not None:
             if self.opts.workload is None:
