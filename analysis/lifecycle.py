@@ -33,7 +33,7 @@ from analysis.api import (
     MetricResult,
     PrometheusSpec,
     RunKind,
-    WebSpec,
+
 )
 from analysis.judge import ThresholdRule
 from analysis.providers import web
@@ -56,8 +56,15 @@ ProviderFactory = Callable[[PrometheusSpec, str, AnalysisRunStore], MetricProvid
 Secrets). The operator passes a factory of real Prometheus clients; the simulator one that always
 returns its simulated provider."""
 
-WebFactory = Callable[[WebSpec, str, AnalysisRunStore], MetricProvider]
-"""Builds a ``provider.web`` metric's provider (default: real HTTP, ``analysis.providers.web``)."""
+WebFactory = Callable[[Metric, str, AnalysisRunStore], MetricProvider]
+"""Builds a ``provider.web`` metric's provider from the whole metric (the simulator scripts its
+answer from the threshold); default: real HTTP, :func:`real_web`."""
+
+
+def real_web(metric: Metric, namespace: str, store: AnalysisRunStore) -> MetricProvider:
+    """The controller's web provider: real HTTP (``analysis.providers.web``)."""
+    assert metric.provider.web is not None
+    return web.build(metric.provider.web, namespace, store)
 
 DEFAULT_ALPHA = 0.05
 """An owner's false-abort budget, split over the union of its compared metrics."""
@@ -178,7 +185,7 @@ class RunLifecycle:
         alpha: float = DEFAULT_ALPHA,
         run_history: int = RUN_HISTORY,
         result_of: ResultOf,
-        web_factory: WebFactory = web.build,
+        web_factory: WebFactory = real_web,
     ) -> None:
         if run_history < 0:
             raise ValueError(f"run_history={run_history}: must be >= 0")
@@ -465,9 +472,7 @@ class RunLifecycle:
                 spec = run.spec.metrics[[m.name for m in run.spec.metrics].index(plan.name)]
                 try:
                     if spec.provider.web is not None:
-                        providers[plan.name] = self.web_factory(
-                            spec.provider.web, namespace, self.store
-                        )
+                        providers[plan.name] = self.web_factory(spec, namespace, self.store)
                     else:
                         assert spec.provider.prometheus is not None
                         providers[plan.name] = self.provider_factory(

@@ -26,8 +26,8 @@ from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
 from rollouts.reconcile import Ports, cycle
 from rollouts.routing.memory import MemoryRouter
+from rollouts.simulator.checks import SimulatedGates, WebAnswer, web_factory
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
-from rollouts.verdicts.gates import ScriptedGateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.scripted import ScriptedVerdicts
 from rollouts.workload_ref import resolve
@@ -65,7 +65,9 @@ class SimOptions:
     workload: dict[str, Any] | None = None  # the Deployment a workloadRef adopts
     gates: dict[str, float] = field(default_factory=dict)
     """Gate URL -> simulated second it starts answering HTTP 200 (closed before; a URL not
-    listed stays closed until promoted)."""
+    listed opens ``checks.DEFAULT_GATE_SECONDS`` after it is first asked)."""
+    web: dict[str, WebAnswer] = field(default_factory=dict)
+    """Web check URL -> its scripted answer (default: pass on healthy traffic, else fail)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class Simulation:
             raise SimulationError("--serve-metrics needs --prometheus (the server that scrapes it)")
         if self.opts.scenario is not None:
             self.verdicts = self._analysis(rollout, self.opts.scenario)
-        self.gates = ScriptedGateProbe(
+        self.gates = SimulatedGates(
             {url: EPOCH.timestamp() + at for url, at in self.opts.gates.items()},
             lambda: self.now.timestamp(),
         )
@@ -191,7 +193,10 @@ class Simulation:
 
         # live, a window is judged only once the scrape covering its end has landed
         lag = LIVE_LAG_SECONDS if self.live else 0.0
-        return AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
+        verdicts = AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
+        # web checks have no server here: scripted from the scenario (rollouts.simulator.checks)
+        verdicts.lifecycle.web_factory = web_factory(self.opts.web, scenario.model.effect.is_null)
+        return verdicts
 
     @staticmethod
     def _free_origin(url: str) -> float:
