@@ -61,7 +61,7 @@ def test_promote_passes_a_closed_gate() -> None:
 
 
 def test_the_probe_backs_off_while_closed_and_is_not_asked_every_reconcile() -> None:
-    h = started(rollout_doc(steps=STEPS, router=ISTIO))
+    h = started(rollout_doc(steps=STEPS, router=ISTIO), opens_at=float("inf"))
     h.until(lambda h: h.status.phase == "Paused")
     before = h.sim.gates.checks
     h.run(300, every=1)  # 300 reconciles
