@@ -323,19 +323,50 @@ class WebSpec(ApiModel):
             yield "body", self.body
 
 
+class JobMetadata(ApiModel):
+    labels: dict[str, str] | None = None
+    """Labels of the Job (Sluice adds its own `sluice.dev/*` labels)."""
+    annotations: dict[str, str] | None = None
+    """Annotations of the Job."""
+
+
+class JobCheck(ApiModel):
+    """A Kubernetes Job run as a check (a test suite, a load test, a conformance run). Its
+    measurement is 1 when the Job succeeds and 0 when it fails (or its activeDeadlineSeconds
+    passes): judge it with `threshold: {min: 1}`."""
+
+    metadata: JobMetadata | None = None
+    """Labels and annotations of the Job."""
+    spec: dict[str, Any] = Field(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "type": "object"}
+    )
+    """A batch/v1 JobSpec (`template`, `backoffLimit`, `activeDeadlineSeconds`, ...), used as
+    written: no argument is filled in."""
+
+    @field_validator("spec")
+    @classmethod
+    def _has_template(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        template = spec.get("template")
+        if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+            raise ValueError("must hold a pod template: template.spec with the containers")
+        return spec
+
+
 class Provider(ApiModel):
     """Where measurements come from: exactly one provider."""
 
-    model_config = with_rules(one_of_rule("prometheus", "web"))
+    model_config = with_rules(one_of_rule("prometheus", "web", "job"))
 
     prometheus: PrometheusSpec | None = None
     """Prometheus: PromQL per arm (compare) or one query (threshold)."""
     web: WebSpec | None = None
     """An HTTP endpoint answering JSON, judged by a threshold (kind value)."""
+    job: JobCheck | None = None
+    """A Kubernetes Job: 1 when it succeeds, 0 when it fails (threshold min 1, kind value)."""
 
     @model_validator(mode="after")
     def _one(self) -> Provider:
-        exactly_one(prometheus=self.prometheus, web=self.web)
+        exactly_one(prometheus=self.prometheus, web=self.web, job=self.job)
         return self
 
 
@@ -421,6 +452,13 @@ _METRIC_RULES = (
     },
     {
         "rule": (
+            "!has(self.provider.job) || "
+            "(has(self.threshold) && self.kind == 'value' && has(self.count))"
+        ),
+        "message": "provider.job needs a threshold, kind value and count",
+    },
+    {
+        "rule": (
             f"!has(self.compare) || "
             f"(self.kind != 'value' && has({_P}) && has({_P}.canary) && has({_P}.baseline))"
         ),
@@ -494,11 +532,16 @@ class Metric(ApiModel):
     def _consistent(self) -> Metric:
         exactly_one(compare=self.compare, threshold=self.threshold)
         at_most_one(count=self.count, duration=self.duration)
-        if self.provider.web is not None:
+        other = "web" if self.provider.web is not None else "job" if self.provider.job else None
+        if other is not None:
             if self.compare is not None:
-                raise FieldProblem("compare", "provider.web is judged by a threshold")
+                raise FieldProblem("compare", f"provider.{other} is judged by a threshold")
             if self.kind != "value":
-                raise FieldProblem("kind", f"provider.web measures kind value (got {self.kind})")
+                raise FieldProblem(
+                    "kind", f"provider.{other} measures kind value (got {self.kind})"
+                )
+            if other == "job" and self.count is None:
+                raise FieldProblem("count", "is required with provider.job (one Job per count)")
             return self
         prom = self.provider.prometheus
         assert prom is not None  # Provider holds exactly one

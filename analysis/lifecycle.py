@@ -33,10 +33,10 @@ from analysis.api import (
     MetricResult,
     PrometheusSpec,
     RunKind,
-
 )
 from analysis.judge import ThresholdRule
 from analysis.providers import web
+from analysis.providers.job import JobProvider, Jobs
 from analysis.providers.port import Arm, MetricProvider, Queries, Unavailable
 from analysis.run_loop import (
     MetricPlan,
@@ -65,6 +65,7 @@ def real_web(metric: Metric, namespace: str, store: AnalysisRunStore) -> MetricP
     """The controller's web provider: real HTTP (``analysis.providers.web``)."""
     assert metric.provider.web is not None
     return web.build(metric.provider.web, namespace, store)
+
 
 DEFAULT_ALPHA = 0.05
 """An owner's false-abort budget, split over the union of its compared metrics."""
@@ -186,12 +187,15 @@ class RunLifecycle:
         run_history: int = RUN_HISTORY,
         result_of: ResultOf,
         web_factory: WebFactory = real_web,
+        jobs: Jobs | None = None,
     ) -> None:
         if run_history < 0:
             raise ValueError(f"run_history={run_history}: must be >= 0")
         self.store = store
         self.provider_factory = provider_factory
         self.web_factory = web_factory
+        self.jobs = jobs
+        """Where ``provider.job`` metrics run their Jobs; None: such metrics err, saying so."""
         self.clock = clock
         self.alpha = alpha
         self.run_history = run_history
@@ -344,6 +348,7 @@ class RunLifecycle:
         for runs in finished.values():
             runs.sort(key=_age, reverse=True)
             for run in runs[self.run_history :]:
+                self._clean_up_jobs(run)
                 self.store.delete_run(owner.namespace, run.metadata.name)
                 deleted.append(run.metadata.name)
         if deleted:
@@ -440,6 +445,33 @@ class RunLifecycle:
         run.status.finished_at = _epoch(self.clock())
         run.status.message = "stopped by Sluice before a verdict"
         self.store.update_run_status(run)
+        self._clean_up_jobs(run)
+
+    # -------------------------------------------------------------------------- jobs
+    def _job_provider(self, run: AnalysisRun, metric: Metric) -> MetricProvider:
+        assert metric.provider.job is not None
+        if self.jobs is None:
+            return Unavailable("job metrics need a cluster: this controller runs no Jobs")
+        labels = {LABEL_ROLLOUT: run.spec.rollout, LABEL_REVISION: run.spec.revision}
+        return JobProvider(
+            metric.provider.job,
+            namespace=run.metadata.namespace or "default",
+            run=run.metadata.name,
+            run_uid=run.metadata.uid or "",
+            metric=metric.name,
+            labels=labels,
+            jobs=self.jobs,
+        )
+
+    def _clean_up_jobs(self, run: AnalysisRun) -> None:
+        """Delete the Jobs of a finished or stopped run (their pods go with them); a failure is
+        logged, never fatal: the run's ownerReference lets garbage collection remove them."""
+        if self.jobs is None or not any(m.provider.job for m in run.spec.metrics):
+            return
+        try:
+            self.jobs.delete_jobs(run.metadata.namespace or "default", run.metadata.name)
+        except Exception as e:  # cleanup is best effort; GC is the backstop
+            log.warning("could not delete the Jobs of AnalysisRun %s: %s", run.metadata.name, e)
 
     # -------------------------------------------------------------------------- ticking
     def tick(self, run: AnalysisRun) -> AnalysisRun:
@@ -471,7 +503,9 @@ class RunLifecycle:
             if plan.name not in providers:
                 spec = run.spec.metrics[[m.name for m in run.spec.metrics].index(plan.name)]
                 try:
-                    if spec.provider.web is not None:
+                    if spec.provider.job is not None:
+                        providers[plan.name] = self._job_provider(run, spec)
+                    elif spec.provider.web is not None:
                         providers[plan.name] = self.web_factory(spec, namespace, self.store)
                     else:
                         assert spec.provider.prometheus is not None
@@ -499,6 +533,7 @@ class RunLifecycle:
         status.metrics = [self.result_of(r) for r in result.metrics]
         if is_final(result.phase):
             status.finished_at = _epoch(now)
+            self._clean_up_jobs(run)
         if status == before:
             return run  # nothing came due: nothing to write
         return self.store.update_run_status(run)
@@ -591,6 +626,8 @@ def render(metric: Metric, values: Mapping[str, str], template: str, j: int) -> 
     """The metric with its queries (or its URL, headers and body) rendered with ``values``."""
     if metric.provider.web is not None:
         return _render_web(metric, values, template, j)
+    if metric.provider.job is not None:
+        return metric  # a Job spec is used as written
     prom = metric.provider.prometheus
     assert prom is not None
     doc = metric.wire()
@@ -634,6 +671,8 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
     if metric.provider.web is not None:
         # the web provider is built from the spec; the URL stands for the query in messages
         queries["absolute"] = Queries(value=metric.provider.web.url)
+    if metric.provider.job is not None:
+        queries["absolute"] = Queries(value=f"job {metric.name}")
     prom = metric.provider.prometheus
     if prom is not None and prom.query is not None:
         queries["absolute"] = Queries(value=prom.query)

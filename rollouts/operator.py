@@ -34,6 +34,7 @@ from typing import Any
 import kopf
 import kubernetes
 
+from analysis.store.kube_jobs import KubeJobs
 from analysis.store.kubernetes import KubeAnalysisStore
 from rollouts import request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
@@ -73,13 +74,16 @@ Key = tuple[str, str]
 
 
 def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> VerdictSource:
-    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients."""
-    return AnalysisVerdicts(
+    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients
+    (web checks by HTTP, job checks by Jobs in the Rollout's namespace)."""
+    verdicts = AnalysisVerdicts(
         KubeAnalysisStore(api),
         PrometheusClients(settings.prometheus_url),
         time.time,
         run_history=settings.analysis_run_history,
     )
+    verdicts.lifecycle.jobs = KubeJobs(api, timeout=settings.request_timeout)
+    return verdicts
 
 
 def build_router(
