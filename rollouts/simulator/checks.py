@@ -5,15 +5,17 @@ inside the metric's threshold, a scenario with a regression one outside it, so a
 agrees with the traffic the other metrics see; ``--web URL=pass|fail|error`` overrides per URL
 (``error``: the endpoint is down, each measurement an Error). Gates open at scripted simulated
 seconds (``--gate URL=SECONDS``); a gate not scripted opens ``DEFAULT_GATE_SECONDS`` after the
-rollout first asks it, so an example with a gate still completes.
+rollout first asks it, so an example with a gate still completes. Job checks finish at once,
+succeeding on healthy traffic and failing under a regression.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from analysis.api import Metric, Threshold, WebSpec
+from analysis.providers.job import LABEL_RUN
 from analysis.providers.port import Arm, Measured, MetricProvider, ProviderError, Queries, Value
 from rollouts.api.rollout import Gate
 from rollouts.verdicts.gates import ScriptedGateProbe
@@ -81,3 +83,28 @@ class SimulatedGates(ScriptedGateProbe):
         if gate.url not in self.opens_at:
             self.opens_at[gate.url] = self.clock() + self.default_seconds
         return super().check(gate)
+
+
+class SimulatedJobs:
+    """Job checks in the simulator: a Job finishes as soon as it is created, succeeding on
+    healthy traffic and failing under a regression (``analysis.providers.job.Jobs``)."""
+
+    def __init__(self, healthy: bool) -> None:
+        self.healthy = healthy
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def create_job(self, namespace: str, job: Mapping[str, Any]) -> None:
+        done = {"type": "Complete"} if self.healthy else {"type": "Failed", "reason": "Simulated"}
+        doc = {**job, "status": {"conditions": [{"status": "True", **done}]}}
+        self.jobs[(namespace, str(job["metadata"]["name"]))] = doc
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.jobs.get((namespace, name))
+
+    def delete_jobs(self, namespace: str, run: str) -> None:
+        for key, job in list(self.jobs.items()):
+            if key[0] == namespace and job["metadata"]["labels"].get(LABEL_RUN) == run:
+                del self.jobs[key]
+
+    def log_tail(self, namespace: str, job: str, lines: int) -> str:
+        return "simulated: " + ("all tests passed" if self.healthy else "tests failed")

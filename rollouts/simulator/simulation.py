@@ -26,7 +26,7 @@ from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
 from rollouts.reconcile import Ports, cycle
 from rollouts.routing.memory import MemoryRouter
-from rollouts.simulator.checks import SimulatedGates, WebAnswer, web_factory
+from rollouts.simulator.checks import SimulatedGates, SimulatedJobs, WebAnswer, web_factory
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.scripted import ScriptedVerdicts
@@ -196,6 +196,7 @@ class Simulation:
         verdicts = AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
         # web checks have no server here: scripted from the scenario (rollouts.simulator.checks)
         verdicts.lifecycle.web_factory = web_factory(self.opts.web, scenario.model.effect.is_null)
+        verdicts.lifecycle.jobs = SimulatedJobs(scenario.model.effect.is_null)
         return verdicts
 
     @staticmethod
