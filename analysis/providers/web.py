@@ -81,27 +81,28 @@ class WebProvider:
     def __init__(self, spec: WebSpec, headers: dict[str, str]) -> None:
         self.spec = spec
         self.headers = headers
-        self._session = requests.Session()
-        if _is_loopback(spec.url):
-            self._session.trust_env = False  # a proxy from the environment never serves loopback
 
     def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
         return Value(self.fetch())
 
     def fetch(self) -> float:
         spec = self.spec
+        # one session per request, closed with it: providers are rebuilt every tick, and a
+        # session kept by each would hold its sockets until garbage collection
         try:
-            with self._session.request(
-                spec.method,
-                spec.url,
-                headers=self.headers,
-                data=None if spec.body is None else spec.body.encode(),
-                timeout=float(spec.timeout_seconds),
-                allow_redirects=False,
-                stream=True,
-            ) as answer:
-                raw = answer.raw.read(MAX_BODY + 1, decode_content=True)
-                status = answer.status_code
+            with requests.Session() as session:
+                session.trust_env = not _is_loopback(spec.url)  # no environment proxy for loopback
+                with session.request(
+                    spec.method,
+                    spec.url,
+                    headers=self.headers,
+                    data=None if spec.body is None else spec.body.encode(),
+                    timeout=float(spec.timeout_seconds),
+                    allow_redirects=False,
+                    stream=True,
+                ) as answer:
+                    raw = answer.raw.read(MAX_BODY + 1, decode_content=True)
+                    status = answer.status_code
         except requests.Timeout:
             raise ProviderError(
                 f"{spec.method} {spec.url}: no answer within {spec.timeout_seconds}s"
@@ -126,7 +127,7 @@ class WebProvider:
             raise ProviderError(f"{spec.method} {spec.url}: {e}") from None
 
     def close(self) -> None:
-        self._session.close()
+        """Nothing is kept open between requests (see ``fetch``)."""
 
 
 class Secrets(Protocol):

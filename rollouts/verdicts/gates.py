@@ -17,7 +17,7 @@ Two implementations: :class:`HttpGateProbe` (the controller's, real HTTP) and
 
 from __future__ import annotations
 
-import time
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -67,6 +67,7 @@ class _Cached:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
+        self._lock = threading.Lock()  # reconciles of different Rollouts run in threads
         self.checks = 0
         """Requests made (for tests: the cache must keep them bounded)."""
 
@@ -76,40 +77,43 @@ class _Cached:
     def observe(self, rollout: Rollout, gate: Gate) -> GateObservation:
         key = (rollout.metadata.namespace, rollout.metadata.name, gate.url)
         now = self.clock()
-        entry = self._entries.get(key)
-        due = entry.observation.next_check_at if entry is not None else None
-        if entry is not None and due is not None and now < due.timestamp():
-            self._entries.move_to_end(key)
-            return entry.observation
-        self.checks += 1
+        with self._lock:
+            entry = self._entries.get(key)
+            due = entry.observation.next_check_at if entry is not None else None
+            if entry is not None and due is not None and now < due.timestamp():
+                self._entries.move_to_end(key)
+                return entry.observation
+            self.checks += 1
+        # asked outside the lock: one Rollout's slow gate never delays another's reconcile
         is_open, answer = self.check(gate)
         closed = 0 if is_open else (entry.closed_in_a_row if entry else 0) + 1
         wait = next_wait(float(parse_duration(gate.interval)), max(closed, 1))
         observation = GateObservation(gate.url, is_open, answer, _at(now), _at(now + wait))
-        self._entries[key] = _Entry(observation, closed)
-        self._entries.move_to_end(key)
-        while len(self._entries) > KEEP:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = _Entry(observation, closed)
+            self._entries.move_to_end(key)
+            while len(self._entries) > KEEP:
+                self._entries.popitem(last=False)
         return observation
 
 
 class HttpGateProbe(_Cached):
     """Real HTTP GETs, no redirects followed (a redirect is not a 200)."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(clock)
-        self._session = requests.Session()
-
     def check(self, gate: Gate) -> tuple[bool, str]:
         timeout = parse_duration(gate.timeout)
         try:
-            with self._session.get(
-                gate.url,
-                headers={h.name: h.value for h in gate.headers},
-                timeout=float(timeout),
-                allow_redirects=False,
-                stream=True,
-            ) as answer:
+            # a session per check: reconciles run in threads, and a check is seconds apart
+            with (
+                requests.Session() as session,
+                session.get(
+                    gate.url,
+                    headers={h.name: h.value for h in gate.headers},
+                    timeout=float(timeout),
+                    allow_redirects=False,
+                    stream=True,
+                ) as answer,
+            ):
                 status = answer.status_code
         except requests.Timeout:
             return False, f"timeout after {timeout}s"
@@ -118,9 +122,6 @@ class HttpGateProbe(_Cached):
         except requests.RequestException as e:
             return False, f"{type(e).__name__}"
         return status == 200, f"HTTP {status}"
-
-    def close(self) -> None:
-        self._session.close()
 
 
 class ScriptedGateProbe(_Cached):
