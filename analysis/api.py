@@ -370,8 +370,50 @@ class Provider(ApiModel):
         return self
 
 
+DEFAULT_TOLERANCE = 1.1
+LATENCY_INCREASE_MAX = 10.0
+"""At most +1000%: beyond that a latency tolerance tolerates everything a histogram can show."""
+
+
+class LatencyTolerance(ApiModel):
+    """How much latency may grow before it is a regression, in latency units (kind histogram):
+    `{quantile: 0.99, increase: "10%"}` reads "p99, and the rarer quantiles, may grow by 10%"."""
+
+    quantile: float = Field(default=0.9, gt=0, lt=1, allow_inf_nan=False)
+    """The lowest quantile the tolerance covers. Edges are chosen near the baseline's quantile
+    and each tenfold rarer one up to p99.9 (0.9: p90, p99, p99.9; 0.99: p99, p99.9), from the
+    baseline alone, before any evidence is taken."""
+    increase: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?%$", max_length=16)
+    """How much those quantiles of the canary may exceed the baseline's, as a percentage
+    (`"10%"`: the canary's p99 may be up to 1.1 times the baseline's)."""
+
+    @field_validator("increase")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        x = float(value[:-1]) / 100
+        if not 0 < x <= LATENCY_INCREASE_MAX:
+            raise ValueError(f"must be above 0% and at most {100 * LATENCY_INCREASE_MAX:g}%")
+        return value
+
+    @property
+    def fraction(self) -> float:
+        """The increase as a fraction: "10%" is 0.1."""
+        return float(self.increase[:-1]) / 100
+
+
 class Compare(ApiModel):
     """Judge the canary against the baseline over the same windows."""
+
+    model_config = with_rules(
+        {
+            "rule": (
+                f"!has(self.latencyTolerance) || !has(self.tolerance) || "
+                f"self.tolerance == {DEFAULT_TOLERANCE}"
+            ),
+            "message": "tolerance does not apply with latencyTolerance (which sets it in latency "
+            "units)",
+        }
+    )
 
     method: Literal["sequential", "mann-whitney"] = "sequential"
     """`sequential`: an anytime-valid test, checked every interval with the false-abort rate
@@ -379,8 +421,9 @@ class Compare(ApiModel):
     (kinds counts and gauge)."""
     direction: Literal["increase", "decrease", "either"] = "increase"
     """Which change is bad: an increase (errors, latency), a decrease (throughput), or either."""
-    tolerance: float = Field(default=1.1, gt=0, allow_inf_nan=False)
-    """The ratio canary/baseline still fine (r0): harmless pod-to-pod differences must not abort."""
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0, allow_inf_nan=False)
+    """The ratio canary/baseline still fine (r0): harmless pod-to-pod differences must not abort.
+    For kind histogram without `latencyTolerance`, a ratio of slow-request rates at each edge."""
     alpha: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
     """This metric's share of the rollout's false-abort rate (0.05); default: an equal split of
     what explicit shares leave. Explicit shares over the rate, or none left for a metric without
@@ -391,6 +434,9 @@ class Compare(ApiModel):
     edges: list[float] | None = Field(default=None, min_length=1, max_length=10)
     """kind histogram: fixed latency edges in seconds whose exceedance rates are compared;
     default: chosen from the baseline's distribution before the rollout starts."""
+    latency_tolerance: LatencyTolerance | None = None
+    """kind histogram: the tolerance in latency units ("p99 may grow by 10%") instead of a ratio
+    of slow-request rates; see docs/analysis.md."""
 
     @field_validator("edges")
     @classmethod
@@ -402,6 +448,16 @@ class Compare(ApiModel):
         if any(b <= a for a, b in itertools.pairwise(edges)):
             raise ValueError("must be strictly increasing")
         return edges
+
+    @model_validator(mode="after")
+    def _one_tolerance(self) -> Compare:
+        if self.latency_tolerance is not None and self.tolerance != DEFAULT_TOLERANCE:
+            raise FieldProblem(
+                "tolerance",
+                f"does not apply with latencyTolerance (which sets the tolerance in latency "
+                f"units); remove it (got {self.tolerance:g})",
+            )
+        return self
 
 
 class Threshold(ApiModel):
@@ -489,6 +545,12 @@ _METRIC_RULES = (
     {
         "rule": "!has(self.compare) || !has(self.compare.edges) || self.kind == 'histogram'",
         "message": "compare.edges applies to kind histogram only",
+    },
+    {
+        "rule": (
+            "!has(self.compare) || !has(self.compare.latencyTolerance) || self.kind == 'histogram'"
+        ),
+        "message": "compare.latencyTolerance applies to kind histogram only",
     },
 )
 
@@ -580,6 +642,10 @@ class Metric(ApiModel):
             )
         if compare.edges is not None and self.kind != "histogram":
             raise FieldProblem("compare.edges", f"applies to kind histogram only (got {self.kind})")
+        if compare.latency_tolerance is not None and self.kind != "histogram":
+            raise FieldProblem(
+                "compare.latencyTolerance", f"applies to kind histogram only (got {self.kind})"
+            )
 
     @property
     def interval_seconds(self) -> int:

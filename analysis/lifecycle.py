@@ -474,8 +474,11 @@ class RunLifecycle:
             log.warning("could not delete the Jobs of AnalysisRun %s: %s", run.metadata.name, e)
 
     # -------------------------------------------------------------------------- ticking
-    def tick(self, run: AnalysisRun) -> AnalysisRun:
-        """Take the measurements that came due, judge, decide; write status only if it changed."""
+    def tick(self, run: AnalysisRun, weight_changes: Sequence[float] = ()) -> AnalysisRun:
+        """Take the measurements that came due, judge, decide; write status only if it changed.
+
+        ``weight_changes``: when the owner's canary weight changed (epoch seconds; the newest is
+        enough, the run remembers the others), so no measurement window straddles one."""
         if incomplete(run):
             run = self.repair(run)
         # a copy: when the write below fails, the caller keeps the run as stored, never a verdict
@@ -526,6 +529,7 @@ class RunLifecycle:
             budget=run.spec.alpha,
             kind=run.spec.kind,
             inconclusive=run.spec.inconclusive,
+            weight_changes=weight_changes,
         )
         status.phase = result.phase
         status.message = result.message
@@ -717,4 +721,6 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
         alpha=c.alpha,
         critical=c.critical,
         edges=None if c.edges is None else tuple(c.edges),
+        latency_increase=None if c.latency_tolerance is None else c.latency_tolerance.fraction,
+        latency_quantile=0.9 if c.latency_tolerance is None else c.latency_tolerance.quantile,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.cluster.port import Cluster
@@ -123,6 +123,11 @@ def apply_actions(
             case SetWeight(canary):
                 if ports.router is not None:
                     ports.router.set_weight(canary)
+                before = rollout.status.weight_changed_at if rollout.status else None
+                if status is not None and status.weight_changed_at != before:
+                    # the engine marked the change at the cycle's start; traffic moved only now,
+                    # after this cycle's analysis tick: analysis windows are cut here
+                    status.weight_changed_at = datetime.fromtimestamp(ports.verdicts.clock(), UTC)
             case RemoveManagedRoutes():
                 if ports.router is not None:
                     ports.router.remove_managed_routes()

@@ -82,6 +82,9 @@ class EdgeEvidence(BaseModel):
 
     edge: float
     """The bucket bound (seconds): requests slower than this count as events."""
+    baseline_point: FiniteNumber = None
+    """Latency tolerance: the baseline's requests are counted above this point, the edge divided
+    by 1 + the tolerated increase (interpolated within its bucket); absent: at the edge."""
     log_e_value: FiniteNumber = None
     """Natural log of this edge's e-value."""
     upper: FiniteNumber = None
@@ -131,6 +134,9 @@ class EvidenceDetails(BaseModel):
     """Sample-ratio check: the canary's share of requests."""
     expected_share: FiniteNumber = None
     """Sample-ratio check: the share the weights asked for."""
+    latency_increase: FiniteNumber = None
+    """Histogram tests: the tolerated relative latency increase (0.1 = 10%); absent when the
+    tolerance is a ratio of slow-request rates."""
     deciding_edge: FiniteNumber = None
     """Histogram tests: the latency edge (seconds) the verdict rests on."""
     edges: list[EdgeEvidence] = Field(default_factory=list)

@@ -8,9 +8,22 @@ Steps never reset evidence; a step only decides *when* it is allowed to promote.
 Decision precedence per run: ABORT (any metric's e-value reached ``1/alpha_m``; the count tests
 condition on the observed split, so they stay valid even under a sample-ratio mismatch) >
 INCONCLUSIVE (sample-ratio mismatch) > INSUFFICIENT during warm-up > PROMOTE_STEP > at the step's
-maximum duration ``on_max_duration`` ("promote" with a warning, or "pause" = INCONCLUSIVE) >
-INSUFFICIENT (a critical metric has fewer than ``max(min_events, 1)`` events) > CONTINUE.
-A critical metric with no valid data never promotes, not even at the maximum duration.
+maximum duration ``on_max_duration`` > INSUFFICIENT (a critical metric has fewer than
+``max(min_events, 1)`` events) > CONTINUE.
+
+"Enough" to promote is evidence of no harm, at any time including the step's end: every critical
+metric shown within tolerance (its one-sided confidence sequence's upper bound below the promote
+tolerance) and its ``min_events`` reached. Counting events is not evidence: one error seen, or a
+thousand, says nothing about a canary five times worse when the baseline saw as few. So a canary
+worse than the tolerance is promoted with probability at most its metric's ``alpha_m`` (the
+acceptance test's Ville bound), at any traffic level: that is the policy's beta. A step at its
+maximum duration without that evidence is inconclusive, and ``on_max_duration`` says what then
+happens: "pause" (the default: INCONCLUSIVE, a person decides) or "promote", which means "enough
+evidence of no harm was not reached but nothing failed" (issue 13's reading, the template's
+``inconclusive: promote``): PROMOTE_STEP with a WARNING when no metric aborted, the sample ratio
+holds and every critical metric has valid data and its ``min_events``. It gives up beta: at low
+traffic a regression can be promoted this way, and the reason says so. A critical metric with no
+valid data (NaN, empty, no traffic) never promotes, not even then.
 
 ``observe`` takes ``t`` as the *end* of the interval the data covers; intervals with
 ``t <= t0 + warmup_seconds`` lie in the warm-up and are excluded from evidence. Requests for the
@@ -41,6 +54,7 @@ from analysis.stats.count_eprocess import (
     DEFAULT_TOLERANCE,
     STATE_VERSION,
     RateRatioEProcess,
+    as_batch,
 )
 from analysis.stats.evidence import Evidence
 from analysis.stats.histogram import HistogramEProcess
@@ -104,6 +118,9 @@ class MetricSpec:
     (see :mod:`analysis.stats.count_eprocess`); any fixed choice keeps the guarantee.
     ``promote_tolerance`` (counts and histograms; default ``tolerance``) is the ratio a critical
     metric must be shown below before a step promotes early.
+    ``latency_increase`` (histograms) tolerates latency growing by that fraction (0.1: 10%):
+    the baseline is read at ``edge/(1+x)`` and ``tolerance`` is then the ratio there (1 exact;
+    see :mod:`analysis.stats.histogram`).
     """
 
     name: str
@@ -119,6 +136,7 @@ class MetricSpec:
     prior_scales: tuple[float, ...] = DEFAULT_PRIOR_SCALES
     accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
     promote_tolerance: float | None = None
+    latency_increase: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -149,6 +167,19 @@ class PolicyConfig:
 
     alpha: float = 0.05
     warmup_seconds: float = 0.0
+    warmup_events: float = 0.0
+    """Warm-up by traffic: intervals are excluded until the canary has served this many requests
+    (the interval that reaches it included). Why by events: what a cold canary must get over
+    (caches, JIT, connection pools) is measured in requests served, not seconds; a fixed time is
+    too long at high traffic (it alone exceeded the oracle's time to abort large regressions)
+    and too short at low traffic. With ``warmup_seconds`` too, both must have passed."""
+    cold_start: tuple[float, float] | None = None
+    """``(factor, seconds)``: during the timed warm-up, count metrics are not discarded but
+    judged for abort against a raised null, ``canary <= tolerance·(1 + (factor - 1)·e^(-a/seconds))
+    × baseline`` at age ``a`` (from ``t0`` to the interval's start, where the envelope is
+    highest): a cold start up to that envelope never aborts (same Ville bound), while a
+    regression well above it aborts without waiting out the warm-up. Histograms and promotion
+    still ignore the warm-up. None (the default): the warm-up is discarded."""
     min_step_seconds: float = 60.0
     max_step_seconds: float | None = None
     on_max_duration: Literal["promote", "pause"] = "pause"
@@ -157,6 +188,16 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not (math.isfinite(self.warmup_events) and self.warmup_events >= 0):
+            raise ValueError(f"warmup_events must be >= 0, got {self.warmup_events}")
+        if self.cold_start is not None:
+            factor, seconds = self.cold_start
+            if not (
+                math.isfinite(factor) and factor >= 1 and math.isfinite(seconds) and seconds > 0
+            ):
+                raise ValueError(
+                    f"cold_start must be (factor >= 1, seconds > 0), got {self.cold_start}"
+                )
         if not 0.0 < self.srm_alpha < 1.0:
             raise ValueError(f"srm_alpha must be in (0, 1), got {self.srm_alpha}")
         if self.on_max_duration not in ("promote", "pause"):
@@ -293,6 +334,7 @@ def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
             prior_scales=spec.prior_scales,
             accept_prior_scales=spec.accept_prior_scales,
             promote_tolerance=spec.promote_tolerance,
+            latency_increase=spec.latency_increase,
         )
     assert spec.tau is not None
     return NormalMixtureSPRT(
@@ -334,6 +376,8 @@ class RolloutAnalysis:
             m.name: _build(m, self._alphas[m.name], self.batch) for m in self.metrics
         }
         self._srm = SampleRatioCheck(alpha=config.srm_alpha, batch=self.batch)
+        self._warm_requests = np.zeros(self.batch)  # canary requests seen, warm-up included
+        self._last_t: float | None = None  # end of the previous interval: the next one's start
 
     @property
     def alphas(self) -> dict[str, float]:
@@ -360,10 +404,16 @@ class RolloutAnalysis:
         ]
 
     def in_warmup(self, t: float) -> bool:
-        """Whether an interval ending at ``t`` lies in the warm-up (before any data, everything)."""
+        """Whether an interval ending at ``t`` lies in the timed warm-up (before any data,
+        everything); :meth:`warming` adds the warm-up by events, per run."""
         if self.t0 is None:
             return True
         return self.config.warmup_seconds > 0 and t <= self.t0 + self.config.warmup_seconds
+
+    def warming(self, t: float) -> BoolArray:
+        """Per run, whether an interval ending at ``t`` is still excluded as warm-up."""
+        by_events = self._warm_requests < self.config.warmup_events
+        return np.asarray(by_events | self.in_warmup(t))
 
     def observe(
         self,
@@ -379,7 +429,20 @@ class RolloutAnalysis:
             raise ValueError(f"data for unknown metrics: {', '.join(sorted(unknown))}")
         if self.t0 is None:
             self.t0 = t
-        if self.in_warmup(t):
+        started, self._last_t = self._last_t, t
+        split = requests if requests is not None else self._requests_from(data)
+        if self.config.cold_start is not None and self.in_warmup(t):
+            self._observe_cold(data, self.t0 if started is None else started)
+        if self.config.warmup_events > 0:
+            # the interval that brings the canary to warmup_events requests is still warm-up
+            cold = self._warm_requests < self.config.warmup_events
+            if split is not None:
+                seen = np.nan_to_num(as_batch(split[0], self.batch, "canary requests"))
+                self._warm_requests += np.maximum(seen, 0.0)
+            if cold.all() or self.in_warmup(t):
+                return
+            data = {n: _mask(d, cold) for n, d in data.items()} if cold.any() else data
+        elif self.in_warmup(t):
             return
         for spec in self.metrics:
             item = data.get(spec.name)
@@ -398,10 +461,26 @@ class RolloutAnalysis:
                 raise TypeError(
                     f"metric {spec.name!r} is a {spec.kind} metric; got {type(item).__name__}"
                 )
-        if expected_canary_share is not None:
-            split = requests if requests is not None else self._requests_from(data)
-            if split is not None:
-                self._srm.update(split[0], split[1], expected_canary_share)
+        if expected_canary_share is not None and split is not None:
+            self._srm.update(split[0], split[1], expected_canary_share)
+
+    def _observe_cold(self, data: Mapping[str, IntervalData], started: float) -> None:
+        """A warm-up interval: count metrics judged for abort against the cold-start envelope."""
+        assert self.config.cold_start is not None and self.t0 is not None
+        factor, seconds = self.config.cold_start
+        age = max(started - self.t0, 0.0)
+        raised = 1.0 + (factor - 1.0) * math.exp(-age / seconds)
+        for spec in self.metrics:
+            item = data.get(spec.name)
+            test = self._tests[spec.name]
+            if isinstance(test, RateRatioEProcess) and isinstance(item, CountsInterval):
+                test.update_warmup(
+                    item.canary_events,
+                    item.canary_total,
+                    item.baseline_events,
+                    item.baseline_total,
+                    raised,
+                )
 
     def _requests_from(
         self, data: Mapping[str, IntervalData]
@@ -420,17 +499,43 @@ class RolloutAnalysis:
         return None
 
     def _enough(self, spec: MetricSpec) -> BoolArray:
+        """At least ``max(min_events, 1)`` events: short of it a metric is still gathering data
+        (INSUFFICIENT). Never evidence of no harm on its own: that is ``within_tolerance``."""
         test = self._tests[spec.name]
         ok = test.events >= max(spec.min_events, 1)
         if isinstance(test, NormalMixtureSPRT):
             ok &= test.ready
         return np.asarray(ok)
 
-    def _state_arrays(self, now: float, step_started_at: float) -> dict[str, Any]:
+    def _measured(self, spec: MetricSpec) -> BoolArray:
+        """Valid data (a folded interval with requests on both arms; a gauge ready to judge) and
+        ``min_events`` reached: what "nothing failed" needs before ``on_max_duration="promote"``
+        may promote without evidence of no harm. NaN and empty intervals are never folded, so
+        they never count."""
+        test = self._tests[spec.name]
+        if isinstance(test, RateRatioEProcess):
+            ok = test.intervals > 0
+        elif isinstance(test, NormalMixtureSPRT):
+            ok = np.asarray(test.ready)
+        else:
+            ok = test.events > 0
+        return np.asarray(ok & (test.events >= spec.min_events))
+
+    def _state_arrays(
+        self,
+        now: float,
+        step_started_at: ArrayLike,
+        max_step_seconds: ArrayLike | None = None,
+    ) -> dict[str, Any]:
         crit = [m for m in self.metrics if m.critical]
         ones = np.ones(self.batch, dtype=bool)
-        elapsed = now - step_started_at
-        maxed = self.config.max_step_seconds is not None and elapsed >= self.config.max_step_seconds
+        elapsed = now - np.broadcast_to(np.asarray(step_started_at, dtype=np.float64), self.batch)
+        limit = self.config.max_step_seconds if max_step_seconds is None else max_step_seconds
+        maxed = (
+            ~ones
+            if limit is None
+            else elapsed >= np.broadcast_to(np.asarray(limit, dtype=np.float64), self.batch)
+        )
         return {
             "abort": np.any([t.rejected for t in self._tests.values()], axis=0)
             if self._tests
@@ -440,27 +545,38 @@ class RolloutAnalysis:
             "within": np.all([self._tests[m.name].within_tolerance for m in crit], axis=0)
             if crit
             else ones,
+            "measured": np.all([self._measured(m) for m in crit], axis=0) if crit else ones,
             "min_ok": elapsed >= self.config.min_step_seconds,
             "maxed": maxed,
-            "warm": self.in_warmup(now),
+            "warm": self.warming(now),
         }
 
-    def decide(self, now: float, step_started_at: float) -> NDArray[np.str_]:
-        """Decision per run: a string array of :class:`Decision` values (``== Decision.ABORT``)."""
-        s = self._state_arrays(now, step_started_at)
+    def decide(
+        self,
+        now: float,
+        step_started_at: ArrayLike,
+        *,
+        max_step_seconds: ArrayLike | None = None,
+    ) -> NDArray[np.str_]:
+        """Decision per run: a string array of :class:`Decision` values (``== Decision.ABORT``).
+
+        ``step_started_at`` (and ``max_step_seconds``, default the config's) may be one value for
+        every run or one per run, for a batch of runs each at its own step."""
+        s = self._state_arrays(now, step_started_at, max_step_seconds)
         out = np.full(self.batch, Decision.CONTINUE.value, dtype="<U16")
         out[~s["enough"]] = Decision.INSUFFICIENT.value
-        if s["maxed"]:
-            promote_at_max = self.config.on_max_duration == "promote"
-            out[:] = np.where(
-                s["enough"] & promote_at_max,
-                Decision.PROMOTE_STEP.value,
-                Decision.INCONCLUSIVE.value,
-            )
-        if s["min_ok"]:
-            out[s["enough"] & s["within"]] = Decision.PROMOTE_STEP.value
-        if s["warm"]:
-            out[:] = Decision.INSUFFICIENT.value
+        # at the maximum duration without evidence of no harm: the inconclusive policy; promote
+        # only when nothing failed and every critical metric was measured (see module docstring)
+        promote_at_max = self.config.on_max_duration == "promote"
+        at_max = np.where(
+            s["measured"] & promote_at_max,
+            Decision.PROMOTE_STEP.value,
+            Decision.INCONCLUSIVE.value,
+        )
+        out = np.where(s["maxed"], at_max, out)
+        # evidence of no harm promotes, at the maximum duration too
+        out[s["min_ok"] & s["enough"] & s["within"]] = Decision.PROMOTE_STEP.value
+        out[s["warm"]] = Decision.INSUFFICIENT.value
         out[s["srm"]] = Decision.INCONCLUSIVE.value
         out[s["abort"]] = Decision.ABORT.value
         return out
@@ -494,7 +610,8 @@ class RolloutAnalysis:
             parts = []
             for n in failing:
                 ev = evidence[n]
-                est = "" if ev.estimate is None else f", estimated ratio {ev.estimate:.3g}"
+                known = ev.estimate is not None and math.isfinite(ev.estimate)
+                est = f", estimated ratio {ev.estimate:.3g}" if known else ""
                 parts.append(
                     f"metric {n!r} rejected: e-value reached 1/alpha = "
                     f"{1 / self._alphas[n]:g} (tolerance {self._spec(n).tolerance:g}{est})"
@@ -506,8 +623,13 @@ class RolloutAnalysis:
                 f"sample-ratio mismatch: the canary received {100 * (obs or 0):.2f}% of requests "
                 f"against {100 * (exp or 0):.2f}% configured; comparisons are not trustworthy"
             )
-        if decision is Decision.INSUFFICIENT and self.in_warmup(now):
-            return f"warm-up: intervals before {self.config.warmup_seconds:g} s are excluded"
+        if decision is Decision.INSUFFICIENT and bool(self.warming(now)[index]):
+            if self.in_warmup(now):
+                return f"warm-up: intervals before {self.config.warmup_seconds:g} s are excluded"
+            return (
+                f"warm-up: the canary has served {self._warm_requests[index]:g} of "
+                f"{self.config.warmup_events:g} requests; intervals until then are excluded"
+            )
         if decision is Decision.INSUFFICIENT:
             return "not enough data yet: " + ", ".join(
                 f"{m.name!r} has {self._tests[m.name].events[index]:g} of "
@@ -524,7 +646,8 @@ class RolloutAnalysis:
             return (
                 f"WARNING: promoted at the step's maximum duration "
                 f"({self.config.max_step_seconds:g} s) without showing "
-                f"{', '.join(map(repr, not_shown))} within tolerance"
+                f"{', '.join(map(repr, not_shown))} within tolerance (on_max_duration promote: "
+                "evidence of no harm was not reached, but nothing failed)"
             )
         if decision is Decision.PROMOTE_STEP:
             return f"after {elapsed:g} s every critical metric is shown within tolerance" + (
@@ -562,6 +685,7 @@ class RolloutAnalysis:
             "alphas": dict(self._alphas),
             "metrics": {name: t.to_state() for name, t in self._tests.items()},
             "sample_ratio": self._srm.to_state(),
+            "warmup_requests": float(self._warm_requests[0]),
         }
 
     @classmethod
@@ -581,4 +705,27 @@ class RolloutAnalysis:
             )
         obj._tests = {m.name: _restore(m, state["metrics"][m.name]) for m in obj.metrics}
         obj._srm = SampleRatioCheck.from_state(state["sample_ratio"])
+        obj._warm_requests[0] = float(state.get("warmup_requests", 0.0))
         return obj
+
+
+def _mask(item: IntervalData, cold: BoolArray) -> IntervalData:
+    """The interval with the runs still in warm-up made missing (NaN: never folded)."""
+
+    def m(x: ArrayLike) -> FloatArray:
+        a = np.array(x, dtype=np.float64)
+        if a.ndim == 0:
+            a = np.full(cold.shape, float(a))
+        a[cold] = np.nan
+        return a
+
+    if isinstance(item, CountsInterval):
+        return CountsInterval(
+            m(item.canary_events),
+            m(item.canary_total),
+            m(item.baseline_events),
+            m(item.baseline_total),
+        )
+    if isinstance(item, HistogramInterval):
+        return HistogramInterval(m(item.canary_buckets), m(item.baseline_buckets))
+    return GaugeInterval(m(item.canary), m(item.baseline))

@@ -691,6 +691,9 @@ class RolloutStatus(StatusModel):
     rollout_started_at: AwareDatetime | None = None
     last_progress_at: AwareDatetime | None = None
     weights: Weights = Field(default_factory=Weights)
+    weight_changed_at: AwareDatetime | None = None
+    """When Sluice last changed the canary weight: analysis windows are cut there, so none mixes
+    two traffic splits."""
     pause_conditions: list[PauseCondition] = Field(default_factory=list)
     abort: AbortInfo | None = None
     promoted_at: AwareDatetime | None = None

@@ -142,6 +142,8 @@ class Ctx:
                     current, verified = a.canary, None
             if current != canary or verified is False:
                 self.actions.append(SetWeight(canary))
+        if self.status.weights.canary != canary:
+            self.status.weight_changed_at = self.now
         self.status.weights.canary = canary
         self.status.weights.stable = 100 - canary
         self.status.weights.verified = self.observed.weight_verified if routed else None

@@ -182,3 +182,72 @@ def test_evidence_carries_over_to_the_next_run() -> None:
 def test_background_run_never_succeeds_on_its_own() -> None:
     _, r = run([errors(tolerance=1.25)], sim("healthy"), until=300, kind="background")
     assert r.phase == "Running"
+
+
+class _Recording:
+    """The simulated provider, recording every window asked of it."""
+
+    def __init__(self, inner: SimulatedProvider) -> None:
+        self.inner = inner
+        self.asked: list[tuple[Arm, float, float]] = []
+
+    def measure(self, kind: str, arm: Arm, queries: Queries, start: float, end: float) -> Measured:
+        self.asked.append((arm, start, end))
+        return self.inner.measure(kind, arm, queries, start, end)
+
+
+def test_latency_edges_come_from_baseline_traffic_before_the_first_evidence_window() -> None:
+    provider = _Recording(sim("healthy"))
+    provider.inner.advance(900.0)  # stable traffic before the analysis starts
+    _, r = run([latency(count=4)], provider, until=1020, start=900.0, kind="background")
+    assert ("baseline", 300.0, 900.0) in provider.asked  # EDGE_LOOKBACK before the first window
+    assert not any(arm == "canary" and lo < 900.0 for arm, lo, _ in provider.asked)
+    m = r.metrics[0]
+    assert [h.phase for h in m.measurements] == ["Successful"] * 4  # every window is evidence
+    assert m.evidence is not None and len(m.evidence.details.edges) == 2
+
+
+def test_a_window_used_to_choose_edges_is_not_evidence() -> None:
+    """Without traffic before the start, the first window chooses the edges and is not folded:
+    edges chosen from the counts they are tested on sit where that baseline happened to be fast."""
+    _, r = run([latency(count=4)], sim("healthy"), until=120, kind="background")
+    m = r.metrics[0]
+    assert [h.phase for h in m.measurements] == ["Inconclusive"] + ["Successful"] * 3
+    assert "choose the latency edges" in m.measurements[0].message
+    folded = sum(h.values.canary + h.values.baseline for h in m.measurements[1:] if h.values)
+    assert m.evidence is not None and m.evidence.events == round(folded)
+
+
+def test_fixed_edges_spend_no_window() -> None:
+    _, r = run([latency(count=3, edges=(0.25, 0.5))], sim("healthy"), until=90, kind="background")
+    assert [h.phase for h in r.metrics[0].measurements] == ["Successful"] * 3
+
+
+def test_latency_tolerance_reads_the_baseline_at_the_stretched_edge() -> None:
+    plan = latency(latency_increase=0.1, latency_quantile=0.9)
+    _, healthy = run([plan], sim("healthy"), until=600)
+    ev = healthy.metrics[0].evidence
+    assert healthy.phase != "Failed" and ev is not None
+    assert ev.details.latency_increase == 0.1 and ev.details.tolerance == 1.0
+    assert all(e.baseline_point == e.edge / 1.1 for e in ev.details.edges)
+    assert "latency grows by at most 10%" in ev.rule
+    _, slow = run([plan], sim("latency-regression"))
+    assert slow.phase == "Failed" and "'latency'" in slow.message
+
+
+def test_a_later_step_keeps_the_edges_its_inherited_evidence_is_about() -> None:
+    provider = sim("healthy")
+    plan = latency(count=4, latency_increase=0.1)
+    _, first = run([plan], provider, until=150, kind="background")
+    edges = first.state["tests"]["latency"]["edges"]
+    r = advance(
+        [plan],
+        None,
+        start=600.0,
+        now=630.0,
+        provider_for=lambda _: provider,
+        alphas=ALPHAS,
+        inherit=first.state["tests"],
+    )
+    assert r.state["metrics"]["latency"]["edges"] == edges
+    assert r.metrics[0].measurements[0].phase == "Successful"  # no window spent choosing
