@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+import jsonpath_ng
 from pydantic import AwareDatetime, Field, ValidationError, field_validator, model_validator
 from pydantic.config import JsonDict
 
@@ -227,9 +228,146 @@ class PrometheusSpec(ApiModel):
                     yield f"{arm_name}.{name}", query
 
 
+class SecretKeyRef(ApiModel):
+    name: str = Field(min_length=1)
+    """A Secret in the Rollout's namespace."""
+    key: str = Field(min_length=1)
+    """The key of that Secret whose value is used."""
+
+
+class HeaderSource(ApiModel):
+    secret_key_ref: SecretKeyRef
+    """Read the header's value from a Secret (tokens stay out of the template)."""
+
+
+class WebHeader(ApiModel):
+    """One request header: a literal value, or one read from a Secret."""
+
+    model_config = with_rules(one_of_rule("value", "valueFrom"))
+
+    name: str = Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)
+    """The header's name (an HTTP token)."""
+    value: str | None = Field(default=None, pattern=r"^[^\r\n]*$")
+    """The literal value; `{{args.NAME}}` placeholders are filled in (CR and LF refused)."""
+    value_from: HeaderSource | None = None
+    """Where to read the value instead."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebHeader:
+        exactly_one(value=self.value, valueFrom=self.value_from)
+        return self
+
+
+class WebSpec(ApiModel):
+    """An HTTP endpoint answering with JSON: a smoke test, a conformance suite's result, an SLO
+    API. One request per measurement; the number at `jsonPath` is judged by the threshold."""
+
+    model_config = with_rules(
+        {
+            "rule": "!has(self.body) || self.method == 'POST'",
+            "message": "body needs method POST",
+        }
+    )
+
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2048)
+    """`http://` or `https://` URL. `{{args.NAME}}` is percent-encoded into the path, query or
+    fragment; in the host only a value that is a DNS name (letters, digits, `-`, `.`) is accepted;
+    never in the scheme or port."""
+    method: Literal["GET", "POST"] = "GET"
+    """GET, or POST with `body`."""
+    headers: list[WebHeader] = Field(default_factory=list, max_length=20)
+    """Request headers, for example an `Authorization` header read from a Secret."""
+    body: str | None = None
+    """The POST body, sent as is; `{{args.NAME}}` renders as a JSON string literal (quotes
+    included), so a value never changes the body's JSON structure."""
+    timeout: Duration = "10s"
+    """How long one request may take before the measurement is an Error."""
+    json_path: str | None = Field(default=None, min_length=1)
+    """A JSONPath (`$.checks.passed`) into the JSON answer that must match exactly one number or
+    boolean (true is 1, false 0); without it the whole answer must be that number or boolean."""
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: str | int) -> str | int:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("json_path")
+    @classmethod
+    def _parsable_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                jsonpath_ng.parse(value)
+            except Exception as e:  # jsonpath-ng raises bare Exception subclasses of its own
+                raise ValueError(f"is not a JSONPath: {e}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _body_with_post(self) -> WebSpec:
+        if self.body is not None and self.method != "POST":
+            raise FieldProblem("body", f"needs method POST (got {self.method})")
+        return self
+
+    @property
+    def timeout_seconds(self) -> int:
+        return parse_duration(self.timeout)
+
+    def templates(self) -> Iterator[tuple[str, str]]:
+        """(field path below the provider, text) of every field placeholders may appear in."""
+        yield "url", self.url
+        for i, header in enumerate(self.headers):
+            if header.value is not None:
+                yield f"headers.{i}.value", header.value
+        if self.body is not None:
+            yield "body", self.body
+
+
+class JobMetadata(ApiModel):
+    labels: dict[str, str] | None = None
+    """Labels of the Job (Sluice adds its own `sluice.dev/*` labels)."""
+    annotations: dict[str, str] | None = None
+    """Annotations of the Job."""
+
+
+class JobCheck(ApiModel):
+    """A Kubernetes Job run as a check (a test suite, a load test, a conformance run). Its
+    measurement is 1 when the Job succeeds and 0 when it fails (or its activeDeadlineSeconds
+    passes): judge it with `threshold: {min: 1}`."""
+
+    metadata: JobMetadata | None = None
+    """Labels and annotations of the Job."""
+    spec: dict[str, Any] = Field(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "type": "object"}
+    )
+    """A batch/v1 JobSpec (`template`, `backoffLimit`, `activeDeadlineSeconds`, ...), used as
+    written: no argument is filled in."""
+
+    @field_validator("spec")
+    @classmethod
+    def _has_template(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        template = spec.get("template")
+        if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+            raise ValueError("must hold a pod template: template.spec with the containers")
+        return spec
+
+
 class Provider(ApiModel):
-    prometheus: PrometheusSpec
-    """Prometheus (the only provider so far)."""
+    """Where measurements come from: exactly one provider."""
+
+    model_config = with_rules(one_of_rule("prometheus", "web", "job"))
+
+    prometheus: PrometheusSpec | None = None
+    """Prometheus: PromQL per arm (compare) or one query (threshold)."""
+    web: WebSpec | None = None
+    """An HTTP endpoint answering JSON, judged by a threshold (kind value)."""
+    job: JobCheck | None = None
+    """A Kubernetes Job: 1 when it succeeds, 0 when it fails (threshold min 1, kind value)."""
+
+    @model_validator(mode="after")
+    def _one(self) -> Provider:
+        exactly_one(prometheus=self.prometheus, web=self.web, job=self.job)
+        return self
 
 
 DEFAULT_TOLERANCE = 1.1
@@ -371,13 +509,27 @@ _METRIC_RULES = (
     one_of_rule("compare", "threshold"),
     at_most_one_rule("count", "duration"),
     {
-        "rule": f"!has(self.threshold) || (self.kind in ['value', 'gauge'] && has({_P}.query))",
+        "rule": (
+            f"!has(self.threshold) || !has({_P}) || "
+            f"(self.kind in ['value', 'gauge'] && has({_P}.query))"
+        ),
         "message": "threshold needs kind value or gauge and provider.prometheus.query",
+    },
+    {
+        "rule": "!has(self.provider.web) || (has(self.threshold) && self.kind == 'value')",
+        "message": "provider.web needs a threshold and kind value",
+    },
+    {
+        "rule": (
+            "!has(self.provider.job) || "
+            "(has(self.threshold) && self.kind == 'value' && has(self.count))"
+        ),
+        "message": "provider.job needs a threshold, kind value and count",
     },
     {
         "rule": (
             f"!has(self.compare) || "
-            f"(self.kind != 'value' && has({_P}.canary) && has({_P}.baseline))"
+            f"(self.kind != 'value' && has({_P}) && has({_P}.canary) && has({_P}.baseline))"
         ),
         "message": (
             "compare needs kind counts, histogram or gauge and provider.prometheus canary and "
@@ -386,7 +538,7 @@ _METRIC_RULES = (
     },
     {
         "rule": (
-            f"!has({_P}.canary) || !has({_P}.baseline) || [{_P}.canary, {_P}.baseline].all(a, "
+            f"!has({_P}) || !has({_P}.canary) || !has({_P}.baseline) || [{_P}.canary, {_P}.baseline].all(a, "
             "has(a.events) == (self.kind == 'counts') && has(a.total) == (self.kind == 'counts') "
             "&& has(a.buckets) == (self.kind == 'histogram') "
             "&& has(a.value) == (self.kind == 'gauge'))"
@@ -469,7 +621,19 @@ class Metric(ApiModel):
     def _consistent(self) -> Metric:
         exactly_one(compare=self.compare, threshold=self.threshold)
         at_most_one(count=self.count, duration=self.duration)
+        other = "web" if self.provider.web is not None else "job" if self.provider.job else None
+        if other is not None:
+            if self.compare is not None:
+                raise FieldProblem("compare", f"provider.{other} is judged by a threshold")
+            if self.kind != "value":
+                raise FieldProblem(
+                    "kind", f"provider.{other} measures kind value (got {self.kind})"
+                )
+            if other == "job" and self.count is None:
+                raise FieldProblem("count", "is required with provider.job (one Job per count)")
+            return self
         prom = self.provider.prometheus
+        assert prom is not None  # Provider holds exactly one
         if self.threshold is not None:
             if self.kind not in ("value", "gauge"):
                 raise FieldProblem(
@@ -483,6 +647,7 @@ class Metric(ApiModel):
 
     def _check_compare(self, compare: Compare) -> None:
         prom = self.provider.prometheus
+        assert prom is not None
         if self.kind == "value":
             raise FieldProblem("kind", "compare needs kind counts, histogram or gauge (got value)")
         if prom.canary is None or prom.baseline is None:
@@ -542,11 +707,20 @@ def _unique_names(items: Sequence[Arg | Metric], field: str) -> None:
 
 def _check_queries(metrics: list[Metric], allowed: set[str]) -> None:
     for i, metric in enumerate(metrics):
-        for where, query in metric.provider.prometheus.queries():
+        prom, web = metric.provider.prometheus, metric.provider.web
+        for where, query in prom.queries() if prom is not None else ():
             try:
                 templating.check(query, allowed)
             except templating.TemplateError as e:
                 raise FieldProblem(f"metrics.{i}.provider.prometheus.{where}", str(e)) from None
+        for where, text in web.templates() if web is not None else ():
+            try:
+                if where == "url":
+                    templating.check_url(text, allowed)
+                else:
+                    templating.check_text(text, allowed)
+            except templating.TemplateError as e:
+                raise FieldProblem(f"metrics.{i}.provider.web.{where}", str(e)) from None
 
 
 class AnalysisTemplateSpec(ApiModel):

@@ -72,6 +72,7 @@ from analysis.providers.port import (
     Measured,
     MetricProvider,
     NoData,
+    Pending,
     ProviderError,
     Queries,
     Value,
@@ -465,7 +466,9 @@ def _measure_threshold(
     message = ""
     error = False
     try:
-        value = _value(provider.measure(plan.kind, "absolute", plan.queries["absolute"], lo, hi))
+        measured = provider.measure(plan.kind, "absolute", plan.queries["absolute"], lo, hi)
+        value = _value(measured)
+        message = measured.note if isinstance(measured, Value) else ""
     except NoData as e:
         message = f"insufficient evidence: {e}"
     except ProviderError as e:
@@ -474,8 +477,9 @@ def _measure_threshold(
     ms.tally = ms.tally.add(phase)
     if not error:
         ms.last_value = value
-    if phase is MeasurementPhase.FAILED and not message and value is not None:
-        message = f"value {value:g} outside the threshold"
+    if phase is MeasurementPhase.FAILED and value is not None:
+        outside = f"value {value:g} outside the threshold"
+        message = f"{outside}; {message}" if message else outside
     ms.record(hi, phase, message, value=value)
 
 
@@ -616,7 +620,10 @@ def advance(
                 break
             provider = provider if provider is not None else provider_for(plan)
             if plan.judgement == "threshold":
-                _measure_threshold(plan, ms, provider, lo, hi)
+                try:
+                    _measure_threshold(plan, ms, provider, lo, hi)
+                except Pending:
+                    break  # a Job still running: this window is measured again next tick
             else:
                 for a, b in _cut(plan, lo, hi, cuts):
                     data = {}

@@ -34,6 +34,7 @@ from typing import Any
 import kopf
 import kubernetes
 
+from analysis.store.kube_jobs import KubeJobs
 from analysis.store.kubernetes import KubeAnalysisStore
 from rollouts import request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
@@ -52,6 +53,7 @@ from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from rollouts.verdicts.gates import HttpGateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.prometheus_clients import PrometheusClients
 
@@ -72,13 +74,16 @@ Key = tuple[str, str]
 
 
 def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> VerdictSource:
-    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients."""
-    return AnalysisVerdicts(
+    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients
+    (web checks by HTTP, job checks by Jobs in the Rollout's namespace)."""
+    verdicts = AnalysisVerdicts(
         KubeAnalysisStore(api),
         PrometheusClients(settings.prometheus_url),
         time.time,
         run_history=settings.analysis_run_history,
     )
+    verdicts.lifecycle.jobs = KubeJobs(api, timeout=settings.request_timeout)
+    return verdicts
 
 
 def build_router(
@@ -135,6 +140,7 @@ class Controller:
         self.cluster = KubeCluster(api, timeout=settings.request_timeout)
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.verdicts = verdicts if verdicts is not None else build_verdicts(api, settings)
+        self.gates = HttpGateProbe(lambda: clock().timestamp())
         self.clock = clock
         self._locks: dict[Key, threading.Lock] = {}
         self._schedule: dict[Key, _Schedule] = {}
@@ -177,6 +183,7 @@ class Controller:
             cluster=self.cluster,
             router=build_router(rollout, self.api, self.settings),
             verdicts=self.verdicts,
+            gates=self.gates,
         )
 
     def _clear_request(self, namespace: str, name: str, raw: str) -> None:

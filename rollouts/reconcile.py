@@ -39,8 +39,10 @@ from rollouts.engine import (
     decide,
 )
 from rollouts.engine.context import services_of
+from rollouts.engine.gates import current_gate
 from rollouts.routing.errors import RoutingError, read_router
 from rollouts.routing.port import TrafficRouter
+from rollouts.verdicts.gates import GateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.workload_ref import observation
 
@@ -50,6 +52,8 @@ class Ports:
     cluster: Cluster
     router: TrafficRouter | None
     verdicts: VerdictSource
+    gates: GateProbe | None = None
+    """Asks the current gate's URL (None: gates stay closed until promoted)."""
 
 
 def tick(rollout: Rollout, ports: Ports) -> None:
@@ -61,6 +65,7 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
     """What the engine decides from, read through the ports; writes nothing."""
     routed = rollout.canary is not None and rollout.canary.traffic_routing is not None
     routing = read_router(ports.router if routed else None)
+    gate = current_gate(rollout)
     return Observed(
         slots=ports.cluster.read_slots(rollout),
         services=ports.cluster.read_service_slots(rollout, services_of(rollout)),
@@ -72,6 +77,7 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
         workload=(
             observation(ports.cluster.read_workload(rollout)) if rollout.spec.workload_ref else None
         ),
+        gate=ports.gates.observe(rollout, gate) if gate is not None and ports.gates else None,
     )
 
 

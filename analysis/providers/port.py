@@ -29,6 +29,7 @@ __all__ = [
     "Measured",
     "MetricProvider",
     "NoData",
+    "Pending",
     "ProviderError",
     "Queries",
     "Value",
@@ -74,6 +75,8 @@ class Value:
     """A single number (a gauge, a ratio, a plain query result) for thresholds or Mann-Whitney."""
 
     value: float
+    note: str = ""
+    """What the measurement's message should say besides the number (a Job's last log lines)."""
 
 
 Measured = Counts | Buckets | Value
@@ -86,6 +89,12 @@ class NoData(Exception):
     Surfaced as *insufficient evidence*, never as zero: zero errors out of zero requests is no
     evidence that a canary is healthy.
     """
+
+
+class Pending(Exception):
+    """The measurement of this window is under way (a Job still running): nothing is recorded,
+    and the same window is measured again at the next tick. Only checks that take longer than a
+    request (``provider.job``) raise it."""
 
 
 class ProviderError(Exception):

@@ -23,6 +23,7 @@ from rollouts.api.base import (
     differ_rule,
     exactly_one,
     one_of_rule,
+    parse_duration,
     services_differ,
 )
 
@@ -128,11 +129,50 @@ class SetMirrorRoute(ApiModel):
     percentage: Percent = 100
 
 
+GATE_MAX_TIMEOUT = 10
+"""Seconds a gate's request may take at most: the probe runs in the reconcile, which must not
+wait long on one Rollout's gate."""
+
+
+class GateHeader(ApiModel):
+    name: str = Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)
+    """The header's name."""
+    value: str = Field(pattern=r"^[^\r\n]*$", max_length=4096)
+    """Its value (no CR or LF)."""
+
+
+class Gate(ApiModel):
+    """Wait until a URL says "open", as Flagger's confirm-promotion webhook: HTTP 200 is open,
+    any other answer (another status, a timeout, a refused connection) is closed. Polled with
+    backoff from `interval` up to 4 x `interval` (at most 5 minutes) while closed; `sluice
+    promote` passes a closed gate."""
+
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2048)
+    """Asked with GET; no arguments are filled in (the URL is used as written)."""
+    headers: list[GateHeader] = Field(default_factory=list, max_length=20)
+    """Request headers."""
+    interval: Duration = "10s"
+    """How often a closed gate is asked again at first; doubles while it stays closed."""
+    timeout: Duration = "2s"
+    """How long one request may take (at most 10s): a slow gate answers "closed"."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Gate:
+        if parse_duration(self.interval) <= 0:
+            raise FieldProblem("interval", "must be longer than 0s")
+        t = parse_duration(self.timeout)
+        if not 0 < t <= GATE_MAX_TIMEOUT:
+            raise FieldProblem("timeout", f"must be between 1s and {GATE_MAX_TIMEOUT}s (got {t}s)")
+        return self
+
+
 class CanaryStep(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                one_of_rule("setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute")
+                one_of_rule(
+                    "setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute", "gate"
+                )
             ]
         }
     }
@@ -144,6 +184,8 @@ class CanaryStep(ApiModel):
     """Route requests matching headers or a cookie to the canary (Istio, Gateway API, NGINX)."""
     set_mirror_route: SetMirrorRoute | None = None
     """Mirror a percentage of traffic to the canary (Istio, Gateway API)."""
+    gate: Gate | None = None
+    """Wait until a URL answers HTTP 200 (open); see docs/checks.md."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> CanaryStep:
@@ -153,11 +195,16 @@ class CanaryStep(ApiModel):
             analysis=self.analysis,
             setHeaderRoute=self.set_header_route,
             setMirrorRoute=self.set_mirror_route,
+            gate=self.gate,
         )
         return self
 
     @property
-    def kind(self) -> Literal["setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute"]:
+    def kind(
+        self,
+    ) -> Literal["setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute", "gate"]:
+        if self.gate is not None:
+            return "gate"
         if self.set_weight is not None:
             return "setWeight"
         if self.pause is not None:
@@ -182,6 +229,8 @@ class CanaryStep(ApiModel):
             return "setHeaderRoute " + (",".join(parts) if parts else "(remove)")
         if self.set_mirror_route is not None:
             return f"setMirrorRoute {self.set_mirror_route.percentage}%"
+        if self.gate is not None:
+            return f"gate {self.gate.url}"
         assert self.analysis is not None
         return "analysis " + ",".join(t.template_name for t in self.analysis.templates)
 
@@ -345,6 +394,9 @@ class BlueGreenStrategy(ApiModel):
     """Analysis of the preview; a failure aborts before any production traffic moves."""
     post_promotion_analysis: AnalysisRef | None = None
     """Analysis after the switch; a failure switches back to the old pods, kept until it passes."""
+    pre_promotion_gate: Gate | None = None
+    """Before the switch (after pre-promotion analysis passed), wait until this URL answers
+    HTTP 200 (open), as Flagger's confirm-promotion; `sluice promote` passes it."""
     scale_down_delay_seconds: NonNegativeInt = 30
     """How long the old pods stay up after promotion (after post-promotion analysis passes)."""
 
@@ -509,7 +561,13 @@ class Weights(StatusModel):
 
 
 class PauseCondition(StatusModel):
-    reason: Literal["CanaryPauseStep", "BlueGreenPause", "PausedByUser", "InconclusiveAnalysis"]
+    reason: Literal[
+        "CanaryPauseStep",
+        "BlueGreenPause",
+        "PausedByUser",
+        "InconclusiveAnalysis",
+        "WaitingForGate",
+    ]
     start_time: AwareDatetime
 
 
@@ -597,6 +655,20 @@ class AnalysisRunRecord(StatusModel):
     """Each metric's latest evidence (the AnalysisRun of this name has the full record)."""
 
 
+class GateStatus(StatusModel):
+    """The gate the rollout waits on (or last passed), as last asked."""
+
+    url: str
+    state: Literal["Waiting", "Open"]
+    """Waiting: the last answer was not HTTP 200. Open: it was, and the rollout moved on."""
+    answer: str = ""
+    """The last answer, short: `HTTP 403`, `timeout after 2s`, `connection refused`."""
+    checked_at: AwareDatetime | None = None
+    """When it was last asked."""
+    next_check_at: AwareDatetime | None = None
+    """When it will be asked again while waiting (backoff)."""
+
+
 class ScaleDown(StatusModel):
     """A slot waiting out its scale-down delay (kept in status so a restart does not lose it)."""
 
@@ -627,6 +699,8 @@ class RolloutStatus(StatusModel):
     promoted_at: AwareDatetime | None = None
     analysis_runs: list[AnalysisRunRecord] = Field(default_factory=list)
     scale_downs: list[ScaleDown] = Field(default_factory=list)
+    gate: GateStatus | None = None
+    """The gate step or pre-promotion gate being waited on, or the last one passed."""
     last_request: str | None = None
     last_request_ignored: str | None = None
     """Why the last request was not acted on (the RequestIgnored Event's message), or absent when

@@ -139,6 +139,18 @@ def pause_text(view: RolloutView, now: datetime) -> str:
     return reasons
 
 
+def gate_text(view: RolloutView, now: datetime) -> str:
+    """The gate's state, URL and last answer: ``waiting for http://... (last answer HTTP 403,
+    5s ago); sluice promote passes it``."""
+    g = view.gate
+    assert g is not None
+    when = f", {age(g.checked_at, now)} ago" if g.checked_at is not None else ""
+    answer = f" (last answer {g.answer}{when})" if g.answer else ""
+    if g.state == "Waiting":
+        return f"waiting for {g.url}{answer}; sluice promote {view.name} passes it"
+    return f"open: {g.url}{answer}"
+
+
 def abort_text(view: RolloutView, now: datetime) -> str:
     a = view.abort
     assert a is not None
@@ -234,6 +246,8 @@ def render_text(view: RolloutView, now: datetime, *, unicode: bool = True) -> st
         lines.append(_field("Aborted", abort_text(view, now)))
     if view.pauses:
         lines.append(_field("Paused", pause_text(view, now)))
+    if view.gate is not None and view.gate.state == "Waiting":
+        lines.append(_field("Gate", gate_text(view, now)))
     lines.append(_field("Revision", revision_text(view)))
     if view.strategy == "canary":
         bar = weight_bar(view.weight, view.desired_weight, unicode=unicode)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -14,6 +15,7 @@ from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.documents import NotYaml, load_all
 from rollouts.cli.lint import analysis_refs, risky
 from rollouts.engine.plan import AnalysisPhase
+from rollouts.simulator.checks import WebAnswer
 from rollouts.simulator.simulation import (
     SimLine,
     SimOptions,
@@ -234,6 +236,32 @@ def _write_plot(timeline: Timeline, path: Path) -> None:
     click.echo(f"plot written to {path}")
 
 
+def _pairs(option: str, values: tuple[str, ...], parse: Callable[[str], Any]) -> list[Any]:
+    out = []
+    for value in values:
+        url, sep, rest = value.rpartition("=")
+        if not sep or not url:
+            raise click.BadParameter(f"{value!r}: expected URL=VALUE", param_hint=option)
+        try:
+            out.append((url, parse(rest)))
+        except ValueError as e:
+            raise click.BadParameter(f"{value!r}: {e}", param_hint=option) from None
+    return out
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError("SECONDS must be a number >= 0")
+    return seconds
+
+
+def _web_answer(text: str) -> WebAnswer:
+    if text not in ("pass", "fail", "error"):
+        raise ValueError("expected pass, fail or error")
+    return cast(WebAnswer, text)
+
+
 @click.command("simulate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument(
@@ -309,6 +337,22 @@ def _write_plot(timeline: Timeline, path: Path) -> None:
     help="With --prometheus: run on the wall clock and serve the simulated traffic on "
     "http://HOST:PORT/metrics for that Prometheus to scrape, instead of remote-writing it.",
 )
+@click.option(
+    "--gate",
+    "gate_opens",
+    metavar="URL=SECONDS",
+    multiple=True,
+    help="The gate at URL answers HTTP 200 from simulated second SECONDS on (repeatable); a gate "
+    "not given opens 60 s after it is first asked.",
+)
+@click.option(
+    "--web",
+    "web_answers",
+    metavar="URL=pass|fail|error",
+    multiple=True,
+    help="With --scenario: the web check at URL passes, fails its threshold, or errs (repeatable); "
+    "default: passes on healthy traffic, fails when the scenario has a regression.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 @click.option(
     "--plot",
@@ -335,6 +379,8 @@ def simulate(
     template_paths: tuple[Path, ...],
     prometheus: str | None,
     serve_metrics: str | None,
+    gate_opens: tuple[str, ...],
+    web_answers: tuple[str, ...],
     quiet: bool,
     plot_path: Path | None,
 ) -> None:
@@ -380,7 +426,11 @@ def simulate(
     if serve_metrics is not None and prometheus is None:
         raise click.UsageError("--serve-metrics needs --prometheus (the server that scrapes it)")
     templates = load_templates([file, *template_paths]) if chosen is not None else []
+    gates = {url: float(at) for url, at in _pairs("--gate", gate_opens, _seconds)}
+    web = dict(_pairs("--web", web_answers, _web_answer))
     opts = SimOptions(
+        gates=gates,
+        web=web,
         workload=load_workload(file, rollout),
         set_image=set_image,
         update=update,

@@ -270,6 +270,7 @@ class Ctx:
         st.promoted_at = None
         st.analysis_runs = []
         st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]
+        st.gate = None
         self.cancel_scale_down(self.new_slot)
         self.event(
             "RolloutStarted", f"rolling out revision {self.desired} (stable {st.stable_revision})"
