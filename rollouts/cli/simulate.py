@@ -14,6 +14,7 @@ from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.documents import NotYaml, load_all
 from rollouts.cli.lint import analysis_refs, risky
 from rollouts.engine.plan import AnalysisPhase
+from rollouts.notifications.transitions import Notice
 from rollouts.simulator.simulation import (
     SimLine,
     SimOptions,
@@ -311,6 +312,13 @@ def _write_plot(timeline: Timeline, path: Path) -> None:
 )
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 @click.option(
+    "--notifications",
+    "show_notifications",
+    is_flag=True,
+    help="Also print the notifications the run would send (every transition; a Rollout's "
+    "subscriptions choose which reach which receiver on a cluster).",
+)
+@click.option(
     "--plot",
     "plot_path",
     metavar="PATH",
@@ -336,6 +344,7 @@ def simulate(
     prometheus: str | None,
     serve_metrics: str | None,
     quiet: bool,
+    show_notifications: bool,
     plot_path: Path | None,
 ) -> None:
     """Run FILE's Rollout through Sluice's engine on a simulated cluster and clock.
@@ -423,10 +432,20 @@ def simulate(
     st = result.rollout.status
     assert st is not None
     printer.summary(result)
+    if show_notifications:
+        print_notifications(sim.notifier.notices)
     if plot_path is not None and recorder is not None:
         _write_plot(recorder.timeline(result), plot_path)
     if st.phase not in ("Healthy",):
         sys.exit(1 if st.phase == "Degraded" else 2)
+
+
+def print_notifications(notices: list[Notice]) -> None:
+    click.echo(f"Notifications ({len(notices)}):")
+    for n in notices:
+        click.echo(f"  {n.event}: {n.title}")
+        for line in n.body.splitlines():
+            click.echo(f"      {line}")
 
 
 def parse_update(path: Path | None, doc: dict[str, Any]) -> Rollout:

@@ -24,6 +24,7 @@ from rollouts.engine import Plan, Request
 from rollouts.engine.context import services_of
 from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
+from rollouts.notifications.port import RecordingNotifier
 from rollouts.reconcile import Ports, cycle
 from rollouts.routing.memory import MemoryRouter
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
@@ -126,7 +127,9 @@ class Simulation:
             raise SimulationError("--serve-metrics needs --prometheus (the server that scrapes it)")
         if self.opts.scenario is not None:
             self.verdicts = self._analysis(rollout, self.opts.scenario)
-        self.ports = Ports(self.cluster, self.router, self.verdicts)
+        self.notifier = RecordingNotifier()
+        """The notifications the run would send (``sluice simulate --notifications``)."""
+        self.ports = Ports(self.cluster, self.router, self.verdicts, self.notifier)
         ref = rollout.spec.workload_ref
         if ref is not None:
             if self.opts.workload is None:
