@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 
-import apprise
-
 from rollouts.notifications.transitions import Notice
 
 
@@ -38,6 +36,10 @@ logging.getLogger("apprise").addHandler(_capture)
 
 def deliver(url: str, notice: Notice, timeout: float) -> None:
     """Send ``notice`` to ``url``; connect and read each take at most ``timeout`` seconds."""
+    # imported on first use, in a sender thread: apprise loads its hundred plugins (seconds on a
+    # busy node), which the controller's start and Rollouts without notifications need not wait for
+    import apprise
+
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         raise DeliveryError("not a URL apprise can send to (check its scheme and fields)")
