@@ -122,8 +122,9 @@ async def test_a_failing_receiver_changes_neither_latency_nor_outcome(
 ) -> None:
     """Two Rollouts side by side, under the same load: web notifies a healthy receiver, shop one
     that hangs (or fails). Both are promoted at the same moment; shop's weight must move about
-    as fast as web's. A sender on the reconcile path would add TIMEOUT per message (two per
-    promote here: StepCompleted and Paused), far beyond the bound."""
+    as fast as web's (within 2x + 1 s; measured 0.7-1.0x on a loaded machine, where one promote
+    took 4-8 s). A sender on the reconcile path would add TIMEOUT per message to shop's (two per
+    promote here: StepCompleted and Paused), beyond the bound while web takes under 15 s."""
     h = harness
     bad = WebhookReceiver(mode)  # type: ignore[arg-type]
     try:
@@ -165,7 +166,7 @@ async def test_a_failing_receiver_changes_neither_latency_nor_outcome(
             return took
 
         took = await promote_both("p1", 75)
-        assert took["shop"] < 3 * took["web"] + 1.0, took
+        assert took["shop"] < 2 * took["web"] + 1.0, took
         for name in ("web", "shop"):
             await h.wait_for(lambda n=name: h.status(n)["step"] == "4/4", what=f"{name} paused")
 
