@@ -29,6 +29,10 @@ class NotificationConfigError(ValueError):
     """The namespace's notification objects cannot be used; the message names the field."""
 
 
+class NotificationsForbidden(NotificationConfigError):
+    """The controller may not read the namespace's notification objects (no Role there)."""
+
+
 def parse_defaults(data: Mapping[str, Any] | None) -> list[NotificationSubscription]:
     """The namespace default subscriptions from the ConfigMap's ``data``."""
     where = f"ConfigMap {NOTIFICATIONS_OBJECT}: data"

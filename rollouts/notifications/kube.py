@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes
 
 from rollouts.api.rollout import NOTIFICATIONS_OBJECT, NotificationSubscription, Rollout
 from rollouts.notifications.config import (
     NotificationConfigError,
+    NotificationsForbidden,
     parse_defaults,
     subscriptions_for,
 )
@@ -25,6 +27,7 @@ from rollouts.notifications.sender import Target
 from rollouts.notifications.transitions import Notice
 
 GRANT = "deploy/rbac/notifications-reader.yaml"
+log = logging.getLogger("sluice.notifications")
 
 
 class KubeNotificationConfig:
@@ -67,7 +70,7 @@ class KubeNotificationConfig:
     @staticmethod
     def _refused(kind: str, namespace: str, e: kubernetes.client.ApiException) -> Exception:
         if e.status == 403:
-            return NotificationConfigError(
+            return NotificationsForbidden(
                 f"the controller may not read {kind} {NOTIFICATIONS_OBJECT} in namespace "
                 f"{namespace}: apply {GRANT} there (docs/notifications.md)"
             )
@@ -77,17 +80,36 @@ class KubeNotificationConfig:
         )
 
 
-def resolver(config: KubeNotificationConfig) -> Callable[[Rollout, Notice], list[Target]]:
+class NotificationConfig(Protocol):
+    def defaults(self, namespace: str) -> list[NotificationSubscription]: ...
+
+    def receivers(self, namespace: str) -> dict[str, str]: ...
+
+
+def resolver(config: NotificationConfig) -> Callable[[Rollout, Notice], list[Target]]:
     """The sender's Resolve over the cluster: subscriptions, then the Secret only if any wants
-    the notice."""
+    the notice.
+
+    A Rollout that says nothing about notifications looks for namespace defaults; in a namespace
+    without the Role that lets the controller read them, that is "no defaults", not a failure:
+    otherwise every Rollout in every namespace that never wanted notifications would post a
+    Warning Event on each transition. A Rollout that asks for the defaults, or names receivers
+    (so the Secret must be read), gets the failure reported."""
 
     def resolve(rollout: Rollout, notice: Notice) -> list[Target]:
         ns = rollout.metadata.namespace
-        subs = [
-            s
-            for s in subscriptions_for(rollout, lambda: config.defaults(ns))
-            if s.wants(notice.event)
-        ]
+        asked = rollout.spec.notifications is not None
+
+        def defaults() -> list[NotificationSubscription]:
+            try:
+                return config.defaults(ns)
+            except NotificationsForbidden:
+                if asked:
+                    raise
+                log.debug("no notification defaults readable in namespace %s", ns)
+                return []
+
+        subs = [s for s in subscriptions_for(rollout, defaults) if s.wants(notice.event)]
         if not subs:
             return []
         urls = config.receivers(ns)
