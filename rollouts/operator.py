@@ -44,6 +44,9 @@ from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
 from rollouts.engine.deletion import handback
 from rollouts.engine.routing_hold import stalled_on_router
+from rollouts.notifications.delivery import deliver
+from rollouts.notifications.kube import KubeNotificationConfig, resolver
+from rollouts.notifications.sender import NotificationSender
 from rollouts.peering import ensure_cluster_peering
 from rollouts.reconcile import Ports, apply, apply_actions, cycle
 from rollouts.rejection import rejection
@@ -95,6 +98,28 @@ def build_router(
     )
 
 
+def build_notifier(
+    api: kubernetes.client.ApiClient,
+    settings: Settings,
+    telemetry: Telemetry,
+    cluster: KubeCluster,
+) -> NotificationSender:
+    """Notifications: receivers read from the namespace, sent by apprise from their own threads,
+    failures counted and posted as Warning Events."""
+    timeout = settings.notification_timeout_seconds
+    return NotificationSender(
+        resolver(KubeNotificationConfig(api, settings.request_timeout)),
+        lambda url, notice: deliver(url, notice, timeout),
+        lambda result: telemetry.notifications.labels(result).inc(),
+        lambda rollout, message: cluster.emit_event(
+            rollout, "Warning", "NotificationFailed", message
+        ),
+        queue_size=settings.notification_queue_size,
+        burst=settings.notification_burst,
+        refill_seconds=settings.notification_refill_seconds,
+    )
+
+
 # ---------------------------------------------------------------------------------- controller
 
 
@@ -142,6 +167,7 @@ class Controller:
         self.verdicts = verdicts if verdicts is not None else build_verdicts(api, settings)
         self.gates = HttpGateProbe(lambda: clock().timestamp())
         self.clock = clock
+        self.notifier = build_notifier(api, settings, self.telemetry, self.cluster)
         self._locks: dict[Key, threading.Lock] = {}
         self._schedule: dict[Key, _Schedule] = {}
         self._readiness: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -184,6 +210,7 @@ class Controller:
             router=build_router(rollout, self.api, self.settings),
             verdicts=self.verdicts,
             gates=self.gates,
+            notifier=self.notifier,
         )
 
     def _clear_request(self, namespace: str, name: str, raw: str) -> None:
@@ -554,16 +581,19 @@ async def run(
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
     namespaces: Collection[str] = settings.namespaces
-    await kopf.operator(
-        registry=registry,
-        clusterwide=settings.clusterwide,
-        namespaces=namespaces,
-        standalone=settings.standalone,
-        priority=settings.priority,
-        # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
-        peering_name=None if settings.standalone else settings.peering_name,
-        liveness_endpoint=settings.liveness_endpoint(),
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        memo=kopf.Memo(controller=controller),
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=settings.clusterwide,
+            namespaces=namespaces,
+            standalone=settings.standalone,
+            priority=settings.priority,
+            # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
+            peering_name=None if settings.standalone else settings.peering_name,
+            liveness_endpoint=settings.liveness_endpoint(),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=kopf.Memo(controller=controller),
+        )
+    finally:  # queued notifications go with the process (at most once: docs/notifications.md)
+        controller.notifier.stop(timeout=0)

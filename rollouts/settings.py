@@ -53,6 +53,14 @@ class Settings:
     """Per Rollout, how many finished AnalysisRuns of older revisions (or attempts) to keep, of
     the successful and of the unsuccessful ones each (Argo Rollouts' default is also 5): without
     a bound, a Rollout with many revisions accumulates runs until it is deleted."""
+    notification_queue_size: int = 1000
+    """Notices waiting for the sender threads; when full the oldest is dropped (and counted)."""
+    notification_timeout_seconds: float = 10.0
+    """Cap on connecting to, and on waiting for, one receiver."""
+    notification_burst: int = 10
+    notification_refill_seconds: float = 6.0
+    """Rate limit per receiver: ``notification_burst`` messages at once, then one per
+    ``notification_refill_seconds``; messages over it are skipped and counted."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +100,10 @@ class Settings:
             "max_requeue_seconds",
             "idle_seconds",
             "router_retry_max_seconds",
+            "notification_queue_size",
+            "notification_timeout_seconds",
+            "notification_burst",
+            "notification_refill_seconds",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be > 0")

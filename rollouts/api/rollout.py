@@ -433,6 +433,90 @@ class WorkloadRef(ApiModel):
     pods are all ready and serve), or progressively (as they become ready)."""
 
 
+NotificationEvent = Literal[
+    "Progressing", "StepCompleted", "Paused", "WaitingForGate", "Aborted", "Promoted", "Healthy"
+]
+NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = (
+    "Progressing",
+    "StepCompleted",
+    "Paused",
+    "WaitingForGate",
+    "Aborted",
+    "Promoted",
+    "Healthy",
+)
+NOTIFICATIONS_OBJECT = "sluice-notifications"
+"""The ConfigMap (namespace defaults) and the Secret (receiver URLs) of that name in a namespace."""
+RECEIVER_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A receiver is a key of the Secret, so it has a Secret key's characters."""
+
+
+class NotificationSubscription(ApiModel):
+    """Which transitions go to one receiver."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.events) || self.events.all(e, self.events.exists_one(f, f == e))",
+                    "message": "events must not repeat",
+                }
+            ]
+        }
+    }
+
+    receiver: str = Field(min_length=1, max_length=253, pattern=RECEIVER_PATTERN)
+    """A key of the Secret sluice-notifications in the Rollout's namespace; its value is the
+    receiver's apprise URL (slack://, msteams://, discord://, mailto://, json://, form://...).
+    URLs carry tokens, so they live in the Secret, never in the Rollout."""
+    events: list[NotificationEvent] | None = Field(default=None, min_length=1, max_length=7)
+    """The transitions to send (default: all): Progressing, StepCompleted, Paused (waiting for
+    a person), WaitingForGate, Aborted, Promoted, Healthy."""
+
+    @model_validator(mode="after")
+    def _events_unique(self) -> NotificationSubscription:
+        seen: set[str] = set()
+        for i, e in enumerate(self.events or []):
+            if e in seen:
+                raise FieldProblem(f"events.{i}", f"{e} is listed twice")
+            seen.add(e)
+        return self
+
+    def wants(self, event: str) -> bool:
+        return self.events is None or event in self.events
+
+
+def unique_receivers(subscriptions: list[NotificationSubscription], where: str = "") -> None:
+    """One subscription per receiver, so which events a receiver gets is said in one place."""
+    seen: set[str] = set()
+    for i, s in enumerate(subscriptions):
+        if s.receiver in seen:
+            raise FieldProblem(f"{where}{i}.receiver", f"receiver {s.receiver} is listed twice")
+        seen.add(s.receiver)
+
+
+class Notifications(ApiModel):
+    """Where this Rollout's transitions are announced (docs/notifications.md)."""
+
+    subscriptions: list[NotificationSubscription] = Field(
+        default_factory=list,
+        max_length=20,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["receiver"],
+        },
+    )
+    """Receivers and the transitions each gets. Empty with namespaceDefaults false: none."""
+    namespace_defaults: bool = False
+    """Also send to the namespace's default subscriptions (ConfigMap sluice-notifications). A
+    Rollout without notifications gets the namespace defaults only."""
+
+    @model_validator(mode="after")
+    def _receivers_unique(self) -> Notifications:
+        unique_receivers(self.subscriptions, "subscriptions.")
+        return self
+
+
 class RolloutSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
@@ -469,6 +553,9 @@ class RolloutSpec(ApiModel):
     """Abort when pods make no progress for this long (pauses and analysis do not count)."""
     strategy: Strategy
     """Exactly one of canary or blueGreen."""
+    notifications: Notifications | None = None
+    """Messages on transitions (started, step completed, paused, aborted, promoted, Healthy) to
+    Slack, Teams, Discord, e-mail or webhooks; absent: the namespace's defaults, if any."""
 
     @model_validator(mode="after")
     def _template_or_workload(self) -> RolloutSpec:
@@ -676,6 +763,23 @@ class ScaleDown(StatusModel):
     at: AwareDatetime
 
 
+class SentNotification(StatusModel):
+    """A transition already announced: written in the status write that decided it, so neither a
+    later reconcile nor a restarted controller announces it again."""
+
+    event: str
+    revision: str | None = None
+    attempt: int | None = None
+    step: int | None = None
+    """The step the event is about, numbered from 1 (StepCompleted, Paused), else absent."""
+    at: AwareDatetime
+
+
+class NotificationStatus(StatusModel):
+    sent: list[SentNotification] = Field(default_factory=list)
+    """The latest transitions announced (at most 20), newest last."""
+
+
 class RolloutStatus(StatusModel):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -708,6 +812,8 @@ class RolloutStatus(StatusModel):
     Event, which is posted after the status is written."""
     adopted: bool | None = None
     """With workloadRef: the Rollout's pods have taken over the Deployment's traffic."""
+    notifications: NotificationStatus | None = None
+    """Transitions handed to the notification sender (at most once each: docs/notifications.md)."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

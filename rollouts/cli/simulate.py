@@ -10,11 +10,17 @@ from typing import Any, cast
 import click
 
 from analysis.stats.evidence import Evidence
-from rollouts.api.rollout import Rollout
+from rollouts.api.rollout import NOTIFICATIONS_OBJECT, NotificationSubscription, Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.documents import NotYaml, load_all
 from rollouts.cli.lint import analysis_refs, risky
 from rollouts.engine.plan import AnalysisPhase
+from rollouts.notifications.config import (
+    NotificationConfigError,
+    parse_defaults,
+    subscriptions_for,
+)
+from rollouts.notifications.transitions import Notice
 from rollouts.simulator.checks import WebAnswer
 from rollouts.simulator.simulation import (
     SimLine,
@@ -355,6 +361,13 @@ def _web_answer(text: str) -> WebAnswer:
 )
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 @click.option(
+    "--notifications",
+    "show_notifications",
+    is_flag=True,
+    help="Also print the notifications the run would send (every transition; a Rollout's "
+    "subscriptions choose which reach which receiver on a cluster).",
+)
+@click.option(
     "--plot",
     "plot_path",
     metavar="PATH",
@@ -382,6 +395,7 @@ def simulate(
     gate_opens: tuple[str, ...],
     web_answers: tuple[str, ...],
     quiet: bool,
+    show_notifications: bool,
     plot_path: Path | None,
 ) -> None:
     """Run FILE's Rollout through Sluice's engine on a simulated cluster and clock.
@@ -473,10 +487,42 @@ def simulate(
     st = result.rollout.status
     assert st is not None
     printer.summary(result)
+    if show_notifications:
+        print_notifications(sim.notifier.notices, receivers(file, result.rollout))
     if plot_path is not None and recorder is not None:
         _write_plot(recorder.timeline(result), plot_path)
     if st.phase not in ("Healthy",):
         sys.exit(1 if st.phase == "Degraded" else 2)
+
+
+def receivers(path: Path, rollout: Rollout) -> list[NotificationSubscription]:
+    """The Rollout's subscriptions, with the namespace defaults of a ConfigMap
+    sluice-notifications in the same file (as the controller would read it in the cluster)."""
+
+    def defaults() -> list[NotificationSubscription]:
+        for doc in load_docs(path):
+            if (
+                isinstance(doc, dict)
+                and doc.get("kind") == "ConfigMap"
+                and (doc.get("metadata") or {}).get("name") == NOTIFICATIONS_OBJECT
+            ):
+                try:
+                    return parse_defaults(doc.get("data"))
+                except NotificationConfigError as e:
+                    raise click.ClickException(f"{path}: {e}") from None
+        return []
+
+    return subscriptions_for(rollout, defaults)
+
+
+def print_notifications(notices: list[Notice], subs: list[NotificationSubscription]) -> None:
+    """Every notification the run would send, each with the receivers subscribed to it."""
+    click.echo(f"Notifications ({len(notices)}):")
+    for n in notices:
+        to = [s.receiver for s in subs if s.wants(n.event)]
+        click.echo(f"  {n.event}: {n.title}  -> {', '.join(to) if to else 'no receiver'}")
+        for line in n.body.splitlines():
+            click.echo(f"      {line}")
 
 
 def parse_update(path: Path | None, doc: dict[str, Any]) -> Rollout:

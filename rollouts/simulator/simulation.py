@@ -24,6 +24,7 @@ from rollouts.engine import Plan, Request
 from rollouts.engine.context import services_of
 from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
+from rollouts.notifications.port import RecordingNotifier
 from rollouts.reconcile import Ports, cycle
 from rollouts.routing.memory import MemoryRouter
 from rollouts.simulator.checks import SimulatedGates, SimulatedJobs, WebAnswer, web_factory
@@ -136,7 +137,11 @@ class Simulation:
             {url: EPOCH.timestamp() + at for url, at in self.opts.gates.items()},
             lambda: self.now.timestamp(),
         )
-        self.ports = Ports(self.cluster, self.router, self.verdicts, self.gates)
+        self.notifier = RecordingNotifier()
+        """The notifications the run would send (``sluice simulate --notifications``)."""
+        self.ports = Ports(
+            self.cluster, self.router, self.verdicts, gates=self.gates, notifier=self.notifier
+        )
         ref = rollout.spec.workload_ref
         if ref is not None:
             if self.opts.workload is None:
