@@ -24,6 +24,7 @@ import asyncio
 import copy
 import datetime
 import itertools
+import json
 import os
 import threading
 import uuid
@@ -82,8 +83,10 @@ class Fault:
     """An injected failure: requests matching every given field get ``status`` (after ``delay``).
 
     ``status=None`` with a ``delay`` is a slow answer (a client timeout shorter than the delay sees
-    a timeout; the request is then served normally). ``times`` is how many matching requests fail
-    (None: all of them); ``hits`` counts the requests that did.
+    a timeout; the request is then served normally); a long delay (300 s) is a hung server.
+    ``watch_error`` answers a matching watch with one ERROR event of that code (as a real API
+    server or a proxy sends inside a stream) and ends the stream. ``times`` is how many matching
+    requests fail (None: all of them); ``hits`` counts the requests that did.
     """
 
     method: str | None = None  # GET, POST, PATCH, DELETE (a watch is a GET with ?watch=true)
@@ -95,10 +98,13 @@ class Fault:
     delay: float = 0.0
     times: int | None = 1
     message: str = "injected by the test"
+    watch_error: int | None = None
     hits: int = 0
 
     def matches(self, request: rendering.Request) -> bool:
         if self.times is not None and self.hits >= self.times:
+            return False
+        if self.watch_error is not None and not ApiCall.of(request).watch:
             return False
         if self.method is not None and str(request.method.value).upper() != self.method.upper():
             return False
@@ -252,6 +258,11 @@ class SluiceEmulator(kmock.KubernetesEmulator):
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.watch_error is not None:
+                event = {"type": "ERROR", "object": _status_body(fault.watch_error, fault.message)}
+                return aiohttp.web.Response(
+                    body=(json.dumps(event) + "\n").encode(), content_type="application/json"
+                )
             if fault.status is not None:
                 return aiohttp.web.json_response(
                     _status_body(fault.status, fault.message), status=fault.status
