@@ -21,6 +21,7 @@ controllers (``set_deployment_ready`` plays the Deployment controller).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import itertools
@@ -100,6 +101,9 @@ class Fault:
     message: str = "injected by the test"
     watch_error: int | None = None
     hits: int = 0
+    released: asyncio.Event | None = None
+    """Set by ``clear_faults``: requests still waiting out ``delay`` are answered at once (so a
+    test's hung requests do not hold the server's shutdown)."""
 
     def matches(self, request: rendering.Request) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -128,6 +132,8 @@ class ApiCall:
     name: str | None
     subresource: str | None
     watch: bool
+    agent: str = ""
+    """The client's User-Agent: tells apart replicas sharing one emulator."""
 
     @classmethod
     def of(cls, request: rendering.Request) -> ApiCall:
@@ -137,6 +143,7 @@ class ApiCall:
             name=request.name,
             subresource=request.subresource,
             watch=str(request.params.get("watch", "")).lower() in ("true", "1"),
+            agent=str((request.headers or {}).get("User-Agent", "")),
         )
 
     def __str__(self) -> str:
@@ -232,6 +239,7 @@ class SluiceEmulator(kmock.KubernetesEmulator):
     _rv: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
     _last_rv: int = 999
     _faults_lock: threading.Lock = attrs.field(factory=threading.Lock)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def inject(self, **kwargs: Any) -> Fault:
         """Make matching requests fail; see ``Fault`` for the fields. Returns it (for ``hits``)."""
@@ -242,6 +250,9 @@ class SluiceEmulator(kmock.KubernetesEmulator):
 
     def clear_faults(self) -> None:
         with self._faults_lock:
+            for fault in self.faults:
+                if fault.released is not None and self._loop is not None:
+                    self._loop.call_soon_threadsafe(fault.released.set)
             self.faults.clear()
 
     def _take_fault(self, request: rendering.Request) -> Fault | None:
@@ -257,7 +268,11 @@ class SluiceEmulator(kmock.KubernetesEmulator):
         fault = self._take_fault(request)
         if fault is not None:
             if fault.delay:
-                await asyncio.sleep(fault.delay)
+                self._loop = asyncio.get_running_loop()
+                if fault.released is None:
+                    fault.released = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fault.released.wait(), fault.delay)
             if fault.watch_error is not None:
                 event = {"type": "ERROR", "object": _status_body(fault.watch_error, fault.message)}
                 return aiohttp.web.Response(
