@@ -341,7 +341,9 @@ class Controller:
                     delay,
                 )
             else:
-                log.exception("reconcile of %s/%s failed; retrying in %.1fs", namespace, name, delay)
+                log.exception(
+                    "reconcile of %s/%s failed; retrying in %.1fs", namespace, name, delay
+                )
             self._next(key, None, None, delay)
         else:
             self.error_backoff.next_delay(key, False)

@@ -148,8 +148,8 @@ class Settings:
     @property
     def peering(self) -> str:
         """The kopf peering this replica joins: one per shard (``rollouts.sharding``)."""
-        return self.peering_name if self.shard is None else self.shard.peering_name(
-            self.peering_name
+        return (
+            self.peering_name if self.shard is None else self.shard.peering_name(self.peering_name)
         )
 
     def owns(self, namespace: str | None, name: str | None) -> bool:

@@ -34,8 +34,6 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from analysis.retry_policy import RetryPolicy
-
 from analysis.providers.port import (
     Arm,
     Measured,
@@ -45,6 +43,7 @@ from analysis.providers.port import (
     Value,
 )
 from analysis.providers.shapes import to_buckets, to_counts, to_number
+from analysis.retry_policy import RetryPolicy
 
 __all__ = ["PrometheusProvider", "promql_duration"]
 

@@ -37,8 +37,8 @@ from analysis.api import (
     parse_run,
     parse_template,
 )
-from analysis.store.port import RunOwner, SecretNotFound
 from analysis.retry_policy import RetryPolicy
+from analysis.store.port import RunOwner, SecretNotFound
 from analysis.store.retry import DEFAULT_TIMEOUT, Timeout, retrying
 
 log = logging.getLogger(__name__)

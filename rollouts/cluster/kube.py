@@ -21,8 +21,8 @@ from typing import Any, Literal, TypeVar, cast
 import kubernetes
 import urllib3
 
-from analysis.store.kubernetes import FIELD_MANAGER  # one field manager for every Sluice write
 from analysis.retry_policy import RetryPolicy
+from analysis.store.kubernetes import FIELD_MANAGER  # one field manager for every Sluice write
 from analysis.store.retry import DEFAULT_TIMEOUT, Timeout, retrying
 from rollouts.api.rollout import API_GROUP, API_VERSION, KIND, Rollout, RolloutStatus, SlotName
 from rollouts.engine.plan import SlotObservation

@@ -130,7 +130,9 @@ async def test_a_shard_moves_to_its_standby_replica_without_a_double_promotion(
         assert untouched(a, OTHER)
         peering = f"/apis/{PEERING_GROUP}/{PEERING_VERSION}/{CLUSTER_PEERINGS}/"
         assert get_json(a.api, peering + SHARD.peering_name("sluice.dev")) is not None
-        assert get_json(a.api, peering + "sluice.dev") is None, "no replica joined the fleet-wide one"
+        assert get_json(a.api, peering + "sluice.dev") is None, (
+            "no replica joined the fleet-wide one"
+        )
     finally:
         b.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
