@@ -619,20 +619,24 @@ async def run(
     # rollouts/peering.py for why), so create it before kopf starts (False: stopped meanwhile)
     peered = not settings.standalone and settings.clusterwide
     if peered and not await ensure_cluster_peering(api, settings.peering, stop_flag=stop_flag):
+        api.close()  # type: ignore[no-untyped-call]
         return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
     namespaces: Collection[str] = settings.namespaces
-    await kopf.operator(
-        registry=registry,
-        clusterwide=settings.clusterwide,
-        namespaces=namespaces,
-        standalone=settings.standalone,
-        priority=settings.priority,
-        # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
-        peering_name=None if settings.standalone else settings.peering,
-        liveness_endpoint=settings.liveness_endpoint(),
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        memo=kopf.Memo(controller=controller),
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=settings.clusterwide,
+            namespaces=namespaces,
+            standalone=settings.standalone,
+            priority=settings.priority,
+            # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
+            peering_name=None if settings.standalone else settings.peering,
+            liveness_endpoint=settings.liveness_endpoint(),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=kopf.Memo(controller=controller),
+        )
+    finally:
+        api.close()  # type: ignore[no-untyped-call]  # its own client, not the caller's

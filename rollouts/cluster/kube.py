@@ -10,6 +10,7 @@ and the operator retries it from a fresh observation, which the pure engine make
 
 from __future__ import annotations
 
+import copy
 import logging
 import socket
 from collections.abc import Callable
@@ -444,17 +445,19 @@ class _TimedREST(kubernetes.client.rest.RESTClientObject):
 def bound_api_client(
     api: kubernetes.client.ApiClient, *, pool_size: int, timeout: Timeout
 ) -> kubernetes.client.ApiClient:
-    """Make ``api`` fit the controller: a connection pool as large as the worker threads (a
-    smaller one makes threads wait for a connection and urllib3 warn "pool is full"), no urllib3
-    retries of its own (``analysis.store.retry`` is the one retry policy, bounded), and a default
-    timeout on every call. Changes ``api`` in place and returns it."""
-    config = api.configuration
+    """A client for the controller over ``api``'s cluster and credentials: a connection pool as
+    large as the worker threads (a smaller one makes threads wait for a connection and urllib3
+    warn "pool is full"), no urllib3 retries of its own (``analysis.store.retry`` is the one
+    retry policy, bounded), and a default timeout on every call. ``api`` itself is left as it
+    is (its owner may rely on its own timeouts)."""
+    config = copy.deepcopy(api.configuration)
     config.connection_pool_maxsize = max(pool_size, config.connection_pool_maxsize or 0)
     config.retries = False
-    old = api.rest_client
-    api.rest_client = _TimedREST(config, timeout)
-    old.close()
-    return api
+    bound = kubernetes.client.ApiClient(configuration=config)
+    bound.default_headers.update(api.default_headers)
+    bound.rest_client.close()
+    bound.rest_client = _TimedREST(config, timeout)
+    return bound
 
 
 def observe_deployment(dep: dict[str, Any]) -> SlotObservation:
