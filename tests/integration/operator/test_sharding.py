@@ -115,7 +115,7 @@ async def test_a_shard_moves_to_its_standby_replica_without_a_double_promotion(
             timeout=20,
             what="paused for a person at 75%",
         )
-        assert paused["canaryWeight"] == 75
+        assert paused["weights"]["canary"] == 75
         assert writes_by(a, "replica-a"), "A served the shard"
         assert writes_by(a, "replica-b") == [], "B waited while A was active"
         assert untouched(a, OTHER), "nobody serves shard 1 here: its Rollout stays untouched"
