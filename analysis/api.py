@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+import jsonpath_ng
 from pydantic import AwareDatetime, Field, ValidationError, field_validator, model_validator
 from pydantic.config import JsonDict
 
@@ -227,13 +228,192 @@ class PrometheusSpec(ApiModel):
                     yield f"{arm_name}.{name}", query
 
 
+class SecretKeyRef(ApiModel):
+    name: str = Field(min_length=1)
+    """A Secret in the Rollout's namespace."""
+    key: str = Field(min_length=1)
+    """The key of that Secret whose value is used."""
+
+
+class HeaderSource(ApiModel):
+    secret_key_ref: SecretKeyRef
+    """Read the header's value from a Secret (tokens stay out of the template)."""
+
+
+class WebHeader(ApiModel):
+    """One request header: a literal value, or one read from a Secret."""
+
+    model_config = with_rules(one_of_rule("value", "valueFrom"))
+
+    name: str = Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)
+    """The header's name (an HTTP token)."""
+    value: str | None = Field(default=None, pattern=r"^[^\r\n]*$")
+    """The literal value; `{{args.NAME}}` placeholders are filled in (CR and LF refused)."""
+    value_from: HeaderSource | None = None
+    """Where to read the value instead."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebHeader:
+        exactly_one(value=self.value, valueFrom=self.value_from)
+        return self
+
+
+class WebSpec(ApiModel):
+    """An HTTP endpoint answering with JSON: a smoke test, a conformance suite's result, an SLO
+    API. One request per measurement; the number at `jsonPath` is judged by the threshold."""
+
+    model_config = with_rules(
+        {
+            "rule": "!has(self.body) || self.method == 'POST'",
+            "message": "body needs method POST",
+        }
+    )
+
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2048)
+    """`http://` or `https://` URL. `{{args.NAME}}` is percent-encoded into the path, query or
+    fragment; in the host only a value that is a DNS name (letters, digits, `-`, `.`) is accepted;
+    never in the scheme or port."""
+    method: Literal["GET", "POST"] = "GET"
+    """GET, or POST with `body`."""
+    headers: list[WebHeader] = Field(default_factory=list, max_length=20)
+    """Request headers, for example an `Authorization` header read from a Secret."""
+    body: str | None = None
+    """The POST body, sent as is; `{{args.NAME}}` renders as a JSON string literal (quotes
+    included), so a value never changes the body's JSON structure."""
+    timeout: Duration = "10s"
+    """How long one request may take before the measurement is an Error."""
+    json_path: str | None = Field(default=None, min_length=1)
+    """A JSONPath (`$.checks.passed`) into the JSON answer that must match exactly one number or
+    boolean (true is 1, false 0); without it the whole answer must be that number or boolean."""
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: str | int) -> str | int:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("json_path")
+    @classmethod
+    def _parsable_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                jsonpath_ng.parse(value)
+            except Exception as e:  # jsonpath-ng raises bare Exception subclasses of its own
+                raise ValueError(f"is not a JSONPath: {e}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _body_with_post(self) -> WebSpec:
+        if self.body is not None and self.method != "POST":
+            raise FieldProblem("body", f"needs method POST (got {self.method})")
+        return self
+
+    @property
+    def timeout_seconds(self) -> int:
+        return parse_duration(self.timeout)
+
+    def templates(self) -> Iterator[tuple[str, str]]:
+        """(field path below the provider, text) of every field placeholders may appear in."""
+        yield "url", self.url
+        for i, header in enumerate(self.headers):
+            if header.value is not None:
+                yield f"headers.{i}.value", header.value
+        if self.body is not None:
+            yield "body", self.body
+
+
+class JobMetadata(ApiModel):
+    labels: dict[str, str] | None = None
+    """Labels of the Job (Sluice adds its own `sluice.dev/*` labels)."""
+    annotations: dict[str, str] | None = None
+    """Annotations of the Job."""
+
+
+class JobCheck(ApiModel):
+    """A Kubernetes Job run as a check (a test suite, a load test, a conformance run). Its
+    measurement is 1 when the Job succeeds and 0 when it fails (or its activeDeadlineSeconds
+    passes): judge it with `threshold: {min: 1}`."""
+
+    metadata: JobMetadata | None = None
+    """Labels and annotations of the Job."""
+    spec: dict[str, Any] = Field(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "type": "object"}
+    )
+    """A batch/v1 JobSpec (`template`, `backoffLimit`, `activeDeadlineSeconds`, ...), used as
+    written: no argument is filled in."""
+
+    @field_validator("spec")
+    @classmethod
+    def _has_template(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        template = spec.get("template")
+        if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+            raise ValueError("must hold a pod template: template.spec with the containers")
+        return spec
+
+
 class Provider(ApiModel):
-    prometheus: PrometheusSpec
-    """Prometheus (the only provider so far)."""
+    """Where measurements come from: exactly one provider."""
+
+    model_config = with_rules(one_of_rule("prometheus", "web", "job"))
+
+    prometheus: PrometheusSpec | None = None
+    """Prometheus: PromQL per arm (compare) or one query (threshold)."""
+    web: WebSpec | None = None
+    """An HTTP endpoint answering JSON, judged by a threshold (kind value)."""
+    job: JobCheck | None = None
+    """A Kubernetes Job: 1 when it succeeds, 0 when it fails (threshold min 1, kind value)."""
+
+    @model_validator(mode="after")
+    def _one(self) -> Provider:
+        exactly_one(prometheus=self.prometheus, web=self.web, job=self.job)
+        return self
+
+
+DEFAULT_TOLERANCE = 1.1
+LATENCY_INCREASE_MAX = 10.0
+"""At most +1000%: beyond that a latency tolerance tolerates everything a histogram can show."""
+
+
+class LatencyTolerance(ApiModel):
+    """How much latency may grow before it is a regression, in latency units (kind histogram):
+    `{quantile: 0.99, increase: "10%"}` reads "p99, and the rarer quantiles, may grow by 10%"."""
+
+    quantile: float = Field(default=0.9, gt=0, lt=1, allow_inf_nan=False)
+    """The lowest quantile the tolerance covers. Edges are chosen near the baseline's quantile
+    and each tenfold rarer one up to p99.9 (0.9: p90, p99, p99.9; 0.99: p99, p99.9), from the
+    baseline alone, before any evidence is taken."""
+    increase: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?%$", max_length=16)
+    """How much those quantiles of the canary may exceed the baseline's, as a percentage
+    (`"10%"`: the canary's p99 may be up to 1.1 times the baseline's)."""
+
+    @field_validator("increase")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        x = float(value[:-1]) / 100
+        if not 0 < x <= LATENCY_INCREASE_MAX:
+            raise ValueError(f"must be above 0% and at most {100 * LATENCY_INCREASE_MAX:g}%")
+        return value
+
+    @property
+    def fraction(self) -> float:
+        """The increase as a fraction: "10%" is 0.1."""
+        return float(self.increase[:-1]) / 100
 
 
 class Compare(ApiModel):
     """Judge the canary against the baseline over the same windows."""
+
+    model_config = with_rules(
+        {
+            "rule": (
+                f"!has(self.latencyTolerance) || !has(self.tolerance) || "
+                f"self.tolerance == {DEFAULT_TOLERANCE}"
+            ),
+            "message": "tolerance does not apply with latencyTolerance (which sets it in latency "
+            "units)",
+        }
+    )
 
     method: Literal["sequential", "mann-whitney"] = "sequential"
     """`sequential`: an anytime-valid test, checked every interval with the false-abort rate
@@ -241,8 +421,9 @@ class Compare(ApiModel):
     (kinds counts and gauge)."""
     direction: Literal["increase", "decrease", "either"] = "increase"
     """Which change is bad: an increase (errors, latency), a decrease (throughput), or either."""
-    tolerance: float = Field(default=1.1, gt=0, allow_inf_nan=False)
-    """The ratio canary/baseline still fine (r0): harmless pod-to-pod differences must not abort."""
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0, allow_inf_nan=False)
+    """The ratio canary/baseline still fine (r0): harmless pod-to-pod differences must not abort.
+    For kind histogram without `latencyTolerance`, a ratio of slow-request rates at each edge."""
     alpha: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
     """This metric's share of the rollout's false-abort rate (0.05); default: an equal split of
     what explicit shares leave. Explicit shares over the rate, or none left for a metric without
@@ -253,6 +434,22 @@ class Compare(ApiModel):
     edges: list[float] | None = Field(default=None, min_length=1, max_length=10)
     """kind histogram: fixed latency edges in seconds whose exceedance rates are compared;
     default: chosen from the baseline's distribution before the rollout starts."""
+    canary_pods: int | None = Field(default=None, ge=1, le=10000)
+    """kind counts, sequential: judge pods as the sampling unit. The number of canary pods the
+    rollout judges with (its smallest: the first step's replicas); the tolerance is widened by
+    the between-pod spread for that many pods, so an identical version whose pods differ is not
+    aborted (docs/analysis.md, "Pods are the sampling unit"). The events and total queries may
+    then return one series per pod (`sum by (pod) (...)`, label `pod`): the spread is estimated
+    from the baseline's pods, including the hour before the analysis. Unset: no widening."""
+    pod_spread: float | None = Field(default=None, ge=0, le=3, allow_inf_nan=False)
+    """kind counts, with canaryPods: the expected between-pod spread of event rates (standard
+    deviation of their logarithms; 0.1 = pods about 10% apart). Default: estimated from per-pod
+    series when the queries return them, else 0.1, which holds for typical fleets of one image on
+    like nodes; set it when your pods are known to differ more (or less: 0 turns the widening
+    off)."""
+    latency_tolerance: LatencyTolerance | None = None
+    """kind histogram: the tolerance in latency units ("p99 may grow by 10%") instead of a ratio
+    of slow-request rates; see docs/analysis.md."""
 
     @field_validator("edges")
     @classmethod
@@ -264,6 +461,16 @@ class Compare(ApiModel):
         if any(b <= a for a, b in itertools.pairwise(edges)):
             raise ValueError("must be strictly increasing")
         return edges
+
+    @model_validator(mode="after")
+    def _one_tolerance(self) -> Compare:
+        if self.latency_tolerance is not None and self.tolerance != DEFAULT_TOLERANCE:
+            raise FieldProblem(
+                "tolerance",
+                f"does not apply with latencyTolerance (which sets the tolerance in latency "
+                f"units); remove it (got {self.tolerance:g})",
+            )
+        return self
 
 
 class Threshold(ApiModel):
@@ -302,13 +509,27 @@ _METRIC_RULES = (
     one_of_rule("compare", "threshold"),
     at_most_one_rule("count", "duration"),
     {
-        "rule": f"!has(self.threshold) || (self.kind in ['value', 'gauge'] && has({_P}.query))",
+        "rule": (
+            f"!has(self.threshold) || !has({_P}) || "
+            f"(self.kind in ['value', 'gauge'] && has({_P}.query))"
+        ),
         "message": "threshold needs kind value or gauge and provider.prometheus.query",
+    },
+    {
+        "rule": "!has(self.provider.web) || (has(self.threshold) && self.kind == 'value')",
+        "message": "provider.web needs a threshold and kind value",
+    },
+    {
+        "rule": (
+            "!has(self.provider.job) || "
+            "(has(self.threshold) && self.kind == 'value' && has(self.count))"
+        ),
+        "message": "provider.job needs a threshold, kind value and count",
     },
     {
         "rule": (
             f"!has(self.compare) || "
-            f"(self.kind != 'value' && has({_P}.canary) && has({_P}.baseline))"
+            f"(self.kind != 'value' && has({_P}) && has({_P}.canary) && has({_P}.baseline))"
         ),
         "message": (
             "compare needs kind counts, histogram or gauge and provider.prometheus canary and "
@@ -317,7 +538,7 @@ _METRIC_RULES = (
     },
     {
         "rule": (
-            f"!has({_P}.canary) || !has({_P}.baseline) || [{_P}.canary, {_P}.baseline].all(a, "
+            f"!has({_P}) || !has({_P}.canary) || !has({_P}.baseline) || [{_P}.canary, {_P}.baseline].all(a, "
             "has(a.events) == (self.kind == 'counts') && has(a.total) == (self.kind == 'counts') "
             "&& has(a.buckets) == (self.kind == 'histogram') "
             "&& has(a.value) == (self.kind == 'gauge'))"
@@ -337,6 +558,26 @@ _METRIC_RULES = (
     {
         "rule": "!has(self.compare) || !has(self.compare.edges) || self.kind == 'histogram'",
         "message": "compare.edges applies to kind histogram only",
+    },
+    {
+        "rule": (
+            "!has(self.compare) || (!has(self.compare.canaryPods) && !has(self.compare.podSpread))"
+            " || (self.kind == 'counts' && (!has(self.compare.method) || "
+            "self.compare.method == 'sequential'))"
+        ),
+        "message": "compare.canaryPods and compare.podSpread apply to sequential kind counts only",
+    },
+    {
+        "rule": (
+            "!has(self.compare) || !has(self.compare.podSpread) || has(self.compare.canaryPods)"
+        ),
+        "message": "compare.podSpread needs compare.canaryPods",
+    },
+    {
+        "rule": (
+            "!has(self.compare) || !has(self.compare.latencyTolerance) || self.kind == 'histogram'"
+        ),
+        "message": "compare.latencyTolerance applies to kind histogram only",
     },
 )
 
@@ -380,7 +621,19 @@ class Metric(ApiModel):
     def _consistent(self) -> Metric:
         exactly_one(compare=self.compare, threshold=self.threshold)
         at_most_one(count=self.count, duration=self.duration)
+        other = "web" if self.provider.web is not None else "job" if self.provider.job else None
+        if other is not None:
+            if self.compare is not None:
+                raise FieldProblem("compare", f"provider.{other} is judged by a threshold")
+            if self.kind != "value":
+                raise FieldProblem(
+                    "kind", f"provider.{other} measures kind value (got {self.kind})"
+                )
+            if other == "job" and self.count is None:
+                raise FieldProblem("count", "is required with provider.job (one Job per count)")
+            return self
         prom = self.provider.prometheus
+        assert prom is not None  # Provider holds exactly one
         if self.threshold is not None:
             if self.kind not in ("value", "gauge"):
                 raise FieldProblem(
@@ -394,6 +647,7 @@ class Metric(ApiModel):
 
     def _check_compare(self, compare: Compare) -> None:
         prom = self.provider.prometheus
+        assert prom is not None
         if self.kind == "value":
             raise FieldProblem("kind", "compare needs kind counts, histogram or gauge (got value)")
         if prom.canary is None or prom.baseline is None:
@@ -415,6 +669,18 @@ class Metric(ApiModel):
             )
         if compare.edges is not None and self.kind != "histogram":
             raise FieldProblem("compare.edges", f"applies to kind histogram only (got {self.kind})")
+        for name, value in (("canaryPods", compare.canary_pods), ("podSpread", compare.pod_spread)):
+            if value is not None and (self.kind != "counts" or compare.method != "sequential"):
+                raise FieldProblem(
+                    f"compare.{name}",
+                    f"applies to sequential kind counts only (got {compare.method} {self.kind})",
+                )
+        if compare.pod_spread is not None and compare.canary_pods is None:
+            raise FieldProblem("compare.podSpread", "needs compare.canaryPods")
+        if compare.latency_tolerance is not None and self.kind != "histogram":
+            raise FieldProblem(
+                "compare.latencyTolerance", f"applies to kind histogram only (got {self.kind})"
+            )
 
     @property
     def interval_seconds(self) -> int:
@@ -441,11 +707,20 @@ def _unique_names(items: Sequence[Arg | Metric], field: str) -> None:
 
 def _check_queries(metrics: list[Metric], allowed: set[str]) -> None:
     for i, metric in enumerate(metrics):
-        for where, query in metric.provider.prometheus.queries():
+        prom, web = metric.provider.prometheus, metric.provider.web
+        for where, query in prom.queries() if prom is not None else ():
             try:
                 templating.check(query, allowed)
             except templating.TemplateError as e:
                 raise FieldProblem(f"metrics.{i}.provider.prometheus.{where}", str(e)) from None
+        for where, text in web.templates() if web is not None else ():
+            try:
+                if where == "url":
+                    templating.check_url(text, allowed)
+                else:
+                    templating.check_text(text, allowed)
+            except templating.TemplateError as e:
+                raise FieldProblem(f"metrics.{i}.provider.web.{where}", str(e)) from None
 
 
 class AnalysisTemplateSpec(ApiModel):

@@ -35,6 +35,8 @@ from analysis.api import (
     RunKind,
 )
 from analysis.judge import ThresholdRule
+from analysis.providers import web
+from analysis.providers.job import JobProvider, Jobs
 from analysis.providers.port import Arm, MetricProvider, Queries, Unavailable
 from analysis.run_loop import (
     MetricPlan,
@@ -53,6 +55,17 @@ ProviderFactory = Callable[[PrometheusSpec, str, AnalysisRunStore], MetricProvid
 """Builds the provider of one metric: (its ``provider.prometheus``, the namespace, the store for
 Secrets). The operator passes a factory of real Prometheus clients; the simulator one that always
 returns its simulated provider."""
+
+WebFactory = Callable[[Metric, str, AnalysisRunStore], MetricProvider]
+"""Builds a ``provider.web`` metric's provider from the whole metric (the simulator scripts its
+answer from the threshold); default: real HTTP, :func:`real_web`."""
+
+
+def real_web(metric: Metric, namespace: str, store: AnalysisRunStore) -> MetricProvider:
+    """The controller's web provider: real HTTP (``analysis.providers.web``)."""
+    assert metric.provider.web is not None
+    return web.build(metric.provider.web, namespace, store)
+
 
 DEFAULT_ALPHA = 0.05
 """An owner's false-abort budget, split over the union of its compared metrics."""
@@ -173,11 +186,16 @@ class RunLifecycle:
         alpha: float = DEFAULT_ALPHA,
         run_history: int = RUN_HISTORY,
         result_of: ResultOf,
+        web_factory: WebFactory = real_web,
+        jobs: Jobs | None = None,
     ) -> None:
         if run_history < 0:
             raise ValueError(f"run_history={run_history}: must be >= 0")
         self.store = store
         self.provider_factory = provider_factory
+        self.web_factory = web_factory
+        self.jobs = jobs
+        """Where ``provider.job`` metrics run their Jobs; None: such metrics err, saying so."""
         self.clock = clock
         self.alpha = alpha
         self.run_history = run_history
@@ -330,6 +348,7 @@ class RunLifecycle:
         for runs in finished.values():
             runs.sort(key=_age, reverse=True)
             for run in runs[self.run_history :]:
+                self._clean_up_jobs(run)
                 self.store.delete_run(owner.namespace, run.metadata.name)
                 deleted.append(run.metadata.name)
         if deleted:
@@ -426,10 +445,40 @@ class RunLifecycle:
         run.status.finished_at = _epoch(self.clock())
         run.status.message = "stopped by Sluice before a verdict"
         self.store.update_run_status(run)
+        self._clean_up_jobs(run)
+
+    # -------------------------------------------------------------------------- jobs
+    def _job_provider(self, run: AnalysisRun, metric: Metric) -> MetricProvider:
+        assert metric.provider.job is not None
+        if self.jobs is None:
+            return Unavailable("job metrics need a cluster: this controller runs no Jobs")
+        labels = {LABEL_ROLLOUT: run.spec.rollout, LABEL_REVISION: run.spec.revision}
+        return JobProvider(
+            metric.provider.job,
+            namespace=run.metadata.namespace or "default",
+            run=run.metadata.name,
+            run_uid=run.metadata.uid or "",
+            metric=metric.name,
+            labels=labels,
+            jobs=self.jobs,
+        )
+
+    def _clean_up_jobs(self, run: AnalysisRun) -> None:
+        """Delete the Jobs of a finished or stopped run (their pods go with them); a failure is
+        logged, never fatal: the run's ownerReference lets garbage collection remove them."""
+        if self.jobs is None or not any(m.provider.job for m in run.spec.metrics):
+            return
+        try:
+            self.jobs.delete_jobs(run.metadata.namespace or "default", run.metadata.name)
+        except Exception as e:  # cleanup is best effort; GC is the backstop
+            log.warning("could not delete the Jobs of AnalysisRun %s: %s", run.metadata.name, e)
 
     # -------------------------------------------------------------------------- ticking
-    def tick(self, run: AnalysisRun) -> AnalysisRun:
-        """Take the measurements that came due, judge, decide; write status only if it changed."""
+    def tick(self, run: AnalysisRun, weight_changes: Sequence[float] = ()) -> AnalysisRun:
+        """Take the measurements that came due, judge, decide; write status only if it changed.
+
+        ``weight_changes``: when the owner's canary weight changed (epoch seconds; the newest is
+        enough, the run remembers the others), so no measurement window straddles one."""
         if incomplete(run):
             run = self.repair(run)
         # a copy: when the write below fails, the caller keeps the run as stored, never a verdict
@@ -457,9 +506,15 @@ class RunLifecycle:
             if plan.name not in providers:
                 spec = run.spec.metrics[[m.name for m in run.spec.metrics].index(plan.name)]
                 try:
-                    providers[plan.name] = self.provider_factory(
-                        spec.provider.prometheus, namespace, self.store
-                    )
+                    if spec.provider.job is not None:
+                        providers[plan.name] = self._job_provider(run, spec)
+                    elif spec.provider.web is not None:
+                        providers[plan.name] = self.web_factory(spec, namespace, self.store)
+                    else:
+                        assert spec.provider.prometheus is not None
+                        providers[plan.name] = self.provider_factory(
+                            spec.provider.prometheus, namespace, self.store
+                        )
                 except SecretNotFound as e:
                     providers[plan.name] = Unavailable(str(e))
             return providers[plan.name]
@@ -474,6 +529,7 @@ class RunLifecycle:
             budget=run.spec.alpha,
             kind=run.spec.kind,
             inconclusive=run.spec.inconclusive,
+            weight_changes=weight_changes,
         )
         status.phase = result.phase
         status.message = result.message
@@ -481,6 +537,7 @@ class RunLifecycle:
         status.metrics = [self.result_of(r) for r in result.metrics]
         if is_final(result.phase):
             status.finished_at = _epoch(now)
+            self._clean_up_jobs(run)
         if status == before:
             return run  # nothing came due: nothing to write
         return self.store.update_run_status(run)
@@ -570,8 +627,13 @@ def resolve(
 
 
 def render(metric: Metric, values: Mapping[str, str], template: str, j: int) -> Metric:
-    """The metric with its queries rendered with ``values``."""
+    """The metric with its queries (or its URL, headers and body) rendered with ``values``."""
+    if metric.provider.web is not None:
+        return _render_web(metric, values, template, j)
+    if metric.provider.job is not None:
+        return metric  # a Job spec is used as written
     prom = metric.provider.prometheus
+    assert prom is not None
     doc = metric.wire()
     p = doc["provider"]["prometheus"]
     try:
@@ -587,20 +649,52 @@ def render(metric: Metric, values: Mapping[str, str], template: str, j: int) -> 
     return Metric.model_validate(doc)
 
 
+def _render_web(metric: Metric, values: Mapping[str, str], template: str, j: int) -> Metric:
+    doc = metric.wire()
+    w = doc["provider"]["web"]
+    where = "url"
+    try:
+        w["url"] = templating.render_url(w["url"], values)
+        for i, header in enumerate(w.get("headers", [])):
+            where = f"headers[{i}].value"
+            if "value" in header:
+                header["value"] = templating.render_header(header["value"], values)
+        if "body" in w:
+            where = "body"
+            w["body"] = templating.render_json_body(w["body"], values)
+    except templating.TemplateError as e:
+        raise Unresolved(
+            f"template {template}: spec.metrics[{j}].provider.web.{where}: {e}"
+        ) from None
+    return Metric.model_validate(doc)
+
+
 def plan_metric(metric: Metric, index: int) -> MetricPlan:
     """The run loop's view of an API metric (durations in seconds, queries per arm)."""
-    prom = metric.provider.prometheus
     queries: dict[Arm, Queries] = {}
-    if prom.query is not None:
+    if metric.provider.web is not None:
+        # the web provider is built from the spec; the URL stands for the query in messages
+        queries["absolute"] = Queries(value=metric.provider.web.url)
+    if metric.provider.job is not None:
+        queries["absolute"] = Queries(value=f"job {metric.name}")
+    prom = metric.provider.prometheus
+    if prom is not None and prom.query is not None:
         queries["absolute"] = Queries(value=prom.query)
     arms: tuple[tuple[Arm, ArmQueries | None], ...] = (
-        ("canary", prom.canary),
-        ("baseline", prom.baseline),
+        ("canary", None if prom is None else prom.canary),
+        ("baseline", None if prom is None else prom.baseline),
     )
     for arm_name, arm in arms:
         if arm is not None:
             queries[arm_name] = Queries(
-                events=arm.events, total=arm.total, buckets=arm.buckets, value=arm.value
+                events=arm.events,
+                total=arm.total,
+                buckets=arm.buckets,
+                value=arm.value,
+                # pods as the sampling unit: the counts may come one series per pod
+                pod_label="pod"
+                if metric.compare is not None and metric.compare.canary_pods is not None
+                else None,
             )
     common: dict[str, Any] = {
         "name": metric.name,
@@ -634,4 +728,8 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
         alpha=c.alpha,
         critical=c.critical,
         edges=None if c.edges is None else tuple(c.edges),
+        canary_pods=c.canary_pods,
+        pod_spread=c.pod_spread,
+        latency_increase=None if c.latency_tolerance is None else c.latency_tolerance.fraction,
+        latency_quantile=0.9 if c.latency_tolerance is None else c.latency_tolerance.quantile,
     )

@@ -13,7 +13,9 @@ window. ``count`` (or ``duration // interval``) bounds the number of windows; wi
 metric measures until the run is stopped. A threshold's Error measurement is no measurement (as in
 Argo): its ``count`` counts completed measurements, and a ``duration`` that ends on an error runs
 on until a measurement completes, so a threshold never succeeds on windows it could not read;
-``consecutiveErrorLimit`` ends it when the provider stays down.
+``consecutiveErrorLimit`` ends it when the provider stays down. Windows never straddle a weight
+change: a count or histogram compare measures a window that contains one as two pieces split at
+the change (``weight_changes``), each folded as its own interval.
 
 The error budget. Sequential compares are judged by :class:`analysis.stats.policy.RolloutAnalysis`
 with each metric's alpha fixed by the caller (``alphas``: the Bonferroni split over the union of
@@ -43,6 +45,7 @@ run never succeeds on its own; it runs until the engine stops it, or fails.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -69,12 +72,13 @@ from analysis.providers.port import (
     Measured,
     MetricProvider,
     NoData,
+    Pending,
     ProviderError,
     Queries,
     Value,
 )
 from analysis.stats.evidence import Evidence, Outcome
-from analysis.stats.histogram import choose_edges
+from analysis.stats.histogram import choose_edges, tail_quantiles
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -96,6 +100,9 @@ COMPARE_ERROR_LIMIT = 4
 """Consecutive measurement errors a compare metric tolerates (Argo's consecutiveErrorLimit)."""
 GAUGE_TAU = 0.1
 """Mixture scale of the gauge mSPRT (log ratio units): tuned for shifts of about 10%."""
+EDGE_LOOKBACK = 600.0
+"""Seconds of baseline before the first evidence window that latency edges are chosen from (the
+stable pods before the rollout and the warm-up): requests no evidence window contains."""
 
 Judgement = Literal["sequential", "mann-whitney", "threshold"]
 InconclusivePolicy = Literal["pause", "promote", "abort"]
@@ -123,6 +130,10 @@ class MetricPlan:
     alpha: float | None = None
     critical: bool = True
     edges: tuple[float, ...] | None = None
+    canary_pods: int | None = None
+    pod_spread: float | None = None
+    latency_increase: float | None = None
+    latency_quantile: float = 0.9
     threshold: ThresholdRule | None = None
     queries: Mapping[Arm, Queries] = field(default_factory=dict)
     field_path: str = ""
@@ -314,9 +325,20 @@ def _measure_compare(
     lo: float,
     hi: float,
     data: dict[str, IntervalData],
+    inherited: Mapping[str, Any] | None = None,
 ) -> None:
     """One compare window: both arms, folded into the e-process data or the Mann-Whitney sample."""
     try:
+        choosing = plan.kind == "histogram" and plan.judgement == "sequential"
+        if choosing and ms.bounds is None and _freeze_edges(plan, ms, provider, lo, hi, inherited):
+            ms.tally = ms.tally.add(MeasurementPhase.INCONCLUSIVE)
+            ms.record(
+                hi,
+                MeasurementPhase.INCONCLUSIVE,
+                "window used to choose the latency edges, not evidence: choosing from the "
+                "data that is tested would bias the test",
+            )
+            return
         canary = provider.measure(plan.kind, "canary", plan.queries["canary"], lo, hi)
         baseline = provider.measure(plan.kind, "baseline", plan.queries["baseline"], lo, hi)
         values = ArmValues(canary=_value_or_total(canary), baseline=_value_or_total(baseline))
@@ -329,7 +351,7 @@ def _measure_compare(
             c_m, b_m = _orient(plan, canary, baseline)
             if plan.kind == "counts":
                 cc, bc = _counts(c_m, plan.name), _counts(b_m, plan.name)
-                data[plan.name] = CountsInterval(cc.events, cc.total, bc.events, bc.total)
+                data[plan.name] = _counts_interval(plan, cc, bc)
                 values = ArmValues(
                     canary_events=_counts(canary, plan.name).events,
                     canary_total=_counts(canary, plan.name).total,
@@ -338,8 +360,6 @@ def _measure_compare(
                 )
             elif plan.kind == "histogram":
                 cb, bb = _buckets(c_m, plan.name), _buckets(b_m, plan.name)
-                if ms.bounds is None:
-                    _freeze_edges(plan, ms, bb)
                 if list(cb.bounds[:-1]) != ms.bounds or list(bb.bounds[:-1]) != ms.bounds:
                     raise ProviderError(
                         f"{plan.name}: histogram bucket bounds changed during the analysis"
@@ -361,23 +381,81 @@ def _measure_compare(
     ms.record(hi, MeasurementPhase.SUCCESSFUL, values=values)
 
 
+def _counts_interval(plan: MetricPlan, canary: Counts, baseline: Counts) -> CountsInterval:
+    """The aggregate counts, with the per-pod ones when both arms came per pod (pods as the
+    sampling unit; not for ``direction: decrease``, whose arms swap roles)."""
+    agg = CountsInterval(canary.events, canary.total, baseline.events, baseline.total)
+    if plan.canary_pods is None or plan.direction == "decrease" or baseline.per_pod is None:
+        return agg
+    return CountsInterval(
+        canary.events,
+        canary.total,
+        baseline.events,
+        baseline.total,
+        baseline_pod_events=[[e for _, e, _ in baseline.per_pod]],
+        baseline_pod_total=[[t for _, _, t in baseline.per_pod]],
+        canary_pod_total=None if canary.per_pod is None else [[t for _, _, t in canary.per_pod]],
+    )
+
+
 def _value_or_total(m: Measured) -> float:
     return m.value if isinstance(m, Value) else _events(m)
 
 
-def _freeze_edges(plan: MetricPlan, ms: _MetricState, baseline: Buckets) -> None:
-    """Latency edges are fixed from the first baseline window (never from the canary), or taken
-    from ``compare.edges`` snapped up to the nearest bucket bound."""
+def _freeze_edges(
+    plan: MetricPlan,
+    ms: _MetricState,
+    provider: MetricProvider,
+    lo: float,
+    hi: float,
+    inherited: Mapping[str, Any] | None,
+) -> bool:
+    """Fix the latency edges before any evidence is folded; True when the window ``[lo, hi]``
+    was spent choosing them (it is then not evidence).
+
+    Edges an earlier step's e-process already tests are kept (its evidence is about them).
+    ``compare.edges`` are snapped up to the nearest bucket bound. Otherwise they come from the
+    baseline alone (never the canary), near its quantiles: from the ``EDGE_LOOKBACK`` seconds
+    before the first evidence window, else from this window, which is then not folded. Why not
+    both: edges chosen from the counts they are tested on sit where that window's baseline
+    happened to be fast, so the canary looks slower than it is (a biased test)."""
+    if inherited and inherited.get("kind") == "histogram" and inherited.get("edges"):
+        ms.bounds = [float(b) for b in inherited["finite_bounds"]]
+        ms.edges = [float(e) for e in inherited["edges"]]
+        return False
+    arm: Arm = "canary" if plan.direction == "decrease" else "baseline"
+    start = lo - ms.done * plan.interval  # where the first evidence window starts
+    consumed = False
+    try:
+        baseline = _buckets(
+            provider.measure(plan.kind, arm, plan.queries[arm], start - EDGE_LOOKBACK, start),
+            plan.name,
+        )
+        if not baseline.counts or baseline.counts[-1] <= 0:
+            raise NoData("no baseline requests before the analysis")
+    except (NoData, ProviderError):
+        baseline = _buckets(provider.measure(plan.kind, arm, plan.queries[arm], lo, hi), plan.name)
+        consumed = True
     finite = [b for b in baseline.bounds if math.isfinite(b)]
     if plan.edges:
-        snapped = sorted({next((b for b in finite if b >= e), finite[-1]) for e in plan.edges})
-        edges = snapped
+        # fixed edges only take the bucket bounds from the data: nothing to bias, so the window
+        # stays evidence
+        edges = sorted({next((b for b in finite if b >= e), finite[-1]) for e in plan.edges})
+        consumed = False
     else:
+        # a ratio tolerance keeps p90 and p99: on coarse buckets a third edge only dilutes alpha
+        # (benchmarks/latency_tail.py); a latency tolerance covers the tail from its quantile up
+        quantiles = (
+            (0.9, 0.99) if plan.latency_increase is None else tail_quantiles(plan.latency_quantile)
+        )
         try:
-            edges = choose_edges(baseline.bounds, baseline.counts)
+            edges = choose_edges(
+                baseline.bounds, baseline.counts, quantiles, latency_increase=plan.latency_increase
+            )
         except ValueError as e:
             raise NoData(f"cannot choose latency edges yet: {e}") from None
     ms.bounds, ms.edges = finite, edges
+    return consumed
 
 
 def _measure_threshold(
@@ -388,7 +466,9 @@ def _measure_threshold(
     message = ""
     error = False
     try:
-        value = _value(provider.measure(plan.kind, "absolute", plan.queries["absolute"], lo, hi))
+        measured = provider.measure(plan.kind, "absolute", plan.queries["absolute"], lo, hi)
+        value = _value(measured)
+        message = measured.note if isinstance(measured, Value) else ""
     except NoData as e:
         message = f"insufficient evidence: {e}"
     except ProviderError as e:
@@ -397,8 +477,9 @@ def _measure_threshold(
     ms.tally = ms.tally.add(phase)
     if not error:
         ms.last_value = value
-    if phase is MeasurementPhase.FAILED and not message and value is not None:
-        message = f"value {value:g} outside the threshold"
+    if phase is MeasurementPhase.FAILED and value is not None:
+        outside = f"value {value:g} outside the threshold"
+        message = f"{outside}; {message}" if message else outside
     ms.record(hi, phase, message, value=value)
 
 
@@ -414,7 +495,8 @@ def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None
         return MetricSpec(
             plan.name,
             "histogram",
-            tolerance=plan.tolerance,
+            tolerance=plan.tolerance if plan.latency_increase is None else 1.0,
+            latency_increase=plan.latency_increase,
             critical=plan.critical,
             alpha=alpha,
             bucket_bounds=(*ms.bounds, math.inf),
@@ -428,6 +510,9 @@ def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None
         critical=plan.critical,
         alpha=alpha,
         tau=GAUGE_TAU if kind == "gauge" else None,
+        canary_pods=None if plan.canary_pods is None else float(plan.canary_pods),
+        # None: estimated from per-pod series when they come, else the default spread
+        pod_spread=plan.pod_spread,
     )
 
 
@@ -446,11 +531,43 @@ def _build(
         if old is None:
             continue
         if (
-            float(old.get("alpha", -1.0)) == fresh.alphas[spec.name]
+            # the e-process's own alpha: the metric's share, less what a pod model spends
+            float(old.get("alpha", -1.0)) == state["metrics"][spec.name]["alpha"]
             and old.get("kind") == (state["metrics"][spec.name]["kind"])
         ):
             state["metrics"][spec.name] = old
     return RolloutAnalysis.from_state(state, specs, config)
+
+
+POD_HISTORY_SECONDS = 3600.0
+"""How far back the baseline's per-pod counts are read before the analysis starts: an hour gives
+most fleets enough errors a pod to bound the spread before the first canary window."""
+
+
+def _calibrate_pods(
+    plan: MetricPlan,
+    analysis: RolloutAnalysis,
+    provider_for: Callable[[MetricPlan], MetricProvider],
+    start: float,
+) -> None:
+    """Feed the baseline's per-pod counts of the hour before ``start`` to the pod model. Anything
+    short of per-pod counts (no data, an error, an aggregate series) leaves the model as it is:
+    it then assumes a wide spread until the analysis's own windows bound it."""
+    if plan.canary_pods is None or plan.direction == "decrease" or plan.name not in analysis.pods:
+        return
+    queries = plan.queries.get("baseline")
+    if queries is None or not queries.pod_label:
+        return
+    try:
+        got = provider_for(plan).measure(
+            plan.kind, "baseline", queries, start - POD_HISTORY_SECONDS, start
+        )
+    except (NoData, ProviderError):
+        return
+    if isinstance(got, Counts) and got.per_pod:
+        analysis.calibrate_pods(
+            plan.name, [[e for _, e, _ in got.per_pod]], [[t for _, _, t in got.per_pod]]
+        )
 
 
 # ------------------------------------------------------------------------------ one tick
@@ -468,8 +585,14 @@ def advance(
     kind: RunKind = "step",
     inconclusive: InconclusivePolicy = "pause",
     inherit: Mapping[str, Any] | None = None,
+    weight_changes: Sequence[float] = (),
 ) -> TickResult:
     """Take every measurement due by ``now``, judge, and decide the run (see module docstring).
+
+    ``weight_changes`` are times the canary's weight changed (the Rollout's
+    ``status.weightChangedAt`` as the run sees it on each tick); they are kept in the state, so
+    each needs to be passed once, and every later window of a count or histogram compare is cut
+    at them (see :func:`_cut`).
 
     ``alphas`` gives each sequential metric's share of the rollout's alpha ``budget`` (split by
     :func:`analysis.stats.policy.split_budget` when the run was created); ``inherit`` maps
@@ -477,6 +600,9 @@ def advance(
     Never raises for provider trouble or bad data: those are measurements, not exceptions.
     """
     st = dict(state or {})
+    cuts = _cuts(st.get("cuts", []), weight_changes, start)
+    if cuts:
+        st["cuts"] = cuts
     metric_states = {p.name: _MetricState.load(st.get("metrics", {}).get(p.name)) for p in plans}
     tests: dict[str, Any] = dict(inherit or {}) | dict(st.get("tests", {}))
     data: dict[str, IntervalData] = {}
@@ -494,12 +620,16 @@ def advance(
                 break
             provider = provider if provider is not None else provider_for(plan)
             if plan.judgement == "threshold":
-                _measure_threshold(plan, ms, provider, lo, hi)
+                try:
+                    _measure_threshold(plan, ms, provider, lo, hi)
+                except Pending:
+                    break  # a Job still running: this window is measured again next tick
             else:
-                data = {}
-                _measure_compare(plan, ms, provider, lo, hi, data)
-                if data:
-                    windows.append((hi, data))
+                for a, b in _cut(plan, lo, hi, cuts):
+                    data = {}
+                    _measure_compare(plan, ms, provider, a, b, data, tests.get(plan.name))
+                    if data:
+                        windows.append((b, data))
             ms.done += 1
             taken += 1
     # 2. fold sequential windows in time order into the rollout-wide e-processes
@@ -512,6 +642,9 @@ def advance(
         specs = [s for p in group if (s := _spec(p, metric_states[p.name], alphas[p.name]))]
         if specs:
             analyses[dry] = _build(specs, tests, config, start)
+            for p in group:
+                if p.name not in tests:  # the metric's first tick: its pods' history, once
+                    _calibrate_pods(p, analyses[dry], provider_for, start)
     windows.sort(key=lambda w: w[0])
     for hi, item in windows:
         for analysis in analyses.values():
@@ -555,6 +688,35 @@ def advance(
         for p in plans
     )
     return TickResult(phase, message, reports, st)
+
+
+MAX_CUTS = 100
+"""Weight-change times a run keeps (the newest): more steps than any Rollout has."""
+
+
+def _cuts(saved: Sequence[float], new: Sequence[float], start: float) -> list[float]:
+    """The run's weight-change times: those saved plus the new ones after the run's start."""
+    times = {float(t) for t in saved} | {float(t) for t in new if math.isfinite(t) and t > start}
+    return sorted(times)[-MAX_CUTS:]
+
+
+def _cut(
+    plan: MetricPlan, lo: float, hi: float, cuts: Sequence[float]
+) -> list[tuple[float, float]]:
+    """The window ``[lo, hi]`` split at the weight changes inside it, for count and histogram
+    compares; any other metric measures it whole.
+
+    Why: the count tests take each window's canary share of requests as constant. A window
+    straddling a weight change mixes two shares, and a shared rate that changes in time (an
+    incident in the window's second half) then lands on the arm that had more traffic at that
+    time: weight and time confound, and identical canaries abort. Split, each piece has one
+    share, so the conditional test holds again; the pieces still count as one window of the
+    schedule (``count``, ``duration`` and the next windows are unchanged)."""
+    if plan.judgement != "sequential" or plan.kind not in ("counts", "histogram"):
+        return [(lo, hi)]
+    inner = [t for t in cuts if lo + 1e-3 < t < hi - 1e-3]
+    edges = [lo, *inner, hi]
+    return list(itertools.pairwise(edges))
 
 
 def overdue(
@@ -676,7 +838,7 @@ def _judge(
             Evidence(method="sequential", outcome=Outcome.INSUFFICIENT, rule="no data yet"),
             "",
         )
-    return judge_sequential(plan.name, analysis.tests[plan.name].evidence())
+    return judge_sequential(plan.name, analysis.evidence(plan.name))
 
 
 def _direction(d: str) -> Literal["increase", "decrease", "either"]:

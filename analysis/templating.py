@@ -15,7 +15,9 @@ PromQL duration when it queries, so ``render`` leaves it in place (normalised to
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -245,3 +247,152 @@ def resolve_args(
         if name not in declared_names:  # a built-in (or, not strict, an extra): the Rollout's wins
             out[name] = value
     return out
+
+
+# ------------------------------------------------------------------------------ URLs, headers, bodies
+#
+# A web metric's URL, header values and POST body take ``{{args.NAME}}`` too, and the same
+# promise holds: whatever the value, the request keeps the template's structure. In a URL a value
+# is percent-encoded as one component (no "/", "?", "#", "&" or "=" survives), so it can never
+# add a path segment, a query parameter or change the host; in the host only a DNS name is
+# accepted (so `http://{{args.canary-service}}.{{args.namespace}}:8080/` works) and the scheme and
+# port take none. Header values refuse CR, LF and NUL (no header injection). In a body a value
+# becomes one JSON string literal.
+
+_URL_PARTS = ("scheme", "host", "port", "path", "query", "fragment")
+_DNS_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_HEADER_BAD = re.compile(r"[\r\n\x00]")
+
+
+def _url_part(literal_before: str) -> str:
+    """Which part of a URL the text after ``literal_before`` (the template so far) is in."""
+    if "://" not in literal_before:
+        return "scheme"
+    rest = literal_before.split("://", 1)[1]
+    if "#" in rest:
+        return "fragment"
+    if "?" in rest:
+        return "query"
+    if "/" in rest:
+        return "path"
+    if ":" in rest.rsplit("@", 1)[-1]:
+        return "port"
+    return "host"
+
+
+def url_placeholders(url: str) -> list[tuple[Placeholder, str]]:
+    """Each placeholder of a URL template with the URL part it sits in; refuses ``{{window}}``
+    and placeholders in the scheme or port (TemplateError naming it)."""
+    found = []
+    for p in _plain_placeholders(url):
+        if p.arg is None:
+            raise TemplateError(f"{p.text!r} at offset {p.start}: a URL has no window")
+        # the literal text before it, with earlier placeholders standing for a harmless word
+        literal = _PLACEHOLDER.sub("x", url[: p.start])
+        part = _url_part(literal)
+        if part in ("scheme", "port"):
+            raise TemplateError(
+                f"{p.text!r} at offset {p.start} is in the URL's {part}, which takes no argument"
+            )
+        found.append((p, part))
+    return found
+
+
+def _plain_placeholders(text: str) -> list[Placeholder]:
+    """Placeholders in text with no string syntax (URLs, headers, bodies)."""
+    found: list[Placeholder] = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(text):
+        if "{{" in text[pos : m.start()]:
+            at = pos + text[pos : m.start()].index("{{")
+            raise TemplateError(f"unterminated placeholder at offset {at}")
+        inner = m.group(1)
+        arg = _ARG.fullmatch(inner)
+        if inner != "window" and arg is None:
+            raise TemplateError(f"unknown placeholder {m.group(0)!r} at offset {m.start()}")
+        found.append(Placeholder(m.start(), m.end(), m.group(0), arg.group(1) if arg else None))
+        pos = m.end()
+    if "{{" in text[pos:]:
+        raise TemplateError(f"unterminated placeholder at offset {pos + text[pos:].index('{{')}")
+    return found
+
+
+def _check_names(used: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    names = set(allowed)
+    used = list(used)
+    unknown = sorted({n for n in used if n not in names})
+    if unknown:
+        raise TemplateError(
+            f"{', '.join('{{args.' + n + '}}' for n in unknown)} "
+            f"name{'s' if len(unknown) == 1 else ''} no declared arg"
+        )
+    return used
+
+
+def check_url(url: str, allowed: Iterable[str]) -> list[str]:
+    """The argument names a URL template uses, each checked declared and placed where allowed."""
+    return _check_names((p.arg for p, _ in url_placeholders(url) if p.arg), allowed)
+
+
+def check_text(text: str, allowed: Iterable[str]) -> list[str]:
+    """The argument names a header value or body template uses, each checked declared."""
+    found = _plain_placeholders(text)
+    for p in found:
+        if p.arg is None:
+            raise TemplateError(f"{p.text!r} at offset {p.start}: only {{{{args.NAME}}}} here")
+    return _check_names((p.arg for p in found if p.arg), allowed)
+
+
+def _value_of(p: Placeholder, args: Mapping[str, str]) -> str:
+    if p.arg is None or p.arg not in args:
+        raise TemplateError(f"{p.text!r} at offset {p.start} names an arg that has no value")
+    return args[p.arg]
+
+
+def render_url(url: str, args: Mapping[str, str]) -> str:
+    """``url`` with each placeholder's value percent-encoded into its part (see above)."""
+    out = []
+    pos = 0
+    for p, part in url_placeholders(url):
+        value = _value_of(p, args)
+        out.append(url[pos : p.start])
+        if part == "host":
+            if not _DNS_NAME.fullmatch(value):
+                raise TemplateError(
+                    f"arg {p.arg!r}: value {value!r} is not a DNS name, so it cannot be part of "
+                    "the URL's host"
+                )
+            out.append(value)
+        else:
+            out.append(urllib.parse.quote(value, safe=""))
+        pos = p.end
+    out.append(url[pos:])
+    return "".join(out)
+
+
+def render_header(value: str, args: Mapping[str, str]) -> str:
+    """A header value with its placeholders filled; a value with CR, LF or NUL is refused."""
+    out = []
+    pos = 0
+    for p in _plain_placeholders(value):
+        arg = _value_of(p, args)
+        if _HEADER_BAD.search(arg) or "{{" in arg:
+            raise TemplateError(f"arg {p.arg!r}: a header value cannot hold CR, LF, NUL or {{{{")
+        out.append(value[pos : p.start])
+        out.append(arg)
+        pos = p.end
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def render_json_body(body: str, args: Mapping[str, str]) -> str:
+    """A POST body with each placeholder replaced by a JSON string literal of its value (quotes
+    included, as in PromQL: write ``{"rev": {{args.canary-revision}}}``)."""
+    out = []
+    pos = 0
+    for p in _plain_placeholders(body):
+        out.append(body[pos : p.start])
+        out.append(json.dumps(_value_of(p, args)).replace("{", "\\u007b").replace("}", "\\u007d"))
+        pos = p.end
+    out.append(body[pos:])
+    return "".join(out)

@@ -33,16 +33,21 @@ from typing import Any
 
 import kopf
 import kubernetes
+import urllib3
 
+from analysis.store.kube_jobs import KubeJobs
 from analysis.store.kubernetes import KubeAnalysisStore
 from rollouts import request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
-from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster
+from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster, bound_api_client
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
 from rollouts.engine.deletion import handback
 from rollouts.engine.routing_hold import stalled_on_router
+from rollouts.notifications.delivery import deliver
+from rollouts.notifications.kube import KubeNotificationConfig, resolver
+from rollouts.notifications.sender import NotificationSender
 from rollouts.peering import ensure_cluster_peering
 from rollouts.reconcile import Ports, apply, apply_actions, cycle
 from rollouts.rejection import rejection
@@ -52,8 +57,10 @@ from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from rollouts.verdicts.gates import HttpGateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.prometheus_clients import PrometheusClients
+from rollouts.watch_errors import restart_watches_on_errors
 
 log = logging.getLogger("sluice.operator")
 
@@ -66,19 +73,36 @@ WORKLOAD_HANDLER_ID = "adopted-deployment"
 PROBE_ID = "rollouts"
 PLURAL = "rollouts"
 Key = tuple[str, str]
+ERROR_RETRY_MAX_SECONDS = 30.0
+"""Cap on the growing wait after reconciles that failed on the API (a brownout clears in seconds
+to minutes; past this cap, waiting longer only delays the recovery)."""
+EXPECTED_ERRORS = (
+    kubernetes.client.ApiException,
+    urllib3.exceptions.HTTPError,
+    TimeoutError,
+    ConnectionError,
+)
+"""What the network does to a reconcile now and then: one log line each, no traceback."""
 
 
 # ------------------------------------------------------------------------------------ ports
 
 
 def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> VerdictSource:
-    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients."""
-    return AnalysisVerdicts(
-        KubeAnalysisStore(api),
-        PrometheusClients(settings.prometheus_url),
+    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients
+    (web checks by HTTP, job checks by Jobs in the Rollout's namespace)."""
+    verdicts = AnalysisVerdicts(
+        KubeAnalysisStore(api, timeout=(settings.connect_timeout, settings.request_timeout)),
+        PrometheusClients(
+            settings.prometheus_url,
+            connect_timeout=settings.connect_timeout,
+            max_timeout=settings.prometheus_timeout,
+        ),
         time.time,
         run_history=settings.analysis_run_history,
     )
+    verdicts.lifecycle.jobs = KubeJobs(api, timeout=settings.request_timeout)
+    return verdicts
 
 
 def build_router(
@@ -86,7 +110,33 @@ def build_router(
 ) -> TrafficRouter | None:
     """The Rollout's router (None without trafficRouting), at the API versions configured."""
     return router_for(
-        rollout, api, istio_version=settings.istio_version, smi_version=settings.smi_version
+        rollout,
+        api,
+        istio_version=settings.istio_version,
+        smi_version=settings.smi_version,
+        timeout=(settings.connect_timeout, settings.router_timeout),
+    )
+
+
+def build_notifier(
+    api: kubernetes.client.ApiClient,
+    settings: Settings,
+    telemetry: Telemetry,
+    cluster: KubeCluster,
+) -> NotificationSender:
+    """Notifications: receivers read from the namespace, sent by apprise from their own threads,
+    failures counted and posted as Warning Events."""
+    timeout = settings.notification_timeout_seconds
+    return NotificationSender(
+        resolver(KubeNotificationConfig(api, settings.request_timeout)),
+        lambda url, notice: deliver(url, notice, timeout),
+        lambda result: telemetry.notifications.labels(result).inc(),
+        lambda rollout, message: cluster.emit_event(
+            rollout, "Warning", "NotificationFailed", message
+        ),
+        queue_size=settings.notification_queue_size,
+        burst=settings.notification_burst,
+        refill_seconds=settings.notification_refill_seconds,
     )
 
 
@@ -132,10 +182,14 @@ class Controller:
         self.api = api
         self.settings = settings
         self.telemetry = telemetry or Telemetry()
-        self.cluster = KubeCluster(api, timeout=settings.request_timeout)
+        self.cluster = KubeCluster(
+            api, timeout=(settings.connect_timeout, settings.request_timeout)
+        )
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.verdicts = verdicts if verdicts is not None else build_verdicts(api, settings)
+        self.gates = HttpGateProbe(lambda: clock().timestamp())
         self.clock = clock
+        self.notifier = build_notifier(api, settings, self.telemetry, self.cluster)
         self._locks: dict[Key, threading.Lock] = {}
         self._schedule: dict[Key, _Schedule] = {}
         self._readiness: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -150,6 +204,11 @@ class Controller:
             settings.min_requeue_seconds, settings.router_retry_max_seconds
         )
         """Rollouts whose reconcile fails on something in them (see ``rollouts.rejection``)."""
+        self.error_backoff = RetryBackoff(
+            settings.min_requeue_seconds,
+            max(settings.min_requeue_seconds, ERROR_RETRY_MAX_SECONDS),
+        )
+        """Rollouts whose reconcile failed on the API (or a bug): retried ever later, alone."""
 
     # ------------------------------------------------------------------------ plumbing
     def _lock(self, key: Key) -> threading.Lock:
@@ -177,6 +236,8 @@ class Controller:
             cluster=self.cluster,
             router=build_router(rollout, self.api, self.settings),
             verdicts=self.verdicts,
+            gates=self.gates,
+            notifier=self.notifier,
         )
 
     def _clear_request(self, namespace: str, name: str, raw: str) -> None:
@@ -295,13 +356,31 @@ class Controller:
             log.warning("rollout %s/%s is invalid: %s", *key, problems)
 
     def run(self, namespace: str, name: str) -> None:
-        """Reconcile, never raise: a failure is logged and the timer retries soon."""
+        """Reconcile, never raise: a failure is logged (one line for what the network does, a
+        traceback only for a bug) and the timer retries the Rollout after a growing delay, so a
+        Rollout failing over and over costs the workers little and its neighbours nothing."""
+        key = (namespace, name)
         try:
             self.sync(namespace, name)
-        except Exception:
+        except Exception as e:
             self.telemetry.reconcile_errors.inc()
-            log.exception("reconcile of %s/%s failed; retrying", namespace, name)
-            self._next((namespace, name), self.settings.min_requeue_seconds, None)
+            delay = self.error_backoff.next_delay(key, True)
+            assert delay is not None
+            if isinstance(e, EXPECTED_ERRORS):
+                log.warning(
+                    "reconcile of %s/%s failed: %s; retrying in %.1fs",
+                    namespace,
+                    name,
+                    _api_error(e),
+                    delay,
+                )
+            else:
+                log.exception(
+                    "reconcile of %s/%s failed; retrying in %.1fs", namespace, name, delay
+                )
+            self._next(key, None, None, delay)
+        else:
+            self.error_backoff.next_delay(key, False)
 
     def request_event(self, namespace: str, name: str, raw: str | None) -> None:
         """A watch event shows the request annotation ``raw``: reconcile now, once per value.
@@ -394,11 +473,22 @@ class Controller:
         self.telemetry.forget(*key)
         self.router_backoff.forget(key)
         self.bad_backoff.forget(key)
+        self.error_backoff.forget(key)
         with self._guard:
             self._schedule.pop(key, None)
             self._locks.pop(key, None)
             self._invalid_logged.pop(key, None)
             self._requests_seen.pop(key, None)
+
+
+def _api_error(e: BaseException) -> str:
+    """An API failure in a few words (the status and reason, or the transport's error)."""
+    if isinstance(e, kubernetes.client.ApiException):
+        return f"{e.status} {e.reason}"
+    reason = getattr(e, "reason", None)
+    if isinstance(reason, BaseException):
+        return f"{type(e).__name__}: {reason}"
+    return f"{type(e).__name__}: {e}"[:200]
 
 
 # ------------------------------------------------------------------------------------- kopf
@@ -412,16 +502,17 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
         prefix="sluice.dev", key="last-handled-configuration"
     )
     p.finalizer = FINALIZER
-    kopf_settings.peering.name = settings.peering_name
+    kopf_settings.peering.name = settings.peering
     kopf_settings.peering.priority = settings.priority
     kopf_settings.peering.standalone = settings.standalone
     kopf_settings.peering.clusterwide = settings.clusterwide
     kopf_settings.watching.server_timeout = settings.watch_server_timeout
     kopf_settings.watching.client_timeout = settings.watch_client_timeout
-    kopf_settings.watching.connect_timeout = 10
+    kopf_settings.watching.connect_timeout = settings.connect_timeout
     kopf_settings.networking.request_timeout = settings.request_timeout
+    kopf_settings.networking.connect_timeout = settings.connect_timeout
     kopf_settings.posting.level = logging.WARNING
-    kopf_settings.execution.max_workers = 20
+    kopf_settings.execution.max_workers = settings.workers
     # a Rollout deleted while its timer is mid-reconcile waits for the timer to exit before the
     # finalizer goes; kopf re-checks only every 60 s by default, which held deletions (and the
     # restored stable routing's confirmation) for a minute
@@ -434,6 +525,17 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     """A fresh registry with Sluice's handlers (fresh, so tests can run and restart operators)."""
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
+    # with --shard, every handler sees only this shard's Rollouts (and their slot Deployments);
+    # kopf then neither adds finalizers to nor stores its state on another shard's objects
+    mine: Any = None
+    slot_of_mine: Any = None
+    if settings.shard is not None:
+
+        def mine(namespace: str | None, name: str | None, **_: Any) -> bool:
+            return settings.owns(namespace, name)
+
+        def slot_of_mine(namespace: str | None, labels: Any, **_: Any) -> bool:
+            return settings.owns(namespace, (labels or {}).get(LABEL_ROLLOUT))
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -449,17 +551,19 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         with controller._guard:
             return len(controller._schedule)
 
-    @kopf.on.resume(*resource, registry=registry)
-    @kopf.on.create(*resource, registry=registry)
-    @kopf.on.update(*resource, registry=registry)
+    @kopf.on.resume(*resource, when=mine, registry=registry)
+    @kopf.on.create(*resource, when=mine, registry=registry)
+    @kopf.on.update(*resource, when=mine, registry=registry)
     def changed(**kwargs: Any) -> None:
         controller.run(kwargs["namespace"], kwargs["name"])
 
-    @kopf.timer(*resource, id=TIMER_ID, interval=settings.tick_seconds, registry=registry)
+    @kopf.timer(
+        *resource, id=TIMER_ID, interval=settings.tick_seconds, when=mine, registry=registry
+    )
     def timer(**kwargs: Any) -> None:
         controller.on_timer(kwargs["namespace"], kwargs["name"])
 
-    @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, registry=registry)
+    @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, when=mine, registry=registry)
     def request_arrived(**kwargs: Any) -> None:
         if kwargs.get("type") == "DELETED":
             return
@@ -468,7 +572,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
             kwargs["namespace"], kwargs["name"], annotations.get(request_annotation.ANNOTATION)
         )
 
-    @kopf.on.delete(*resource, registry=registry)
+    @kopf.on.delete(*resource, when=mine, registry=registry)
     def deleted(**kwargs: Any) -> None:
         namespace, name, body = kwargs["namespace"], kwargs["name"], kwargs["body"]
         try:
@@ -482,6 +586,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         "deployments",
         id=DEPLOYMENT_HANDLER_ID,
         labels={LABEL_ROLLOUT: kopf.PRESENT},
+        when=slot_of_mine,
         registry=registry,
     )
     def deployment(body: kopf.Body, **_: Any) -> None:
@@ -535,28 +640,39 @@ async def run(
     ready_flag: asyncio.Event | None = None,
 ) -> None:
     """Run the operator until cancelled (or ``stop_flag`` is set)."""
-    api = api or default_api_client()
+    api = bound_api_client(
+        api or default_api_client(),
+        pool_size=settings.workers + 4,  # the workers, plus startup and peering calls
+        timeout=(settings.connect_timeout, settings.request_timeout),
+    )
+    restart_watches_on_errors()
     telemetry = telemetry or Telemetry()
     if settings.metrics_port is not None:
         telemetry.serve(settings.metrics_port)
     # kopf waits paused until its peering object exists; the manifests ship only its CRD (see
     # rollouts/peering.py for why), so create it before kopf starts (False: stopped meanwhile)
     peered = not settings.standalone and settings.clusterwide
-    if peered and not await ensure_cluster_peering(api, settings.peering_name, stop_flag=stop_flag):
+    if peered and not await ensure_cluster_peering(api, settings.peering, stop_flag=stop_flag):
+        api.close()  # type: ignore[no-untyped-call]
         return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
     namespaces: Collection[str] = settings.namespaces
-    await kopf.operator(
-        registry=registry,
-        clusterwide=settings.clusterwide,
-        namespaces=namespaces,
-        standalone=settings.standalone,
-        priority=settings.priority,
-        # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
-        peering_name=None if settings.standalone else settings.peering_name,
-        liveness_endpoint=settings.liveness_endpoint(),
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        memo=kopf.Memo(controller=controller),
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=settings.clusterwide,
+            namespaces=namespaces,
+            standalone=settings.standalone,
+            priority=settings.priority,
+            # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
+            peering_name=None if settings.standalone else settings.peering,
+            liveness_endpoint=settings.liveness_endpoint(),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=kopf.Memo(controller=controller),
+        )
+    finally:
+        # queued notifications go with the process (at most once: docs/notifications.md)
+        controller.notifier.stop(timeout=0)
+        api.close()  # type: ignore[no-untyped-call]  # its own client, not the caller's

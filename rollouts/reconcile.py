@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rollouts.api.rollout import Rollout, RolloutStatus
 from rollouts.cluster.port import Cluster
@@ -39,8 +39,12 @@ from rollouts.engine import (
     decide,
 )
 from rollouts.engine.context import services_of
+from rollouts.engine.gates import current_gate
+from rollouts.notifications.port import Notifier
+from rollouts.notifications.transitions import Notice, announce
 from rollouts.routing.errors import RoutingError, read_router
 from rollouts.routing.port import TrafficRouter
+from rollouts.verdicts.gates import GateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.workload_ref import observation
 
@@ -50,6 +54,10 @@ class Ports:
     cluster: Cluster
     router: TrafficRouter | None
     verdicts: VerdictSource
+    gates: GateProbe | None = None
+    """Asks the current gate's URL (None: gates stay closed until promoted)."""
+    notifier: Notifier | None = None
+    """Where transitions are announced (None: nowhere, and status records none)."""
 
 
 def tick(rollout: Rollout, ports: Ports) -> None:
@@ -61,6 +69,7 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
     """What the engine decides from, read through the ports; writes nothing."""
     routed = rollout.canary is not None and rollout.canary.traffic_routing is not None
     routing = read_router(ports.router if routed else None)
+    gate = current_gate(rollout)
     return Observed(
         slots=ports.cluster.read_slots(rollout),
         services=ports.cluster.read_service_slots(rollout, services_of(rollout)),
@@ -72,23 +81,33 @@ def observe(rollout: Rollout, ports: Ports, request: Request | None = None) -> O
         workload=(
             observation(ports.cluster.read_workload(rollout)) if rollout.spec.workload_ref else None
         ),
+        gate=ports.gates.observe(rollout, gate) if gate is not None and ports.gates else None,
     )
 
 
-def apply(rollout: Rollout, plan: Plan, ports: Ports) -> None:
+def apply(rollout: Rollout, plan: Plan, ports: Ports, now: datetime | None = None) -> Plan:
     """Apply actions in the order planned (weights before scale-downs), write status once, then
-    post the plan's Events.
+    post the plan's Events and hand its notifications to the notifier; returns the plan as
+    written (its status records the notifications).
 
     Events go last because each reports a status transition: posted before the status is
     written, a failure or crash in between would have the next reconcile decide the same
     transition from the old status and post its Event again (a second RolloutAborted). Once the
-    status is written a reconcile starts from it and does not re-decide the transition."""
+    status is written a reconcile starts from it and does not re-decide the transition.
+    Notifications follow the same rule, and are recorded in that same status write."""
     events = [a for a in plan.actions if isinstance(a, EmitEvent)]
     apply_actions(
         rollout, [a for a in plan.actions if not isinstance(a, EmitEvent)], ports, plan.status
     )
+    notices: list[Notice] = []
+    if ports.notifier is not None and now is not None:
+        status, notices = announce(rollout, plan.status, now)
+        plan = replace(plan, status=status)
     write_status(rollout, plan, ports)
     apply_actions(rollout, events, ports, plan.status)
+    if notices and ports.notifier is not None:
+        ports.notifier.submit(rollout, notices)
+    return plan
 
 
 def write_status(rollout: Rollout, plan: Plan, ports: Ports) -> None:
@@ -117,6 +136,11 @@ def apply_actions(
             case SetWeight(canary):
                 if ports.router is not None:
                     ports.router.set_weight(canary)
+                before = rollout.status.weight_changed_at if rollout.status else None
+                if status is not None and status.weight_changed_at != before:
+                    # the engine marked the change at the cycle's start; traffic moved only now,
+                    # after this cycle's analysis tick: analysis windows are cut here
+                    status.weight_changed_at = datetime.fromtimestamp(ports.verdicts.clock(), UTC)
             case RemoveManagedRoutes():
                 if ports.router is not None:
                     ports.router.remove_managed_routes()
@@ -143,10 +167,9 @@ def cycle(rollout: Rollout, ports: Ports, now: datetime, request: Request | None
     observed = observe(rollout, ports, request)
     plan = decide(rollout, observed, now)
     try:
-        apply(rollout, plan, ports)
+        return apply(rollout, plan, ports, now)
     except RoutingError as e:
         # the router broke between the read and the write: the engine decides again knowing it
         # (it holds and reports); the status of the plan that failed is never written
         plan = decide(rollout, replace(observed, routing_error=str(e)), now)
-        apply(rollout, plan, ports)
-    return plan
+        return apply(rollout, plan, ports, now)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from rollouts.sharding import Shard, ShardError
+
 LogFormat = Literal["json", "text"]
 
 
@@ -49,10 +51,32 @@ class Settings:
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
     request_timeout: float = 30.0
+    """Read timeout of each Kubernetes API call (Sluice's and kopf's): the longest one call may
+    hold a worker thread."""
+    connect_timeout: float = 5.0
+    """Connect timeout of every call: Kubernetes, routers and Prometheus."""
+    router_timeout: float = 10.0
+    """Read timeout of each traffic router call (a router object that hangs delays only its
+    Rollout, by at most this per attempt)."""
+    prometheus_timeout: float = 30.0
+    """Upper bound on a Prometheus query's read timeout (a template's ``timeout`` above it is cut
+    to it), so no analysis holds a worker longer."""
+    workers: int = 20
+    """kopf's worker threads (``execution.max_workers``); the API connection pool matches it."""
+    shard: Shard | None = None
+    """Serve only this shard of the Rollouts (``rollouts.sharding``); None: all of them."""
     analysis_run_history: int = 5
     """Per Rollout, how many finished AnalysisRuns of older revisions (or attempts) to keep, of
     the successful and of the unsuccessful ones each (Argo Rollouts' default is also 5): without
     a bound, a Rollout with many revisions accumulates runs until it is deleted."""
+    notification_queue_size: int = 1000
+    """Notices waiting for the sender threads; when full the oldest is dropped (and counted)."""
+    notification_timeout_seconds: float = 10.0
+    """Cap on connecting to, and on waiting for, one receiver."""
+    notification_burst: int = 10
+    notification_refill_seconds: float = 6.0
+    """Rate limit per receiver: ``notification_burst`` messages at once, then one per
+    ``notification_refill_seconds``; messages over it are skipped and counted."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,9 +116,22 @@ class Settings:
             "max_requeue_seconds",
             "idle_seconds",
             "router_retry_max_seconds",
+            "notification_queue_size",
+            "notification_timeout_seconds",
+            "notification_burst",
+            "notification_refill_seconds",
+            "request_timeout",
+            "connect_timeout",
+            "router_timeout",
+            "prometheus_timeout",
         ):
-            if not getattr(self, name) > 0:
-                raise SettingsError(f"{name}={getattr(self, name)!r}: must be > 0")
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+                where = f" ({_flag(name)})" if name in _SOURCES else ""
+                raise SettingsError(f"{name}={value!r}{where}: must be a number > 0")
+        workers = self.workers
+        if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+            raise SettingsError(f"{_flag('workers')}={workers!r}: expected an integer >= 1")
         if self.min_requeue_seconds > self.max_requeue_seconds:
             raise SettingsError(
                 f"min_requeue_seconds={self.min_requeue_seconds} exceeds "
@@ -120,6 +157,17 @@ class Settings:
     def clusterwide(self) -> bool:
         return not self.namespaces
 
+    @property
+    def peering(self) -> str:
+        """The kopf peering this replica joins: one per shard (``rollouts.sharding``)."""
+        return (
+            self.peering_name if self.shard is None else self.shard.peering_name(self.peering_name)
+        )
+
+    def owns(self, namespace: str | None, name: str | None) -> bool:
+        """Whether the Rollout ``namespace/name`` is this replica's to serve."""
+        return self.shard is None or self.shard.owns(namespace, name)
+
     def liveness_endpoint(self) -> str | None:
         return (
             None if self.liveness_port is None else f"http://0.0.0.0:{self.liveness_port}/healthz"
@@ -130,6 +178,8 @@ class Settings:
         given = {k: v for k, v in flags.items() if v is not None}
         if "namespaces" in given:
             given["namespaces"] = tuple(given["namespaces"])
+        if isinstance(given.get("shard"), str):
+            given["shard"] = _shard("--shard", given["shard"])
         return replace(self, **given)
 
 
@@ -141,6 +191,27 @@ _SOURCES = {
     "istio_version": "SLUICE_ISTIO_VERSION",
     "smi_version": "SLUICE_SMI_VERSION",
     "analysis_run_history": "--analysis-run-history/SLUICE_ANALYSIS_RUN_HISTORY",
+    "tick_seconds": "--tick-seconds/SLUICE_TICK_SECONDS",
+    "min_requeue_seconds": "--min-requeue-seconds/SLUICE_MIN_REQUEUE_SECONDS",
+    "max_requeue_seconds": "--max-requeue-seconds/SLUICE_MAX_REQUEUE_SECONDS",
+    "idle_seconds": "--idle-seconds/SLUICE_IDLE_SECONDS",
+    "request_timeout": "--kube-timeout/SLUICE_KUBE_TIMEOUT",
+    "connect_timeout": "--connect-timeout/SLUICE_CONNECT_TIMEOUT",
+    "router_timeout": "--router-timeout/SLUICE_ROUTER_TIMEOUT",
+    "prometheus_timeout": "--prometheus-timeout/SLUICE_PROMETHEUS_TIMEOUT",
+    "workers": "--workers/SLUICE_WORKERS",
+}
+
+# The environment variable of each numeric setting ``from_env`` reads (flags in ``_SOURCES``).
+_FLOAT_ENV = {
+    "tick_seconds": "SLUICE_TICK_SECONDS",
+    "min_requeue_seconds": "SLUICE_MIN_REQUEUE_SECONDS",
+    "max_requeue_seconds": "SLUICE_MAX_REQUEUE_SECONDS",
+    "idle_seconds": "SLUICE_IDLE_SECONDS",
+    "request_timeout": "SLUICE_KUBE_TIMEOUT",
+    "connect_timeout": "SLUICE_CONNECT_TIMEOUT",
+    "router_timeout": "SLUICE_ROUTER_TIMEOUT",
+    "prometheus_timeout": "SLUICE_PROMETHEUS_TIMEOUT",
 }
 
 
@@ -180,6 +251,25 @@ def _history(env: Mapping[str, str], key: str, default: int) -> int:
         raise SettingsError(f"{key}={value!r}: expected an integer >= 0") from None
 
 
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    value = env.get(key)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{key}={value!r}: expected a number of seconds") from None
+
+
+def _shard(source: str, value: str | None) -> Shard | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return Shard.parse(value)
+    except ShardError as e:
+        raise SettingsError(f"{source}={value!r}: {e}") from None
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     base = Settings()
@@ -187,6 +277,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     log_format = env.get("SLUICE_LOG_FORMAT", base.log_format)
     if log_format not in ("json", "text"):
         raise SettingsError(f"SLUICE_LOG_FORMAT={log_format!r}: expected json or text")
+    floats: dict[str, Any] = {n: _float(env, k, getattr(base, n)) for n, k in _FLOAT_ENV.items()}
     return Settings(
         namespaces=namespaces,
         metrics_port=_int(env, "SLUICE_METRICS_PORT", base.metrics_port),
@@ -200,4 +291,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         analysis_run_history=_history(
             env, "SLUICE_ANALYSIS_RUN_HISTORY", base.analysis_run_history
         ),
+        workers=_history(env, "SLUICE_WORKERS", base.workers),  # checked >= 1 by Settings
+        shard=_shard("SLUICE_SHARD", env.get("SLUICE_SHARD")),
+        **floats,
     )

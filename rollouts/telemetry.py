@@ -28,6 +28,7 @@ def router_of(rollout: Rollout) -> str:
 
 VERDICT_RESULTS = ("Successful", "Failed", "Inconclusive", "Error")
 """The run phases that are verdicts (a Stopped run was ended by Sluice, not judged)."""
+NOTIFICATION_RESULTS = ("sent", "failed", "dropped", "rate_limited")
 
 
 class Telemetry:
@@ -71,6 +72,15 @@ class Telemetry:
         # verdict of each kind (a series born at 1 has no increase to show)
         for result in VERDICT_RESULTS:
             self.analysis_verdicts.labels(result.lower())
+        self.notifications = Counter(
+            "sluice_notifications",
+            "Notifications by result: sent or failed (per receiver), rate_limited (per receiver "
+            "over its limit), dropped (per notice, when the queue was full).",
+            ["result"],
+            registry=r,
+        )
+        for result in NOTIFICATION_RESULTS:
+            self.notifications.labels(result)
         self._info: dict[tuple[str, str], tuple[str, ...]] = {}
         self._transitions: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()

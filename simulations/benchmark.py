@@ -3,6 +3,8 @@
 Run ``python -m simulations.benchmark [--quick] [--runs N] [--out DIR]``. Writes
 ``benchmark.md`` (and ``benchmark.json`` with every figure) to ``--out`` and, when matplotlib is
 installed, PNG plots. Each condition is independent, so conditions run in parallel processes.
+The real-fleet families of issue 12 (pods, mesh imprecision, counter resets, windows over weight
+changes, latency medians, low traffic) are a separate command, ``python -m simulations.families``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from simulations.judges.thresholds import ArgoStyle, FlaggerStyle
 from simulations.metrics import (
     RunOutcomes,
     abort_times,
+    cpu_seconds,
     harm_before,
     time_quantile,
     wilson_interval,
@@ -209,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in plot_all(rows, args.out, name):
             print(f"wrote {path}", file=sys.stderr)
     print(f"wrote {args.out / (name + '.md')} in {runtime:.0f} s", file=sys.stderr)
+    print(f"CPU time {cpu_seconds():.1f} s (this process and its workers, user + system)")
     return 0
 
 

@@ -8,6 +8,7 @@ and so it can be tested on inputs whose answers are known.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,11 +23,14 @@ IntArray = NDArray[np.int64]
 @dataclass(frozen=True)
 class RunOutcomes:
     """Per run: when the judge aborted or promoted (seconds from rollout start, inf if never),
-    and the excess bad requests the canary served before the abort (or before the end)."""
+    and the excess bad requests the canary served before the abort (or before the end).
+    ``pause_s``: when the rollout was first paused for a person (inconclusive), for judges that
+    can pause (None: the judge never pauses)."""
 
     abort_s: FloatArray
     promote_s: FloatArray
     harm: FloatArray
+    pause_s: FloatArray | None = None
 
     @property
     def runs(self) -> int:
@@ -117,3 +121,10 @@ def calibrate_grid(
         if rate <= target:
             return (c, rate)
     return (candidates[-1], rate)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (a worker pool once shut down), user +
+    system: what a run costs, whatever the machine's load did to its wall clock."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system

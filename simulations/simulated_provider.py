@@ -181,6 +181,10 @@ class SimulatedProvider:
 
     ``weight`` returns the canary's share of traffic in percent (the Rollout's current weight);
     ``origin`` is the time (same clock as ``start``/``end``) at which the simulated traffic begins.
+    ``pods`` (canary pods, baseline pods) makes counts queries with a ``pod_label`` come back per
+    pod, as ``sum by (pod)`` does: each window's counts of an arm are split over its pods, requests
+    evenly, errors in proportion to requests times a pod effect ``exp(u)``, ``u ~ N(0,
+    pod_spread²)`` drawn once per pod. The arms' totals stay the scenario's.
     """
 
     def __init__(
@@ -189,7 +193,16 @@ class SimulatedProvider:
         weight: Callable[[], float],
         *,
         origin: float = 0.0,
+        pods: tuple[int, int] | None = None,
+        pod_spread: float = 0.0,
     ) -> None:
+        if pods is not None and min(pods) < 1:
+            raise ValueError(f"pods must be at least one per arm, got {pods}")
+        self.pods = pods
+        self._pod_rng = np.random.default_rng(scenario.seed + 1)
+        self._pod_effect = np.exp(
+            self._pod_rng.normal(0.0, pod_spread, 0 if pods is None else sum(pods))
+        )
         self.scenario = scenario
         self.model = scenario.model
         self.weight = weight
@@ -238,13 +251,28 @@ class SimulatedProvider:
         if requests <= 0:
             raise NoData(f"no {arm} requests between {_clock(start)} and {_clock(end)}")
         if kind == "counts":
-            return Counts(events=sum(t.errors[i] for t in valid), total=requests)
+            events = sum(t.errors[i] for t in valid)
+            if queries.pod_label and self.pods is not None:
+                return self._per_pod(i, events, requests)
+            return Counts(events=events, total=requests)
         if kind == "histogram":
             total = np.sum([t.buckets[i] for t in valid], axis=0)
             return Buckets(self.bounds, tuple(float(x) for x in total))
         if kind in ("gauge", "value"):
             return Value(float(np.mean([t.saturation[i] for t in valid])))
         raise ProviderError(f"unknown metric kind {kind!r}")
+
+    def _per_pod(self, arm: int, events: float, requests: float) -> Counts:
+        assert self.pods is not None
+        n = self.pods[arm]
+        effect = self._pod_effect[: self.pods[0]] if arm == 0 else self._pod_effect[self.pods[0] :]
+        req = self._pod_rng.multinomial(round(requests), np.full(n, 1.0 / n)).astype(float)
+        weights = req * effect
+        share = weights / weights.sum() if weights.sum() > 0 else np.full(n, 1.0 / n)
+        err = self._pod_rng.multinomial(round(events), share).astype(float)
+        prefix = "canary" if arm == 0 else "stable"
+        rows = tuple((f"{prefix}-{j}", float(err[j]), float(req[j])) for j in range(n))
+        return Counts(float(err.sum()), float(req.sum()), rows)
 
     def _absolute(self, queries: Queries, ticks: list[_Tick]) -> Value:
         query = queries.value or ""

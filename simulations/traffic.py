@@ -91,6 +91,22 @@ class Nuisances:
     - ``counter_reset_prob``: per interval and arm, the arm's pod restarts and its counters start
       again from zero; the increments are then recovered with :func:`increase`, as Prometheus
       does, including its blind spot (a reset whose new value is not below the old one).
+
+    Nuisances of the benchmark families (:mod:`simulations.families`):
+
+    - ``pod_log_sd``: every pod of both arms has its own error rate, the arm's rate times
+      ``exp(σz − σ²/2)`` with ``z`` standard normal per pod and run (mean 1 over pods), so
+      "canary pods behave like baseline pods" while a canary of few pods realises a ratio far
+      from 1. Requires ``TrafficModel.canary_pods``/``baseline_pods`` for the pod counts.
+    - ``routing_bias``: the mesh routes ``weight × (1 + routing_bias)`` to the canary while the
+      judge is told ``weight`` (``-0.2`` is "4% routed while 5% was asked").
+    - ``canary_restart_prob``: per interval and canary pod, the pod restarts at a uniformly drawn
+      moment of the interval; the requests it served in that interval before the restart (and
+      their errors and latencies) were never scraped, so ``increase()`` drops them, as it does in
+      Prometheus when the scrape before the restart came at the interval's start.
+    - ``incident_start_s``: the shared incident starts then in every run (with
+      ``incident_prob``), for constructed cases such as an incident that begins at a weight
+      change.
     """
 
     diurnal_amplitude: float = 0.0
@@ -106,11 +122,30 @@ class Nuisances:
     cold_latency_amp: float = 1.0
     scrape_gap_prob: float = 0.0
     counter_reset_prob: float = 0.0
+    pod_log_sd: float = 0.0
+    routing_bias: float = 0.0
+    canary_restart_prob: float = 0.0
+    incident_start_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.pod_log_sd >= 0:
+            raise ValueError(f"pod_log_sd must be >= 0, got {self.pod_log_sd}")
+        if not self.routing_bias > -1.0:
+            raise ValueError(f"routing_bias must be > -1, got {self.routing_bias}")
+        if not 0.0 <= self.canary_restart_prob <= 1.0:
+            raise ValueError(
+                f"canary_restart_prob must be in [0, 1], got {self.canary_restart_prob}"
+            )
 
 
 @dataclass(frozen=True)
 class TrafficModel:
-    """One scenario's service: traffic, error rate, latency shape, effect and nuisances."""
+    """One scenario's service: traffic, error rate, latency shape, effect and nuisances.
+
+    ``canary_pods``/``baseline_pods`` split each arm's traffic equally over its pods (each pod's
+    requests are Poisson), and every interval reports per-pod request and error counts as well as
+    the arm's totals (:class:`Arm`).
+    """
 
     total_rps: float
     base_error_rate: float = 0.01
@@ -122,10 +157,17 @@ class TrafficModel:
     slo_s: float = 0.5
     saturation_level: float = 0.02
     saturation_noise: float = 0.05
+    canary_pods: int = 1
+    baseline_pods: int = 1
 
     def __post_init__(self) -> None:
         if self.slo_s not in self.bounds:
             raise ValueError("the SLO edge must be one of the bucket bounds")
+        if self.canary_pods < 1 or self.baseline_pods < 1:
+            raise ValueError(
+                f"canary_pods and baseline_pods must be >= 1, got {self.canary_pods} and "
+                f"{self.baseline_pods}"
+            )
 
 
 @dataclass(frozen=True)
@@ -133,13 +175,18 @@ class Arm:
     """One arm's observations for one interval (or a stack of them): NaN where not scraped.
 
     ``buckets`` are increments of cumulative ``le`` counters, last axis ``len(bounds) + 1`` with
-    ``+Inf`` last (so ``buckets[..., -1] == requests``).
+    ``+Inf`` last (so ``buckets[..., -1] == requests``). ``pod_requests``/``pod_errors`` are the
+    same counts per pod (last axis: the arm's pods), what ``sum by (pod)`` returns; ``requests``
+    and ``errors`` are their sums, except that the nuisance ``counter_reset_prob`` is applied to
+    the arm's totals only.
     """
 
     requests: FloatArray
     errors: FloatArray
     buckets: FloatArray
     saturation: FloatArray
+    pod_requests: FloatArray
+    pod_errors: FloatArray
 
 
 @dataclass(frozen=True)
@@ -226,6 +273,11 @@ class Simulator:
         else:
             self._on = np.ones(runs, dtype=bool)
         self._sat_state = np.zeros((2, runs))
+        # Drawn after everything above so that models without pod spread keep their streams.
+        self._pod_mult_c = self._pod_multipliers(model.canary_pods)
+        self._pod_mult_b = self._pod_multipliers(model.baseline_pods)
+        if nz.incident_start_s is not None:
+            self._incident_start = np.where(has_incident, nz.incident_start_s, np.inf)
         self._raw: dict[str, FloatArray] | None = None
         if nz.counter_reset_prob > 0:
             k = len(model.bounds) + 1
@@ -237,6 +289,13 @@ class Simulator:
                 "b_err": np.zeros(runs),
                 "b_bkt": np.zeros((runs, k)),
             }
+
+    def _pod_multipliers(self, pods: int) -> FloatArray:
+        """Each pod's error-rate factor, ``(runs, pods)``, mean 1 over the pod population."""
+        sd = self.model.nuisances.pod_log_sd
+        if sd == 0:
+            return np.ones((self.runs, pods))
+        return np.exp(self.rng.normal(0.0, sd, (self.runs, pods)) - sd * sd / 2)
 
     def _effect_on(self, t_start: float) -> BoolArray:
         ef = self.model.effect
@@ -266,15 +325,29 @@ class Simulator:
         cold = np.exp(-mid / (nz.cold_start_s / 3.0)) if nz.cold_start_s > 0 else 0.0
 
         lam = m.total_rps * m.tick_s * drift
-        n_c = rng.poisson(lam * w).astype(float)
-        n_b = rng.poisson(lam * (1.0 - w)).astype(float)
+        routed = np.minimum(w * (1.0 + nz.routing_bias), 1.0)
+        kc, kb = m.canary_pods, m.baseline_pods
+        # Per pod (last axis); with one pod per arm these are the draws of the per-arm model.
+        pn_c = rng.poisson((lam * routed / kc)[:, None] * np.ones(kc)).astype(float)
+        pn_b = rng.poisson((lam * (1.0 - routed) / kb)[:, None] * np.ones(kb)).astype(float)
 
-        p_b = m.base_error_rate * drift * np.where(incident, nz.incident_error_mult, 1.0)
-        p_b = np.minimum(p_b, MAX_ERROR_RATE)
-        p_c = p_b * self._pod_err * (1.0 + nz.cold_error_amp * cold)
-        p_c = np.minimum(np.where(on, p_c * ef.error_ratio, p_c), MAX_ERROR_RATE)
-        e_c = rng.binomial(n_c.astype(np.int64), p_c).astype(float)
-        e_b = rng.binomial(n_b.astype(np.int64), p_b).astype(float)
+        p_arm_b = m.base_error_rate * drift * np.where(incident, nz.incident_error_mult, 1.0)
+        p_arm_b = np.minimum(p_arm_b, MAX_ERROR_RATE)
+        p_arm_c = p_arm_b * self._pod_err * (1.0 + nz.cold_error_amp * cold)
+        p_arm_c = np.where(on, p_arm_c * ef.error_ratio, p_arm_c)
+        pp_b = np.minimum(p_arm_b[:, None] * self._pod_mult_b, MAX_ERROR_RATE)
+        pp_c = np.minimum(p_arm_c[:, None] * self._pod_mult_c, MAX_ERROR_RATE)
+        if nz.canary_restart_prob > 0:
+            served_pn_c = pn_c
+            pn_c, pe_c = self._restarts(pn_c, pp_c)
+        else:
+            pe_c = rng.binomial(pn_c.astype(np.int64), pp_c).astype(float)
+        pe_b = rng.binomial(pn_b.astype(np.int64), pp_b).astype(float)
+        n_c, e_c = pn_c.sum(axis=1), pe_c.sum(axis=1)
+        n_b, e_b = pn_b.sum(axis=1), pe_b.sum(axis=1)
+        # Per-request rates of the arm as served (pods share traffic equally).
+        p_c = pp_c.mean(axis=1)
+        p_b = pp_b.mean(axis=1)
 
         lat_shared = np.where(incident, nz.incident_latency_scale, 1.0)
         scale_c = lat_shared * self._pod_lat * (1.0 + nz.cold_latency_amp * cold)
@@ -294,13 +367,13 @@ class Simulator:
         sat_c = sat_c * np.exp(self._sat_state[0])
         sat_b = sat_common * np.exp(self._sat_state[1])
 
-        served_c = n_c.copy()
+        served_c = served_pn_c.sum(axis=1) if nz.canary_restart_prob > 0 else n_c.copy()
         if self._raw is not None:
             n_c, e_c, h_c, n_b, e_b, h_b = self._through_counters(n_c, e_c, h_c, n_b, e_b, h_b)
 
         gap = rng.random(self.runs) < nz.scrape_gap_prob
-        canary = _arm(n_c, e_c, h_c, sat_c, gap)
-        baseline = _arm(n_b, e_b, h_b, sat_b, gap)
+        canary = _arm(n_c, e_c, h_c, sat_c, gap, pn_c, pe_c)
+        baseline = _arm(n_b, e_b, h_b, sat_b, gap, pn_b, pe_b)
         slow_k = self._slo_k + 1  # bins above the SLO edge start after bin index slo_k
         truth = Truth(
             canary_requests=served_c,
@@ -314,6 +387,20 @@ class Simulator:
         )
         self.t_end = t1
         return Tick(t1, w, canary, baseline, truth)
+
+    def _restarts(self, served: FloatArray, p: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Canary pods restarting mid-interval: what was served before the restart is not seen.
+
+        Returns the scraped requests and errors per pod. Requests before
+        and after a restart at fraction ``u`` of the interval are a Poisson split, so the seen
+        ones are ``Binomial(served, 1 - u)``, and each request errs independently.
+        """
+        rng = self.rng
+        restart = rng.random(served.shape) < self.model.nuisances.canary_restart_prob
+        lost_share = np.where(restart, rng.random(served.shape), 0.0)
+        seen = rng.binomial(served.astype(np.int64), 1.0 - lost_share).astype(float)
+        e_seen = rng.binomial(seen.astype(np.int64), p).astype(float)
+        return seen, e_seen
 
     def _through_counters(
         self, *incs: FloatArray
@@ -335,13 +422,23 @@ class Simulator:
         return out[0], out[1], out[2], out[3], out[4], out[5]
 
 
-def _arm(n: FloatArray, e: FloatArray, h: FloatArray, s: FloatArray, gap: BoolArray) -> Arm:
+def _arm(
+    n: FloatArray,
+    e: FloatArray,
+    h: FloatArray,
+    s: FloatArray,
+    gap: BoolArray,
+    pod_n: FloatArray,
+    pod_e: FloatArray,
+) -> Arm:
     nan = np.nan
     return Arm(
         requests=np.where(gap, nan, n),
         errors=np.where(gap, nan, e),
         buckets=np.where(gap[:, None], nan, h),
         saturation=np.where(gap, nan, s),
+        pod_requests=np.where(gap[:, None], nan, pod_n),
+        pod_errors=np.where(gap[:, None], nan, pod_e),
     )
 
 
@@ -360,6 +457,8 @@ def simulate(model: TrafficModel, schedule: WeightSchedule, runs: int, seed: int
             errors=np.stack([a.errors for a in arms], axis=1),
             buckets=np.stack([a.buckets for a in arms], axis=1),
             saturation=np.stack([a.saturation for a in arms], axis=1),
+            pod_requests=np.stack([a.pod_requests for a in arms], axis=1),
+            pod_errors=np.stack([a.pod_errors for a in arms], axis=1),
         )
 
     truths = [t.truth for t in ticks]

@@ -29,6 +29,7 @@ __all__ = [
     "Measured",
     "MetricProvider",
     "NoData",
+    "Pending",
     "ProviderError",
     "Queries",
     "Value",
@@ -49,6 +50,10 @@ class Counts:
 
     events: float
     total: float
+    per_pod: tuple[tuple[str, float, float], ...] | None = None
+    """``(pod, events, total)`` per pod, sorted by pod, when the queries returned one series per
+    pod (``sum by (pod)``) and the metric judges pods as the sampling unit; ``events`` and
+    ``total`` are then their sums."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class Value:
     """A single number (a gauge, a ratio, a plain query result) for thresholds or Mann-Whitney."""
 
     value: float
+    note: str = ""
+    """What the measurement's message should say besides the number (a Job's last log lines)."""
 
 
 Measured = Counts | Buckets | Value
@@ -82,6 +89,12 @@ class NoData(Exception):
     Surfaced as *insufficient evidence*, never as zero: zero errors out of zero requests is no
     evidence that a canary is healthy.
     """
+
+
+class Pending(Exception):
+    """The measurement of this window is under way (a Job still running): nothing is recorded,
+    and the same window is measured again at the next tick. Only checks that take longer than a
+    request (``provider.job``) raise it."""
 
 
 class ProviderError(Exception):
@@ -107,6 +120,9 @@ class Queries:
     total: str | None = None
     buckets: str | None = None
     value: str | None = None
+    pod_label: str | None = None
+    """Counts only: the queries may return one series per value of this label (``pod``) instead
+    of one series; set when the metric judges pods as the sampling unit."""
 
 
 class MetricProvider(Protocol):

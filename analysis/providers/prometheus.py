@@ -8,7 +8,8 @@ can add the counts up. Counter resets (a pod restart) are handled by ``increase(
 treats any decrease of a counter as a reset to zero; the provider adds nothing of its own there.
 
 Failures are sorted by whether trying again can help. Connection errors, timeouts and 5xx/429/408
-answers are retried a bounded number of times with a short doubling backoff (an analysis interval
+answers are retried a bounded number of times with a short jittered doubling backoff (the policy
+of every Sluice call, ``analysis.retry_policy``; an analysis interval
 is tens of seconds; a long retry would just shift the window), then surface as
 :class:`ProviderError`. A 4xx answer (bad PromQL, a query Prometheus cannot execute) is raised at
 once: the same query will fail the same way. The library's own urllib3 retries are switched off,
@@ -41,7 +42,14 @@ from analysis.providers.port import (
     Queries,
     Value,
 )
-from analysis.providers.shapes import to_buckets, to_counts, to_number
+from analysis.providers.shapes import (
+    to_buckets,
+    to_counts,
+    to_counts_by,
+    to_number,
+    to_numbers_by,
+)
+from analysis.retry_policy import RetryPolicy
 
 __all__ = ["PrometheusProvider", "promql_duration"]
 
@@ -96,6 +104,7 @@ class PrometheusProvider:
         basic_auth: tuple[str, str] | None = None,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
+        connect_timeout: float | None = None,
     ) -> None:
         if bearer_token is not None and basic_auth is not None:
             raise ValueError("give either bearer_token or basic_auth, not both")
@@ -108,6 +117,12 @@ class PrometheusProvider:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        # the policy every Sluice call follows (jittered doubling, bounded; analysis.retry_policy)
+        self._policy = RetryPolicy(attempts=retries + 1, first=backoff, cap=max(backoff, 5.0))
+        # (connect, read): an unreachable address fails fast, a slow query still gets ``timeout``
+        self._timeouts: float | tuple[float, float] = (
+            timeout if connect_timeout is None else (min(connect_timeout, timeout), timeout)
+        )
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
         session = requests.Session()
         if _is_loopback(self.address):
@@ -120,7 +135,7 @@ class PrometheusProvider:
             headers=headers,
             auth=auth,
             session=session,
-            timeout=timeout,
+            timeout=self._timeouts,
             retry=Retry(total=0, raise_on_status=False),
         )
 
@@ -146,8 +161,13 @@ class PrometheusProvider:
             total_q = self._need(queries.total, kind, arm, "total")
             # The total first: if the arm has no traffic series at all, that is the message to show.
             what_t = f"{arm} total query {total_q!r}"
-            total = to_number(self._query(total_q, window, end, what_t), what_t)
             what_e = f"{arm} events query {events_q!r}"
+            if queries.pod_label:
+                by = queries.pod_label
+                totals = to_numbers_by(self._query(total_q, window, end, what_t), by, what_t)
+                events_by = to_numbers_by(self._query(events_q, window, end, what_e), by, what_e)
+                return to_counts_by(events_by, totals, f"{arm} counts")
+            total = to_number(self._query(total_q, window, end, what_t), what_t)
             events = to_number(self._query(events_q, window, end, what_e), what_e)
             return to_counts(events, total, f"{arm} counts")
         if kind == "histogram":
@@ -189,7 +209,7 @@ class PrometheusProvider:
                 params={"query": rendered, **params},
                 headers=self._client.headers,
                 auth=self._client.auth,
-                timeout=self.timeout,
+                timeout=self._timeouts,
             )
             if response.status_code != 200:
                 raise PrometheusApiClientException(
@@ -228,7 +248,9 @@ class PrometheusProvider:
         last = ""
         for attempt in range(attempts):
             if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
+                wait = self._policy.delay(attempt)
+                assert wait is not None  # attempt < attempts
+                self._sleep(wait)
             try:
                 return call()
             except requests.Timeout:

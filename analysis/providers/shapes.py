@@ -168,6 +168,57 @@ def to_buckets(result: Any, what: str) -> Buckets:
     return Buckets(bounds=bounds, counts=tuple(counts))
 
 
+def to_numbers_by(result: Any, label: str, what: str) -> dict[str, float]:
+    """One number per value of ``label`` (per-pod series, ``sum by (pod)``).
+
+    One series without the label is the aggregate (returned under ``""``); several series must
+    each carry the label with distinct values, or the result is a :class:`ProviderError` (a sum
+    over the wrong grouping would judge the wrong thing). Empty → :class:`NoData`. A pod's ``NaN``
+    is left out (that pod had no traffic), all ``NaN`` is :class:`NoData`.
+    """
+    vector = _vector(result, what)
+    if vector is None or len(vector) <= 1:
+        if vector is not None and vector and label in vector[0].get("metric", {}):
+            name = str(vector[0]["metric"][label])
+            return {name: _finite(_float(vector[0]["value"][1], what), what)}
+        return {"": to_number(result, what)}
+    out: dict[str, float] = {}
+    for series in vector:
+        name = series.get("metric", {}).get(label)
+        if name is None or name in out:
+            raise ProviderError(
+                f"{what}: expected one series per {label!r}, got {_labels(series)}; "
+                f"aggregate with sum by ({label}) (...)"
+            )
+        value = _float(series["value"][1], what)
+        if math.isfinite(value):
+            out[str(name)] = value
+    if not out:
+        raise NoData(f"{what}: every per-{label} series is NaN")
+    return out
+
+
+def to_counts_by(events: dict[str, float], total: dict[str, float], what: str) -> Counts:
+    """Per-pod counts, checked pod by pod like :func:`to_counts`. A pod with requests but no
+    events series has no events (the error counter of a pod that never failed may not exist);
+    a pod with events but no requests is a :class:`ProviderError`."""
+    if set(total) == {""} or set(events) == {""}:
+        return to_counts(sum(events.values()), sum(total.values()), what)
+    stray = sorted(set(events) - set(total))
+    if stray:
+        raise ProviderError(f"{what}: events for pods without a total: {', '.join(stray[:5])}")
+    rows = []
+    for pod in sorted(total):
+        c = (
+            to_counts(events.get(pod, 0.0), total[pod], f"{what} (pod {pod})")
+            if total[pod]
+            else None
+        )
+        rows.append((pod, 0.0 if c is None else c.events, total[pod]))
+    agg = to_counts(sum(r[1] for r in rows), sum(r[2] for r in rows), what)
+    return Counts(agg.events, agg.total, tuple(rows))
+
+
 def to_counts(events: float, total: float, what: str) -> Counts:
     """Checked counts for one window: never negative, never more events than requests.
 

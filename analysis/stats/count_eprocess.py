@@ -253,6 +253,9 @@ class RateRatioEProcess:
         # Confidence-sequence prior: normals on log r centred on "canary equals baseline".
         self._log_v = scale_mixture(self._grid.log_r, widths, self.prior_scales)
 
+        # Warm-up intervals judged against a raised null (see update_warmup): their log-likelihood
+        # counts for the abort test only, never for the estimate, the interval or promotion.
+        self._warm_ll = np.zeros((self.batch, delta.size))
         self._log_e = np.zeros(self.batch)
         self._log_e_accept = np.zeros(self.batch)
         self._rejected = np.zeros(self.batch, dtype=bool)
@@ -300,9 +303,59 @@ class RateRatioEProcess:
         self._refresh()
         self._rejected |= self._log_e >= self.log_threshold
 
+    def update_warmup(
+        self,
+        canary_events: ArrayLike,
+        canary_total: ArrayLike,
+        baseline_events: ArrayLike,
+        baseline_total: ArrayLike,
+        null_factor: ArrayLike,
+    ) -> None:
+        """Fold in a warm-up interval for the abort test only, against ``H0: r <= r0·null_factor``.
+
+        Why: a cold canary (caches, JIT) has a raised rate for a while; discarding that time
+        costs every regression the whole warm-up. Judged against a null raised by at least the
+        cold start's factor, the interval is still a supermartingale factor (the binomial's
+        monotone likelihood ratio, as for r0), so Ville's bound keeps holding while a large
+        regression, well above the raised null, already counts. The grid then reads as
+        ``r0·null_factor·e^δ``, so the same prior over δ mixes it: ``log ρ`` takes
+        ``log null_factor``. Such intervals never enter the estimate, the confidence sequence or
+        the acceptance test (promotion)."""
+        xc = as_batch(canary_events, self.batch, "canary_events")
+        nc = as_batch(canary_total, self.batch, "canary_total")
+        xb = as_batch(baseline_events, self.batch, "baseline_events")
+        nb = as_batch(baseline_total, self.batch, "baseline_total")
+        factor = as_batch(null_factor, self.batch, "null_factor")
+        if not np.all(np.isfinite(factor) & (factor >= 1.0)):
+            raise ValueError("null_factor must be >= 1 (the null is only ever raised)")
+        with np.errstate(invalid="ignore"):
+            valid = (xc >= 0) & (xb >= 0) & (nc > 0) & (nb > 0)
+            valid &= (np.maximum(xc, xb) <= MAX_COUNT) & (np.maximum(nc, nb) <= MAX_COUNT)
+        xc = np.where(valid, xc, 0.0)
+        xb = np.where(valid, xb, 0.0)
+        log_rho = np.log(np.where(valid, nc, 1.0)) - np.log(np.where(valid, nb, 1.0))
+        warm = LogLikelihoodGrid(self._grid.log_r, self.batch)
+        warm.loglik = self._warm_ll
+        warm.add(xc, xc + xb, log_rho + np.log(factor))
+        self._warm_ll = warm.loglik
+        self._refresh()
+        self._rejected |= self._log_e >= self.log_threshold
+
     def _refresh(self) -> None:
         at_r0 = self._grid.loglik[:, self.grid_size]
         self._log_e = self._grid.log_mixture(self._log_w_alt, self._alt) - at_r0
+        warmed = self._warm_ll.any(axis=1)
+        if warmed.any():
+            # half on the e-process with the warm-up, half on the one without: a regression
+            # below the raised null loses evidence in the warm-up, and must not pay for it more
+            # than log 2 (an average of two e-processes is one)
+            ll = self._grid.loglik + self._warm_ll
+            cold = (
+                logsumexp(ll[:, self._alt] + self._log_w_alt[None, :], axis=1)
+                - ll[:, self.grid_size]
+            )
+            both = np.logaddexp(self._log_e, cold) - math.log(2.0)
+            self._log_e = np.where(warmed, both, self._log_e)
         at_anchor = self._grid.loglik[:, self._anchor]
         self._log_e_accept = self._grid.log_mixture(self._log_w_acc, self._below) - at_anchor
 
@@ -437,6 +490,9 @@ class RateRatioEProcess:
             "counts": [float(v) for v in self._counts[:, 0]],
             "intervals": float(self._intervals[0]),
             "rejected": bool(self._rejected[0]),
+            **(
+                {"warm_loglik": [float(v) for v in self._warm_ll[0]]} if self._warm_ll.any() else {}
+            ),
         }
 
     @classmethod
@@ -457,6 +513,12 @@ class RateRatioEProcess:
         proc._grid.loglik[0] = ll
         proc._counts[:, 0] = np.asarray(state["counts"], dtype=np.float64)
         proc._intervals[0] = float(state["intervals"])
+        warm = state.get("warm_loglik")
+        if warm is not None:
+            w = np.asarray(warm, dtype=np.float64)
+            if w.shape != ll.shape or not np.all(np.isfinite(w)):
+                raise ValueError("rate-ratio state has a warm-up log-likelihood of the wrong shape")
+            proc._warm_ll[0] = w
         proc._refresh()
         proc._rejected[0] = bool(state["rejected"])
         return proc

@@ -82,6 +82,9 @@ class EdgeEvidence(BaseModel):
 
     edge: float
     """The bucket bound (seconds): requests slower than this count as events."""
+    baseline_point: FiniteNumber = None
+    """Latency tolerance: the baseline's requests are counted above this point, the edge divided
+    by 1 + the tolerated increase (interpolated within its bucket); absent: at the edge."""
     log_e_value: FiniteNumber = None
     """Natural log of this edge's e-value."""
     upper: FiniteNumber = None
@@ -131,6 +134,27 @@ class EvidenceDetails(BaseModel):
     """Sample-ratio check: the canary's share of requests."""
     expected_share: FiniteNumber = None
     """Sample-ratio check: the share the weights asked for."""
+    loss_ratio: FiniteNumber = None
+    """Sample-ratio check: the canary pauses the rollout only when shown to receive less than this
+    fraction of the share the weights asked for (gross loss)."""
+    pod_spread: FiniteNumber = None
+    """Rate-ratio tests with pods as the sampling unit: the between-pod spread (sd of log event
+    rates) the tolerance was widened by; an upper confidence bound when estimated."""
+    pod_spread_estimate: FiniteNumber = None
+    """Rate-ratio tests: the point estimate of the spread from the baseline's pods (absent when
+    declared or not yet estimated)."""
+    pod_spread_estimated: bool | None = None
+    """Rate-ratio tests: True when the spread comes from the baseline's per-pod counts, False when
+    it is the declared (or default) one."""
+    canary_pods: FiniteNumber = None
+    """Rate-ratio tests: the (traffic-weighted) number of canary pods judged."""
+    baseline_pods: FiniteNumber = None
+    """Rate-ratio tests: the baseline pods the spread was estimated from."""
+    widened_tolerance: FiniteNumber = None
+    """Rate-ratio tests: the tolerance actually tested, widened by the pod spread."""
+    latency_increase: FiniteNumber = None
+    """Histogram tests: the tolerated relative latency increase (0.1 = 10%); absent when the
+    tolerance is a ratio of slow-request rates."""
     deciding_edge: FiniteNumber = None
     """Histogram tests: the latency edge (seconds) the verdict rests on."""
     edges: list[EdgeEvidence] = Field(default_factory=list)

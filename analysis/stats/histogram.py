@@ -8,6 +8,20 @@ weights (each edge's share of alpha, equal by default): a valid e-process for "n
 the tolerance" that rejects whenever the per-edge Bonferroni rule would, and sooner when a
 regression moves several edges at once.
 Edges are frozen from the baseline *before* the rollout, so choosing them cannot peek at the canary.
+
+Latency tolerance in latency units (``latency_increase`` = x, "latency may grow by x"): at each
+edge ``e`` the canary's requests slower than ``e`` are compared with the baseline's requests slower
+than ``e/(1+x)``, with ratio tolerance 1. The null at the edge is ``S_c(e) <= S_b(e/(1+x))``
+(``S`` the fraction slower than a point): the canary's quantile at that level is at most ``1+x``
+times the baseline's. A canary whose latency is the baseline's stretched by less than ``x``
+(``L_c = (1+d)·L_b``, ``d <= x``) satisfies it at every edge, whatever the distribution. The
+baseline's point ``e/(1+x)`` is usually inside a bucket: its count there is interpolated linearly
+(as Prometheus' ``histogram_quantile`` does). Where the latency density does not increase across
+that bucket (the bucket lies above the mode: checked when the edges are chosen) the CDF is concave
+there, so the straight line *over*-counts the baseline's slow requests: the test is conservative.
+Fractional counts keep validity too: with requests independent given the interval's request
+counts, the e-process factor has expectation ``<= 1`` for a baseline count of the form
+``A + w·B`` (``0 <= w <= 1``), since ``κ^w <= 1 + w(κ - 1)`` for ``κ < 1`` (docs/analysis.md).
 """
 
 from __future__ import annotations
@@ -78,17 +92,80 @@ def slo_edge_weights(
     return tuple(1.0 if e == slo_edge else float(quantile_weight) for e in edges)
 
 
+TAIL_TOP = 0.999
+"""The rarest baseline quantile an edge is chosen near: at 20 req/s a tenth of a percent of the
+baseline is still a few slow requests a minute, and tail-only regressions show there first."""
+TAIL_FACTORS = (1.0, 5.0, 10.0, 100.0)
+"""Edges sit where the baseline's share of slower requests is ``1 - q`` divided by these."""
+
+
+def tail_quantiles(quantile: float, top: float = TAIL_TOP) -> tuple[float, ...]:
+    """``quantile`` and rarer ones up to ``top``: 0.9 gives (0.9, 0.98, 0.99, 0.999).
+
+    Why a ladder: a shift of the whole distribution shows at every edge, a regression of a few
+    percent of requests only further out, and where "further out" is depends on the service's
+    own latency (2% of requests +300 ms shows best near p98 at a 100 ms median, near p99.9 at
+    50 ms: benchmarks/latency_tail.py); edges over the tail's decades cover both without knowing
+    the shape. Coarse buckets often map several to one bound (they are deduplicated)."""
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    out = [round(1.0 - (1.0 - quantile) / f, 12) for f in TAIL_FACTORS]
+    return tuple(q for q in out if q == out[0] or q <= top + 1e-12)
+
+
+def stretched_point(
+    finite_bounds: Sequence[float] | FloatArray, edge: float, increase: float
+) -> tuple[int, int, float]:
+    """Where the baseline is read for ``edge`` under a latency tolerance ``increase``:
+    ``(lo, hi, w)`` with ``C(edge/(1+increase)) ≈ C[lo] + w·(C[hi] - C[lo])`` in cumulative counts
+    (``lo == -1`` stands for the bound 0, where the count is 0)."""
+    t = edge / (1.0 + increase)
+    b = [float(x) for x in finite_bounds]
+    hi = next(i for i, x in enumerate(b) if x >= t)
+    lo_b = b[hi - 1] if hi > 0 else 0.0
+    w = (t - lo_b) / (b[hi] - lo_b)
+    return hi - 1, hi, float(min(max(w, 0.0), 1.0))
+
+
+def _modal_bound(finite: FloatArray, counts: FloatArray) -> float:
+    """Upper bound of the baseline bucket with the highest density (requests per second of
+    width): above it a unimodal latency density does not increase."""
+    cum = counts[:-1]
+    per_bucket = np.diff(np.concatenate([[0.0], cum]))
+    widths = np.diff(np.concatenate([[0.0], finite]))
+    return float(finite[int(np.argmax(per_bucket / widths))])
+
+
+def _nearest(finite: FloatArray, counts: FloatArray, q: float, admissible: BoolArray) -> float:
+    """The admissible bound whose share of slower baseline requests is nearest ``1 - q`` (as a
+    ratio). Why nearest rather than the next bound up: Prometheus' default bounds are 2-2.5x
+    apart, and the bound above p90 can sit so far in the tail that the interpolated baseline
+    there hides a 50% slowdown (benchmarks/latency_tail.py); the nearest bound is still the
+    baseline's own quantile, to the resolution the buckets allow."""
+    tail = 1.0 - counts[:-1] / counts[-1]
+    ok = np.flatnonzero(admissible & (tail > 0))
+    if ok.size == 0:
+        return float(finite[-1])
+    distance = np.abs(np.log(tail[ok] / (1.0 - q)))
+    return float(finite[ok[int(np.argmin(distance))]])
+
+
 def choose_edges(
     bucket_bounds: Sequence[float],
     baseline_cumulative_counts: ArrayLike,
     quantiles: Sequence[float] = (0.9, 0.99),
     slo: float | None = None,
+    latency_increase: float | None = None,
 ) -> list[float]:
     """Bucket bounds nearest above the baseline's quantiles, plus the SLO edge; sorted, unique.
 
     ``baseline_cumulative_counts`` are the baseline's cumulative ``le`` counts over a window before
     the rollout (2-D input is pooled over its leading axes). A quantile beyond the last finite
     bound takes the last finite bound; the SLO takes the smallest bound at or above it.
+    With ``latency_increase``, a quantile's edge is the bound nearest it (see :func:`_nearest`)
+    among those whose stretched point ``edge/(1+increase)`` lies in a bucket above the baseline's
+    bucket of highest density (where interpolating the baseline is conservative, see the module
+    docstring).
     Raises ``ValueError`` when there is nothing to choose from (no baseline requests and no SLO):
     that is a configuration problem to surface before the rollout, not evidence.
     """
@@ -102,10 +179,19 @@ def choose_edges(
     edges: set[float] = set()
     total = float(counts[-1]) if counts.size else 0.0
     if total > 0:
+        admissible = np.ones(finite.size, dtype=bool)
+        if latency_increase is not None:
+            mode = _modal_bound(finite, counts)
+            for i, e in enumerate(finite):
+                lo, _, _ = stretched_point(finite, float(e), latency_increase)
+                admissible[i] = lo >= 0 and finite[lo] >= mode
         for q in quantiles:
             if not 0.0 < q < 1.0:
                 raise ValueError(f"quantiles must be in (0, 1), got {q}")
-            at_or_above = np.flatnonzero(counts[:-1] >= q * total)
+            if latency_increase is not None:
+                edges.add(_nearest(finite, counts, q, admissible))
+                continue
+            at_or_above = np.flatnonzero((counts[:-1] >= q * total) & admissible)
             edges.add(float(finite[at_or_above[0]] if at_or_above.size else finite[-1]))
     if slo is not None:
         above = np.flatnonzero(finite >= slo)
@@ -137,6 +223,7 @@ class HistogramEProcess:
         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES,
         accept_prior_scales: Sequence[float] = DEFAULT_ACCEPT_SCALES,
         promote_tolerance: float | None = None,
+        latency_increase: float | None = None,
     ) -> None:
         self.bucket_bounds = _finite_bounds(bucket_bounds)
         if len(edges) == 0:
@@ -149,6 +236,20 @@ class HistogramEProcess:
                 raise ValueError(f"edge {e} is not one of the finite bucket bounds")
             idx.append(int(hit[0]))
         self._edge_index = np.asarray(idx)
+        if latency_increase is not None and not (
+            math.isfinite(latency_increase) and latency_increase > 0
+        ):
+            raise ValueError(
+                f"latency_increase must be a positive fraction, got {latency_increase}"
+            )
+        self.latency_increase = latency_increase
+        # where the baseline is read at each edge: the edge itself, or edge/(1+x) interpolated
+        self._baseline_points = tuple(
+            (j, j, 0.0)
+            if latency_increase is None
+            else stretched_point(self.bucket_bounds[:-1], e, latency_increase)
+            for e, j in zip(self.edges, idx, strict=True)
+        )
         self.tolerance = float(tolerance)
         self.alpha = float(alpha)
         self.batch = int(batch)
@@ -186,12 +287,21 @@ class HistogramEProcess:
         bb = self._as_buckets(baseline_buckets, "baseline_buckets")
         ct, bt = cb[:, -1], bb[:, -1]
         with np.errstate(invalid="ignore"):
-            for proc, j in zip(self._procs, self._edge_index, strict=True):
-                cj, bj = cb[:, j], bb[:, j]
+            for proc, j, point in zip(
+                self._procs, self._edge_index, self._baseline_points, strict=True
+            ):
+                cj = cb[:, j]
                 ce = np.where((cj >= 0) & (cj <= ct), ct - cj, np.nan)
-                be = np.where((bj >= 0) & (bj <= bt), bt - bj, np.nan)
-                proc.update(ce, ct, be, bt)
+                proc.update(ce, ct, _slow(bb, point), bt)
         self._rejected |= self.log_e_value >= self.log_threshold
+
+    @property
+    def baseline_points(self) -> tuple[float, ...]:
+        """Per edge, the latency (seconds) the baseline's slow requests are counted above: the
+        edge itself, or ``edge/(1+latency_increase)`` under a latency tolerance."""
+        if self.latency_increase is None:
+            return self.edges
+        return tuple(e / (1.0 + self.latency_increase) for e in self.edges)
 
     @property
     def processes(self) -> tuple[RateRatioEProcess, ...]:
@@ -256,6 +366,17 @@ class HistogramEProcess:
         edge_ev = [p.evidence(index) for p in self._procs]
         ev = edge_ev[w]
         requests = float(self.events[index])
+        if self.latency_increase is None:
+            null = (
+                f"at no edge is the canary/baseline rate of requests slower than the edge above "
+                f"{self.tolerance:g}"
+            )
+        else:
+            null = (
+                f"latency grows by at most {100 * self.latency_increase:g}%: at no edge e are "
+                f"canary requests slower than e more frequent than baseline requests slower than "
+                f"e/{1 + self.latency_increase:g}"
+            )
         return Evidence(
             method=self.method,
             outcome=sequential_outcome(
@@ -272,17 +393,18 @@ class HistogramEProcess:
             rule=(
                 f"abort when the edges' e-values averaged with weights "
                 f"{', '.join(f'{a / self.alpha:.3g}' for a in self.edge_alphas)} reach "
-                f"1/alpha = {1 / self.alpha:g} (H0: at no edge is the canary/baseline rate of "
-                f"requests slower than the edge above {self.tolerance:g}); edges "
+                f"1/alpha = {1 / self.alpha:g} (H0: {null}); edges "
                 f"{', '.join(f'{e:g}' for e in self.edges)}; deciding edge {self.edges[w]:g}"
             ),
             details=EvidenceDetails(
                 deciding_edge=self.edges[w],
                 tolerance=self.tolerance,
+                latency_increase=self.latency_increase,
                 alpha=self.alpha,
                 edges=[
                     EdgeEvidence(
                         edge=e,
+                        baseline_point=None if self.latency_increase is None else p,
                         log_e_value=x.log_e_value,
                         upper=x.upper,
                         canary_slow=x.details.canary_events or 0.0,
@@ -290,7 +412,7 @@ class HistogramEProcess:
                         baseline_slow=x.details.baseline_events or 0.0,
                         baseline_requests=x.details.baseline_exposure or 0.0,
                     )
-                    for e, x in zip(self.edges, edge_ev, strict=True)
+                    for e, p, x in zip(self.edges, self.baseline_points, edge_ev, strict=True)
                 ],
             ),
         )
@@ -304,6 +426,9 @@ class HistogramEProcess:
             "tolerance": self.tolerance,
             "alpha": self.alpha,
             "edge_alphas": list(self.edge_alphas),
+            **(
+                {} if self.latency_increase is None else {"latency_increase": self.latency_increase}
+            ),
             "rejected": bool(self._rejected[0]),
             "edge_states": [p.to_state() for p in self._procs],
         }
@@ -319,6 +444,7 @@ class HistogramEProcess:
             tolerance=float(state["tolerance"]),
             alpha=float(state["alpha"]),
             edge_weights=state.get("edge_alphas"),
+            latency_increase=state.get("latency_increase"),
         )
         subs = state["edge_states"]
         if len(subs) != len(proc.edges):
@@ -331,3 +457,15 @@ class HistogramEProcess:
         proc.edge_alphas = tuple(p.alpha for p in proc._procs)  # exactly as saved
         proc._log_weights = np.log(np.asarray(proc.edge_alphas) / proc.alpha)
         return proc
+
+
+def _slow(buckets: FloatArray, point: tuple[int, int, float]) -> FloatArray:
+    """Requests slower than a baseline point ``(lo, hi, w)`` (see :func:`stretched_point`): the
+    total minus the interpolated cumulative count; NaN where a bucket is missing or inconsistent."""
+    lo, hi, w = point
+    total = buckets[:, -1]
+    c_hi = buckets[:, hi]
+    c_lo = buckets[:, lo] if lo >= 0 else np.zeros_like(total)
+    ok = (c_lo >= 0) & (c_hi >= 0) & (c_lo <= total) & (c_hi <= total)
+    slow = total - (c_lo + w * (c_hi - c_lo))
+    return np.asarray(np.where(ok & (slow >= 0), slow, np.nan), dtype=np.float64)

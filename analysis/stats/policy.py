@@ -8,9 +8,22 @@ Steps never reset evidence; a step only decides *when* it is allowed to promote.
 Decision precedence per run: ABORT (any metric's e-value reached ``1/alpha_m``; the count tests
 condition on the observed split, so they stay valid even under a sample-ratio mismatch) >
 INCONCLUSIVE (sample-ratio mismatch) > INSUFFICIENT during warm-up > PROMOTE_STEP > at the step's
-maximum duration ``on_max_duration`` ("promote" with a warning, or "pause" = INCONCLUSIVE) >
-INSUFFICIENT (a critical metric has fewer than ``max(min_events, 1)`` events) > CONTINUE.
-A critical metric with no valid data never promotes, not even at the maximum duration.
+maximum duration ``on_max_duration`` > INSUFFICIENT (a critical metric has fewer than
+``max(min_events, 1)`` events) > CONTINUE.
+
+"Enough" to promote is evidence of no harm, at any time including the step's end: every critical
+metric shown within tolerance (its one-sided confidence sequence's upper bound below the promote
+tolerance) and its ``min_events`` reached. Counting events is not evidence: one error seen, or a
+thousand, says nothing about a canary five times worse when the baseline saw as few. So a canary
+worse than the tolerance is promoted with probability at most its metric's ``alpha_m`` (the
+acceptance test's Ville bound), at any traffic level: that is the policy's beta. A step at its
+maximum duration without that evidence is inconclusive, and ``on_max_duration`` says what then
+happens: "pause" (the default: INCONCLUSIVE, a person decides) or "promote", which means "enough
+evidence of no harm was not reached but nothing failed" (issue 13's reading, the template's
+``inconclusive: promote``): PROMOTE_STEP with a WARNING when no metric aborted, the sample ratio
+holds and every critical metric has valid data and its ``min_events``. It gives up beta: at low
+traffic a regression can be promoted this way, and the reason says so. A critical metric with no
+valid data (NaN, empty, no traffic) never promotes, not even then.
 
 ``observe`` takes ``t`` as the *end* of the interval the data covers; intervals with
 ``t <= t0 + warmup_seconds`` lie in the warm-up and are excluded from evidence. Requests for the
@@ -41,10 +54,12 @@ from analysis.stats.count_eprocess import (
     DEFAULT_TOLERANCE,
     STATE_VERSION,
     RateRatioEProcess,
+    as_batch,
 )
 from analysis.stats.evidence import Evidence
 from analysis.stats.histogram import HistogramEProcess
 from analysis.stats.msprt import NormalMixtureSPRT
+from analysis.stats.pod_spread import DEFAULT_POD_ALPHA_SHARE, PodTolerance
 from analysis.stats.sample_ratio import SampleRatioCheck
 
 BoolArray = NDArray[np.bool_]
@@ -63,12 +78,52 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class CountsInterval:
-    """One interval's increments of an event counter and its exposure (usually requests)."""
+    """One interval's increments of an event counter and its exposure (usually requests).
+
+    The optional per-pod arrays, shape ``(batch, pods)``, feed the pod model
+    (:mod:`analysis.stats.pod_spread`, needs ``MetricSpec.canary_pods``): the baseline's per-pod
+    events and totals estimate the between-pod spread, the canary's per-pod totals give the
+    traffic-weighted number of canary pods. The aggregate fields stay the sums. Aggregate fields
+    given per pod, shape ``(batch, pods)``, are read as such: summed, and the per-pod arrays taken
+    from them (:meth:`per_pod_split`).
+    """
 
     canary_events: ArrayLike
     canary_total: ArrayLike
     baseline_events: ArrayLike
     baseline_total: ArrayLike
+    baseline_pod_events: ArrayLike | None = None
+    baseline_pod_total: ArrayLike | None = None
+    canary_pod_total: ArrayLike | None = None
+
+    def per_pod_split(self) -> CountsInterval:
+        """The same interval with per-pod aggregate fields (2-D) summed into the aggregates and
+        kept as the per-pod arrays; unchanged when the aggregates are per run already."""
+        arrays = [
+            np.asarray(a, dtype=np.float64)
+            for a in (
+                self.canary_events,
+                self.canary_total,
+                self.baseline_events,
+                self.baseline_total,
+            )
+        ]
+        if all(a.ndim < 2 for a in arrays):
+            return self
+        if not all(a.ndim == 2 for a in arrays):
+            raise ValueError("counts per pod need all four of events and totals as (batch, pods)")
+        ce, ct, be, bt = arrays
+        return CountsInterval(
+            ce.sum(axis=1),
+            ct.sum(axis=1),
+            be.sum(axis=1),
+            bt.sum(axis=1),
+            baseline_pod_events=be
+            if self.baseline_pod_events is None
+            else self.baseline_pod_events,
+            baseline_pod_total=bt if self.baseline_pod_total is None else self.baseline_pod_total,
+            canary_pod_total=ct if self.canary_pod_total is None else self.canary_pod_total,
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +159,15 @@ class MetricSpec:
     (see :mod:`analysis.stats.count_eprocess`); any fixed choice keeps the guarantee.
     ``promote_tolerance`` (counts and histograms; default ``tolerance``) is the ratio a critical
     metric must be shown below before a step promotes early.
+    ``canary_pods`` (counts) turns on pods as the sampling unit: the tolerance (and the promote
+    bar) is widened by the between-pod spread for that many canary pods, the smallest number the
+    rollout judges with (:mod:`analysis.stats.pod_spread`). ``pod_spread`` declares the spread
+    (sd of log rates between pods); None estimates it from per-pod baseline counts, with
+    :data:`~analysis.stats.pod_spread.DEFAULT_POD_SPREAD` until they suffice. ``pod_alpha_share``
+    of the metric's alpha goes to the pod draw (and the spread's bound), the rest to the test.
+    ``latency_increase`` (histograms) tolerates latency growing by that fraction (0.1: 10%):
+    the baseline is read at ``edge/(1+x)`` and ``tolerance`` is then the ratio there (1 exact;
+    see :mod:`analysis.stats.histogram`).
     """
 
     name: str
@@ -119,6 +183,10 @@ class MetricSpec:
     prior_scales: tuple[float, ...] = DEFAULT_PRIOR_SCALES
     accept_prior_scales: tuple[float, ...] = DEFAULT_ACCEPT_SCALES
     promote_tolerance: float | None = None
+    canary_pods: float | None = None
+    pod_spread: float | None = None
+    pod_alpha_share: float = DEFAULT_POD_ALPHA_SHARE
+    latency_increase: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -141,6 +209,24 @@ class MetricSpec:
             self.edges is None or len(self.edge_weights) != len(self.edges)
         ):
             raise ValueError(f"metric {self.name!r}: edge_weights needs one weight per edge")
+        self._check_pods()
+
+    def _check_pods(self) -> None:
+        pods = self.canary_pods is not None or self.pod_spread is not None
+        if pods and self.kind != "counts":
+            raise ValueError(f"metric {self.name!r}: canary_pods/pod_spread are for counts metrics")
+        if self.canary_pods is None and self.pod_spread is not None:
+            raise ValueError(f"metric {self.name!r}: pod_spread needs canary_pods")
+        if self.canary_pods is not None and not (
+            math.isfinite(self.canary_pods) and self.canary_pods >= 1
+        ):
+            raise ValueError(f"metric {self.name!r}: canary_pods must be >= 1")
+        if self.pod_spread is not None and not (
+            math.isfinite(self.pod_spread) and self.pod_spread >= 0
+        ):
+            raise ValueError(f"metric {self.name!r}: pod_spread must be >= 0")
+        if not 0.0 < self.pod_alpha_share < 1.0:
+            raise ValueError(f"metric {self.name!r}: pod_alpha_share must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -149,6 +235,19 @@ class PolicyConfig:
 
     alpha: float = 0.05
     warmup_seconds: float = 0.0
+    warmup_events: float = 0.0
+    """Warm-up by traffic: intervals are excluded until the canary has served this many requests
+    (the interval that reaches it included). Why by events: what a cold canary must get over
+    (caches, JIT, connection pools) is measured in requests served, not seconds; a fixed time is
+    too long at high traffic (it alone exceeded the oracle's time to abort large regressions)
+    and too short at low traffic. With ``warmup_seconds`` too, both must have passed."""
+    cold_start: tuple[float, float] | None = None
+    """``(factor, seconds)``: during the timed warm-up, count metrics are not discarded but
+    judged for abort against a raised null, ``canary <= tolerance·(1 + (factor - 1)·e^(-a/seconds))
+    × baseline`` at age ``a`` (from ``t0`` to the interval's start, where the envelope is
+    highest): a cold start up to that envelope never aborts (same Ville bound), while a
+    regression well above it aborts without waiting out the warm-up. Histograms and promotion
+    still ignore the warm-up. None (the default): the warm-up is discarded."""
     min_step_seconds: float = 60.0
     max_step_seconds: float | None = None
     on_max_duration: Literal["promote", "pause"] = "pause"
@@ -157,6 +256,16 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not (math.isfinite(self.warmup_events) and self.warmup_events >= 0):
+            raise ValueError(f"warmup_events must be >= 0, got {self.warmup_events}")
+        if self.cold_start is not None:
+            factor, seconds = self.cold_start
+            if not (
+                math.isfinite(factor) and factor >= 1 and math.isfinite(seconds) and seconds > 0
+            ):
+                raise ValueError(
+                    f"cold_start must be (factor >= 1, seconds > 0), got {self.cold_start}"
+                )
         if not 0.0 < self.srm_alpha < 1.0:
             raise ValueError(f"srm_alpha must be in (0, 1), got {self.srm_alpha}")
         if self.on_max_duration not in ("promote", "pause"):
@@ -293,6 +402,7 @@ def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
             prior_scales=spec.prior_scales,
             accept_prior_scales=spec.accept_prior_scales,
             promote_tolerance=spec.promote_tolerance,
+            latency_increase=spec.latency_increase,
         )
     assert spec.tau is not None
     return NormalMixtureSPRT(
@@ -330,10 +440,27 @@ class RolloutAnalysis:
         self.batch = int(batch)
         self.t0 = t0
         self._alphas = split_alpha(self.metrics, config.alpha)
+        self._pods: dict[str, PodTolerance] = {
+            m.name: _pod_tolerance(m, self._alphas[m.name], self.batch)
+            for m in self.metrics
+            if m.canary_pods is not None
+        }
         self._tests: dict[str, SequentialTest] = {
-            m.name: _build(m, self._alphas[m.name], self.batch) for m in self.metrics
+            m.name: _build(m, self._test_alpha(m.name), self.batch) for m in self.metrics
         }
         self._srm = SampleRatioCheck(alpha=config.srm_alpha, batch=self.batch)
+        self._warm_requests = np.zeros(self.batch)  # canary requests seen, warm-up included
+        self._last_t: float | None = None  # end of the previous interval: the next one's start
+
+    def _test_alpha(self, name: str) -> float:
+        """The metric's alpha left for its e-process once the pod model took its share."""
+        pods = self._pods.get(name)
+        return self._alphas[name] if pods is None else pods.test_alpha
+
+    @property
+    def pods(self) -> Mapping[str, PodTolerance]:
+        """The pod model of each metric that has one."""
+        return dict(self._pods)
 
     @property
     def alphas(self) -> dict[str, float]:
@@ -360,10 +487,16 @@ class RolloutAnalysis:
         ]
 
     def in_warmup(self, t: float) -> bool:
-        """Whether an interval ending at ``t`` lies in the warm-up (before any data, everything)."""
+        """Whether an interval ending at ``t`` lies in the timed warm-up (before any data,
+        everything); :meth:`warming` adds the warm-up by events, per run."""
         if self.t0 is None:
             return True
         return self.config.warmup_seconds > 0 and t <= self.t0 + self.config.warmup_seconds
+
+    def warming(self, t: float) -> BoolArray:
+        """Per run, whether an interval ending at ``t`` is still excluded as warm-up."""
+        by_events = self._warm_requests < self.config.warmup_events
+        return np.asarray(by_events | self.in_warmup(t))
 
     def observe(
         self,
@@ -379,7 +512,24 @@ class RolloutAnalysis:
             raise ValueError(f"data for unknown metrics: {', '.join(sorted(unknown))}")
         if self.t0 is None:
             self.t0 = t
-        if self.in_warmup(t):
+        data = {
+            n: d.per_pod_split() if isinstance(d, CountsInterval) else d for n, d in data.items()
+        }
+        self._observe_pods(data)
+        started, self._last_t = self._last_t, t
+        split = requests if requests is not None else self._requests_from(data)
+        if self.config.cold_start is not None and self.in_warmup(t):
+            self._observe_cold(data, self.t0 if started is None else started)
+        if self.config.warmup_events > 0:
+            # the interval that brings the canary to warmup_events requests is still warm-up
+            cold = self._warm_requests < self.config.warmup_events
+            if split is not None:
+                seen = np.nan_to_num(as_batch(split[0], self.batch, "canary requests"))
+                self._warm_requests += np.maximum(seen, 0.0)
+            if cold.all() or self.in_warmup(t):
+                return
+            data = {n: _mask(d, cold) for n, d in data.items()} if cold.any() else data
+        elif self.in_warmup(t):
             return
         for spec in self.metrics:
             item = data.get(spec.name)
@@ -387,8 +537,14 @@ class RolloutAnalysis:
                 continue
             test = self._tests[spec.name]
             if isinstance(test, RateRatioEProcess) and isinstance(item, CountsInterval):
+                canary_total = item.canary_total
+                pods = self._pods.get(spec.name)
+                if pods is not None:
+                    canary_total = np.asarray(canary_total, dtype=np.float64) * pods.scale(
+                        canary_total, item.canary_pod_total
+                    )
                 test.update(
-                    item.canary_events, item.canary_total, item.baseline_events, item.baseline_total
+                    item.canary_events, canary_total, item.baseline_events, item.baseline_total
                 )
             elif isinstance(test, HistogramEProcess) and isinstance(item, HistogramInterval):
                 test.update(item.canary_buckets, item.baseline_buckets)
@@ -398,10 +554,61 @@ class RolloutAnalysis:
                 raise TypeError(
                     f"metric {spec.name!r} is a {spec.kind} metric; got {type(item).__name__}"
                 )
-        if expected_canary_share is not None:
-            split = requests if requests is not None else self._requests_from(data)
-            if split is not None:
-                self._srm.update(split[0], split[1], expected_canary_share)
+        if expected_canary_share is not None and split is not None:
+            self._srm.update(split[0], split[1], expected_canary_share)
+
+    def _observe_cold(self, data: Mapping[str, IntervalData], started: float) -> None:
+        """A warm-up interval: count metrics judged for abort against the cold-start envelope."""
+        assert self.config.cold_start is not None and self.t0 is not None
+        factor, seconds = self.config.cold_start
+        age = max(started - self.t0, 0.0)
+        raised = 1.0 + (factor - 1.0) * math.exp(-age / seconds)
+        for spec in self.metrics:
+            item = data.get(spec.name)
+            test = self._tests[spec.name]
+            if isinstance(test, RateRatioEProcess) and isinstance(item, CountsInterval):
+                pods = self._pods.get(spec.name)
+                canary_total = item.canary_total
+                if pods is not None:  # the pod draw widens the envelope's null too
+                    canary_total = np.asarray(canary_total, dtype=np.float64) * pods.scale(
+                        canary_total, item.canary_pod_total
+                    )
+                test.update_warmup(
+                    item.canary_events,
+                    canary_total,
+                    item.baseline_events,
+                    item.baseline_total,
+                    raised,
+                )
+
+    def _observe_pods(self, data: Mapping[str, IntervalData]) -> None:
+        """Baseline per-pod counts feed the spread estimate, warm-up included (the warm-up is
+        about the canary's pods; the baseline's are as good then as later)."""
+        for name, item in data.items():
+            if not isinstance(item, CountsInterval):
+                continue
+            per_pod = item.baseline_pod_events is not None or item.canary_pod_total is not None
+            pods = self._pods.get(name)
+            if pods is None:
+                if per_pod:
+                    raise ValueError(
+                        f"metric {name!r}: per-pod data needs canary_pods (the pod model)"
+                    )
+                continue
+            if item.baseline_pod_events is not None:
+                if item.baseline_pod_total is None:
+                    raise ValueError(
+                        f"metric {name!r}: baseline_pod_events needs baseline_pod_total"
+                    )
+                pods.observe_baseline_pods(item.baseline_pod_events, item.baseline_pod_total)
+
+    def calibrate_pods(self, name: str, events: ArrayLike, exposure: ArrayLike) -> None:
+        """Baseline per-pod counts from before the rollout (a longer history than the first
+        intervals), for metric ``name``'s spread estimate."""
+        pods = self._pods.get(name)
+        if pods is None:
+            raise ValueError(f"metric {name!r} has no pod model (canary_pods is not set)")
+        pods.observe_baseline_pods(events, exposure)
 
     def _requests_from(
         self, data: Mapping[str, IntervalData]
@@ -420,17 +627,43 @@ class RolloutAnalysis:
         return None
 
     def _enough(self, spec: MetricSpec) -> BoolArray:
+        """At least ``max(min_events, 1)`` events: short of it a metric is still gathering data
+        (INSUFFICIENT). Never evidence of no harm on its own: that is ``within_tolerance``."""
         test = self._tests[spec.name]
         ok = test.events >= max(spec.min_events, 1)
         if isinstance(test, NormalMixtureSPRT):
             ok &= test.ready
         return np.asarray(ok)
 
-    def _state_arrays(self, now: float, step_started_at: float) -> dict[str, Any]:
+    def _measured(self, spec: MetricSpec) -> BoolArray:
+        """Valid data (a folded interval with requests on both arms; a gauge ready to judge) and
+        ``min_events`` reached: what "nothing failed" needs before ``on_max_duration="promote"``
+        may promote without evidence of no harm. NaN and empty intervals are never folded, so
+        they never count."""
+        test = self._tests[spec.name]
+        if isinstance(test, RateRatioEProcess):
+            ok = test.intervals > 0
+        elif isinstance(test, NormalMixtureSPRT):
+            ok = np.asarray(test.ready)
+        else:
+            ok = test.events > 0
+        return np.asarray(ok & (test.events >= spec.min_events))
+
+    def _state_arrays(
+        self,
+        now: float,
+        step_started_at: ArrayLike,
+        max_step_seconds: ArrayLike | None = None,
+    ) -> dict[str, Any]:
         crit = [m for m in self.metrics if m.critical]
         ones = np.ones(self.batch, dtype=bool)
-        elapsed = now - step_started_at
-        maxed = self.config.max_step_seconds is not None and elapsed >= self.config.max_step_seconds
+        elapsed = now - np.broadcast_to(np.asarray(step_started_at, dtype=np.float64), self.batch)
+        limit = self.config.max_step_seconds if max_step_seconds is None else max_step_seconds
+        maxed = (
+            ~ones
+            if limit is None
+            else elapsed >= np.broadcast_to(np.asarray(limit, dtype=np.float64), self.batch)
+        )
         return {
             "abort": np.any([t.rejected for t in self._tests.values()], axis=0)
             if self._tests
@@ -440,27 +673,38 @@ class RolloutAnalysis:
             "within": np.all([self._tests[m.name].within_tolerance for m in crit], axis=0)
             if crit
             else ones,
+            "measured": np.all([self._measured(m) for m in crit], axis=0) if crit else ones,
             "min_ok": elapsed >= self.config.min_step_seconds,
             "maxed": maxed,
-            "warm": self.in_warmup(now),
+            "warm": self.warming(now),
         }
 
-    def decide(self, now: float, step_started_at: float) -> NDArray[np.str_]:
-        """Decision per run: a string array of :class:`Decision` values (``== Decision.ABORT``)."""
-        s = self._state_arrays(now, step_started_at)
+    def decide(
+        self,
+        now: float,
+        step_started_at: ArrayLike,
+        *,
+        max_step_seconds: ArrayLike | None = None,
+    ) -> NDArray[np.str_]:
+        """Decision per run: a string array of :class:`Decision` values (``== Decision.ABORT``).
+
+        ``step_started_at`` (and ``max_step_seconds``, default the config's) may be one value for
+        every run or one per run, for a batch of runs each at its own step."""
+        s = self._state_arrays(now, step_started_at, max_step_seconds)
         out = np.full(self.batch, Decision.CONTINUE.value, dtype="<U16")
         out[~s["enough"]] = Decision.INSUFFICIENT.value
-        if s["maxed"]:
-            promote_at_max = self.config.on_max_duration == "promote"
-            out[:] = np.where(
-                s["enough"] & promote_at_max,
-                Decision.PROMOTE_STEP.value,
-                Decision.INCONCLUSIVE.value,
-            )
-        if s["min_ok"]:
-            out[s["enough"] & s["within"]] = Decision.PROMOTE_STEP.value
-        if s["warm"]:
-            out[:] = Decision.INSUFFICIENT.value
+        # at the maximum duration without evidence of no harm: the inconclusive policy; promote
+        # only when nothing failed and every critical metric was measured (see module docstring)
+        promote_at_max = self.config.on_max_duration == "promote"
+        at_max = np.where(
+            s["measured"] & promote_at_max,
+            Decision.PROMOTE_STEP.value,
+            Decision.INCONCLUSIVE.value,
+        )
+        out = np.where(s["maxed"], at_max, out)
+        # evidence of no harm promotes, at the maximum duration too
+        out[s["min_ok"] & s["enough"] & s["within"]] = Decision.PROMOTE_STEP.value
+        out[s["warm"]] = Decision.INSUFFICIENT.value
         out[s["srm"]] = Decision.INCONCLUSIVE.value
         out[s["abort"]] = Decision.ABORT.value
         return out
@@ -468,10 +712,52 @@ class RolloutAnalysis:
     def verdict(self, now: float, step_started_at: float, index: int = 0) -> PolicyVerdict:
         """The decision of run ``index`` with a reason a person can act on."""
         decision = Decision(str(self.decide(now, step_started_at)[index]))
-        evidence = {name: t.evidence(index) for name, t in self._tests.items()}
+        evidence = {name: self.evidence(name, index) for name in self._tests}
         srm = self._srm.evidence(index)
         reason = self._reason(decision, evidence, srm, now, step_started_at, index)
         return PolicyVerdict(decision, reason, evidence, srm)
+
+    def evidence(self, name: str, index: int = 0) -> Evidence:
+        """Metric ``name``'s evidence for run ``index``, in the units of the measured ratio.
+
+        With a pod model the e-process runs on the canary's exposure scaled by ``r0'/r0``; its
+        estimate and interval are scaled back (exact while the widening stays the same) and the
+        details show the spread, the pods and the widened tolerance.
+        """
+        ev = self._tests[name].evidence(index)
+        pods = self._pods.get(name)
+        if pods is None:
+            return ev
+        c = float(pods.widened[index]) / pods.tolerance
+
+        def back(v: float | None) -> float | None:
+            return None if v is None else v * c
+
+        d = ev.details
+        widened = float(pods.widened[index])
+        details = d.model_copy(
+            update={
+                **pods.details(index),
+                "canary_exposure": float(pods.raw_canary_exposure[index]),
+                "promote_tolerance": back(d.promote_tolerance),
+                "alpha": self._alphas[name],
+            }
+        )
+        rule = (
+            f"{ev.rule}; pods as the sampling unit: tolerance {pods.tolerance:g} widened to "
+            f"{widened:.4g} for a between-pod spread of {float(pods.details(index)['pod_spread'] or 0):.3g} "
+            f"over {float(pods.details(index)['canary_pods'] or 0):.3g} canary pod(s), "
+            f"{pods.alpha_draw + pods.alpha_spread:g} of the metric's alpha for the pod draw"
+        )
+        return ev.model_copy(
+            update={
+                "estimate": back(ev.estimate),
+                "lower": back(ev.lower),
+                "upper": back(ev.upper),
+                "rule": rule,
+                "details": details,
+            }
+        )
 
     def _reason(
         self,
@@ -494,20 +780,31 @@ class RolloutAnalysis:
             parts = []
             for n in failing:
                 ev = evidence[n]
-                est = "" if ev.estimate is None else f", estimated ratio {ev.estimate:.3g}"
+                known = ev.estimate is not None and math.isfinite(ev.estimate)
+                est = f", estimated ratio {ev.estimate:.3g}" if known else ""
+                tol = f"{self._spec(n).tolerance:g}"
+                if ev.details.widened_tolerance is not None:
+                    tol += f" widened to {ev.details.widened_tolerance:.4g} for pod spread"
                 parts.append(
                     f"metric {n!r} rejected: e-value reached 1/alpha = "
-                    f"{1 / self._alphas[n]:g} (tolerance {self._spec(n).tolerance:g}{est})"
+                    f"{1 / self._test_alpha(n):g} (tolerance {tol}{est})"
                 )
             return "; ".join(parts)
         if decision is Decision.INCONCLUSIVE and bool(self._srm.mismatch[index]):
             obs, exp = srm.details.observed_share, srm.details.expected_share
             return (
                 f"sample-ratio mismatch: the canary received {100 * (obs or 0):.2f}% of requests "
-                f"against {100 * (exp or 0):.2f}% configured; comparisons are not trustworthy"
+                f"against {100 * (exp or 0):.2f}% configured, shown below "
+                f"{srm.details.loss_ratio or 0:g} of its share (gross loss); its metrics do not "
+                f"describe the traffic it was routed"
             )
-        if decision is Decision.INSUFFICIENT and self.in_warmup(now):
-            return f"warm-up: intervals before {self.config.warmup_seconds:g} s are excluded"
+        if decision is Decision.INSUFFICIENT and bool(self.warming(now)[index]):
+            if self.in_warmup(now):
+                return f"warm-up: intervals before {self.config.warmup_seconds:g} s are excluded"
+            return (
+                f"warm-up: the canary has served {self._warm_requests[index]:g} of "
+                f"{self.config.warmup_events:g} requests; intervals until then are excluded"
+            )
         if decision is Decision.INSUFFICIENT:
             return "not enough data yet: " + ", ".join(
                 f"{m.name!r} has {self._tests[m.name].events[index]:g} of "
@@ -524,7 +821,8 @@ class RolloutAnalysis:
             return (
                 f"WARNING: promoted at the step's maximum duration "
                 f"({self.config.max_step_seconds:g} s) without showing "
-                f"{', '.join(map(repr, not_shown))} within tolerance"
+                f"{', '.join(map(repr, not_shown))} within tolerance (on_max_duration promote: "
+                "evidence of no harm was not reached, but nothing failed)"
             )
         if decision is Decision.PROMOTE_STEP:
             return f"after {elapsed:g} s every critical metric is shown within tolerance" + (
@@ -536,7 +834,7 @@ class RolloutAnalysis:
                 f"({elapsed:g} of {self.config.min_step_seconds:g} s)"
             )
         return "evidence so far decides nothing; not yet within tolerance: " + ", ".join(
-            f"{n!r} (upper bound {self._upper(evidence[n])} vs {self._promote_bar(n):g})"
+            f"{n!r} (upper bound {self._upper(evidence[n])} vs {self._promote_bar(n, index):g})"
             for n in not_shown
         )
 
@@ -544,9 +842,11 @@ class RolloutAnalysis:
     def _upper(ev: Evidence) -> str:
         return "unknown" if ev.interval is None else f"{ev.interval[1]:.3g}"
 
-    def _promote_bar(self, name: str) -> float:
+    def _promote_bar(self, name: str, index: int = 0) -> float:
         spec = self._spec(name)
-        return spec.tolerance if spec.promote_tolerance is None else spec.promote_tolerance
+        bar = spec.tolerance if spec.promote_tolerance is None else spec.promote_tolerance
+        pods = self._pods.get(name)
+        return bar if pods is None else bar * float(pods.widened[index]) / pods.tolerance
 
     def _spec(self, name: str) -> MetricSpec:
         return next(m for m in self.metrics if m.name == name)
@@ -560,9 +860,17 @@ class RolloutAnalysis:
             "kind": "rollout-analysis",
             "t0": self.t0,
             "alphas": dict(self._alphas),
-            "metrics": {name: t.to_state() for name, t in self._tests.items()},
+            "metrics": {name: self._metric_state(name) for name in self._tests},
             "sample_ratio": self._srm.to_state(),
+            "warmup_requests": float(self._warm_requests[0]),
         }
+
+    def _metric_state(self, name: str) -> dict[str, Any]:
+        """A metric's e-process state, with its pod model's inside (``pods``) so that callers
+        that keep metrics' states one by one keep it too."""
+        state = self._tests[name].to_state()
+        pods = self._pods.get(name)
+        return state if pods is None else {**state, "pods": pods.to_state()}
 
     @classmethod
     def from_state(
@@ -581,4 +889,44 @@ class RolloutAnalysis:
             )
         obj._tests = {m.name: _restore(m, state["metrics"][m.name]) for m in obj.metrics}
         obj._srm = SampleRatioCheck.from_state(state["sample_ratio"])
+        for name, pods in obj._pods.items():
+            saved_pods = state["metrics"][name].get("pods")
+            if isinstance(saved_pods, Mapping):
+                pods.restore(dict(saved_pods))
+        obj._warm_requests[0] = float(state.get("warmup_requests", 0.0))
         return obj
+
+
+def _pod_tolerance(spec: MetricSpec, alpha: float, batch: int) -> PodTolerance:
+    assert spec.canary_pods is not None
+    return PodTolerance(
+        tolerance=spec.tolerance,
+        alpha=alpha,
+        batch=batch,
+        canary_pods=spec.canary_pods,
+        spread=spec.pod_spread,
+        share=spec.pod_alpha_share,
+    )
+
+
+def _mask(item: IntervalData, cold: BoolArray) -> IntervalData:
+    """The interval with the runs still in warm-up made missing (NaN: never folded)."""
+
+    def m(x: ArrayLike) -> FloatArray:
+        a = np.array(x, dtype=np.float64)
+        if a.ndim == 0:
+            a = np.full(cold.shape, float(a))
+        a[cold] = np.nan
+        return a
+
+    if isinstance(item, CountsInterval):
+        return CountsInterval(
+            m(item.canary_events),
+            m(item.canary_total),
+            m(item.baseline_events),
+            m(item.baseline_total),
+            canary_pod_total=item.canary_pod_total,  # the pod count, for the runs still judged
+        )
+    if isinstance(item, HistogramInterval):
+        return HistogramInterval(m(item.canary_buckets), m(item.baseline_buckets))
+    return GaugeInterval(m(item.canary), m(item.baseline))

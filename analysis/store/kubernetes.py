@@ -37,8 +37,9 @@ from analysis.api import (
     parse_run,
     parse_template,
 )
+from analysis.retry_policy import RetryPolicy
 from analysis.store.port import RunOwner, SecretNotFound
-from analysis.store.retry import retrying
+from analysis.store.retry import DEFAULT_TIMEOUT, Timeout, retrying
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +75,19 @@ class KubeAnalysisStore:
         field_manager: str = FIELD_MANAGER,
         retries: int = 3,
         backoff: float = 0.2,
-        timeout: float = 10.0,
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.api = api
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.core = kubernetes.client.CoreV1Api(api)
         self.field_manager = field_manager
         self.retries = retries
-        self.backoff = backoff
+        self.policy = RetryPolicy(attempts=retries + 1, first=backoff)
         self.timeout = timeout
 
     # ------------------------------------------------------------------------- plumbing
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        return retrying(what, fn, retries=self.retries, backoff=self.backoff)
+        return retrying(what, fn, policy=self.policy)
 
     def _or_none(self, what: str, fn: Callable[[], Any]) -> dict[str, Any] | None:
         """``fn()`` as a plain dict, or None when the object does not exist."""

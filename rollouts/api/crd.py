@@ -130,6 +130,11 @@ ROLLOUT = CrdDefinition(
         PrinterColumn("Weight", ".status.weights.canary", "integer", "Canary traffic percent"),
         PrinterColumn("Stable", ".status.stableRevision", description="Stable revision"),
         PrinterColumn("Canary", ".status.currentRevision", description="Revision being rolled out"),
+        PrinterColumn(
+            "Gate",
+            ".status.gate.state",
+            description="Waiting: a gate URL has not answered HTTP 200 yet; Open: it has",
+        ),
         PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
         PrinterColumn("Message", ".status.message", priority=1),
     ),

@@ -23,6 +23,7 @@ from rollouts.api.base import (
     differ_rule,
     exactly_one,
     one_of_rule,
+    parse_duration,
     services_differ,
 )
 
@@ -128,11 +129,50 @@ class SetMirrorRoute(ApiModel):
     percentage: Percent = 100
 
 
+GATE_MAX_TIMEOUT = 10
+"""Seconds a gate's request may take at most: the probe runs in the reconcile, which must not
+wait long on one Rollout's gate."""
+
+
+class GateHeader(ApiModel):
+    name: str = Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)
+    """The header's name."""
+    value: str = Field(pattern=r"^[^\r\n]*$", max_length=4096)
+    """Its value (no CR or LF)."""
+
+
+class Gate(ApiModel):
+    """Wait until a URL says "open", as Flagger's confirm-promotion webhook: HTTP 200 is open,
+    any other answer (another status, a timeout, a refused connection) is closed. Polled with
+    backoff from `interval` up to 4 x `interval` (at most 5 minutes) while closed; `sluice
+    promote` passes a closed gate."""
+
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2048)
+    """Asked with GET; no arguments are filled in (the URL is used as written)."""
+    headers: list[GateHeader] = Field(default_factory=list, max_length=20)
+    """Request headers."""
+    interval: Duration = "10s"
+    """How often a closed gate is asked again at first; doubles while it stays closed."""
+    timeout: Duration = "2s"
+    """How long one request may take (at most 10s): a slow gate answers "closed"."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Gate:
+        if parse_duration(self.interval) <= 0:
+            raise FieldProblem("interval", "must be longer than 0s")
+        t = parse_duration(self.timeout)
+        if not 0 < t <= GATE_MAX_TIMEOUT:
+            raise FieldProblem("timeout", f"must be between 1s and {GATE_MAX_TIMEOUT}s (got {t}s)")
+        return self
+
+
 class CanaryStep(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                one_of_rule("setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute")
+                one_of_rule(
+                    "setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute", "gate"
+                )
             ]
         }
     }
@@ -144,6 +184,8 @@ class CanaryStep(ApiModel):
     """Route requests matching headers or a cookie to the canary (Istio, Gateway API, NGINX)."""
     set_mirror_route: SetMirrorRoute | None = None
     """Mirror a percentage of traffic to the canary (Istio, Gateway API)."""
+    gate: Gate | None = None
+    """Wait until a URL answers HTTP 200 (open); see docs/checks.md."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> CanaryStep:
@@ -153,11 +195,16 @@ class CanaryStep(ApiModel):
             analysis=self.analysis,
             setHeaderRoute=self.set_header_route,
             setMirrorRoute=self.set_mirror_route,
+            gate=self.gate,
         )
         return self
 
     @property
-    def kind(self) -> Literal["setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute"]:
+    def kind(
+        self,
+    ) -> Literal["setWeight", "pause", "analysis", "setHeaderRoute", "setMirrorRoute", "gate"]:
+        if self.gate is not None:
+            return "gate"
         if self.set_weight is not None:
             return "setWeight"
         if self.pause is not None:
@@ -182,6 +229,8 @@ class CanaryStep(ApiModel):
             return "setHeaderRoute " + (",".join(parts) if parts else "(remove)")
         if self.set_mirror_route is not None:
             return f"setMirrorRoute {self.set_mirror_route.percentage}%"
+        if self.gate is not None:
+            return f"gate {self.gate.url}"
         assert self.analysis is not None
         return "analysis " + ",".join(t.template_name for t in self.analysis.templates)
 
@@ -345,6 +394,9 @@ class BlueGreenStrategy(ApiModel):
     """Analysis of the preview; a failure aborts before any production traffic moves."""
     post_promotion_analysis: AnalysisRef | None = None
     """Analysis after the switch; a failure switches back to the old pods, kept until it passes."""
+    pre_promotion_gate: Gate | None = None
+    """Before the switch (after pre-promotion analysis passed), wait until this URL answers
+    HTTP 200 (open), as Flagger's confirm-promotion; `sluice promote` passes it."""
     scale_down_delay_seconds: NonNegativeInt = 30
     """How long the old pods stay up after promotion (after post-promotion analysis passes)."""
 
@@ -379,6 +431,90 @@ class WorkloadRef(ApiModel):
     scale_down: Literal["never", "onSuccess", "progressively"] = "never"
     """When to scale the Deployment to 0: never (you do), onSuccess (once the Rollout's stable
     pods are all ready and serve), or progressively (as they become ready)."""
+
+
+NotificationEvent = Literal[
+    "Progressing", "StepCompleted", "Paused", "WaitingForGate", "Aborted", "Promoted", "Healthy"
+]
+NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = (
+    "Progressing",
+    "StepCompleted",
+    "Paused",
+    "WaitingForGate",
+    "Aborted",
+    "Promoted",
+    "Healthy",
+)
+NOTIFICATIONS_OBJECT = "sluice-notifications"
+"""The ConfigMap (namespace defaults) and the Secret (receiver URLs) of that name in a namespace."""
+RECEIVER_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A receiver is a key of the Secret, so it has a Secret key's characters."""
+
+
+class NotificationSubscription(ApiModel):
+    """Which transitions go to one receiver."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.events) || self.events.all(e, self.events.exists_one(f, f == e))",
+                    "message": "events must not repeat",
+                }
+            ]
+        }
+    }
+
+    receiver: str = Field(min_length=1, max_length=253, pattern=RECEIVER_PATTERN)
+    """A key of the Secret sluice-notifications in the Rollout's namespace; its value is the
+    receiver's apprise URL (slack://, msteams://, discord://, mailto://, json://, form://...).
+    URLs carry tokens, so they live in the Secret, never in the Rollout."""
+    events: list[NotificationEvent] | None = Field(default=None, min_length=1, max_length=7)
+    """The transitions to send (default: all): Progressing, StepCompleted, Paused (waiting for
+    a person), WaitingForGate, Aborted, Promoted, Healthy."""
+
+    @model_validator(mode="after")
+    def _events_unique(self) -> NotificationSubscription:
+        seen: set[str] = set()
+        for i, e in enumerate(self.events or []):
+            if e in seen:
+                raise FieldProblem(f"events.{i}", f"{e} is listed twice")
+            seen.add(e)
+        return self
+
+    def wants(self, event: str) -> bool:
+        return self.events is None or event in self.events
+
+
+def unique_receivers(subscriptions: list[NotificationSubscription], where: str = "") -> None:
+    """One subscription per receiver, so which events a receiver gets is said in one place."""
+    seen: set[str] = set()
+    for i, s in enumerate(subscriptions):
+        if s.receiver in seen:
+            raise FieldProblem(f"{where}{i}.receiver", f"receiver {s.receiver} is listed twice")
+        seen.add(s.receiver)
+
+
+class Notifications(ApiModel):
+    """Where this Rollout's transitions are announced (docs/notifications.md)."""
+
+    subscriptions: list[NotificationSubscription] = Field(
+        default_factory=list,
+        max_length=20,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["receiver"],
+        },
+    )
+    """Receivers and the transitions each gets. Empty with namespaceDefaults false: none."""
+    namespace_defaults: bool = False
+    """Also send to the namespace's default subscriptions (ConfigMap sluice-notifications). A
+    Rollout without notifications gets the namespace defaults only."""
+
+    @model_validator(mode="after")
+    def _receivers_unique(self) -> Notifications:
+        unique_receivers(self.subscriptions, "subscriptions.")
+        return self
 
 
 class RolloutSpec(ApiModel):
@@ -417,6 +553,9 @@ class RolloutSpec(ApiModel):
     """Abort when pods make no progress for this long (pauses and analysis do not count)."""
     strategy: Strategy
     """Exactly one of canary or blueGreen."""
+    notifications: Notifications | None = None
+    """Messages on transitions (started, step completed, paused, aborted, promoted, Healthy) to
+    Slack, Teams, Discord, e-mail or webhooks; absent: the namespace's defaults, if any."""
 
     @model_validator(mode="after")
     def _template_or_workload(self) -> RolloutSpec:
@@ -509,7 +648,13 @@ class Weights(StatusModel):
 
 
 class PauseCondition(StatusModel):
-    reason: Literal["CanaryPauseStep", "BlueGreenPause", "PausedByUser", "InconclusiveAnalysis"]
+    reason: Literal[
+        "CanaryPauseStep",
+        "BlueGreenPause",
+        "PausedByUser",
+        "InconclusiveAnalysis",
+        "WaitingForGate",
+    ]
     start_time: AwareDatetime
 
 
@@ -597,11 +742,42 @@ class AnalysisRunRecord(StatusModel):
     """Each metric's latest evidence (the AnalysisRun of this name has the full record)."""
 
 
+class GateStatus(StatusModel):
+    """The gate the rollout waits on (or last passed), as last asked."""
+
+    url: str
+    state: Literal["Waiting", "Open"]
+    """Waiting: the last answer was not HTTP 200. Open: it was, and the rollout moved on."""
+    answer: str = ""
+    """The last answer, short: `HTTP 403`, `timeout after 2s`, `connection refused`."""
+    checked_at: AwareDatetime | None = None
+    """When it was last asked."""
+    next_check_at: AwareDatetime | None = None
+    """When it will be asked again while waiting (backoff)."""
+
+
 class ScaleDown(StatusModel):
     """A slot waiting out its scale-down delay (kept in status so a restart does not lose it)."""
 
     slot: SlotName
     at: AwareDatetime
+
+
+class SentNotification(StatusModel):
+    """A transition already announced: written in the status write that decided it, so neither a
+    later reconcile nor a restarted controller announces it again."""
+
+    event: str
+    revision: str | None = None
+    attempt: int | None = None
+    step: int | None = None
+    """The step the event is about, numbered from 1 (StepCompleted, Paused), else absent."""
+    at: AwareDatetime
+
+
+class NotificationStatus(StatusModel):
+    sent: list[SentNotification] = Field(default_factory=list)
+    """The latest transitions announced (at most 20), newest last."""
 
 
 class RolloutStatus(StatusModel):
@@ -619,11 +795,16 @@ class RolloutStatus(StatusModel):
     rollout_started_at: AwareDatetime | None = None
     last_progress_at: AwareDatetime | None = None
     weights: Weights = Field(default_factory=Weights)
+    weight_changed_at: AwareDatetime | None = None
+    """When Sluice last changed the canary weight: analysis windows are cut there, so none mixes
+    two traffic splits."""
     pause_conditions: list[PauseCondition] = Field(default_factory=list)
     abort: AbortInfo | None = None
     promoted_at: AwareDatetime | None = None
     analysis_runs: list[AnalysisRunRecord] = Field(default_factory=list)
     scale_downs: list[ScaleDown] = Field(default_factory=list)
+    gate: GateStatus | None = None
+    """The gate step or pre-promotion gate being waited on, or the last one passed."""
     last_request: str | None = None
     last_request_ignored: str | None = None
     """Why the last request was not acted on (the RequestIgnored Event's message), or absent when
@@ -631,6 +812,8 @@ class RolloutStatus(StatusModel):
     Event, which is posted after the status is written."""
     adopted: bool | None = None
     """With workloadRef: the Rollout's pods have taken over the Deployment's traffic."""
+    notifications: NotificationStatus | None = None
+    """Transitions handed to the notification sender (at most once each: docs/notifications.md)."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

@@ -21,9 +21,10 @@ from analysis.api import (
     InvalidAnalysisSpec,
     parse_template,
 )
-from rollouts.api.rollout import AnalysisRef, Rollout
+from rollouts.api.rollout import NOTIFICATIONS_OBJECT, AnalysisRef, Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.documents import NotYaml, load_all
+from rollouts.notifications.config import NotificationConfigError, parse_defaults
 
 if TYPE_CHECKING:
     from analysis.lifecycle import TemplateRef
@@ -221,6 +222,12 @@ def check(
             parse_template(body)
         except InvalidAnalysisSpec as e:
             finding.problems += e.problems
+    elif kind == "ConfigMap" and _name(body) == NOTIFICATIONS_OBJECT:
+        # the namespace's default notification subscriptions, as the controller reads them
+        try:
+            parse_defaults(body.get("data"))
+        except NotificationConfigError as e:
+            finding.problems.append(str(e))
     elif kind and not str(body.get("apiVersion") or "").startswith(GROUP_PREFIX):
         finding.skipped = True
     else:
@@ -230,6 +237,11 @@ def check(
             else f"kind is missing: not a Sluice kind ({', '.join(SLUICE_KINDS)})"
         )
     return finding
+
+
+def _name(body: dict[str, Any]) -> Any:
+    meta = body.get("metadata")
+    return meta.get("name") if isinstance(meta, dict) else None
 
 
 def lint_texts(sources: Iterable[tuple[str, str]], strict: bool = False) -> list[Finding]:
@@ -270,8 +282,9 @@ def lint(files: tuple[str, ...], strict: bool) -> None:
     Rollout's references to analysis templates that none of the files define are warnings
     (errors with --strict), and so is a canary with no steps. The explicit compare.alpha of the
     templates a Rollout uses must fit its error budget (0.05), as the controller checks when an
-    analysis starts. Documents of other API groups (Services, Deployments...) are listed as
-    skipped; a sluice.dev document of another kind is an error, and so is a file with no document
+    analysis starts. A ConfigMap named sluice-notifications (a namespace's default
+    notification subscriptions) is checked as the controller reads it. Documents of other API
+    groups (Services, Deployments...) are listed as skipped; a sluice.dev document of another kind is an error, and so is a file with no document
     at all (nothing was checked).
 
     \b

@@ -18,9 +18,11 @@ from rich.text import Text
 from rollouts.cli.render_text import (
     abort_text,
     age,
+    gate_text,
     interval_text,
     num,
     pause_text,
+    pods_text,
     revision_text,
     run_title,
     score_text,
@@ -82,6 +84,8 @@ def _summary(view: RolloutView, now: datetime) -> Table:
         grid.add_row("Aborted", Text(abort_text(view, now), style="red"))
     if view.pauses:
         grid.add_row("Paused", Text(pause_text(view, now), style="yellow"))
+    if view.gate is not None and view.gate.state == "Waiting":
+        grid.add_row("Gate", Text(gate_text(view, now), style="yellow"))
     grid.add_row("Revision", revision_text(view))
     if view.strategy == "canary":
         grid.add_row("Weight", _bar(view))
@@ -178,6 +182,8 @@ def _analysis(view: RolloutView) -> RenderableType:
         for m in run.metrics:
             if m.message:
                 parts.append(Text(f"{m.name}: {m.message}", style="dim"))
+            if pods := pods_text(m.evidence):
+                parts.append(Text(f"{m.name}: {pods}", style="dim"))
     return Group(*parts)
 
 

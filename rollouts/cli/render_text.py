@@ -55,6 +55,21 @@ def interval_text(ev: Evidence | None) -> str:
     return f"[{num(ev.lower)}, {num(ev.upper)}]"
 
 
+def pods_text(ev: Evidence | None) -> str:
+    """The pod model behind a rate-ratio verdict (empty without one): the tolerance actually
+    tested and the spread and pod counts it was widened for."""
+    d = None if ev is None else ev.details
+    if d is None or d.widened_tolerance is None:
+        return ""
+    source = "estimated" if d.pod_spread_estimated else "declared"
+    return (
+        f"tolerance {num(d.tolerance)} widened to {num(d.widened_tolerance)} for "
+        f"{num(d.canary_pods)} canary pod(s), pod spread {num(d.pod_spread)} ({source}"
+        + (f" from {num(d.baseline_pods)} baseline pods" if d.baseline_pods is not None else "")
+        + ")"
+    )
+
+
 def score_text(m: MetricView) -> str:
     """The number the verdict hangs on, against what it is compared with: the e-value for the
     sequential tests (the metric fails when it reaches the threshold, 1/alpha), else the
@@ -122,6 +137,18 @@ def pause_text(view: RolloutView, now: datetime) -> str:
         verb = "resume" if any(p.reason == "PausedByUser" for p in view.pauses) else "promote"
         reasons += f"; waits for a person: sluice {verb} {view.name} -n {view.namespace}"
     return reasons
+
+
+def gate_text(view: RolloutView, now: datetime) -> str:
+    """The gate's state, URL and last answer: ``waiting for http://... (last answer HTTP 403,
+    5s ago); sluice promote passes it``."""
+    g = view.gate
+    assert g is not None
+    when = f", {age(g.checked_at, now)} ago" if g.checked_at is not None else ""
+    answer = f" (last answer {g.answer}{when})" if g.answer else ""
+    if g.state == "Waiting":
+        return f"waiting for {g.url}{answer}; sluice promote {view.name} passes it"
+    return f"open: {g.url}{answer}"
 
 
 def abort_text(view: RolloutView, now: datetime) -> str:
@@ -219,6 +246,8 @@ def render_text(view: RolloutView, now: datetime, *, unicode: bool = True) -> st
         lines.append(_field("Aborted", abort_text(view, now)))
     if view.pauses:
         lines.append(_field("Paused", pause_text(view, now)))
+    if view.gate is not None and view.gate.state == "Waiting":
+        lines.append(_field("Gate", gate_text(view, now)))
     lines.append(_field("Revision", revision_text(view)))
     if view.strategy == "canary":
         bar = weight_bar(view.weight, view.desired_weight, unicode=unicode)
@@ -280,6 +309,8 @@ def render_text(view: RolloutView, now: datetime, *, unicode: bool = True) -> st
             for m in run.metrics:
                 if m.message:
                     lines.append(f"    {m.name}: {m.message}")
+                if pods := pods_text(m.evidence):
+                    lines.append(f"    {m.name}: {pods}")
 
     lines += ["", "Events"]
     if view.events:

@@ -123,6 +123,16 @@ class ConditionView:
 
 
 @dataclass(frozen=True)
+class GateView:
+    """``status.gate``: the gate waited on (or last passed) and its last answer."""
+
+    url: str
+    state: str
+    answer: str
+    checked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RolloutView:
     name: str
     namespace: str
@@ -156,6 +166,8 @@ class RolloutView:
     last_request: str | None
     conditions: tuple[ConditionView, ...] = ()
     """``status.conditions`` as written (Ready, Progressing, Paused, Analysis...), in order."""
+    gate: GateView | None = None
+    """The gate waited on (or last passed), None without one."""
 
 
 # --------------------------------------------------------------------------------- reading
@@ -493,6 +505,17 @@ def build_view(
     )
     weights = _dict(status.get("weights"))
     verified = weights.get("verified")
+    gate_doc = _dict(status.get("gate"))
+    gate = (
+        GateView(
+            url=str(gate_doc.get("url") or ""),
+            state=str(gate_doc.get("state") or ""),
+            answer=" ".join(str(gate_doc.get("answer") or "").split()),
+            checked_at=parse_time(gate_doc.get("checkedAt")),
+        )
+        if gate_doc
+        else None
+    )
     return RolloutView(
         name=name,
         namespace=str(meta.get("namespace", "")),
@@ -532,6 +555,7 @@ def build_view(
             )
             for c in (_dict(x) for x in _list(status.get("conditions")))
         ),
+        gate=gate,
     )
 
 

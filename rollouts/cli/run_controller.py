@@ -88,6 +88,69 @@ def configure_logging(log_format: str, verbose: bool) -> None:
     "unsuccessful each (default 5); the current revision's are always kept.",
 )
 @click.option(
+    "--tick-seconds",
+    type=float,
+    default=None,
+    help="How often each Rollout's timer checks whether a reconcile is due (default 1).",
+)
+@click.option(
+    "--min-requeue-seconds",
+    type=float,
+    default=None,
+    help="Shortest wait between reconciles of a Rollout in flight, and the first retry "
+    "after a failure (default 1).",
+)
+@click.option(
+    "--max-requeue-seconds",
+    type=float,
+    default=None,
+    help="Longest wait between reconciles of a Rollout in flight (default 10).",
+)
+@click.option(
+    "--idle-seconds",
+    type=float,
+    default=None,
+    help="How often a settled Rollout is looked at anyway, to repair drift (default 60).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Worker threads for reconciles; the API connection pool matches it (default 20).",
+)
+@click.option(
+    "--connect-timeout",
+    type=float,
+    default=None,
+    help="Connect timeout in seconds of every Kubernetes, router and Prometheus call (default 5).",
+)
+@click.option(
+    "--kube-timeout",
+    "request_timeout",
+    type=float,
+    default=None,
+    help="Read timeout in seconds of each Kubernetes API call (default 30).",
+)
+@click.option(
+    "--router-timeout",
+    type=float,
+    default=None,
+    help="Read timeout in seconds of each traffic router call (default 10).",
+)
+@click.option(
+    "--prometheus-timeout",
+    type=float,
+    default=None,
+    help="Upper bound in seconds on a Prometheus query's timeout (default 30).",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Serve only shard I of N (0-based): the Rollouts whose namespace/name hashes to I; "
+    "replicas of one shard share a peering (docs/sharding.md).",
+)
+@click.option(
     "-v",
     "--verbose",
     is_flag=True,
@@ -104,6 +167,16 @@ def run(
     standalone: bool | None,
     prometheus_url: str | None,
     analysis_run_history: int | None,
+    tick_seconds: float | None,
+    min_requeue_seconds: float | None,
+    max_requeue_seconds: float | None,
+    idle_seconds: float | None,
+    workers: int | None,
+    connect_timeout: float | None,
+    request_timeout: float | None,
+    router_timeout: float | None,
+    prometheus_timeout: float | None,
+    shard: str | None,
     verbose: bool,
 ) -> None:
     """Run the Sluice controller until interrupted."""
@@ -120,6 +193,16 @@ def run(
             standalone=standalone,
             prometheus_url=prometheus_url,
             analysis_run_history=analysis_run_history,
+            tick_seconds=tick_seconds,
+            min_requeue_seconds=min_requeue_seconds,
+            max_requeue_seconds=max_requeue_seconds,
+            idle_seconds=idle_seconds,
+            workers=workers,
+            connect_timeout=connect_timeout,
+            request_timeout=request_timeout,
+            router_timeout=router_timeout,
+            prometheus_timeout=prometheus_timeout,
+            shard=shard,
         )
     except SettingsError as e:
         raise click.UsageError(str(e)) from None

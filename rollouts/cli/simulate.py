@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from analysis.stats.evidence import Evidence
-from rollouts.api.rollout import Rollout
+from rollouts.api.rollout import NOTIFICATIONS_OBJECT, NotificationSubscription, Rollout
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cli.documents import NotYaml, load_all
 from rollouts.cli.lint import analysis_refs, risky
 from rollouts.engine.plan import AnalysisPhase
+from rollouts.notifications.config import (
+    NotificationConfigError,
+    parse_defaults,
+    subscriptions_for,
+)
+from rollouts.notifications.transitions import Notice
+from rollouts.simulator.checks import WebAnswer
 from rollouts.simulator.simulation import (
     SimLine,
     SimOptions,
@@ -234,6 +242,32 @@ def _write_plot(timeline: Timeline, path: Path) -> None:
     click.echo(f"plot written to {path}")
 
 
+def _pairs(option: str, values: tuple[str, ...], parse: Callable[[str], Any]) -> list[Any]:
+    out = []
+    for value in values:
+        url, sep, rest = value.rpartition("=")
+        if not sep or not url:
+            raise click.BadParameter(f"{value!r}: expected URL=VALUE", param_hint=option)
+        try:
+            out.append((url, parse(rest)))
+        except ValueError as e:
+            raise click.BadParameter(f"{value!r}: {e}", param_hint=option) from None
+    return out
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError("SECONDS must be a number >= 0")
+    return seconds
+
+
+def _web_answer(text: str) -> WebAnswer:
+    if text not in ("pass", "fail", "error"):
+        raise ValueError("expected pass, fail or error")
+    return cast(WebAnswer, text)
+
+
 @click.command("simulate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument(
@@ -309,7 +343,30 @@ def _write_plot(timeline: Timeline, path: Path) -> None:
     help="With --prometheus: run on the wall clock and serve the simulated traffic on "
     "http://HOST:PORT/metrics for that Prometheus to scrape, instead of remote-writing it.",
 )
+@click.option(
+    "--gate",
+    "gate_opens",
+    metavar="URL=SECONDS",
+    multiple=True,
+    help="The gate at URL answers HTTP 200 from simulated second SECONDS on (repeatable); a gate "
+    "not given opens 60 s after it is first asked.",
+)
+@click.option(
+    "--web",
+    "web_answers",
+    metavar="URL=pass|fail|error",
+    multiple=True,
+    help="With --scenario: the web check at URL passes, fails its threshold, or errs (repeatable); "
+    "default: passes on healthy traffic, fails when the scenario has a regression.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
+@click.option(
+    "--notifications",
+    "show_notifications",
+    is_flag=True,
+    help="Also print the notifications the run would send (every transition; a Rollout's "
+    "subscriptions choose which reach which receiver on a cluster).",
+)
 @click.option(
     "--plot",
     "plot_path",
@@ -335,7 +392,10 @@ def simulate(
     template_paths: tuple[Path, ...],
     prometheus: str | None,
     serve_metrics: str | None,
+    gate_opens: tuple[str, ...],
+    web_answers: tuple[str, ...],
     quiet: bool,
+    show_notifications: bool,
     plot_path: Path | None,
 ) -> None:
     """Run FILE's Rollout through Sluice's engine on a simulated cluster and clock.
@@ -380,7 +440,11 @@ def simulate(
     if serve_metrics is not None and prometheus is None:
         raise click.UsageError("--serve-metrics needs --prometheus (the server that scrapes it)")
     templates = load_templates([file, *template_paths]) if chosen is not None else []
+    gates = {url: float(at) for url, at in _pairs("--gate", gate_opens, _seconds)}
+    web = dict(_pairs("--web", web_answers, _web_answer))
     opts = SimOptions(
+        gates=gates,
+        web=web,
         workload=load_workload(file, rollout),
         set_image=set_image,
         update=update,
@@ -423,10 +487,42 @@ def simulate(
     st = result.rollout.status
     assert st is not None
     printer.summary(result)
+    if show_notifications:
+        print_notifications(sim.notifier.notices, receivers(file, result.rollout))
     if plot_path is not None and recorder is not None:
         _write_plot(recorder.timeline(result), plot_path)
     if st.phase not in ("Healthy",):
         sys.exit(1 if st.phase == "Degraded" else 2)
+
+
+def receivers(path: Path, rollout: Rollout) -> list[NotificationSubscription]:
+    """The Rollout's subscriptions, with the namespace defaults of a ConfigMap
+    sluice-notifications in the same file (as the controller would read it in the cluster)."""
+
+    def defaults() -> list[NotificationSubscription]:
+        for doc in load_docs(path):
+            if (
+                isinstance(doc, dict)
+                and doc.get("kind") == "ConfigMap"
+                and (doc.get("metadata") or {}).get("name") == NOTIFICATIONS_OBJECT
+            ):
+                try:
+                    return parse_defaults(doc.get("data"))
+                except NotificationConfigError as e:
+                    raise click.ClickException(f"{path}: {e}") from None
+        return []
+
+    return subscriptions_for(rollout, defaults)
+
+
+def print_notifications(notices: list[Notice], subs: list[NotificationSubscription]) -> None:
+    """Every notification the run would send, each with the receivers subscribed to it."""
+    click.echo(f"Notifications ({len(notices)}):")
+    for n in notices:
+        to = [s.receiver for s in subs if s.wants(n.event)]
+        click.echo(f"  {n.event}: {n.title}  -> {', '.join(to) if to else 'no receiver'}")
+        for line in n.body.splitlines():
+            click.echo(f"      {line}")
 
 
 def parse_update(path: Path | None, doc: dict[str, Any]) -> Rollout:

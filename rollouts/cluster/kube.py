@@ -10,6 +10,7 @@ and the operator retries it from a fresh observation, which the pure engine make
 
 from __future__ import annotations
 
+import copy
 import logging
 import socket
 from collections.abc import Callable
@@ -21,8 +22,9 @@ from typing import Any, Literal, TypeVar, cast
 import kubernetes
 import urllib3
 
+from analysis.retry_policy import RetryPolicy
 from analysis.store.kubernetes import FIELD_MANAGER  # one field manager for every Sluice write
-from analysis.store.retry import retrying
+from analysis.store.retry import DEFAULT_TIMEOUT, Timeout, retrying
 from rollouts.api.rollout import API_GROUP, API_VERSION, KIND, Rollout, RolloutStatus, SlotName
 from rollouts.engine.plan import SlotObservation
 
@@ -66,7 +68,7 @@ class KubeCluster:
         field_manager: str = FIELD_MANAGER,
         retries: int = 3,
         backoff: float = 0.2,
-        timeout: float = 10.0,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         component: str = "sluice",
     ) -> None:
         self.api = api
@@ -75,7 +77,7 @@ class KubeCluster:
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.field_manager = field_manager
         self.retries = retries
-        self.backoff = backoff
+        self.policy = RetryPolicy(attempts=retries + 1, first=backoff)
         self.timeout = timeout
         self.component = component
         self.instance = socket.gethostname()
@@ -83,7 +85,7 @@ class KubeCluster:
 
     # ------------------------------------------------------------------------- plumbing
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        return retrying(what, fn, retries=self.retries, backoff=self.backoff)
+        return retrying(what, fn, policy=self.policy)
 
     def _dict(self, obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
@@ -424,6 +426,38 @@ class KubeCluster:
                     raise
 
         self._retrying(f"delete {name}", delete)
+
+
+class _TimedREST(kubernetes.client.rest.RESTClientObject):
+    """The client's transport with a default ``(connect, read)`` timeout for calls that name
+    none (the library's default is to wait forever), so no call through it can hang a worker."""
+
+    def __init__(self, configuration: Any, timeout: Timeout) -> None:
+        super().__init__(configuration)
+        self.default_timeout = timeout
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = self.default_timeout
+        return super().request(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+def bound_api_client(
+    api: kubernetes.client.ApiClient, *, pool_size: int, timeout: Timeout
+) -> kubernetes.client.ApiClient:
+    """A client for the controller over ``api``'s cluster and credentials: a connection pool as
+    large as the worker threads (a smaller one makes threads wait for a connection and urllib3
+    warn "pool is full"), no urllib3 retries of its own (``analysis.store.retry`` is the one
+    retry policy, bounded), and a default timeout on every call. ``api`` itself is left as it
+    is (its owner may rely on its own timeouts)."""
+    config = copy.deepcopy(api.configuration)
+    config.connection_pool_maxsize = max(pool_size, config.connection_pool_maxsize or 0)
+    config.retries = False
+    bound = kubernetes.client.ApiClient(configuration=config)
+    bound.default_headers.update(api.default_headers)
+    bound.rest_client.close()
+    bound.rest_client = _TimedREST(config, timeout)
+    return bound
 
 
 def observe_deployment(dep: dict[str, Any]) -> SlotObservation:

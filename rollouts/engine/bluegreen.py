@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rollouts.api.rollout import AnalysisRef, BlueGreenStrategy
+from rollouts.engine import gates
 from rollouts.engine.context import Ctx, other
 
 
@@ -107,6 +108,14 @@ def _pre_promotion(ctx: Ctx, bg: BlueGreenStrategy, promote_requested: bool) -> 
             return
         if run.phase != "Successful":
             return
+    if promote_requested:
+        ctx.unpause("WaitingForGate")
+    elif (
+        bg.pre_promotion_gate is not None
+        and st.promoted_at is None
+        and not gates.passed(ctx, bg.pre_promotion_gate)
+    ):
+        return
     if not switching:
         if not bg.auto_promotion_enabled:
             ctx.pause("BlueGreenPause")

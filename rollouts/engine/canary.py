@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from rollouts.api.base import parse_duration
 from rollouts.api.rollout import AnalysisRef, CanaryStep, CanaryStrategy, SlotName
-from rollouts.engine import managed_routes
+from rollouts.engine import gates, managed_routes
 from rollouts.engine.context import Ctx, percent_of
 from rollouts.engine.plan import Promotion, StopAnalysis
 
@@ -203,6 +203,8 @@ def _step(ctx: Ctx, c: CanaryStrategy, step: CanaryStep, idx: int, routed: bool)
                 return False
         managed_routes.assert_routes(ctx, c, routes)
         return True
+    if step.gate is not None:
+        return gates.passed(ctx, step.gate)
     if step.pause is not None:
         if step.pause.duration is None:
             ctx.pause("CanaryPauseStep")
@@ -240,6 +242,7 @@ def _skip_step(ctx: Ctx, c: CanaryStrategy) -> None:
             run.message = "waived by promote"
     ctx.unpause("CanaryPauseStep")
     ctx.unpause("InconclusiveAnalysis")
+    ctx.unpause("WaitingForGate")
     ctx.event(
         "StepSkipped",
         f"step {idx + 1}/{len(c.steps)} ({c.steps[idx].describe()}) promoted by request",

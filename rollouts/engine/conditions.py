@@ -15,7 +15,15 @@ PAUSE_MESSAGES = {
     "BlueGreenPause": "preview ready; waiting to promote",
     "PausedByUser": "paused by request",
     "InconclusiveAnalysis": "analysis inconclusive; promote, retry or abort",
+    "WaitingForGate": "waiting for a gate to open",
 }
+
+
+def waiting_message(st: RolloutStatus) -> str:
+    """The Paused message while a gate is closed: its URL and its last answer."""
+    if st.gate is None:
+        return PAUSE_MESSAGES["WaitingForGate"]
+    return f"waiting for gate {st.gate.url} (last answer: {st.gate.answer})"
 
 
 def _set(
@@ -70,7 +78,12 @@ def summarize(
         phase, reason, message = "Degraded", st.abort.reason, f"aborted: {st.abort.message}"
     elif st.pause_conditions:
         first = st.pause_conditions[0]
-        phase, reason, message = "Paused", first.reason, PAUSE_MESSAGES[first.reason]
+        phase, reason = "Paused", first.reason
+        message = (
+            waiting_message(st)
+            if first.reason == "WaitingForGate"
+            else PAUSE_MESSAGES[first.reason]
+        )
     elif in_flight or not stable_ready:
         phase = "Progressing"
         reason = "RolloutProgressing" if in_flight else "WaitingForPods"

@@ -142,6 +142,8 @@ class Ctx:
                     current, verified = a.canary, None
             if current != canary or verified is False:
                 self.actions.append(SetWeight(canary))
+        if self.status.weights.canary != canary:
+            self.status.weight_changed_at = self.now
         self.status.weights.canary = canary
         self.status.weights.stable = 100 - canary
         self.status.weights.verified = self.observed.weight_verified if routed else None
@@ -268,6 +270,7 @@ class Ctx:
         st.promoted_at = None
         st.analysis_runs = []
         st.pause_conditions = [p for p in st.pause_conditions if p.reason == "PausedByUser"]
+        st.gate = None
         self.cancel_scale_down(self.new_slot)
         self.event(
             "RolloutStarted", f"rolling out revision {self.desired} (stable {st.stable_revision})"

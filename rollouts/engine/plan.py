@@ -8,6 +8,7 @@ a table and replayable in the simulator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from rollouts.api.rollout import AnalysisMetricStatus, RolloutStatus, SlotName
@@ -62,6 +63,18 @@ class WorkloadObservation:
 
 
 @dataclass(frozen=True)
+class GateObservation:
+    """The last answer of the gate the Rollout waits on, as the gate probe saw it (cached: the
+    probe asks only when ``next_check_at`` has come)."""
+
+    url: str
+    open: bool
+    answer: str
+    checked_at: datetime | None = None
+    next_check_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Observed:
     """What the ports saw just before deciding.
 
@@ -81,6 +94,9 @@ class Observed:
     routing_error: str | None = None
     workload: WorkloadObservation | None = None
     """The referenced Deployment (``spec.workloadRef``); None without one."""
+    gate: GateObservation | None = None
+    """The current gate's last answer (``engine.gates.current_gate``); None when there is no
+    gate to wait on, or nobody asked it yet."""
 
 
 # --------------------------------------------------------------------------------------- actions

@@ -24,6 +24,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from analysis.store.retry import RETRYABLE, Timeout, retrying
 from rollouts.engine.plan import ManagedRoutes
 
 # defined apart so the memory router needs no client; every router imports it from here too
@@ -154,16 +155,47 @@ def _at(obj: Mapping[str, Any], path: Sequence[str | int]) -> Any:
 # ------------------------------------------------------------------------------------------- IO
 
 
-def custom_api(api: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api)
+class BoundedObjects:
+    """``CustomObjectsApi`` with every call timed and its transient failures retried.
+
+    Router objects are read and written on every reconcile, so a router that hangs or throttles
+    must cost its Rollout a bounded time and nothing more: each call gets the ``(connect, read)``
+    timeout and the shared retry policy (``analysis.store.retry``: 429 with ``Retry-After``, 5xx,
+    connection errors, timeouts; reads included). A 409 is left to the caller, which re-reads and
+    rebuilds its patch (``JsonPatchRouter._patch_guarded``) or patches what was created meanwhile.
+    """
+
+    def __init__(self, api: client.ApiClient, timeout: Timeout | None = None) -> None:
+        self._api = client.CustomObjectsApi(api)
+        self.timeout = timeout
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        call = getattr(self._api, method)
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            if self.timeout is not None:
+                kwargs.setdefault("_request_timeout", self.timeout)
+            what = f"{method} {'/'.join(str(a) for a in args[2:5] if isinstance(a, str))}"
+            return retrying(what, lambda: call(*args, **kwargs), statuses=RETRYABLE - {409})
+
+        return bounded
+
+
+def custom_api(api: client.ApiClient, timeout: Timeout | None = None) -> Any:
+    """The objects API the routers call: timed and retried (``BoundedObjects``)."""
+    return BoundedObjects(api, timeout)
 
 
 def read_object(
-    api: client.ApiClient, resource: Resource, namespace: str, name: str
+    api: client.ApiClient,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    timeout: Timeout | None = None,
 ) -> dict[str, Any] | None:
     """The object as the server holds it, or None when it does not exist."""
     try:
-        obj = custom_api(api).get_namespaced_custom_object(
+        obj = custom_api(api, timeout).get_namespaced_custom_object(
             resource.group, resource.version, namespace, resource.plural, name
         )
     except ApiException as e:
@@ -189,6 +221,8 @@ class JsonPatchRouter(ABC):
 
     resource: Resource
     attempts = 3
+    timeout: Timeout | None = None
+    """(connect, read) seconds per call; ``router_for`` sets the controller's."""
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
         self.api = api
@@ -204,7 +238,7 @@ class JsonPatchRouter(ABC):
         """Where the weights are; raises RoutingError naming what is missing."""
 
     def fetch(self) -> dict[str, Any]:
-        obj = read_object(self.api, self.resource, self.namespace, self.name)
+        obj = read_object(self.api, self.resource, self.namespace, self.name, self.timeout)
         if obj is None:
             raise RoutingError(f"{self.label} not found ({self.resource.api_version})")
         return obj
@@ -218,7 +252,7 @@ class JsonPatchRouter(ABC):
             if not ops:
                 return
             try:
-                custom_api(self.api).patch_namespaced_custom_object(
+                custom_api(self.api, self.timeout).patch_namespaced_custom_object(
                     self.resource.group,
                     self.resource.version,
                     self.namespace,
@@ -258,5 +292,6 @@ class JsonPatchRouter(ABC):
 
     def remove_managed_routes(self) -> None:
         """Remove this Rollout's header and mirror routes, if the object is still there."""
-        if read_object(self.api, self.resource, self.namespace, self.name) is not None:
+        found = read_object(self.api, self.resource, self.namespace, self.name, self.timeout)
+        if found is not None:
             self.set_managed_routes(ManagedRoutes())

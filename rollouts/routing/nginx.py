@@ -21,6 +21,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from analysis.store.retry import Timeout
 from rollouts.engine.plan import HeaderMatch, ManagedRoutes
 from rollouts.routing.common import (
     FIELD_MANAGER,
@@ -211,6 +212,8 @@ def _header_annotations(canary: Mapping[str, Any] | None) -> dict[str, str]:
 
 class NginxRouter:
     resource = RESOURCE
+    timeout: Timeout | None = None
+    """(connect, read) seconds per call; ``router_for`` sets the controller's."""
 
     def __init__(
         self,
@@ -231,7 +234,7 @@ class NginxRouter:
         self.canary_ingress = canary_ingress_name(stable_ingress, owner.name)
 
     def _read(self, name: str) -> dict[str, Any] | None:
-        return read_object(self.api, RESOURCE, self.namespace, name)
+        return read_object(self.api, RESOURCE, self.namespace, name, self.timeout)
 
     def _managed_canary(self) -> dict[str, Any] | None:
         current = self._read(self.canary_ingress)
@@ -250,7 +253,7 @@ class NginxRouter:
                 self._delete()
             return
         desired = self._desired_canary(canary)
-        api = custom_api(self.api)
+        api = custom_api(self.api, self.timeout)
         if current is None:
             try:
                 api.create_namespaced_custom_object(
@@ -312,7 +315,7 @@ class NginxRouter:
             return
         changes: dict[str, Any] = {k: v for k, v in wanted.items() if have.get(k) != v}
         changes.update({k: None for k in have if k not in wanted})
-        custom_api(self.api).patch_namespaced_custom_object(
+        custom_api(self.api, self.timeout).patch_namespaced_custom_object(
             RESOURCE.group,
             RESOURCE.version,
             self.namespace,
@@ -343,7 +346,7 @@ class NginxRouter:
     def _create_at_zero(self, annotations: dict[str, str]) -> None:
         desired = self._desired_canary(0)
         desired["metadata"]["annotations"].update(annotations)
-        custom_api(self.api).create_namespaced_custom_object(
+        custom_api(self.api, self.timeout).create_namespaced_custom_object(
             RESOURCE.group,
             RESOURCE.version,
             self.namespace,
@@ -360,7 +363,7 @@ class NginxRouter:
 
     def _delete(self) -> None:
         try:
-            custom_api(self.api).delete_namespaced_custom_object(
+            custom_api(self.api, self.timeout).delete_namespaced_custom_object(
                 RESOURCE.group,
                 RESOURCE.version,
                 self.namespace,

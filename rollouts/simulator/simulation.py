@@ -24,8 +24,10 @@ from rollouts.engine import Plan, Request
 from rollouts.engine.context import services_of
 from rollouts.engine.pauses import waits_for_person
 from rollouts.engine.plan import AnalysisPhase, RequestKind
+from rollouts.notifications.port import RecordingNotifier
 from rollouts.reconcile import Ports, cycle
 from rollouts.routing.memory import MemoryRouter
+from rollouts.simulator.checks import SimulatedGates, SimulatedJobs, WebAnswer, web_factory
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.scripted import ScriptedVerdicts
@@ -62,6 +64,11 @@ class SimOptions:
     prometheus: str | None = None  # measure through this Prometheus, fed by the simulator
     serve_metrics: str | None = None  # live: serve /metrics on HOST:PORT for it to scrape
     workload: dict[str, Any] | None = None  # the Deployment a workloadRef adopts
+    gates: dict[str, float] = field(default_factory=dict)
+    """Gate URL -> simulated second it starts answering HTTP 200 (closed before; a URL not
+    listed opens ``checks.DEFAULT_GATE_SECONDS`` after it is first asked)."""
+    web: dict[str, WebAnswer] = field(default_factory=dict)
+    """Web check URL -> its scripted answer (default: pass on healthy traffic, else fail)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,15 @@ class Simulation:
             raise SimulationError("--serve-metrics needs --prometheus (the server that scrapes it)")
         if self.opts.scenario is not None:
             self.verdicts = self._analysis(rollout, self.opts.scenario)
-        self.ports = Ports(self.cluster, self.router, self.verdicts)
+        self.gates = SimulatedGates(
+            {url: EPOCH.timestamp() + at for url, at in self.opts.gates.items()},
+            lambda: self.now.timestamp(),
+        )
+        self.notifier = RecordingNotifier()
+        """The notifications the run would send (``sluice simulate --notifications``)."""
+        self.ports = Ports(
+            self.cluster, self.router, self.verdicts, gates=self.gates, notifier=self.notifier
+        )
         ref = rollout.spec.workload_ref
         if ref is not None:
             if self.opts.workload is None:
@@ -183,7 +198,11 @@ class Simulation:
 
         # live, a window is judged only once the scrape covering its end has landed
         lag = LIVE_LAG_SECONDS if self.live else 0.0
-        return AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
+        verdicts = AnalysisVerdicts(store, factory, lambda: origin + self.t - lag)
+        # web checks have no server here: scripted from the scenario (rollouts.simulator.checks)
+        verdicts.lifecycle.web_factory = web_factory(self.opts.web, scenario.model.effect.is_null)
+        verdicts.lifecycle.jobs = SimulatedJobs(scenario.model.effect.is_null)
+        return verdicts
 
     @staticmethod
     def _free_origin(url: str) -> float:

@@ -35,6 +35,7 @@ PAUSE_LABELS = {
     "BlueGreenPause": "waiting to switch",
     "PausedByUser": "paused by request",
     "InconclusiveAnalysis": "paused: inconclusive",
+    "WaitingForGate": "waiting for a gate",
 }
 
 

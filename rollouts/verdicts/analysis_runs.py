@@ -149,9 +149,11 @@ class AnalysisVerdicts:
                 # the store failed (a run created without its status, say): retried next tick,
                 # repaired once found; the engine's progress deadline bounds the wait
                 log.warning("AnalysisRun %s/%s not created: %s", owner.namespace, rec.name, e)
+        changed = st.weight_changed_at if st is not None else None
+        cuts = () if changed is None else (changed.timestamp(),)
         for name, run in seen.runs.items():
             try:
-                seen.runs[name] = self.lifecycle.tick(run)
+                seen.runs[name] = self.lifecycle.tick(run, cuts)
             except Exception as e:
                 # one run's trouble must not stop the Rollout's reconcile (an abort must still
                 # be able to happen); observe reports the run once it is stuck (see stalled)

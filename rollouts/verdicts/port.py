@@ -8,6 +8,7 @@ outcomes and the engine tests) and :class:`~rollouts.verdicts.analysis_runs.Anal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from rollouts.api.rollout import Rollout
@@ -18,6 +19,12 @@ class VerdictSource(Protocol):
     """``tick`` is the reconcile's first phase: it advances the Rollout's analyses (all writes
     and metric queries happen there). ``observe`` then reads their verdicts and writes nothing;
     ``start`` and ``stop`` carry out the engine's StartAnalysis and StopAnalysis."""
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The analysis clock: measurement windows, and the weight changes that cut them, are
+        read on it."""
+        ...
 
     def tick(self, rollout: Rollout) -> None: ...
 

@@ -21,11 +21,21 @@ Key = tuple[str, float, str | None, tuple[str, str] | None]
 
 class PrometheusClients:
     """A ``ProviderFactory`` for ``AnalysisVerdicts``: the metric's address or the controller's
-    default, its timeout, and credentials read from the Secret its ``auth`` names."""
+    default, its timeout (cut to ``max_timeout``: no query holds a worker longer), the controller's
+    connect timeout, and credentials read from the Secret its ``auth`` names."""
 
-    def __init__(self, default_address: str | None, *, keep: int = 32) -> None:
+    def __init__(
+        self,
+        default_address: str | None,
+        *,
+        keep: int = 32,
+        connect_timeout: float | None = None,
+        max_timeout: float | None = None,
+    ) -> None:
         self.default_address = default_address
         self.keep = keep
+        self.connect_timeout = connect_timeout
+        self.max_timeout = max_timeout
         self._clients: OrderedDict[Key, PrometheusProvider] = OrderedDict()
 
     def __call__(
@@ -48,11 +58,18 @@ class PrometheusClients:
                     store.resolve_secret(namespace, secret, spec.auth.username_key),
                     store.resolve_secret(namespace, secret, spec.auth.password_key),
                 )
-        key: Key = (address, float(parse_duration(spec.timeout)), bearer, basic)
+        timeout = float(parse_duration(spec.timeout))
+        if self.max_timeout is not None:
+            timeout = min(timeout, self.max_timeout)
+        key: Key = (address, timeout, bearer, basic)
         client = self._clients.get(key)
         if client is None:
             client = PrometheusProvider(
-                address, timeout=key[1], bearer_token=bearer, basic_auth=basic
+                address,
+                timeout=key[1],
+                bearer_token=bearer,
+                basic_auth=basic,
+                connect_timeout=self.connect_timeout,
             )
             self._clients[key] = client
             while len(self._clients) > self.keep:

@@ -21,9 +21,11 @@ controllers (``set_deployment_ready`` plays the Deployment controller).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import itertools
+import json
 import os
 import threading
 import uuid
@@ -82,8 +84,10 @@ class Fault:
     """An injected failure: requests matching every given field get ``status`` (after ``delay``).
 
     ``status=None`` with a ``delay`` is a slow answer (a client timeout shorter than the delay sees
-    a timeout; the request is then served normally). ``times`` is how many matching requests fail
-    (None: all of them); ``hits`` counts the requests that did.
+    a timeout; the request is then served normally); a long delay (300 s) is a hung server.
+    ``watch_error`` answers a matching watch with one ERROR event of that code (as a real API
+    server or a proxy sends inside a stream) and ends the stream. ``times`` is how many matching
+    requests fail (None: all of them); ``hits`` counts the requests that did.
     """
 
     method: str | None = None  # GET, POST, PATCH, DELETE (a watch is a GET with ?watch=true)
@@ -95,10 +99,16 @@ class Fault:
     delay: float = 0.0
     times: int | None = 1
     message: str = "injected by the test"
+    watch_error: int | None = None
     hits: int = 0
+    released: asyncio.Event | None = None
+    """Set by ``clear_faults``: requests still waiting out ``delay`` are answered at once (so a
+    test's hung requests do not hold the server's shutdown)."""
 
     def matches(self, request: rendering.Request) -> bool:
         if self.times is not None and self.hits >= self.times:
+            return False
+        if self.watch_error is not None and not ApiCall.of(request).watch:
             return False
         if self.method is not None and str(request.method.value).upper() != self.method.upper():
             return False
@@ -122,6 +132,8 @@ class ApiCall:
     name: str | None
     subresource: str | None
     watch: bool
+    agent: str = ""
+    """The client's User-Agent: tells apart replicas sharing one emulator."""
 
     @classmethod
     def of(cls, request: rendering.Request) -> ApiCall:
@@ -131,6 +143,7 @@ class ApiCall:
             name=request.name,
             subresource=request.subresource,
             watch=str(request.params.get("watch", "")).lower() in ("true", "1"),
+            agent=str((request.headers or {}).get("User-Agent", "")),
         )
 
     def __str__(self) -> str:
@@ -226,6 +239,7 @@ class SluiceEmulator(kmock.KubernetesEmulator):
     _rv: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
     _last_rv: int = 999
     _faults_lock: threading.Lock = attrs.field(factory=threading.Lock)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def inject(self, **kwargs: Any) -> Fault:
         """Make matching requests fail; see ``Fault`` for the fields. Returns it (for ``hits``)."""
@@ -236,6 +250,9 @@ class SluiceEmulator(kmock.KubernetesEmulator):
 
     def clear_faults(self) -> None:
         with self._faults_lock:
+            for fault in self.faults:
+                if fault.released is not None and self._loop is not None:
+                    self._loop.call_soon_threadsafe(fault.released.set)
             self.faults.clear()
 
     def _take_fault(self, request: rendering.Request) -> Fault | None:
@@ -251,7 +268,16 @@ class SluiceEmulator(kmock.KubernetesEmulator):
         fault = self._take_fault(request)
         if fault is not None:
             if fault.delay:
-                await asyncio.sleep(fault.delay)
+                self._loop = asyncio.get_running_loop()
+                if fault.released is None:
+                    fault.released = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fault.released.wait(), fault.delay)
+            if fault.watch_error is not None:
+                event = {"type": "ERROR", "object": _status_body(fault.watch_error, fault.message)}
+                return aiohttp.web.Response(
+                    body=(json.dumps(event) + "\n").encode(), content_type="application/json"
+                )
             if fault.status is not None:
                 return aiohttp.web.json_response(
                     _status_body(fault.status, fault.message), status=fault.status

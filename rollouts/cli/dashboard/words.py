@@ -27,6 +27,7 @@ PAUSE_WORDS = {
     "BlueGreenPause": "the preview waits for promotion",
     "PausedByUser": "paused by a person (a pause request)",
     "InconclusiveAnalysis": "analysis could not decide: a person must promote or abort",
+    "WaitingForGate": "waiting for a gate URL to answer HTTP 200 (promote passes it)",
 }
 
 ABORT_WORDS = {

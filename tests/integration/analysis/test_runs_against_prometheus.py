@@ -303,3 +303,53 @@ def test_threshold_on_nan_or_empty_never_promotes_under_policy_promote(
     assert "no valid measurement of 'error-ratio'" in r.message and "not promoted" in r.message
     marker = "NaN" if data == "nan" else "empty result"
     assert all(marker in x.message for x in r.metrics[0].measurements)
+
+
+def pod_counters(ns: str, service: str, pod: str, ok: float, bad: float) -> list[Any]:
+    """A pod's request counter (every 15 s, like a scrape) from an hour before the run on."""
+    start, end = ORIGIN - 3600, ORIGIN + 900
+    base = {"__name__": "http_requests_total", "namespace": ns, "service": service, "pod": pod}
+    stamps = range(int(start), int(end) + 1, 15)
+    return [
+        ({**base, "code": "200"}, [(t * 1000, ok * (t - start)) for t in stamps]),
+        ({**base, "code": "500"}, [(t * 1000, bad * (t - start)) for t in stamps]),
+    ]
+
+
+def pod_arm(ns: str, service: str) -> Queries:
+    sel = f'namespace="{ns}",service="{service}"'
+    return Queries(
+        events=f'sum by (pod) (increase(http_requests_total{{{sel},code=~"5.."}}[{W}]))',
+        total=f"sum by (pod) (increase(http_requests_total{{{sel}}}[{W}]))",
+        pod_label="pod",
+    )
+
+
+@pytest.mark.parametrize("canary_errors", [0.2, 1.0])
+def test_per_pod_series_bound_the_spread_and_a_regression_still_fails(
+    prometheus: PrometheusServer, provider: PrometheusProvider, canary_errors: float
+) -> None:
+    """``sum by (pod)`` queries and canaryPods: ten baseline pods 20 req/s each whose error rates
+    differ (0.8-1.2%), two canary pods. The hour before the run bounds the spread; the status
+    evidence shows it. A canary at the baseline's rate is not failed; one at 5x is."""
+    ns = unique_id("ns")
+    series: list[Any] = []
+    for i in range(10):
+        bad = 0.2 * (0.8 + 0.4 * i / 9)
+        series += pod_counters(ns, STABLE, f"stable-{i}", 20.0 - bad, bad)
+    for i in range(2):
+        series += pod_counters(ns, CANARY, f"canary-{i}", 20.0 - canary_errors, canary_errors)
+    prometheus.push(series)
+    queries = {"canary": pod_arm(ns, CANARY), "baseline": pod_arm(ns, STABLE)}
+    plan = MetricPlan("errors", "counts", 30.0, queries=queries, count=20, canary_pods=2)
+    _, r = run([plan], provider, until=600)
+    ev = {m.name: m for m in r.metrics}["errors"].evidence
+    assert ev is not None
+    d = ev.details
+    assert d.pod_spread_estimated is True and d.baseline_pods == 10 and d.canary_pods == 2
+    # ten pods bound a spread of 0.14 by about 0.34 (chi-square, 9 df): r0' about 2
+    assert d.widened_tolerance is not None and 1.5 < d.widened_tolerance < 2.5
+    if canary_errors > 0.5:
+        assert r.phase == "Failed" and "'errors'" in r.message
+    else:
+        assert r.phase != "Failed"

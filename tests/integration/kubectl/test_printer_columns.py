@@ -133,7 +133,7 @@ def test_printer_columns_are_simple_paths_kubectl_and_this_test_agree_on() -> No
         for c in printer_columns(crd_file):
             assert SIMPLE_PATH.match(c["jsonPath"]), (crd_file, c)
     names = {c["name"]: c for c in COLUMNS}
-    assert list(names) == ["Phase", "Step", "Weight", "Stable", "Canary", "Age", "Message"]
+    assert list(names) == ["Phase", "Step", "Weight", "Stable", "Canary", "Gate", "Age", "Message"]
     assert names["Weight"]["type"] == "integer"
     # Message only with -o wide; the rest always
     assert [n for n, c in names.items() if c.get("priority", 0)] == ["Message"]

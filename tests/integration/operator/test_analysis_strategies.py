@@ -20,6 +20,7 @@ import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import kubernetes
@@ -424,3 +425,43 @@ async def test_basic_auth_from_a_secret_reaches_prometheus(
     user_pass = b"sluice:" + password.encode("utf-8")
     expected = "Basic " + base64.b64encode(user_pass).decode()
     assert {r.get("Authorization") for r in recorder.headers} == {expected}
+
+
+async def test_background_windows_are_cut_at_the_weight_change(
+    harness: OperatorHarness, timeline: TrafficTimeline
+) -> None:
+    # issue 12, part 3: the Rollout records when it changed the weight, and the background run's
+    # window that straddles that moment is measured as two pieces split there
+    h = harness
+    timeline.push([Arm("web-canary", 2000, 0.01), Arm("web", 2000, 0.01)])
+    create_template(h, template("errors", [error_rate_metric(count=None, interval="2s")]))
+    custom(h).create_namespaced_custom_object(
+        "networking.istio.io", "v1beta1", "ns", "virtualservices", VIRTUAL_SERVICE
+    )
+    doc = rollout(
+        "web",
+        [{"setWeight": 25}, {"pause": {"duration": "3s"}}, {"setWeight": 50}, {"pause": {}}],
+        router=ISTIO,
+    )
+    doc["spec"]["strategy"]["canary"]["analysis"] = ref("errors", timeline.test_id)
+    create_rollout(h.api, doc)
+    await new_revision(h)
+    st = await h.wait_status(
+        lambda s: s.get("currentStepIndex") == 3, timeout=15, what="at the indefinite pause"
+    )
+    assert vs_weights(h) == [50, 50]
+    cut = datetime.fromisoformat(st["weightChangedAt"]).timestamp()
+
+    def history() -> tuple[list[float], list[float]]:
+        [run] = analysis_runs(h)
+        state = run["status"]["state"]
+        ats = [float(m["at"]) for m in state["metrics"]["error-rate"]["history"]]
+        return [float(c) for c in state.get("cuts", [])], ats
+
+    await h.wait_for(
+        lambda: any(at > cut + 2.0 for at in history()[1]), what="a whole window after the change"
+    )
+    cuts, ats = history()
+    assert cut in cuts, (cut, cuts)
+    assert any(abs(at - cut) < 1e-6 for at in ats), (cut, ats)  # a piece ends at the change
+    assert h.status()["phase"] == "Paused"  # identical arms: nothing aborted

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 import kubernetes
 import pytest
+import urllib3
 
 from rollouts.api.validation import parse_rollout
+from rollouts.cluster.kube import bound_api_client
 from rollouts.routing.common import RoutingError
 from rollouts.routing.factory import router_for
 from rollouts.routing.gateway_api import GatewayAPIRouter
@@ -172,11 +175,39 @@ def test_istio_retries_when_a_guard_fails_and_gives_up_after_three(
 def test_istio_server_errors_propagate_for_the_operator_to_retry(
     api_client: kubernetes.client.ApiClient, kube_emulator: RunningEmulator
 ) -> None:
+    """A passing 5xx is retried in the call (bounded, analysis.retry_policy); one that persists
+    past the attempts propagates, for the operator to retry the Rollout later."""
     create(api_client, "networking.istio.io/v1beta1", "virtualservices", VIRTUAL_SERVICE)
-    fault = kube_emulator.inject(method="PATCH", plural="virtualservices", status=500)
+    once = kube_emulator.inject(method="PATCH", plural="virtualservices", status=500)
+    istio_router(api_client).set_weight(40)
+    assert once.hits == 1 and istio_router(api_client).get_weight() == 40
+    fault = kube_emulator.inject(method="PATCH", plural="virtualservices", status=500, times=None)
     with pytest.raises(kubernetes.client.ApiException) as e:
-        istio_router(api_client).set_weight(40)
-    assert (e.value.status, fault.hits) == (500, 1)
+        istio_router(api_client).set_weight(50)
+    assert (e.value.status, fault.hits) == (500, 3)
+    assert istio_router(api_client).get_weight() == 40
+
+
+def test_router_reads_are_retried_and_a_hung_read_ends_at_its_timeout(
+    api_client: kubernetes.client.ApiClient, kube_emulator: RunningEmulator
+) -> None:
+    """Router GETs are retried like writes (429 and 5xx), and each has a read timeout: a server
+    that never answers costs the attempts' timeouts, not forever."""
+    create(api_client, "networking.istio.io/v1beta1", "virtualservices", VIRTUAL_SERVICE)
+    router = istio_router(bound_api_client(api_client, pool_size=4, timeout=(5.0, 5.0)))
+    router.timeout = (5.0, 0.3)
+    throttled = kube_emulator.inject(method="GET", plural="virtualservices", status=429)
+    failing = kube_emulator.inject(method="GET", plural="virtualservices", status=503)
+    assert router.get_weight() == 0
+    assert (throttled.hits, failing.hits) == (1, 1)
+    hung = kube_emulator.inject(
+        method="GET", plural="virtualservices", status=None, delay=300, times=None
+    )
+    started = time.monotonic()
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):  # the controller's client: no
+        router.get_weight()  # urllib3 retries of its own (bound_api_client)
+    assert hung.hits == 3 and time.monotonic() - started < 10
+    kube_emulator.clear_faults()
 
 
 def test_istio_missing_object_and_missing_route(api_client: kubernetes.client.ApiClient) -> None:

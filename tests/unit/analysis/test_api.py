@@ -241,7 +241,49 @@ def _prom(**fields: Any) -> dict[str, Any]:
 
 _ARM = {"events": "e", "total": "t"}
 
+
+def _histogram(**compare: Any) -> dict[str, Any]:
+    return counts_metric(
+        kind="histogram",
+        provider=_prom(canary={"buckets": "b"}, baseline={"buckets": "b"}),
+        compare=compare,
+    )
+
+
+def test_latency_tolerance_reads_as_a_percentage_of_a_quantile() -> None:
+    doc = _histogram(latencyTolerance={"quantile": 0.99, "increase": "12.5%"})
+    template = parse_template(template_doc(doc))
+    tol = template.spec.metrics[0].compare.latency_tolerance  # type: ignore[union-attr]
+    assert tol is not None
+    assert (tol.quantile, tol.fraction) == (0.99, 0.125)
+
+
 BAD_METRICS: list[tuple[dict[str, Any], str]] = [
+    (
+        counts_metric(compare={"latencyTolerance": {"increase": "10%"}}),
+        "spec.metrics[0].compare.latencyTolerance: applies to kind histogram only (got counts)",
+    ),
+    (
+        _histogram(latencyTolerance={"increase": "10%"}, tolerance=1.2),
+        "spec.metrics[0].compare.tolerance: does not apply with latencyTolerance (which sets the "
+        "tolerance in latency units); remove it (got 1.2)",
+    ),
+    (
+        _histogram(latencyTolerance={"increase": "0%"}),
+        "spec.metrics[0].compare.latencyTolerance.increase: must be above 0% and at most 1000%",
+    ),
+    (
+        _histogram(latencyTolerance={"increase": "0.1"}),
+        "spec.metrics[0].compare.latencyTolerance.increase: must match ^[0-9]+(\\.[0-9]+)?%$",
+    ),
+    (
+        _histogram(latencyTolerance={"quantile": 1.0, "increase": "10%"}),
+        "spec.metrics[0].compare.latencyTolerance.quantile: must be < 1",
+    ),
+    (
+        _histogram(latencyTolerance={}),
+        "spec.metrics[0].compare.latencyTolerance.increase: is required",
+    ),
     (counts_metric(compare={"tolerance": -1}), "spec.metrics[0].compare.tolerance: must be > 0"),
     (counts_metric(compare={"alpha": 1}), "spec.metrics[0].compare.alpha: must be < 1"),
     (counts_metric(compare={"direction": "up"}), "spec.metrics[0].compare.direction: must be one"),
@@ -256,6 +298,29 @@ BAD_METRICS: list[tuple[dict[str, Any], str]] = [
             compare={"edges": [0.5, 0.25]},
         ),
         "spec.metrics[0].compare.edges: must be strictly increasing",
+    ),
+    (
+        counts_metric(compare={"podSpread": 0.2}),
+        "spec.metrics[0].compare.podSpread: needs compare.canaryPods",
+    ),
+    (counts_metric(compare={"canaryPods": 0}), "spec.metrics[0].compare.canaryPods: must be >= 1"),
+    (
+        counts_metric(compare={"canaryPods": 2, "podSpread": -0.1}),
+        "spec.metrics[0].compare.podSpread: must be >= 0",
+    ),
+    (
+        counts_metric(compare={"canaryPods": 2, "method": "mann-whitney"}),
+        "spec.metrics[0].compare.canaryPods: applies to sequential kind counts only "
+        "(got mann-whitney counts)",
+    ),
+    (
+        counts_metric(
+            kind="histogram",
+            provider=_prom(canary={"buckets": "b"}, baseline={"buckets": "b"}),
+            compare={"canaryPods": 2},
+        ),
+        "spec.metrics[0].compare.canaryPods: applies to sequential kind counts only "
+        "(got sequential histogram)",
     ),
     (counts_metric(compare=None), "spec.metrics[0]: must set exactly one of compare, threshold"),
     (

@@ -287,6 +287,18 @@ def test_secret_readers_without_names_grant_get_in_that_namespace_only(tmp_path:
     ]
 
 
+def test_notification_readers_grant_the_two_named_objects_only(tmp_path: Path) -> None:
+    objects = helm_template(values={"rbac": {"notificationReaders": ["shop"]}}, tmp=tmp_path)
+    (reader,) = [o for o in objects if o["kind"] == "Role"]
+    assert reader["metadata"]["namespace"] == "shop"
+    shipped = yaml.safe_load_all((REPO / "deploy/rbac/notifications-reader.yaml").read_text())
+    (role,) = [d for d in shipped if d["kind"] == "Role"]
+    assert reader["rules"] == role["rules"]  # the chart and deploy/rbac grant the same
+    binding = one(objects, "RoleBinding")
+    assert binding["roleRef"]["name"] == reader["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sluice", "namespace": NS}]
+
+
 def test_image_resources_replicas_and_extra_args(tmp_path: Path) -> None:
     objects = helm_template(
         values={

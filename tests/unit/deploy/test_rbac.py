@@ -8,6 +8,7 @@ the framework's own requests, each with the reason it is needed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,13 +27,18 @@ from tests.unit.deploy.rbac_scan import (
 
 CLUSTER_ROLE = REPO / "deploy" / "base" / "clusterrole.yaml"
 SECRET_READER = REPO / "deploy" / "rbac" / "secret-reader.yaml"
+NOTIFICATIONS_READER = REPO / "deploy" / "rbac" / "notifications-reader.yaml"
 
 # What the code calls but the ClusterRole must NOT grant: reading Secrets cluster-wide would let
 # the controller read every credential in the cluster. A Role per namespace grants it where the
 # Rollouts' auth Secrets live (deploy/rbac/secret-reader.yaml; the chart's rbac.secretReaders).
 PER_NAMESPACE: dict[Permission, str] = {
-    Permission("", "secrets", "get"): "Prometheus credentials named by a template's auth.secretRef",
+    Permission("", "secrets", "get"): "Prometheus credentials named by a template's auth.secretRef"
+    " and notification receiver URLs (Secret sluice-notifications)",
+    Permission("", "configmaps", "get"): "a namespace's default notification subscriptions "
+    "(ConfigMap sluice-notifications; deploy/rbac/notifications-reader.yaml)",
 }
+SECRETS = {p for p in PER_NAMESPACE if p.resource == "secrets"}
 
 # kopf's requests, made from inside the framework (kopf 1.45, cluster-wide mode, named peering).
 FRAMEWORK: dict[Permission, str] = {
@@ -83,8 +89,8 @@ def test_every_api_call_in_the_code_is_understood(findings: list[Finding]) -> No
     assert not problems, "calls the RBAC scan cannot map:\n" + "\n".join(problems)
 
 
-def secret_reader() -> dict[str, Any]:
-    docs = {d["kind"]: d for d in yaml.safe_load_all(SECRET_READER.read_text()) if d}
+def secret_reader(path: Path = SECRET_READER) -> dict[str, Any]:
+    docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text()) if d}
     assert set(docs) == {"Role", "RoleBinding"}
     return docs
 
@@ -112,7 +118,27 @@ def test_secrets_are_readable_only_where_a_role_allows_it(findings: list[Finding
     assert set(PER_NAMESPACE) <= set(required(findings))
     # ... and the shipped per-namespace Role grants exactly that, to the controller's account
     docs = secret_reader()
+    assert rules_to_permissions(docs["Role"]["rules"]) == SECRETS
+    bound_to_the_controller(docs)
+
+
+@pytest.mark.parametrize("resource", ["configmaps", "secrets"])
+def test_notification_objects_are_readable_only_by_name_where_a_role_allows_it(
+    findings: list[Finding], resource: str
+) -> None:
+    """Notifications read one ConfigMap and one Secret per namespace, both named
+    sluice-notifications: the per-namespace Role grants get on those names and nothing else."""
+    granted = rules_to_permissions(cluster_role()["rules"])
+    assert not any(p.resource == resource for p in granted), f"no cluster-wide {resource}"
+    assert Permission("", resource, "get") in set(required(findings))
+    docs = secret_reader(NOTIFICATIONS_READER)
     assert rules_to_permissions(docs["Role"]["rules"]) == set(PER_NAMESPACE)
+    for rule in docs["Role"]["rules"]:
+        assert rule["resourceNames"] == ["sluice-notifications"], rule
+    bound_to_the_controller(docs)
+
+
+def bound_to_the_controller(docs: dict[str, Any]) -> None:
     binding = docs["RoleBinding"]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",

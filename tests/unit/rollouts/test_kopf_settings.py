@@ -45,3 +45,36 @@ def test_a_deletion_during_a_tick_is_not_held_for_a_minute() -> None:
     assert theirs.background.cancellation_polling == 60  # kopf's default, which this overrides
     configure_kopf(theirs, Settings(metrics_port=None, liveness_port=None))
     assert theirs.background.cancellation_polling <= 2
+
+
+def test_workers_timeouts_and_the_shards_peering_reach_kopf() -> None:
+    from rollouts.sharding import Shard
+
+    ours = Settings(
+        workers=7,
+        connect_timeout=2.5,
+        shard=Shard(1, 3),
+        standalone=False,
+        metrics_port=None,
+        liveness_port=None,
+    )
+    theirs = kopf.OperatorSettings()
+    configure_kopf(theirs, ours)
+    assert theirs.execution.max_workers == 7
+    assert theirs.networking.connect_timeout == 2.5 == theirs.watching.connect_timeout
+    assert theirs.peering.name == "sluice.dev-shard-1-of-3"
+
+
+def test_the_controllers_client_pools_as_many_connections_as_workers() -> None:
+    """Ten connections for twenty workers made urllib3 warn "pool is full" and threads wait."""
+    import kubernetes
+
+    from rollouts.cluster.kube import bound_api_client
+
+    config = kubernetes.client.Configuration()
+    config.host = "http://127.0.0.1:1"
+    theirs = kubernetes.client.ApiClient(config)
+    ours = bound_api_client(theirs, pool_size=24, timeout=(1.0, 2.0))
+    assert ours.rest_client.pool_manager.connection_pool_kw["maxsize"] == 24
+    assert ours.configuration.retries is False, "one retry policy: urllib3 adds none"
+    assert theirs.configuration.connection_pool_maxsize != 24, "the caller's client is untouched"

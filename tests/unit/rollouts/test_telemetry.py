@@ -71,6 +71,7 @@ def test_metric_names_types_and_labels_are_the_issues() -> None:
         "sluice_reconcile_duration_seconds": ("histogram", "sluice_reconcile_duration_seconds_sum"),
         "sluice_reconcile_errors": ("counter", "sluice_reconcile_errors_total"),
         "sluice_analysis_verdicts": ("counter", "sluice_analysis_verdicts_total"),
+        "sluice_notifications": ("counter", "sluice_notifications_total"),
     }
     for family, (kind, sample) in expected.items():
         assert fams[family].type == kind, family
@@ -78,6 +79,13 @@ def test_metric_names_types_and_labels_are_the_issues() -> None:
     info = fams["sluice_rollout_info"].samples[0].labels
     assert set(info) == {"namespace", "rollout", "phase", "strategy", "router"}
     assert set(fams["sluice_analysis_verdicts"].samples[0].labels) == {"result"}
+    # every result exported from the start, at 0
+    assert {s.labels["result"] for s in fams["sluice_notifications"].samples} == {
+        "sent",
+        "failed",
+        "dropped",
+        "rate_limited",
+    }
     # nothing else (prometheus_client's *_created timestamps aside): a private registry has no
     # process or platform collectors
     assert {n for n in fams if not n.endswith("_created")} == set(expected)

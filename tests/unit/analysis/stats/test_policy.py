@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from scipy.stats import binom
 
 from analysis.stats.policy import (
@@ -192,13 +193,32 @@ def test_bad_data_is_insufficient_never_an_abort(bad: CountsInterval) -> None:
 
 def test_sample_ratio_mismatch_is_inconclusive_not_abort() -> None:
     a = RolloutAnalysis([errors()], PolicyConfig(min_step_seconds=0), t0=0.0)
-    for t in range(60, 1260, 60):  # the canary gets 20% of requests instead of the 10% configured
+    for t in range(60, 1260, 60):  # the canary gets 2% of requests instead of the 10% configured
         a.observe(
-            t, {"errors": CountsInterval(40.0, 2000.0, 160.0, 8000.0)}, expected_canary_share=0.1
+            t, {"errors": CountsInterval(4.0, 200.0, 196.0, 9800.0)}, expected_canary_share=0.1
         )
     v = a.verdict(1200.0, 0.0)
     assert v.decision is Decision.INCONCLUSIVE
-    assert "sample-ratio mismatch" in v.reason and "20.00%" in v.reason
+    assert "sample-ratio mismatch" in v.reason and "2.00%" in v.reason
+    assert "below 0.5 of its share" in v.reason
+    assert v.sample_ratio is not None and v.sample_ratio.details.loss_ratio == 0.5
+
+
+def test_a_canary_getting_more_or_a_bit_less_than_asked_is_not_paused() -> None:
+    """Only gross loss pauses: 20% where 10% was asked, or 8%, leaves the decision to the data."""
+    for canary in (2000.0, 800.0):
+        a = RolloutAnalysis([errors()], PolicyConfig(min_step_seconds=0), t0=0.0)
+        for t in range(60, 1260, 60):
+            a.observe(
+                t,
+                {
+                    "errors": CountsInterval(
+                        canary / 100, canary, 100.0 - canary / 100, 10000.0 - canary
+                    )
+                },
+                expected_canary_share=0.1,
+            )
+        assert a.verdict(1200.0, 0.0).decision is not Decision.INCONCLUSIVE
 
 
 def test_every_metric_kind_feeds_one_analysis_and_state_round_trips() -> None:
@@ -303,3 +323,117 @@ def test_a_looser_promote_tolerance_promotes_sooner_and_says_which_bar() -> None
     assert first[1.2] < first[None]
     with pytest.raises(ValueError, match="promote_tolerance"):
         errors(promote_tolerance=-1.0)
+
+
+def _low_traffic_runs(
+    cfg: PolicyConfig, ratio: float, canary_requests: float, runs: int, seed: int
+) -> NDArray[np.str_]:
+    """``runs`` rollouts of ten 60 s intervals, canary errors ``ratio`` times the baseline's 2%
+    (baseline 9x the canary's traffic), decided at the step's maximum duration (600 s)."""
+    rng = np.random.default_rng(seed)
+    a = RolloutAnalysis([errors()], cfg, batch=runs, t0=0.0)
+    nb = 9 * canary_requests
+    for t in range(60, 660, 60):
+        xc = rng.poisson(0.02 * ratio * canary_requests, runs).astype(float)
+        xb = rng.poisson(0.02 * nb, runs).astype(float)
+        a.observe(t, {"errors": CountsInterval(xc, canary_requests, xb, nb)})
+    return a.decide(600.0, 0.0)
+
+
+@pytest.mark.parametrize("canary_requests", [5.0, 50.0, 500.0])
+def test_a_regression_is_never_promoted_at_max_duration_on_events_alone(
+    canary_requests: float,
+) -> None:
+    # one error seen used to count as "enough" at the maximum duration; a 5x regression with a
+    # handful of errors must pause (default policy) unless shown within tolerance
+    cfg = PolicyConfig(min_step_seconds=60, max_step_seconds=600)
+    dec = _low_traffic_runs(cfg, 5.0, canary_requests, 2000, seed=5)
+    assert (dec == Decision.PROMOTE_STEP.value).mean() == 0.0
+    some_events = dec != Decision.INSUFFICIENT.value
+    assert some_events.any()
+    assert set(dec[(dec != Decision.ABORT.value)]) <= {Decision.INCONCLUSIVE.value}
+
+
+def test_beta_at_the_tolerance_is_at_most_alpha() -> None:
+    # the hardest regression to refuse is one just at the tolerance: promoted (shown within it)
+    # in at most alpha of runs, whatever the traffic; so is every worse one (monotone likelihood)
+    cfg = PolicyConfig(alpha=0.05, min_step_seconds=60, max_step_seconds=600)
+    for canary_requests in (50.0, 5000.0):
+        dec = _low_traffic_runs(cfg, 1.1, canary_requests, 4000, seed=7)
+        promoted = int((dec == Decision.PROMOTE_STEP.value).sum())
+        # 99.9% one-sided binomial bound on the count if the true rate were alpha
+        assert promoted <= binom.ppf(0.999, 4000, 0.05), (canary_requests, promoted)
+
+
+def test_promote_on_max_duration_means_nothing_failed_and_data_was_valid() -> None:
+    cfg = PolicyConfig(min_step_seconds=60, max_step_seconds=600, on_max_duration="promote")
+    quiet = RolloutAnalysis([errors()], cfg, t0=0.0)  # requests, no errors: valid, not shown
+    blind = RolloutAnalysis([errors()], cfg, t0=0.0)  # NaN every interval: no data at all
+    for t in range(60, 660, 60):
+        quiet.observe(t, {"errors": CountsInterval(0.0, 10.0, 0.0, 90.0)})
+        blind.observe(t, {"errors": CountsInterval(math.nan, math.nan, math.nan, math.nan)})
+    v = quiet.verdict(600.0, 0.0)
+    assert v.decision is Decision.PROMOTE_STEP
+    assert v.reason.startswith("WARNING") and "evidence of no harm was not reached" in v.reason
+    assert blind.verdict(600.0, 0.0).decision is Decision.INCONCLUSIVE
+
+
+def test_min_events_holds_back_promote_on_max_duration() -> None:
+    cfg = PolicyConfig(min_step_seconds=60, max_step_seconds=600, on_max_duration="promote")
+    a = RolloutAnalysis([errors(min_events=1000)], cfg, t0=0.0)
+    for t in range(60, 660, 60):
+        a.observe(t, {"errors": CountsInterval(1.0, 100.0, 9.0, 900.0)})
+    assert a.verdict(600.0, 0.0).decision is Decision.INCONCLUSIVE
+
+
+def test_each_run_may_be_at_its_own_step() -> None:
+    cfg = PolicyConfig(min_step_seconds=60, max_step_seconds=600, on_max_duration="pause")
+    a = RolloutAnalysis([errors()], cfg, batch=3, t0=0.0)
+    for t in range(60, 660, 60):
+        a.observe(t, {"errors": CountsInterval(1.0, 100.0, 9.0, 900.0)})
+    dec = a.decide(600.0, np.array([0.0, 300.0, 590.0]))
+    assert list(dec) == [Decision.INCONCLUSIVE.value, Decision.CONTINUE.value, "continue"]
+    dec = a.decide(600.0, 590.0, max_step_seconds=np.array([5.0, 600.0, 600.0]))
+    assert list(dec) == [Decision.INCONCLUSIVE.value, Decision.CONTINUE.value, "continue"]
+
+
+def test_warmup_by_events_ends_when_the_canary_has_served_enough_requests() -> None:
+    cfg = PolicyConfig(warmup_events=2500, min_step_seconds=0)
+    a = RolloutAnalysis([errors()], cfg, batch=2, t0=0.0)
+    # run 0 gets 1000 canary requests an interval, run 1 only 100
+    busy = CountsInterval(np.array([500.0, 50.0]), np.array([1000.0, 100.0]), 10.0, 9000.0)
+    for t in (60, 120, 180):  # cold-start errors: 1000, 2000, 3000 requests served by run 0
+        a.observe(t, {"errors": busy})
+    assert list(a.tests["errors"].events) == [0.0, 0.0]
+    v = a.verdict(180.0, 0.0, index=1)
+    assert v.decision is Decision.INSUFFICIENT and "300 of 2500 requests" in v.reason
+    a.observe(240, {"errors": good_counts()})
+    assert a.tests["errors"].events[0] == 200 and a.tests["errors"].events[1] == 0
+    state = RolloutAnalysis([errors()], cfg, t0=0.0)
+    state.observe(60, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    restored = RolloutAnalysis.from_state(state.to_state(), [errors()], cfg)
+    restored.observe(120, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    restored.observe(180, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    assert restored.tests["errors"].events[0] == 0  # 3000 served, the third interval included
+    restored.observe(240, {"errors": CountsInterval(5.0, 1000.0, 10.0, 9000.0)})
+    assert restored.tests["errors"].events[0] == 15  # the warm-up counter survived the restart
+    with pytest.raises(ValueError, match="warmup_events"):
+        PolicyConfig(warmup_events=-1)
+
+
+def test_cold_start_envelope_aborts_a_gross_regression_inside_the_warm_up() -> None:
+    cfg = PolicyConfig(warmup_seconds=60, cold_start=(3.0, 20.0))
+    gross = RolloutAnalysis([errors()], cfg, t0=0.0)
+    cold = RolloutAnalysis([errors()], cfg, t0=0.0)
+    plain = RolloutAnalysis([errors()], PolicyConfig(warmup_seconds=60), t0=0.0)
+    for t in range(10, 61, 10):
+        gross.observe(t, {"errors": CountsInterval(200.0, 1000.0, 180.0, 9000.0)})  # x10
+        plain.observe(t, {"errors": CountsInterval(200.0, 1000.0, 180.0, 9000.0)})
+        factor = 1 + 2 * math.exp(-(t - 10) / 20)  # a cold start at the envelope
+        cold.observe(t, {"errors": CountsInterval(20.0 * factor, 1000.0, 180.0, 9000.0)})
+    assert gross.decide(60.0, 0.0)[0] == Decision.ABORT.value
+    assert "estimated ratio" not in gross.verdict(60.0, 0.0).reason  # no estimate in warm-up
+    assert plain.decide(60.0, 0.0)[0] == Decision.INSUFFICIENT.value  # discarded, as before
+    assert cold.decide(60.0, 0.0)[0] == Decision.INSUFFICIENT.value
+    with pytest.raises(ValueError, match="cold_start"):
+        PolicyConfig(cold_start=(0.5, 20.0))

@@ -322,3 +322,51 @@ def test_promote_tolerance_survives_a_state_round_trip_and_must_be_sane() -> Non
     for bad in (0.0, math.inf, 1e-9):
         with pytest.raises(ValueError, match="promote_tolerance"):
             RateRatioEProcess(tolerance=1.1, promote_tolerance=bad)
+
+
+@pytest.mark.statistical
+def test_warm_up_against_a_raised_null_keeps_false_rejections_within_alpha() -> None:
+    # a cold canary exactly at the raised null (r0 x a decaying factor up to 3) for 12 intervals,
+    # then exactly at r0, with drift, incidents and changing shares: the worst case the
+    # envelope allows, so false rejections must stay within alpha
+    runs = 2000
+    rng = np.random.default_rng(21)
+    proc = RateRatioEProcess(tolerance=1.1, batch=runs)
+    volume = rng.uniform(20, 2000, size=runs)
+    for t in range(150):
+        n = rng.poisson(volume * (1 + 0.5 * math.sin(2 * math.pi * t / 96)))
+        weight = rng.choice([0.05, 0.25, 0.5], size=runs)
+        nc = rng.binomial(n, weight).astype(float)
+        nb = n - nc
+        incident = 1 + 4 * (rng.random(runs) < 0.02)
+        factor = 1 + 2 * math.exp(-t / 2) if t < 12 else 1.0
+        xc = rng.poisson(nc * 0.01 * incident * 1.1 * factor).astype(float)
+        xb = rng.poisson(nb * 0.01 * incident).astype(float)
+        if t < 12:
+            proc.update_warmup(xc, nc, xb, nb, factor)
+        else:
+            proc.update(xc, nc, xb, nb)
+    assert proc.rejected.mean() <= upper_999(proc.alpha, runs)
+    assert proc.events.max() > 0 and not proc.within_tolerance.all()
+
+
+def test_a_regression_far_above_the_raised_null_rejects_in_the_warm_up() -> None:
+    proc = RateRatioEProcess(tolerance=1.1, alpha=0.025)
+    for _ in range(6):  # x10 errors against a null raised to x3.3
+        proc.update_warmup(100.0, 1000.0, 90.0, 9000.0, 3.0)
+    assert proc.rejected[0]
+    assert proc.events[0] == 0  # warm-up intervals never enter the estimate or promotion
+    restored = RateRatioEProcess.from_state(json.loads(json.dumps(proc.to_state())))
+    assert restored.log_e_value[0] == pytest.approx(proc.log_e_value[0])
+    with pytest.raises(ValueError, match="null_factor"):
+        proc.update_warmup(1.0, 10.0, 1.0, 10.0, 0.5)
+
+
+def test_the_warm_up_costs_a_canary_below_the_raised_null_at_most_log_2() -> None:
+    plain = RateRatioEProcess(tolerance=1.1)
+    warmed = RateRatioEProcess(tolerance=1.1)
+    warmed.update_warmup(20.0, 1000.0, 90.0, 9000.0, 3.0)  # x2: evidence against x3.3
+    for _ in range(5):
+        plain.update(20.0, 1000.0, 90.0, 9000.0)
+        warmed.update(20.0, 1000.0, 90.0, 9000.0)
+    assert warmed.log_e_value[0] >= plain.log_e_value[0] - math.log(2) - 1e-9

@@ -252,7 +252,16 @@ def test_printer_columns_point_at_fields_of_the_schema(rollout_crd: dict[str, An
     (version,) = rollout_crd["spec"]["versions"]
     schema = _schema(rollout_crd)
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Phase", "Step", "Weight", "Stable", "Canary", "Age", "Message"]
+    assert list(columns) == [
+        "Phase",
+        "Step",
+        "Weight",
+        "Stable",
+        "Canary",
+        "Gate",
+        "Age",
+        "Message",
+    ]
     for column in columns.values():
         if column["jsonPath"].startswith(".metadata."):
             continue  # ObjectMeta is the API server's, not in our schema

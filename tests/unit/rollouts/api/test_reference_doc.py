@@ -48,7 +48,7 @@ def test_every_field_of_the_crd_has_a_row(page: str) -> None:
 def test_every_cel_rule_is_documented_with_its_field(page: str) -> None:
     assert (
         "| `spec.strategy.canary.steps[]` | must set exactly one of setWeight, pause, analysis, "
-        "setHeaderRoute, setMirrorRoute |" in page
+        "setHeaderRoute, setMirrorRoute, gate |" in page
     )
     assert "| `spec.strategy` | must set exactly one of canary, blueGreen |" in page
     assert "| `spec.strategy.canary.trafficRouting` | must set exactly one of istio," in page

@@ -56,14 +56,14 @@ def test_step_with_two_kinds_is_rejected() -> None:
     doc = rollout_doc(steps=[{"setWeight": 10, "pause": {}}])
     assert problems(doc) == [
         "spec.strategy.canary.steps[0]: must set exactly one of setWeight, pause, analysis, "
-        "setHeaderRoute, setMirrorRoute (got setWeight, pause)"
+        "setHeaderRoute, setMirrorRoute, gate (got setWeight, pause)"
     ]
 
 
 def test_empty_step_is_rejected() -> None:
     assert problems(rollout_doc(steps=[{}])) == [
         "spec.strategy.canary.steps[0]: must set exactly one of setWeight, pause, analysis, "
-        "setHeaderRoute, setMirrorRoute (got none)"
+        "setHeaderRoute, setMirrorRoute, gate (got none)"
     ]
 
 

@@ -634,3 +634,29 @@ def test_before_the_controller_reports_no_step_is_done() -> None:
     assert {s.state for s in build_view(doc).steps} == {"pending"}
     healthy = rollout_doc(currentStepIndex=4, currentRevision="r1", stableRevision="r1")
     assert {s.state for s in build_view(healthy).steps} == {"done"}
+
+
+def test_the_pod_model_behind_a_verdict_is_shown() -> None:
+    """With pods as the sampling unit the tolerance actually tested is what a person needs to read
+    the estimate against; without a pod model nothing is added."""
+    plain = metric()
+    assert plain.evidence is not None
+    details = plain.evidence.details.model_copy(
+        update={
+            "tolerance": 1.1,
+            "widened_tolerance": 1.545,
+            "pod_spread": 0.196,
+            "pod_spread_estimated": True,
+            "canary_pods": 2.0,
+            "baseline_pods": 10.0,
+        }
+    )
+    pods = replace(plain, evidence=plain.evidence.model_copy(update={"details": details}))
+    run = RunView("r", "step", 1, "Running", "", (pods,))
+    analysis = section(render_text(canary_view(runs=(run,)), NOW), "Analysis")
+    assert analysis[-1] == (
+        "    error-rate: tolerance 1.1 widened to 1.54 for 2 canary pod(s), pod spread 0.196 "
+        "(estimated from 10 baseline pods)"
+    )
+    run = RunView("r", "step", 1, "Running", "", (plain,))
+    assert "widened" not in render_text(canary_view(runs=(run,)), NOW)

@@ -444,3 +444,14 @@ def test_step_runs_are_numbered_from_one_and_old_names_are_still_found() -> None
     plan = h.reconcile()
     assert not [a for a in plan.actions if isinstance(a, StartAnalysis)]
     assert [r.name for r in h.status.analysis_runs] == [legacy]
+
+
+def test_status_records_when_the_canary_weight_changed() -> None:
+    # analysis cuts its measurement windows there (issue 12, part 3)
+    h = started()
+    assert h.status.weight_changed_at is None
+    h.until(lambda h: h.router.weight == 25)
+    first = h.status.weight_changed_at
+    assert first is not None and first <= h.now
+    h.reconcile()
+    assert h.status.weight_changed_at == first  # unchanged weight: unchanged time

@@ -3,6 +3,8 @@ traffic forever: the engine's progressDeadlineSeconds covers it (issue 13, item 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rollouts.api.rollout import Rollout
 from rollouts.engine.plan import AnalysisObservation, StartAnalysis
 from rollouts.verdicts.port import VerdictSource
@@ -16,6 +18,10 @@ class Silent:
 
     def __init__(self, inner: VerdictSource) -> None:
         self.inner = inner
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.inner.clock
 
     def tick(self, rollout: Rollout) -> None:
         self.inner.tick(rollout)
