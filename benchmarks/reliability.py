@@ -182,7 +182,9 @@ def write_doc(results: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=[*SUITES, "all"], default="all")
+    parser.add_argument(
+        "--suite", choices=[*SUITES, "all"], default="all", action="store", nargs="?"
+    )
     parser.add_argument("--quick", action="store_true", help="the test suite's sizes")
     parser.add_argument(
         "--no-write", action="store_true", help="print only; keep the results file and docs"
@@ -190,9 +192,11 @@ def main() -> int:
     args = parser.parse_args()
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     failed = False
+    ran: list[str] = []
     for name, suite in SUITES.items():
         if args.suite not in ("all", name):
             continue
+        ran.append(name)
         print(f"{name}: running{' (quick)' if args.quick else ''}", flush=True)
         started = time.monotonic()
         report = suite(args.quick)
@@ -216,9 +220,12 @@ def main() -> int:
     )
     print(f"CPU time (this process and its children): {cpu:.0f} s")
     if not args.no_write:
+        # re-read: another run of this command (another suite) may have written meanwhile
+        latest = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        latest.update({k: v for k, v in results.items() if k in ran})
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-        write_doc(results)
+        RESULTS.write_text(json.dumps(latest, indent=1) + "\n")
+        write_doc(latest)
         print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
     return 1 if failed else 0
 
