@@ -63,9 +63,10 @@ class FaultyEmulator(ShortMemoryEmulator):
     def _test_client(self, request: Any) -> bool:
         return not controller_request(request)
 
-    async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
+    async def _handle_one(self, request: Any) -> aiohttp.web.StreamResponse:
+        """Inside the lean emulator's bookkeeping, so a faulted request is still counted."""
         if request.resource is None or self._test_client(request):
-            return await super()._handle(request)
+            return await super()._handle_one(request)
         watch = str(request.params.get("watch", "")).lower() in ("true", "1")
         if time.monotonic() < self.brownout_until and not watch:
             self.injected["brownout-503"] += 1
@@ -75,7 +76,7 @@ class FaultyEmulator(ShortMemoryEmulator):
                 delay = self.rng.uniform(*self.slow_seconds)
                 self.injected["slow"] += 1
                 await asyncio.sleep(delay)
-                return await super()._handle(request)
+                return await super()._handle_one(request)
             method = str(request.method.value).upper()
             codes = (*STATUSES, 409) if method in ("PATCH", "PUT") else STATUSES
             code = self.rng.choice(codes)
@@ -84,7 +85,7 @@ class FaultyEmulator(ShortMemoryEmulator):
             if code == 429:
                 response.headers["Retry-After"] = "1"
             return response
-        return await super()._handle(request)
+        return await super()._handle_one(request)
 
     async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
         if self._test_client(request) or self.rng.random() >= self.watch_fault_rate:
