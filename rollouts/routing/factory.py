@@ -10,6 +10,7 @@ from kubernetes import client
 
 from rollouts.api.rollout import Rollout
 from rollouts.routing import gateway_api, istio, nginx, smi
+from rollouts.routing.common import ObjectCache
 from rollouts.routing.port import TrafficRouter
 
 # What the routers do to which resources, for the controller's RBAC (group, plural, verbs).
@@ -27,13 +28,28 @@ def router_for(
     *,
     istio_version: str = "v1beta1",
     smi_version: str = "v1alpha2",
+    cache: ObjectCache | None = None,
 ) -> TrafficRouter | None:
     """The router for a canary with trafficRouting; None with no router (replica ratio) and for
     blue-green, which switches Services instead of weighting them.
 
     ``istio_version``/``smi_version`` pick the served API version of those CRDs (controller
-    settings), since clusters differ in which versions they still serve.
+    settings), since clusters differ in which versions they still serve. ``cache``: reads
+    served from the operator's watches.
     """
+    router = _router_for(rollout, api, istio_version=istio_version, smi_version=smi_version)
+    if router is not None:
+        router.cache = cache
+    return router
+
+
+def _router_for(
+    rollout: Rollout,
+    api: client.ApiClient,
+    *,
+    istio_version: str,
+    smi_version: str,
+) -> istio.IstioRouter | gateway_api.GatewayAPIRouter | smi.SMIRouter | nginx.NginxRouter | None:
     canary = rollout.canary
     if canary is None or canary.traffic_routing is None:
         return None
