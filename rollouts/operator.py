@@ -486,7 +486,8 @@ class Controller:
                 "workloads": len(self._workloads),
             }
         sizes["fresher"] = self.cache.fresher_count()
-        sizes.update({f"queue_{k}": v for k, v in self.queue.sizes().items()})
+        # the heap keeps cancelled entries until they come due (bounded by the fleet's size)
+        sizes.update({f"queue_{k}": v for k, v in self.queue.sizes().items() if k != "heap"})
         return sizes
 
     def close(self) -> None:
@@ -759,8 +760,10 @@ async def run(
     verdicts: VerdictSource | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    on_controller: Callable[[Controller], None] | None = None,
 ) -> None:
-    """Run the operator until cancelled (or ``stop_flag`` is set)."""
+    """Run the operator until cancelled (or ``stop_flag`` is set); ``on_controller`` is handed
+    the Controller once built (tests inspect its per-Rollout state)."""
     api = api or default_api_client()
     telemetry = telemetry or Telemetry()
     if settings.metrics_port is not None:
@@ -772,6 +775,8 @@ async def run(
         return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
+    if on_controller is not None:
+        on_controller(controller)
     try:
         await _operate(controller, registry, settings, stop_flag, ready_flag)
     finally:

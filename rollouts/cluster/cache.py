@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 Doc = dict[str, Any]
 Key = tuple[str, str, str]  # kind, namespace, name (for "runs-of": the owning Rollout's name)
 Fingerprint = dict[Key, Any]
+FRESH_SECONDS = 10.0
+"""How long a written object is preferred over the watch's copy: the watch delivers it well before
+(an object deleted since would otherwise be kept forever)."""
 
 
 def resource_version(doc: Mapping[str, Any] | None) -> int:
@@ -54,6 +58,7 @@ class WatchCache:
         self._indexes: dict[str, Mapping[Any, Any]] = {}
         self._authoritative: set[str] = set()
         self._fresher: dict[Key, Doc] = {}
+        self._written: dict[Key, float] = {}
         self._guard = threading.Lock()
         self._local = threading.local()
 
@@ -150,6 +155,8 @@ class WatchCache:
             have = self._fresher.get(key)
             if have is None or resource_version(doc) >= resource_version(have):
                 self._fresher[key] = doc
+                self._written[key] = time.monotonic()
+            self._expire()
         self._record(key, resource_version(doc))
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
@@ -166,7 +173,15 @@ class WatchCache:
 
     def fresher_count(self) -> int:
         with self._guard:
+            self._expire()
             return len(self._fresher)
+
+    def _expire(self) -> None:
+        """Drop written copies older than ``FRESH_SECONDS`` (the caller holds the guard)."""
+        old = time.monotonic() - FRESH_SECONDS
+        for key in [k for k, t in self._written.items() if t < old]:
+            self._fresher.pop(key, None)
+            del self._written[key]
 
     # ------------------------------------------------------------------ fingerprints
     @contextlib.contextmanager

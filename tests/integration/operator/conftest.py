@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import kubernetes
 import pytest
 
-from rollouts.operator import run
+from rollouts.operator import Controller, run
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
 from rollouts.verdicts.port import VerdictSource
@@ -66,6 +66,8 @@ class OperatorHarness:
     hold: set[str] = field(default_factory=set)
     """Slot Deployments (by name) auto_ready leaves alone."""
     task: asyncio.Task[None] | None = None
+    controller: Controller | None = None
+    """The running operator's Controller (its per-Rollout state, for memory checks)."""
     _ready_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ operator lifecycle
@@ -79,6 +81,7 @@ class OperatorHarness:
                 telemetry=self.telemetry,
                 verdicts=self.verdicts,
                 ready_flag=ready,
+                on_controller=lambda c: setattr(self, "controller", c),
             )
         )
         if self._ready_task is None:
