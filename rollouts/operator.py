@@ -398,11 +398,13 @@ class Controller:
             self._requests_seen[key] = raw
         self.trigger(namespace, name, timed=True)
 
-    def observed_event(self, kind: str, body: dict[str, Any]) -> None:
+    def observed_event(self, kind: str, body: dict[str, Any], deleted: bool = False) -> None:
         """An object some Rollouts read changed (a Service, a router object, a run, a slot):
         submit them; each reconcile is skipped if it finds what it read unchanged."""
         meta = body.get("metadata") or {}
         namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        if deleted:  # a copy this process wrote must not hide the deletion
+            self.cache.drop(kind, namespace, name)
         with self._guard:
             readers = set(self._readers.get((kind, namespace, name), ()))
         owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
@@ -412,7 +414,7 @@ class Controller:
             self.queue.submit(key)
 
     # ------------------------------------------------------------------------ deployments
-    def deployment_event(self, body: dict[str, Any]) -> None:
+    def deployment_event(self, body: dict[str, Any], deleted: bool = False) -> None:
         """A slot Deployment (or one a Rollout adopts) changed: reconcile its Rollout."""
         meta = body.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
@@ -423,7 +425,7 @@ class Controller:
             if owner:  # the fingerprint cannot tell it changed: always reconcile
                 self.trigger(namespace, owner, timed=True)
             return
-        self.observed_event("deployments", body)
+        self.observed_event("deployments", body, deleted)
 
     # ------------------------------------------------------------------------ deletion
     def finalize(self, namespace: str, name: str, body: dict[str, Any]) -> None:
@@ -524,33 +526,28 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
         kopf_settings.scanning.disabled = True
 
 
-# The kinds a reconcile reads, served from kopf indexes: (cache kind, group, version, plural
-# as kopf takes them, authoritative). Authoritative kinds are always served and watched, so an
-# object missing from the index does not exist; the routers' CRDs may not be installed, so a miss
-# there falls back to a GET (a missing router object is an error the Rollout reports anyway).
-def observed_kinds(settings: Settings) -> list[tuple[str, str, str, str, bool]]:
-    from rollouts.routing import gateway_api, nginx, smi
-    from rollouts.routing.istio import GROUP as ISTIO_GROUP
+# The kinds a reconcile reads besides Rollouts, slots and runs, served from kopf indexes: cache
+# kind -> (the API version watched, authoritative). Authoritative kinds are always served, so an
+# object missing from the index does not exist; a router's CRD may not be installed, so a miss
+# there falls back to a GET (a missing router object is an error the Rollout reports anyway). The
+# routers are watched at the controller's default versions (constants, so the RBAC scan reads
+# them); with another version configured, that kind is read by GET (a real API server serves one
+# object at every version, the test emulator does not).
+WATCHED: dict[str, tuple[str, bool]] = {
+    "services": ("v1", True),
+    "virtualservices": ("v1beta1", False),
+    "httproutes": ("v1", False),
+    "trafficsplits": ("v1alpha2", False),
+    "ingresses": ("v1", True),
+}
 
-    return [
-        ("services", "", "v1", "services", True),
-        (
-            "virtualservices",
-            ISTIO_GROUP,
-            settings.istio_version,
-            "virtualservices",
-            False,
-        ),
-        (
-            gateway_api.RESOURCE.plural,
-            gateway_api.RESOURCE.group,
-            gateway_api.RESOURCE.version,
-            gateway_api.RESOURCE.plural,
-            False,
-        ),
-        ("trafficsplits", smi.GROUP, settings.smi_version, "trafficsplits", False),
-        (nginx.RESOURCE.plural, nginx.RESOURCE.group, nginx.RESOURCE.version, "ingresses", True),
-    ]
+
+def _served_from_watch(kind: str, settings: Settings) -> bool:
+    configured = {
+        "virtualservices": settings.istio_version,
+        "trafficsplits": settings.smi_version,
+    }.get(kind, WATCHED[kind][0])
+    return configured == WATCHED[kind][0]
 
 
 def _index_id(kind: str) -> str:
@@ -588,7 +585,6 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     """A fresh registry with Sluice's handlers (fresh, so tests can run and restart operators)."""
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
-    kinds = observed_kinds(settings)
     attached = threading.Event()
 
     def attach(kwargs: dict[str, Any]) -> None:
@@ -596,8 +592,9 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         index is complete by then: kopf holds handlers until the initial lists are indexed)."""
         if attached.is_set():
             return
-        for kind, *_, authoritative in kinds:
-            controller.cache.attach(kind, kwargs[_index_id(kind)], authoritative=authoritative)
+        for kind, (_, authoritative) in WATCHED.items():
+            if _served_from_watch(kind, settings):
+                controller.cache.attach(kind, kwargs[_index_id(kind)], authoritative=authoritative)
         controller.cache.attach(PLURAL, kwargs[_index_id(PLURAL)])
         controller.cache.attach("deployments", kwargs[_index_id("deployments")])
         controller.cache.attach(RUNS, kwargs[_index_id(RUNS)])
@@ -657,22 +654,97 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     )
     def run_changed(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
-        controller.observed_event(RUNS, _plain(body))
+        controller.observed_event(RUNS, _plain(body), kwargs.get("type") == "DELETED")
 
-    for kind, group, version, plural, _authoritative in kinds:
-        trim = _trim_service if kind == "services" else _plain
+    # one index and one event handler per router kind and Services, spelled out so the RBAC
+    # scan (tests/unit/deploy/test_rbac.py) reads each resource; kopf picks the served version
+    def changed_obj(kind: str, body: kopf.Body, kwargs: dict[str, Any]) -> None:
+        attach(kwargs)
+        controller.observed_event(kind, _plain(body), kwargs.get("type") == "DELETED")
 
-        def index_fn(body: kopf.Body, _trim: Any = trim, **_: Any) -> dict[tuple[str, str], Any]:
-            return {key_of(body): _trim(body)}
+    @kopf.index("", "v1", "services", id=_index_id("services"), registry=registry)
+    def services_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _trim_service(body)}
 
-        def changed_fn(body: kopf.Body, _kind: str = kind, **kwargs: Any) -> None:
-            attach(kwargs)
-            controller.observed_event(_kind, _plain(body))
+    @kopf.on.event("", "v1", "services", id=f"{OBSERVED_HANDLER_ID}-svc", registry=registry)
+    def service_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("services", body, kwargs)
 
-        kopf.index(group, version, plural, id=_index_id(kind), registry=registry)(index_fn)
-        kopf.on.event(
-            group, version, plural, id=f"{OBSERVED_HANDLER_ID}-{kind}", registry=registry
-        )(changed_fn)
+    @kopf.index(
+        "networking.istio.io",
+        "v1beta1",
+        "virtualservices",
+        id=_index_id("virtualservices"),
+        registry=registry,
+    )
+    def virtualservices_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "networking.istio.io",
+        "v1beta1",
+        "virtualservices",
+        id=f"{OBSERVED_HANDLER_ID}-vs",
+        registry=registry,
+    )
+    def virtualservice_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("virtualservices", body, kwargs)
+
+    @kopf.index(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        id=_index_id("httproutes"),
+        registry=registry,
+    )
+    def httproutes_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        id=f"{OBSERVED_HANDLER_ID}-httproute",
+        registry=registry,
+    )
+    def httproute_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("httproutes", body, kwargs)
+
+    @kopf.index(
+        "split.smi-spec.io",
+        "v1alpha2",
+        "trafficsplits",
+        id=_index_id("trafficsplits"),
+        registry=registry,
+    )
+    def trafficsplits_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "split.smi-spec.io",
+        "v1alpha2",
+        "trafficsplits",
+        id=f"{OBSERVED_HANDLER_ID}-ts",
+        registry=registry,
+    )
+    def trafficsplit_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("trafficsplits", body, kwargs)
+
+    @kopf.index(
+        "networking.k8s.io", "v1", "ingresses", id=_index_id("ingresses"), registry=registry
+    )
+    def ingresses_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        id=f"{OBSERVED_HANDLER_ID}-ingress",
+        registry=registry,
+    )
+    def ingress_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("ingresses", body, kwargs)
 
     # ---------------------------------------------------------------------------- Rollouts
     @kopf.on.resume(*resource, registry=registry)
@@ -711,7 +783,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     )
     def deployment(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
-        controller.deployment_event(_plain(body))
+        controller.deployment_event(_plain(body), kwargs.get("type") == "DELETED")
 
     @kopf.on.event(
         "apps",

@@ -13,12 +13,17 @@ from rollouts.routing import gateway_api, istio, nginx, smi
 from rollouts.routing.common import ObjectCache
 from rollouts.routing.port import TrafficRouter
 
-# What the routers do to which resources, for the controller's RBAC (group, plural, verbs).
+# What the routers do to which resources, for the controller's RBAC (group, plural, verbs);
+# list and watch feed the operator's watch cache.
 PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (istio.GROUP, "virtualservices", ("get", "patch")),
-    (gateway_api.RESOURCE.group, gateway_api.RESOURCE.plural, ("get", "patch")),
-    (smi.GROUP, "trafficsplits", ("get", "patch")),
-    (nginx.RESOURCE.group, nginx.RESOURCE.plural, ("get", "create", "patch", "delete")),
+    (istio.GROUP, "virtualservices", ("get", "list", "watch", "patch")),
+    (gateway_api.RESOURCE.group, gateway_api.RESOURCE.plural, ("get", "list", "watch", "patch")),
+    (smi.GROUP, "trafficsplits", ("get", "list", "watch", "patch")),
+    (
+        nginx.RESOURCE.group,
+        nginx.RESOURCE.plural,
+        ("get", "list", "watch", "create", "patch", "delete"),
+    ),
 )
 
 
