@@ -344,7 +344,7 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
                 out[phase] = out.get(phase, 0) + 1
             return out
 
-        settle = wait(lambda: phases().get("Healthy", 0) == n, 60 + n * 0.5, "all Healthy")
+        settle = wait(lambda: phases().get("Healthy", 0) == n, 120 + n * 2.0, "all Healthy")
         result["first_settle_seconds"] = round(settle, 1)
 
         # ---------------------------------------------------------------- idle
@@ -406,10 +406,10 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
                     for i in range(n)
                 )
 
-        wait(stepped, 60 + n * 0.5, "every first weight step")
+        wait(stepped, 120 + n * 2.0, "every first weight step")
         with seen:
             lat = [weights[k][1] - started[k] for k in started]
-        wait(lambda: phases().get("Paused", 0) == n, 60 + n * 0.2, "all Paused")
+        wait(lambda: phases().get("Paused", 0) == n, 120 + n * 1.0, "all Paused")
         time.sleep(2)
         s1 = counts()
         reconciles = metric(port, "sluice_reconcile_duration_seconds_count") - reconciles0
@@ -451,7 +451,7 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
                     weights.get(x, (None, 0.0))[0] == 0 and weights[x][1] >= asked[x] for x in asked
                 )
 
-        wait(aborted, 60 + k, "every abort at weight 0")
+        wait(aborted, 120 + 2 * k, "every abort at weight 0")
         with seen:
             alat = [weights[x][1] - asked[x] for x in asked]
         result["abort"] = {
