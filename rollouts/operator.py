@@ -234,15 +234,18 @@ class Controller:
         backoff: float | None = None,
     ) -> None:
         s = self.settings
+        timed = True
         if backoff is not None:
             wait = backoff
         elif requeue is not None:
             wait = min(max(requeue, s.min_requeue_seconds), s.max_requeue_seconds)
         elif status is not None and status.phase == "Healthy" and not status.scale_downs:
-            wait = s.idle_seconds  # the drift re-check: skipped unless an object changed
+            # the drift re-check: skipped (no request, next to no CPU) unless an object it
+            # reads changed without its event having reconciled it (a reconcile that failed)
+            wait, timed = s.idle_seconds, False
         else:
             wait = s.max_requeue_seconds
-        self.queue.at(key, wait)
+        self.queue.at(key, wait, timed)
 
     # ------------------------------------------------------------------------ sync
     def sync(self, namespace: str, name: str) -> float | None:
@@ -368,6 +371,8 @@ class Controller:
             with self._guard:
                 seen = self._seen.get(key)
             if seen is not None and self.cache.unchanged(seen):
+                if self.queue.due_in(key) is None:  # a skipped drift re-check: the next one
+                    self.queue.at(key, self.settings.idle_seconds, timed=False)
                 return
         self.run(*key)
 

@@ -36,6 +36,7 @@ class ReconcileQueue:
         self._cv = threading.Condition()
         self._heap: list[tuple[float, int, Key]] = []
         self._due: dict[Key, float] = {}
+        self._timed: dict[Key, bool] = {}  # key -> whether its due run must happen
         self._queued: dict[Key, bool] = {}  # key -> timed, waiting for a worker
         self._running: set[Key] = set()
         self._again: dict[Key, bool] = {}  # key -> timed, submitted while running
@@ -60,6 +61,7 @@ class ReconcileQueue:
             self._stopped = True
             self._heap.clear()
             self._due.clear()
+            self._timed.clear()
             self._queued.clear()
             self._again.clear()
             self._cv.notify_all()
@@ -81,13 +83,15 @@ class ReconcileQueue:
         with self._cv:
             self._submit(key, timed)
 
-    def at(self, key: Key, delay: float) -> None:
-        """Reconcile ``key`` (timed) after ``delay`` seconds; replaces its earlier due time."""
+    def at(self, key: Key, delay: float, timed: bool = True) -> None:
+        """Reconcile ``key`` after ``delay`` seconds (``timed``: even if its inputs are
+        unchanged); replaces its earlier due time."""
         due = time.monotonic() + max(delay, 0.0)
         with self._cv:
             if self._stopped:
                 return
             self._due[key] = due
+            self._timed[key] = timed
             heapq.heappush(self._heap, (due, next(self._seq), key))
             if self._heap[0][2] == key:
                 self._cv.notify()
@@ -96,6 +100,7 @@ class ReconcileQueue:
         """Forget ``key``: no due time, nothing queued or repeated (a run in progress finishes)."""
         with self._cv:
             self._due.pop(key, None)
+            self._timed.pop(key, None)
             self._queued.pop(key, None)
             self._again.pop(key, None)
 
@@ -153,7 +158,7 @@ class ReconcileQueue:
                     due, _, key = heapq.heappop(self._heap)
                     if self._due.get(key) == due:  # else superseded or cancelled
                         del self._due[key]
-                        self._submit(key, True)
+                        self._submit(key, self._timed.pop(key, True))
                 # drop superseded entries so the heap stays the size of the fleet
                 if len(self._heap) > 2 * len(self._due) + 64:
                     self._heap = [e for e in self._heap if self._due.get(e[2]) == e[0]]
