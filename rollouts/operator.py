@@ -756,8 +756,8 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     @kopf.on.create(*resource, registry=registry)
     @kopf.on.update(*resource, registry=registry)
     def changed(**kwargs: Any) -> None:
-        attach(kwargs)
-        controller.trigger(kwargs["namespace"], kwargs["name"], timed=True)
+        attach(kwargs)  # the first reconcile of each (seen nothing yet) always runs
+        controller.trigger(kwargs["namespace"], kwargs["name"])
 
     @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, registry=registry)
     def rollout_event(**kwargs: Any) -> None:

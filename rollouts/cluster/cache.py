@@ -44,6 +44,31 @@ def resource_version(doc: Mapping[str, Any] | None) -> int:
     return int(rv) if rv.isdigit() else 0
 
 
+def _rollout_version(doc: Mapping[str, Any]) -> Any:
+    """What of a Rollout a reconcile depends on: spec (generation), status, the request
+    annotation and deletion; not kopf's own annotations and finalizer, whose writes would
+    otherwise each cost a reconcile."""
+    meta = doc.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("generation"),
+        annotations.get("sluice.dev/request"),
+        meta.get("deletionTimestamp"),
+        repr(doc.get("status")),
+    )
+
+
+VERSIONS: dict[str, Callable[[Mapping[str, Any]], Any]] = {"rollouts": _rollout_version}
+"""Kinds whose fingerprint is not their resourceVersion."""
+
+
+def _version(kind: str, doc: Mapping[str, Any] | None) -> Any:
+    if doc is None:
+        return None
+    fn = VERSIONS.get(kind)
+    return resource_version(doc) if fn is None else fn(doc)
+
+
 def _first(values: Any) -> Doc | None:
     for value in values or ():
         if isinstance(value, dict):
@@ -108,7 +133,7 @@ class WatchCache:
                     doc, known = mine, True
         if not known:
             doc = fetch()
-        self._record(key, resource_version(doc) if doc is not None else None)
+        self._record(key, _version(kind, doc))
         return doc
 
     def list(
@@ -157,7 +182,7 @@ class WatchCache:
                 self._fresher[key] = doc
                 self._written[key] = time.monotonic()
             self._expire()
-        self._record(key, resource_version(doc))
+        self._record(key, _version(kind, doc))
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
         """This process deletes the object: its own copy must not outlive it."""
@@ -226,9 +251,8 @@ class WatchCache:
             doc = _first(values)
             with self._guard:
                 mine = self._fresher.get((kind, namespace, name))
-            current: int | None = None
-            if doc or mine:
-                current = max(resource_version(doc), resource_version(mine))
-            if current != version:
+            if mine is not None and resource_version(mine) > resource_version(doc):
+                doc = mine
+            if _version(kind, doc) != version:
                 return False
         return True
