@@ -28,9 +28,10 @@ from typing import Any
 Doc = dict[str, Any]
 Key = tuple[str, str, str]  # kind, namespace, name (for "runs-of": the owning Rollout's name)
 Fingerprint = dict[Key, Any]
-FRESH_SECONDS = 10.0
-"""How long a written object is preferred over the watch's copy: the watch delivers it well before
-(an object deleted since would otherwise be kept forever)."""
+FRESH_SECONDS = 300.0
+"""A safety net only: a written copy goes when the watch delivers one as new, or the object's
+deletion; one still here after this long (an object deleted while its watch was down) is dropped.
+It must outlast any watch lag: a copy dropped early lets a reconcile act on a stale status."""
 
 
 def resource_version(doc: Mapping[str, Any] | None) -> int:
@@ -84,6 +85,7 @@ class WatchCache:
         self._authoritative: set[str] = set()
         self._fresher: dict[Key, Doc] = {}
         self._written: dict[Key, float] = {}
+        self._writes = 0
         self._guard = threading.Lock()
         self._local = threading.local()
 
@@ -181,7 +183,10 @@ class WatchCache:
             if have is None or resource_version(doc) >= resource_version(have):
                 self._fresher[key] = doc
                 self._written[key] = time.monotonic()
-            self._expire()
+            self._writes += 1
+            settle = self._writes % 256 == 0
+        if settle:
+            self.settle()
         self._record(key, _version(kind, doc))
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
@@ -197,9 +202,27 @@ class WatchCache:
                 del self._fresher[key]
 
     def fresher_count(self) -> int:
+        self.settle()
+        with self._guard:
+            return len(self._fresher)
+
+    def settle(self) -> None:
+        """Drop written copies the watch has caught up with (or that are too old)."""
         with self._guard:
             self._expire()
-            return len(self._fresher)
+            pending = list(self._fresher.items())
+        caught = []
+        for key, mine in pending:
+            kind, namespace, name = key
+            known, values = self._indexed(kind, (namespace, name))
+            doc = _first(values) if known else None
+            if doc is not None and resource_version(doc) >= resource_version(mine):
+                caught.append((key, mine))
+        with self._guard:
+            for key, mine in caught:
+                if self._fresher.get(key) is mine:
+                    del self._fresher[key]
+                    self._written.pop(key, None)
 
     def _expire(self) -> None:
         """Drop written copies older than ``FRESH_SECONDS`` (the caller holds the guard)."""
