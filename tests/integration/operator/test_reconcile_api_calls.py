@@ -209,9 +209,14 @@ async def test_an_idle_analysed_reconcile_under_the_operator_makes_no_api_call(
         controller.trigger("ns", "web", timed=True)  # as a due time would
         await h.wait_for(lambda: h.reconcile_count() > before, what="a reconcile")
 
-    await reconcile()  # anything the last one left to settle (as the first test does)
+    # anything the last ones left to settle (as the first test does; under load a run's first
+    # ticks may still be writing when both runs show Running), then one that writes nothing
     calls = h.emulator.emulator.calls
-    calls.clear()
-    await reconcile()
-    made = [str(c) for c in list(calls) if not c.watch]
+    made: list[str] = ["not yet"]
+    for _ in range(5):
+        calls.clear()
+        await reconcile()
+        made = [str(c) for c in list(calls) if not c.watch]
+        if not made:
+            break
     assert made == [], made
