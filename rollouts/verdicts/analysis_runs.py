@@ -27,7 +27,7 @@ from analysis.lifecycle import (
 )
 from analysis.stats.policy import BudgetError
 from analysis.store.port import AnalysisRunStore, RunOwner
-from rollouts.api.rollout import AnalysisRef, Rollout, RolloutStatus
+from rollouts.api.rollout import AnalysisRef, CanaryStrategy, Rollout, RolloutStatus
 from rollouts.engine.canary import reached_weight
 from rollouts.engine.context import other, percent_of, services_of
 from rollouts.engine.plan import AnalysisObservation, StartAnalysis
@@ -296,8 +296,10 @@ def canary_pods(rollout: Rollout, kind: RunKind, step_index: int | None) -> int 
     Canary: step runs chain their e-processes, so each takes every step with analysis (one
     count for the whole chain); a background run every step from ``startingStep`` on (and the last
     weight, held until promotion). A step's pods are those of the weight the steps before it
-    reached (what Sluice deployed, ``percent_of``), at least one. Blue-green: the preview's
-    replicas before promotion, all replicas after it (pre- and post-promotion runs chain)."""
+    reached, or its own setWeight (what Sluice deploys, ``percent_of``); steps at weight 0
+    (no traffic, no data) are left out, and one pod is assumed when every step is.
+    Blue-green: the preview's replicas before promotion, all replicas after it (pre- and
+    post-promotion runs chain)."""
     n = rollout.spec.replicas
     if rollout.blue_green is not None:
         bg = rollout.blue_green
@@ -314,8 +316,16 @@ def canary_pods(rollout: Rollout, kind: RunKind, step_index: int | None) -> int 
     else:
         judged = [i for i, step in enumerate(c.steps) if step.analysis is not None]
         judged = judged or [step_index or 0]
-    pods = [max(percent_of(n, reached_weight(c, i)), 1) for i in judged]
-    return min(pods) if pods and n > 0 else None
+    pods = [k for i in judged if (k := percent_of(n, _weight_during(c, i))) > 0]
+    return (min(pods) if pods else 1) if n > 0 else None
+
+
+def _weight_during(c: CanaryStrategy, i: int) -> int:
+    """The canary weight while step ``i`` is worked on, once its own setWeight (if any) holds:
+    a weight step's analysis data flows at the new weight, never at the old one."""
+    if i < len(c.steps) and c.steps[i].set_weight is not None:
+        return c.steps[i].set_weight or 0
+    return reached_weight(c, i)
 
 
 def _all_refs(rollout: Rollout) -> list[tuple[AnalysisRef, bool]]:
