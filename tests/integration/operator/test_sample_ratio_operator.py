@@ -1,0 +1,136 @@
+"""The sample-ratio guard in production (issue 12, item 2): the real operator over the emulator,
+judging from a real Prometheus, passes the asked canary weight to its AnalysisRuns, and the run
+loop feeds every window's request totals to the guard.
+
+Gross loss (the canary reports 1% of the requests at 25% weight: a crash-looping pod or a broken
+scrape would look like this) pauses the rollout with the guard's threshold in the message. Mesh
+imprecision (the canary gets 20% of the requests at 25% weight, with the same error rate as the
+baseline) promotes. Traffic is far from any decision boundary (tens of thousands of requests a
+1 s window), so both outcomes are certain, not lucky.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.kube import create_rollout
+
+from .conftest import OperatorHarness
+from .conftest_analysis import (
+    Arm,
+    TrafficTimeline,
+    operator_settings,
+    prometheus,
+    timeline,
+)
+from .test_analysis_operator import (
+    ISTIO,
+    VIRTUAL_SERVICE,
+    analysis_runs,
+    analysis_step,
+    create_template,
+    custom,
+    error_rate_metric,
+    healthy,
+    new_revision,
+    rollout,
+    template,
+    vs_weights,
+)
+
+__all__ = ["operator_settings", "prometheus", "timeline"]  # fixtures, used by name
+
+pytestmark = pytest.mark.integration
+
+TOTAL = 40_000.0  # requests per second over both arms
+
+
+def start(h: OperatorHarness, timeline: TrafficTimeline, canary_share: float) -> None:
+    """A Rollout at 25% weight with a step analysis on errors (1% on both arms), the canary
+    taking ``canary_share`` of the requests whatever its weight."""
+    timeline.push(
+        [
+            Arm("web-canary", TOTAL * canary_share, 0.01),
+            Arm("web", TOTAL * (1 - canary_share), 0.01),
+        ]
+    )
+    create_template(h, template("errors", [error_rate_metric(count=60)]))
+    custom(h).create_namespaced_custom_object(
+        "networking.istio.io", "v1beta1", "ns", "virtualservices", VIRTUAL_SERVICE
+    )
+    steps = [
+        {"setWeight": 25},
+        analysis_step("errors", args={"test-id": timeline.test_id}),
+        {"setWeight": 75},
+    ]
+    create_rollout(h.api, rollout("web", steps, router=ISTIO))
+
+
+def guard_state(h: OperatorHarness) -> dict[str, Any]:
+    [run] = analysis_runs(h)
+    state: dict[str, Any] = run["status"]["state"]["sampleRatio"]
+    return state
+
+
+async def test_gross_loss_pauses_the_rollout_with_the_guards_message(
+    harness: OperatorHarness, timeline: TrafficTimeline
+) -> None:
+    h = harness
+    start(h, timeline, 0.01)
+    rev1, rev2 = await new_revision(h)
+    st = await h.wait_status(
+        lambda s: any(p["reason"] == "InconclusiveAnalysis" for p in s["pauseConditions"]),
+        timeout=20,
+        what="paused by the inconclusive analysis",
+    )
+    assert st["phase"] == "Paused" and st["stableRevision"] == rev1, st
+    assert st["currentRevision"] == rev2 and st["weights"]["canary"] == 25
+    assert vs_weights(h) == [75, 25]  # paused where it was: nothing promoted, nothing aborted
+    [record] = st["analysisRuns"]
+    assert record["phase"] == "Inconclusive" and record["kind"] == "step", record
+    message = record["message"]
+    # the policy's words: what was asked, what came, the threshold, and the guard's evidence
+    assert message.startswith("sample-ratio mismatch: the canary received 1.00% of requests")
+    assert "against 25.00% configured" in message and "below 0.5 of its share" in message
+    assert "e-value" in message and ">= 1e+03" in message, message
+    [run] = analysis_runs(h)
+    assert run["status"]["phase"] == "Inconclusive" and run["status"]["message"] == message
+    guard = guard_state(h)
+    assert guard["mismatch"] is True and guard["alpha"] == 0.001
+    assert guard["canary"] / guard["total"] == pytest.approx(0.01, rel=0.05)
+    assert guard["expected"] / guard["total"] == pytest.approx(0.25)
+    # the count test conditions on the requests each arm reported: it saw nothing wrong
+    [summary] = record["metrics"]
+    assert summary["evidence"]["outcome"] != "reject", summary
+    # and the pause holds: later reconciles do not promote a run the guard stopped
+    await h.reconciles(3)
+    st = h.status()
+    assert st["phase"] == "Paused" and st["stableRevision"] == rev1
+
+
+async def test_a_canary_twenty_percent_below_its_weight_promotes(
+    harness: OperatorHarness, timeline: TrafficTimeline
+) -> None:
+    h = harness
+    start(h, timeline, 0.20)
+    _, rev2 = await new_revision(h)
+
+    def live_guard() -> bool:
+        runs = analysis_runs(h)
+        state = ((runs[0].get("status") or {}).get("state") or {}) if runs else {}
+        return bool(state.get("sampleRatio", {}).get("total"))
+
+    # the guard is fed (the controller passes the weight), and does not fire
+    await h.wait_for(live_guard, timeout=20, what="the guard fed with the window's requests")
+    st = await h.wait_status(
+        lambda s: healthy(s) and s["stableRevision"] == rev2, timeout=20, what="promoted"
+    )
+    [record] = st["analysisRuns"]
+    assert record["phase"] == "Successful", record
+    assert "sample-ratio" not in record["message"]
+    guard = guard_state(h)
+    assert guard["mismatch"] is False
+    assert guard["canary"] / guard["total"] == pytest.approx(0.20, rel=0.05)
+    assert guard["expected"] / guard["total"] == pytest.approx(0.25)
