@@ -47,9 +47,12 @@ pytestmark = pytest.mark.integration
 TOTAL = 40_000.0  # requests per second over both arms
 
 
-def start(h: OperatorHarness, timeline: TrafficTimeline, canary_share: float) -> None:
+def start(
+    h: OperatorHarness, timeline: TrafficTimeline, canary_share: float, *, routed: bool = True
+) -> None:
     """A Rollout at 25% weight with a step analysis on errors (1% on both arms), the canary
-    taking ``canary_share`` of the requests whatever its weight."""
+    taking ``canary_share`` of the requests whatever its weight; ``routed``: through Istio, else
+    by the replica ratio (3 replicas: at 25% one canary pod beside two stable ones)."""
     timeline.push(
         [
             Arm("web-canary", TOTAL * canary_share, 0.01),
@@ -57,15 +60,19 @@ def start(h: OperatorHarness, timeline: TrafficTimeline, canary_share: float) ->
         ]
     )
     create_template(h, template("errors", [error_rate_metric(count=60)]))
-    custom(h).create_namespaced_custom_object(
-        "networking.istio.io", "v1beta1", "ns", "virtualservices", VIRTUAL_SERVICE
-    )
+    if routed:
+        custom(h).create_namespaced_custom_object(
+            "networking.istio.io", "v1beta1", "ns", "virtualservices", VIRTUAL_SERVICE
+        )
     steps = [
         {"setWeight": 25},
         analysis_step("errors", args={"test-id": timeline.test_id}),
         {"setWeight": 75},
     ]
-    create_rollout(h.api, rollout("web", steps, router=ISTIO))
+    doc = rollout("web", steps, router=ISTIO if routed else None)
+    if not routed:
+        doc["spec"]["replicas"] = 3
+    create_rollout(h.api, doc)
 
 
 def guard_state(h: OperatorHarness) -> dict[str, Any]:
@@ -134,3 +141,29 @@ async def test_a_canary_twenty_percent_below_its_weight_promotes(
     assert guard["mismatch"] is False
     assert guard["canary"] / guard["total"] == pytest.approx(0.20, rel=0.05)
     assert guard["expected"] / guard["total"] == pytest.approx(0.25)
+
+
+async def test_without_a_mesh_the_share_comes_from_the_replica_ratio(
+    harness: OperatorHarness, timeline: TrafficTimeline
+) -> None:
+    """No router: 25% of 3 replicas is one canary pod beside two stable ones, so the canary is
+    asked a third of the requests (not the 25% weight); reporting 1% of them is gross loss and
+    pauses."""
+    h = harness
+    start(h, timeline, 0.01, routed=False)
+    rev1, _ = await new_revision(h)
+    st = await h.wait_status(
+        lambda s: any(p["reason"] == "InconclusiveAnalysis" for p in s["pauseConditions"]),
+        timeout=20,
+        what="paused by the inconclusive analysis",
+    )
+    assert st["phase"] == "Paused" and st["stableRevision"] == rev1, st
+    roles = {s["role"]: s["replicas"] for s in st["slots"]}
+    assert roles == {"canary": 1, "stable": 2}, st["slots"]
+    assert st["weights"]["canary"] == 25  # the weight reported is the one asked
+    [record] = st["analysisRuns"]
+    assert record["phase"] == "Inconclusive", record
+    assert "against 33.33% configured" in record["message"], record["message"]
+    guard = guard_state(h)
+    assert guard["mismatch"] is True
+    assert guard["expected"] / guard["total"] == pytest.approx(1 / 3)
