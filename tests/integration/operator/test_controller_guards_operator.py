@@ -1,6 +1,7 @@
-"""The sample-ratio guard in production (issue 12, item 2): the real operator over the emulator,
-judging from a real Prometheus, passes the asked canary weight to its AnalysisRuns, and the run
-loop feeds every window's request totals to the guard.
+"""The controller's guards in production (issue 12, items 1 and 2): the real operator over the
+emulator, judging from a real Prometheus, gives its AnalysisRuns the canary's pod count (pods as
+the sampling unit) and the asked canary weight, and the run loop feeds every window's request
+totals to the sample-ratio guard.
 
 Gross loss (the canary reports 1% of the requests at 25% weight: a crash-looping pod or a broken
 scrape would look like this) pauses the rollout with the guard's threshold in the message. Mesh
@@ -167,3 +168,31 @@ async def test_without_a_mesh_the_share_comes_from_the_replica_ratio(
     guard = guard_state(h)
     assert guard["mismatch"] is True
     assert guard["expected"] / guard["total"] == pytest.approx(1 / 3)
+
+
+async def test_the_run_judges_with_the_canary_pod_count_of_the_rollout(
+    harness: OperatorHarness, timeline: TrafficTimeline
+) -> None:
+    """Item 1 in production: a template with ``podModel: true`` and no ``canaryPods`` gets the
+    canary's pod count from the Rollout (25% of 4 replicas: one pod), recorded in the run and
+    shown in the evidence; the healthy canary still promotes."""
+    h = harness
+    timeline.push([Arm("web-canary", 50_000, 0.01), Arm("web", 50_000, 0.01)])
+    metric = error_rate_metric(compare={"tolerance": 1.25, "podModel": True})
+    create_template(h, template("errors", [metric]))
+    steps = [
+        {"setWeight": 25},
+        analysis_step("errors", args={"test-id": timeline.test_id}),
+        {"setWeight": 75},
+    ]
+    create_rollout(h.api, rollout("web", steps))
+    _, rev2 = await new_revision(h)
+    st = await h.wait_status(
+        lambda s: healthy(s) and s["stableRevision"] == rev2, timeout=20, what="promoted"
+    )
+    [record] = st["analysisRuns"]
+    assert record["phase"] == "Successful", record
+    details = record["metrics"][0]["evidence"]["details"]
+    assert details["canaryPods"] == 1 and details["widenedTolerance"] > 1.25, details
+    [run] = analysis_runs(h)
+    assert run["spec"]["metrics"][0]["compare"]["canaryPods"] == 1
