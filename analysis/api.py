@@ -434,19 +434,31 @@ class Compare(ApiModel):
     edges: list[float] | None = Field(default=None, min_length=1, max_length=10)
     """kind histogram: fixed latency edges in seconds whose exceedance rates are compared;
     default: chosen from the baseline's distribution before the rollout starts."""
+    pod_model: bool | None = None
+    """kind counts, sequential: judge pods as the sampling unit, with the canary's pod count
+    taken from the Rollout (its smallest over the steps the analysis judges; recorded in the
+    run as `canaryPods`). The tolerance is widened by the between-pod spread for that many pods,
+    so an identical version whose pods differ is not aborted (docs/analysis.md, "Pods are the
+    sampling unit"). The events and total queries may then return one series per pod
+    (`sum by (pod) (...)`, label `pod`): the spread is estimated from the baseline's pods,
+    including the hour before the analysis. Also on when `canaryPods` or `podSpread` is set."""
     canary_pods: int | None = Field(default=None, ge=1, le=10000)
-    """kind counts, sequential: judge pods as the sampling unit. The number of canary pods the
-    rollout judges with (its smallest: the first step's replicas); the tolerance is widened by
-    the between-pod spread for that many pods, so an identical version whose pods differ is not
-    aborted (docs/analysis.md, "Pods are the sampling unit"). The events and total queries may
-    then return one series per pod (`sum by (pod) (...)`, label `pod`): the spread is estimated
-    from the baseline's pods, including the hour before the analysis. Unset: no widening."""
+    """kind counts, sequential: judge pods as the sampling unit (as `podModel`) with this many
+    canary pods instead of the count the Rollout gives: an override (the pods that take the
+    canary's traffic when the Rollout's replicas do not say it). In an AnalysisRun: the count
+    the run judges with. Unset, with neither `podModel` nor `podSpread`: no widening."""
     pod_spread: float | None = Field(default=None, ge=0, le=3, allow_inf_nan=False)
-    """kind counts, with canaryPods: the expected between-pod spread of event rates (standard
-    deviation of their logarithms; 0.1 = pods about 10% apart). Default: estimated from per-pod
-    series when the queries return them, else 0.1, which holds for typical fleets of one image on
-    like nodes; set it when your pods are known to differ more (or less: 0 turns the widening
-    off)."""
+    """kind counts, sequential: the expected between-pod spread of event rates (standard
+    deviation of their logarithms; 0.1 = pods about 10% apart); turns the pod model on. Default
+    (with `podModel` or `canaryPods`): estimated from per-pod series when the queries return
+    them, else 0.1, which holds for typical fleets of one image on like nodes; set it when your
+    pods are known to differ more (or less: 0 turns the widening off)."""
+
+    @property
+    def pods(self) -> bool:
+        """Whether pods are the sampling unit (any of the three pod fields asks for it)."""
+        return bool(self.pod_model) or self.canary_pods is not None or self.pod_spread is not None
+
     latency_tolerance: LatencyTolerance | None = None
     """kind histogram: the tolerance in latency units ("p99 may grow by 10%") instead of a ratio
     of slow-request rates; see docs/analysis.md."""
@@ -561,17 +573,15 @@ _METRIC_RULES = (
     },
     {
         "rule": (
-            "!has(self.compare) || (!has(self.compare.canaryPods) && !has(self.compare.podSpread))"
+            "!has(self.compare) || (!has(self.compare.canaryPods) && !has(self.compare.podSpread)"
+            " && (!has(self.compare.podModel) || !self.compare.podModel))"
             " || (self.kind == 'counts' && (!has(self.compare.method) || "
             "self.compare.method == 'sequential'))"
         ),
-        "message": "compare.canaryPods and compare.podSpread apply to sequential kind counts only",
-    },
-    {
-        "rule": (
-            "!has(self.compare) || !has(self.compare.podSpread) || has(self.compare.canaryPods)"
+        "message": (
+            "compare.podModel, compare.canaryPods and compare.podSpread apply to sequential kind "
+            "counts only"
         ),
-        "message": "compare.podSpread needs compare.canaryPods",
     },
     {
         "rule": (
@@ -669,14 +679,16 @@ class Metric(ApiModel):
             )
         if compare.edges is not None and self.kind != "histogram":
             raise FieldProblem("compare.edges", f"applies to kind histogram only (got {self.kind})")
-        for name, value in (("canaryPods", compare.canary_pods), ("podSpread", compare.pod_spread)):
+        for name, value in (
+            ("podModel", compare.pod_model or None),
+            ("canaryPods", compare.canary_pods),
+            ("podSpread", compare.pod_spread),
+        ):
             if value is not None and (self.kind != "counts" or compare.method != "sequential"):
                 raise FieldProblem(
                     f"compare.{name}",
                     f"applies to sequential kind counts only (got {compare.method} {self.kind})",
                 )
-        if compare.pod_spread is not None and compare.canary_pods is None:
-            raise FieldProblem("compare.podSpread", "needs compare.canaryPods")
         if compare.latency_tolerance is not None and self.kind != "histogram":
             raise FieldProblem(
                 "compare.latencyTolerance", f"applies to kind histogram only (got {self.kind})"
