@@ -435,13 +435,14 @@ class Compare(ApiModel):
     """kind histogram: fixed latency edges in seconds whose exceedance rates are compared;
     default: chosen from the baseline's distribution before the rollout starts."""
     pod_model: bool | None = None
-    """kind counts, sequential: judge pods as the sampling unit, with the canary's pod count
-    taken from the Rollout (its smallest over the steps the analysis judges; recorded in the
-    run as `canaryPods`). The tolerance is widened by the between-pod spread for that many pods,
-    so an identical version whose pods differ is not aborted (docs/analysis.md, "Pods are the
-    sampling unit"). The events and total queries may then return one series per pod
-    (`sum by (pod) (...)`, label `pod`): the spread is estimated from the baseline's pods,
-    including the hour before the analysis. Also on when `canaryPods` or `podSpread` is set."""
+    """kind counts, sequential: judge pods as the sampling unit (the default; `false` turns it
+    off), with the canary's pod count taken from the Rollout (its smallest over the steps the
+    analysis judges; recorded in the run as `canaryPods`). The tolerance is widened by the
+    between-pod spread for that many pods, so an identical version whose pods differ is not
+    aborted (docs/analysis.md, "Pods are the sampling unit"). The events and total queries may
+    return one series per pod (`sum by (pod) (...)`, label `pod`): the spread is then estimated
+    from the baseline's pods, including the hour before the analysis. `true` makes a missing pod
+    count an error; by default a run whose owner gives none judges requests as before."""
     canary_pods: int | None = Field(default=None, ge=1, le=10000)
     """kind counts, sequential: judge pods as the sampling unit (as `podModel`) with this many
     canary pods instead of the count the Rollout gives: an override (the pods that take the
@@ -456,7 +457,14 @@ class Compare(ApiModel):
 
     @property
     def pods(self) -> bool:
-        """Whether pods are the sampling unit (any of the three pod fields asks for it)."""
+        """Whether pods are the sampling unit: by default, unless `podModel: false` (issue 12:
+        the null is "canary pods behave like baseline pods", not "like the fleet's requests")."""
+        return self.pod_model is not False
+
+    @property
+    def pods_asked(self) -> bool:
+        """Whether the template asked for the pod model itself (then a missing count is an
+        error rather than a quiet fall-back to judging requests)."""
         return bool(self.pod_model) or self.canary_pods is not None or self.pod_spread is not None
 
     latency_tolerance: LatencyTolerance | None = None
@@ -626,6 +634,12 @@ class Metric(ApiModel):
         if parse_duration(value) <= 0:
             raise ValueError("must be longer than 0s")
         return value
+
+    @property
+    def judges_pods(self) -> bool:
+        """Pods are the sampling unit: a sequential counts compare, unless `podModel: false`."""
+        c = self.compare
+        return c is not None and c.pods and self.kind == "counts" and c.method == "sequential"
 
     @model_validator(mode="after")
     def _consistent(self) -> Metric:

@@ -592,8 +592,12 @@ def _with_pods(metric: Metric, canary_pods: int | None) -> Metric:
     as the sampling unit without stating the count (the template's count overrides); recorded
     in the run, so its evidence shows the count used."""
     c = metric.compare
-    if c is None or not c.pods or c.canary_pods is not None:
+    if c is None or not metric.judges_pods or c.canary_pods is not None:
         return metric
+    if (canary_pods is None or canary_pods < 1) and not c.pods_asked:
+        # the default pod model, with no count to widen for: judge requests, and say so in
+        # the run (podModel false), rather than fail an analysis nobody configured for pods
+        return metric.model_copy(update={"compare": c.model_copy(update={"pod_model": False})})
     if canary_pods is None or canary_pods < 1:
         raise Unresolved(
             f"metric {metric.name!r}: compare.canaryPods: pods are the sampling unit "
@@ -725,7 +729,7 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
                 buckets=arm.buckets,
                 value=arm.value,
                 # pods as the sampling unit: the counts may come one series per pod
-                pod_label="pod" if metric.compare is not None and metric.compare.pods else None,
+                pod_label="pod" if metric.judges_pods else None,
             )
     common: dict[str, Any] = {
         "name": metric.name,
@@ -751,7 +755,7 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
         return MetricPlan(**common, judgement="threshold", threshold=rule)
     c = metric.compare
     assert c is not None
-    if c.pods and c.canary_pods is None:
+    if metric.judges_pods and c.canary_pods is None:
         raise RunSpecError(
             f"spec.metrics[{index}].compare.canaryPods: not set; a run that judges pods as the "
             "sampling unit is created with the canary's pod count (recreate the run)"

@@ -128,17 +128,26 @@ def test_the_template_pod_count_overrides_the_controller() -> None:
     assert compare is not None and compare.canary_pods == 5
 
 
-def test_a_metric_without_pods_is_left_as_written() -> None:
+def test_pods_are_the_sampling_unit_by_default_with_the_rollouts_count() -> None:
     sim = run(rollout_doc(steps=STEPS), "healthy", [counts_template()])
+    assert sim.store is not None
+    (stored,) = sim.store.runs.values()
+    compare = stored.spec.metrics[0].compare
+    assert compare is not None and compare.pods and compare.canary_pods is not None
+    assert compare.canary_pods >= 1
+
+
+def test_a_metric_with_the_pod_model_off_is_left_as_written() -> None:
+    sim = run(rollout_doc(steps=STEPS), "healthy", [pod_template({"podModel": False})])
     assert sim.store is not None
     (stored,) = sim.store.runs.values()
     compare = stored.spec.metrics[0].compare
     assert compare is not None and compare.canary_pods is None and not compare.pods
 
 
-def test_an_owner_without_a_pod_count_gets_an_error_naming_the_field() -> None:
+def _lifecycle_request(compare: dict[str, Any]) -> tuple[RunLifecycle, RunRequest]:
     store = MemoryAnalysisStore()
-    store.templates[("ns", "errors")] = parse_template(pod_template({"podModel": True}))
+    store.templates[("ns", "errors")] = parse_template(pod_template(compare))
     lifecycle = RunLifecycle(
         store,
         lambda *_: Unavailable("no provider"),
@@ -157,5 +166,19 @@ def test_an_owner_without_a_pod_count_gets_an_error_naming_the_field() -> None:
         budget=(analysis,),
         builtins={"canary-service": "web-canary"},
     )
+    return lifecycle, request
+
+
+def test_an_owner_without_a_pod_count_gets_an_error_naming_the_field() -> None:
+    lifecycle, request = _lifecycle_request({"podModel": True})
     with pytest.raises(Unresolved, match=r"compare\.canaryPods"):
         lifecycle.create(request)
+
+
+def test_the_default_pod_model_without_a_count_judges_requests_and_says_so() -> None:
+    """Not asked for by the template, the pod model gives way when the owner has no count:
+    the run records podModel false (no widening), rather than failing an analysis."""
+    lifecycle, request = _lifecycle_request({})
+    run = lifecycle.create(request)
+    compare = run.spec.metrics[0].compare
+    assert compare is not None and compare.pod_model is False and compare.canary_pods is None
