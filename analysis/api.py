@@ -434,19 +434,39 @@ class Compare(ApiModel):
     edges: list[float] | None = Field(default=None, min_length=1, max_length=10)
     """kind histogram: fixed latency edges in seconds whose exceedance rates are compared;
     default: chosen from the baseline's distribution before the rollout starts."""
-    canary_pods: int | None = Field(default=None, ge=1, le=10000)
-    """kind counts, sequential: judge pods as the sampling unit. The number of canary pods the
-    rollout judges with (its smallest: the first step's replicas); the tolerance is widened by
-    the between-pod spread for that many pods, so an identical version whose pods differ is not
+    pod_model: bool | None = None
+    """kind counts, sequential: judge pods as the sampling unit (the default; `false` turns it
+    off), with the canary's pod count taken from the Rollout (its smallest over the steps the
+    analysis judges; recorded in the run as `canaryPods`). The tolerance is widened by the
+    between-pod spread for that many pods, so an identical version whose pods differ is not
     aborted (docs/analysis.md, "Pods are the sampling unit"). The events and total queries may
-    then return one series per pod (`sum by (pod) (...)`, label `pod`): the spread is estimated
-    from the baseline's pods, including the hour before the analysis. Unset: no widening."""
+    return one series per pod (`sum by (pod) (...)`, label `pod`): the spread is then estimated
+    from the baseline's pods, including the hour before the analysis. `true` makes a missing pod
+    count an error; by default a run whose owner gives none judges requests as before."""
+    canary_pods: int | None = Field(default=None, ge=1, le=10000)
+    """kind counts, sequential: judge pods as the sampling unit (as `podModel`) with this many
+    canary pods instead of the count the Rollout gives: an override (the pods that take the
+    canary's traffic when the Rollout's replicas do not say it). In an AnalysisRun: the count
+    the run judges with. Unset, with neither `podModel` nor `podSpread`: no widening."""
     pod_spread: float | None = Field(default=None, ge=0, le=3, allow_inf_nan=False)
-    """kind counts, with canaryPods: the expected between-pod spread of event rates (standard
-    deviation of their logarithms; 0.1 = pods about 10% apart). Default: estimated from per-pod
-    series when the queries return them, else 0.1, which holds for typical fleets of one image on
-    like nodes; set it when your pods are known to differ more (or less: 0 turns the widening
-    off)."""
+    """kind counts, sequential: the expected between-pod spread of event rates (standard
+    deviation of their logarithms; 0.1 = pods about 10% apart); turns the pod model on. Default
+    (with `podModel` or `canaryPods`): estimated from per-pod series when the queries return
+    them, else 0.1, which holds for typical fleets of one image on like nodes; set it when your
+    pods are known to differ more (or less: 0 turns the widening off)."""
+
+    @property
+    def pods(self) -> bool:
+        """Whether pods are the sampling unit: by default, unless `podModel: false` (issue 12:
+        the null is "canary pods behave like baseline pods", not "like the fleet's requests")."""
+        return self.pod_model is not False
+
+    @property
+    def pods_asked(self) -> bool:
+        """Whether the template asked for the pod model itself (then a missing count is an
+        error rather than a quiet fall-back to judging requests)."""
+        return bool(self.pod_model) or self.canary_pods is not None or self.pod_spread is not None
+
     latency_tolerance: LatencyTolerance | None = None
     """kind histogram: the tolerance in latency units ("p99 may grow by 10%") instead of a ratio
     of slow-request rates; see docs/analysis.md."""
@@ -561,17 +581,15 @@ _METRIC_RULES = (
     },
     {
         "rule": (
-            "!has(self.compare) || (!has(self.compare.canaryPods) && !has(self.compare.podSpread))"
+            "!has(self.compare) || (!has(self.compare.canaryPods) && !has(self.compare.podSpread)"
+            " && (!has(self.compare.podModel) || !self.compare.podModel))"
             " || (self.kind == 'counts' && (!has(self.compare.method) || "
             "self.compare.method == 'sequential'))"
         ),
-        "message": "compare.canaryPods and compare.podSpread apply to sequential kind counts only",
-    },
-    {
-        "rule": (
-            "!has(self.compare) || !has(self.compare.podSpread) || has(self.compare.canaryPods)"
+        "message": (
+            "compare.podModel, compare.canaryPods and compare.podSpread apply to sequential kind "
+            "counts only"
         ),
-        "message": "compare.podSpread needs compare.canaryPods",
     },
     {
         "rule": (
@@ -616,6 +634,12 @@ class Metric(ApiModel):
         if parse_duration(value) <= 0:
             raise ValueError("must be longer than 0s")
         return value
+
+    @property
+    def judges_pods(self) -> bool:
+        """Pods are the sampling unit: a sequential counts compare, unless `podModel: false`."""
+        c = self.compare
+        return c is not None and c.pods and self.kind == "counts" and c.method == "sequential"
 
     @model_validator(mode="after")
     def _consistent(self) -> Metric:
@@ -669,14 +693,16 @@ class Metric(ApiModel):
             )
         if compare.edges is not None and self.kind != "histogram":
             raise FieldProblem("compare.edges", f"applies to kind histogram only (got {self.kind})")
-        for name, value in (("canaryPods", compare.canary_pods), ("podSpread", compare.pod_spread)):
+        for name, value in (
+            ("podModel", compare.pod_model or None),
+            ("canaryPods", compare.canary_pods),
+            ("podSpread", compare.pod_spread),
+        ):
             if value is not None and (self.kind != "counts" or compare.method != "sequential"):
                 raise FieldProblem(
                     f"compare.{name}",
                     f"applies to sequential kind counts only (got {compare.method} {self.kind})",
                 )
-        if compare.pod_spread is not None and compare.canary_pods is None:
-            raise FieldProblem("compare.podSpread", "needs compare.canaryPods")
         if compare.latency_tolerance is not None and self.kind != "histogram":
             raise FieldProblem(
                 "compare.latencyTolerance", f"applies to kind histogram only (got {self.kind})"

@@ -124,6 +124,10 @@ class RunRequest:
     builtins: Mapping[str, str]
     in_flight: frozenset[str] = frozenset()
     """Runs the owner still waits on, never pruned."""
+    canary_pods: int | None = None
+    """The canary's pod count the run judges with (the smallest over the steps it spans), for
+    metrics that judge pods as the sampling unit without stating it (``compare.canaryPods``);
+    None: the owner does not know it, and such a metric is :class:`Unresolved`."""
 
 
 def _epoch(t: float) -> datetime:
@@ -239,7 +243,10 @@ class RunLifecycle:
                     "kind": request.kind,
                     "stepIndex": request.step_index,
                     "args": [{"name": k, "value": v} for k, v in sorted(args.items())],
-                    "metrics": [_with_share(m, alphas).wire() for m in metrics],
+                    "metrics": [
+                        _with_share(_with_pods(m, request.canary_pods), alphas).wire()
+                        for m in metrics
+                    ],
                     "inconclusive": policy,
                     "alpha": self.alpha,
                 },
@@ -474,11 +481,19 @@ class RunLifecycle:
             log.warning("could not delete the Jobs of AnalysisRun %s: %s", run.metadata.name, e)
 
     # -------------------------------------------------------------------------- ticking
-    def tick(self, run: AnalysisRun, weight_changes: Sequence[float] = ()) -> AnalysisRun:
+    def tick(
+        self,
+        run: AnalysisRun,
+        weight_changes: Sequence[float] = (),
+        shares: Sequence[tuple[float, float]] = (),
+    ) -> AnalysisRun:
         """Take the measurements that came due, judge, decide; write status only if it changed.
 
         ``weight_changes``: when the owner's canary weight changed (epoch seconds; the newest is
-        enough, the run remembers the others), so no measurement window straddles one."""
+        enough, the run remembers the others), so no measurement window straddles one.
+        ``shares``: the canary's asked share of requests (0-1) from a time on, ``(since,
+        share)``; the newest is enough, the run remembers the others. The sample-ratio guard
+        compares each window's request counts with it (none given: the guard stays silent)."""
         if incomplete(run):
             run = self.repair(run)
         # a copy: when the write below fails, the caller keeps the run as stored, never a verdict
@@ -530,6 +545,7 @@ class RunLifecycle:
             kind=run.spec.kind,
             inconclusive=run.spec.inconclusive,
             weight_changes=weight_changes,
+            shares=shares,
         )
         status.phase = result.phase
         status.message = result.message
@@ -569,6 +585,27 @@ def _share_of(plan: MetricPlan) -> float:
             "share of the error budget (recreate the run)"
         )
     return plan.alpha
+
+
+def _with_pods(metric: Metric, canary_pods: int | None) -> Metric:
+    """The metric with the canary's pod count as its ``compare.canaryPods`` when it judges pods
+    as the sampling unit without stating the count (the template's count overrides); recorded
+    in the run, so its evidence shows the count used."""
+    c = metric.compare
+    if c is None or not metric.judges_pods or c.canary_pods is not None:
+        return metric
+    if (canary_pods is None or canary_pods < 1) and not c.pods_asked:
+        # the default pod model, with no count to widen for: judge requests, and say so in
+        # the run (podModel false), rather than fail an analysis nobody configured for pods
+        return metric.model_copy(update={"compare": c.model_copy(update={"pod_model": False})})
+    if canary_pods is None or canary_pods < 1:
+        raise Unresolved(
+            f"metric {metric.name!r}: compare.canaryPods: pods are the sampling unit "
+            "(compare.podModel or compare.podSpread) but the owner gave no canary pod count; "
+            "set compare.canaryPods in the template"
+        )
+    compare = c.model_copy(update={"canary_pods": canary_pods})
+    return metric.model_copy(update={"compare": compare})
 
 
 def _with_share(metric: Metric, alphas: Mapping[str, float]) -> Metric:
@@ -692,9 +729,7 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
                 buckets=arm.buckets,
                 value=arm.value,
                 # pods as the sampling unit: the counts may come one series per pod
-                pod_label="pod"
-                if metric.compare is not None and metric.compare.canary_pods is not None
-                else None,
+                pod_label="pod" if metric.judges_pods else None,
             )
     common: dict[str, Any] = {
         "name": metric.name,
@@ -720,6 +755,11 @@ def plan_metric(metric: Metric, index: int) -> MetricPlan:
         return MetricPlan(**common, judgement="threshold", threshold=rule)
     c = metric.compare
     assert c is not None
+    if metric.judges_pods and c.canary_pods is None:
+        raise RunSpecError(
+            f"spec.metrics[{index}].compare.canaryPods: not set; a run that judges pods as the "
+            "sampling unit is created with the canary's pod count (recreate the run)"
+        )
     return MetricPlan(
         **common,
         judgement=c.method,

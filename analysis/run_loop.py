@@ -326,8 +326,12 @@ def _measure_compare(
     hi: float,
     data: dict[str, IntervalData],
     inherited: Mapping[str, Any] | None = None,
+    requests: dict[str, tuple[float, float]] | None = None,
 ) -> None:
-    """One compare window: both arms, folded into the e-process data or the Mann-Whitney sample."""
+    """One compare window: both arms, folded into the e-process data or the Mann-Whitney sample.
+
+    ``requests`` receives the window's canary and baseline request totals (counts and histogram
+    metrics, as measured: never swapped by ``direction``), for the sample-ratio guard."""
     try:
         choosing = plan.kind == "histogram" and plan.judgement == "sequential"
         if choosing and ms.bounds is None and _freeze_edges(plan, ms, provider, lo, hi, inherited):
@@ -339,9 +343,16 @@ def _measure_compare(
                 "data that is tested would bias the test",
             )
             return
-        canary = provider.measure(plan.kind, "canary", plan.queries["canary"], lo, hi)
+        try:
+            canary = provider.measure(plan.kind, "canary", plan.queries["canary"], lo, hi)
+        except NoData:
+            if requests is not None and plan.kind in ("counts", "histogram"):
+                _canary_silent(plan, provider, lo, hi, requests)
+            raise
         baseline = provider.measure(plan.kind, "baseline", plan.queries["baseline"], lo, hi)
         values = ArmValues(canary=_value_or_total(canary), baseline=_value_or_total(baseline))
+        if requests is not None and plan.kind in ("counts", "histogram"):
+            requests[plan.name] = (_events(canary), _events(baseline))
         if plan.judgement == "mann-whitney":
             c, b = _value(canary), _value(baseline)
             ms.canary.append(c)
@@ -379,6 +390,25 @@ def _measure_compare(
     ms.tally = ms.tally.add(MeasurementPhase.SUCCESSFUL)
     ms.last_events = round(_events(canary) + _events(baseline))
     ms.record(hi, MeasurementPhase.SUCCESSFUL, values=values)
+
+
+def _canary_silent(
+    plan: MetricPlan,
+    provider: MetricProvider,
+    lo: float,
+    hi: float,
+    requests: dict[str, tuple[float, float]],
+) -> None:
+    """A window where the canary reported no requests: for the sample-ratio guard, zero canary
+    requests against the baseline's, when the baseline has some (a canary routed traffic that
+    reports none is the grossest loss; the window is still no evidence for the metric)."""
+    try:
+        baseline = provider.measure(plan.kind, "baseline", plan.queries["baseline"], lo, hi)
+    except (NoData, ProviderError):
+        return
+    total = _events(baseline)
+    if total > 0:
+        requests[plan.name] = (0.0, total)
 
 
 def _counts_interval(plan: MetricPlan, canary: Counts, baseline: Counts) -> CountsInterval:
@@ -521,11 +551,15 @@ def _build(
     saved: Mapping[str, Any],
     config: PolicyConfig,
     t0: float,
+    sample_ratio: Mapping[str, Any] | None = None,
 ) -> RolloutAnalysis:
     """One RolloutAnalysis over ``specs``, each metric resumed from its saved e-process when that
-    was built for the same kind and alpha (else it starts afresh: evidence cannot carry over)."""
+    was built for the same kind and alpha (else it starts afresh: evidence cannot carry over),
+    and the sample-ratio guard from ``sample_ratio`` (the run's own: never inherited)."""
     fresh = RolloutAnalysis(specs, config, t0=t0)
     state = fresh.to_state()
+    if sample_ratio is not None and sample_ratio.get("alpha") == config.srm_alpha:
+        state["sample_ratio"] = dict(sample_ratio)
     for spec in specs:
         old = saved.get(spec.name)
         if old is None:
@@ -586,6 +620,7 @@ def advance(
     inconclusive: InconclusivePolicy = "pause",
     inherit: Mapping[str, Any] | None = None,
     weight_changes: Sequence[float] = (),
+    shares: Sequence[tuple[float, float]] = (),
 ) -> TickResult:
     """Take every measurement due by ``now``, judge, and decide the run (see module docstring).
 
@@ -593,6 +628,12 @@ def advance(
     ``status.weightChangedAt`` as the run sees it on each tick); they are kept in the state, so
     each needs to be passed once, and every later window of a count or histogram compare is cut
     at them (see :func:`_cut`).
+
+    ``shares`` are the canary's asked shares of requests, each ``(since, share)`` (the owner's
+    weight as the run sees it on each tick; kept in the state like the weight changes). Each
+    window piece of the guard's metric (see :func:`_guard_metric`) whose share is known is fed
+    to the sample-ratio guard with its request totals; the guard pauses the run (Inconclusive)
+    on gross loss only (``analysis.stats.sample_ratio``).
 
     ``alphas`` gives each sequential metric's share of the rollout's alpha ``budget`` (split by
     :func:`analysis.stats.policy.split_budget` when the run was created); ``inherit`` maps
@@ -603,11 +644,15 @@ def advance(
     cuts = _cuts(st.get("cuts", []), weight_changes, start)
     if cuts:
         st["cuts"] = cuts
+    asked = _shares(st.get("shares", []), shares, start)
+    if asked:
+        st["shares"] = [list(p) for p in asked]
+    guard = _guard_metric(plans)
     metric_states = {p.name: _MetricState.load(st.get("metrics", {}).get(p.name)) for p in plans}
     tests: dict[str, Any] = dict(inherit or {}) | dict(st.get("tests", {}))
     data: dict[str, IntervalData] = {}
     # 1. measure what came due (sequential data is folded below, one window per fold)
-    windows: list[tuple[float, dict[str, IntervalData]]] = []
+    windows: list[tuple[float, dict[str, IntervalData], tuple[float, float, float] | None]] = []
     for plan in plans:
         ms = metric_states[plan.name]
         provider: MetricProvider | None = None  # built when a window is due, not on every tick
@@ -627,9 +672,14 @@ def advance(
             else:
                 for a, b in _cut(plan, lo, hi, cuts):
                     data = {}
-                    _measure_compare(plan, ms, provider, a, b, data, tests.get(plan.name))
-                    if data:
-                        windows.append((b, data))
+                    requests: dict[str, tuple[float, float]] = {}
+                    _measure_compare(plan, ms, provider, a, b, data, tests.get(plan.name), requests)
+                    srm = None
+                    share = _share_in(asked, a, b) if plan.name == guard else None
+                    if share is not None and plan.name in requests:
+                        srm = (*requests[plan.name], share)
+                    if data or srm is not None:
+                        windows.append((b, data, srm))
             ms.done += 1
             taken += 1
     # 2. fold sequential windows in time order into the rollout-wide e-processes
@@ -641,19 +691,27 @@ def advance(
         group = [p for p in seq if p.dry_run == dry]
         specs = [s for p in group if (s := _spec(p, metric_states[p.name], alphas[p.name]))]
         if specs:
-            analyses[dry] = _build(specs, tests, config, start)
+            analyses[dry] = _build(
+                specs, tests, config, start, None if dry else st.get("sampleRatio")
+            )
             for p in group:
                 if p.name not in tests:  # the metric's first tick: its pods' history, once
                     _calibrate_pods(p, analyses[dry], provider_for, start)
     windows.sort(key=lambda w: w[0])
-    for hi, item in windows:
-        for analysis in analyses.values():
+    for hi, item, srm in windows:
+        for dry, analysis in analyses.items():
             names = {m.name for m in analysis.metrics}
             part = {n: d for n, d in item.items() if n in names}
-            if part:
+            if srm is not None and not dry:
+                # the guard's metric's window, with its own asked share: once per window
+                c, b, share = srm
+                analysis.observe(hi, part, expected_canary_share=share, requests=(c, b))
+            elif part:
                 analysis.observe(hi, part)
     for analysis in analyses.values():
         tests.update(analysis.to_state()["metrics"])
+    if False in analyses:
+        st["sampleRatio"] = analyses[False].to_state()["sample_ratio"]
     # 3. judge each metric
     verdicts: dict[str, MetricVerdict] = {}
     for plan in plans:
@@ -692,6 +750,43 @@ def advance(
 
 MAX_CUTS = 100
 """Weight-change times a run keeps (the newest): more steps than any Rollout has."""
+
+
+def _shares(
+    saved: Sequence[Sequence[float]], new: Sequence[tuple[float, float]], start: float
+) -> list[tuple[float, float]]:
+    """The run's asked canary shares, ``(since, share)`` sorted by time: those saved plus the
+    new ones, the newest at or before the run's start kept (it holds from the start on). A
+    share outside [0, 1] or at a non-finite time is not kept (it says nothing)."""
+    points = {float(t): float(r) for t, r in saved}
+    for t, r in new:
+        if math.isfinite(t) and math.isfinite(r) and 0.0 <= r <= 1.0:
+            points[float(t)] = float(r)
+    ordered = sorted(points.items())
+    before = [p for p in ordered if p[0] <= start]
+    after = [p for p in ordered if p[0] > start]
+    return (before[-1:] + after)[-MAX_CUTS:]
+
+
+def _share_in(points: Sequence[tuple[float, float]], lo: float, hi: float) -> float | None:
+    """The asked share over ``[lo, hi]``: the newest share set at or before ``lo``; None when
+    none is known yet or one changes inside the window (then no one share holds for it)."""
+    if any(lo + 1e-3 < t < hi - 1e-3 for t, _ in points):
+        return None
+    known = [r for t, r in points if t <= lo + 1e-3]
+    return known[-1] if known else None
+
+
+def _guard_metric(plans: Sequence[MetricPlan]) -> str | None:
+    """The metric whose request totals the sample-ratio guard reads: the first gating
+    sequential counts compare, else the first such histogram. One metric only: feeding the
+    same requests through two metrics would count them twice, and the guard's evidence would
+    no longer be a supermartingale."""
+    for kind in ("counts", "histogram"):
+        for p in plans:
+            if p.judgement == "sequential" and p.kind == kind and not p.dry_run:
+                return p.name
+    return None
 
 
 def _cuts(saved: Sequence[float], new: Sequence[float], start: float) -> list[float]:
@@ -857,6 +952,7 @@ def _decide(
     inconclusive: InconclusivePolicy,
 ) -> tuple[RunPhase, str]:
     seq_gate = [p for p in plans if p.judgement == "sequential" and not p.dry_run]
+    guard = ""  # the sample-ratio guard's reason and evidence, when it holds the step
     if seq_gate:
         decision = Decision.INSUFFICIENT
         reason = "no sequential evidence yet"
@@ -865,6 +961,9 @@ def _decide(
             pv = gate.verdict(now, start)
             decision, reason = pv.decision, pv.reason
             held_by = gate.holding()
+            if decision is Decision.INCONCLUSIVE and bool(gate.sample_ratio.mismatch[0]):
+                assert pv.sample_ratio is not None
+                guard = f"{reason} ({describe(pv.sample_ratio)})"
         missing = [p.name for p in seq_gate if gate is None or p.name not in gate.tests]
         elapsed = now - start
         maxed = config.max_step_seconds is not None and elapsed >= config.max_step_seconds
@@ -892,6 +991,14 @@ def _decide(
                     verdicts[p.name] = MetricVerdict("Successful", v.evidence, reason)
                 else:
                     verdicts[p.name] = MetricVerdict("Successful", v.evidence)
+            elif step_phase == "Inconclusive" and guard:
+                evidence = "" if v.evidence is None else f" ({describe(v.evidence)})"
+                verdicts[p.name] = MetricVerdict(
+                    "Inconclusive",
+                    v.evidence,
+                    f"metric {p.name!r}: not judged while the sample-ratio guard holds the step"
+                    f"{evidence}",
+                )
             elif step_phase == "Inconclusive":
                 evidence = "" if v.evidence is None else f" ({describe(v.evidence)})"
                 # the step's reason names the metrics it lacks evidence on; another metric is
@@ -917,6 +1024,8 @@ def _decide(
                 "Inconclusive", v.evidence, f"metric {name!r}: no valid measurement"
             )
     phase, message = combine(verdicts, dry)
+    if phase == "Inconclusive" and guard:
+        message = guard  # one reason for the run, not one copy per metric
     if phase == "Inconclusive":
         note = (
             f"; no valid measurement of {', '.join(map(repr, unshown))} ({_NO_EVIDENCE})"

@@ -1,23 +1,27 @@
-"""The kopf operator: thin handlers that load a Rollout, run one reconcile cycle, schedule the next.
+"""The kopf operator: thin handlers that feed watches into a cache and a reconcile queue.
 
 Nothing here decides anything: every decision is ``rollouts.engine.decide``'s, reached through
 ``rollouts.reconcile.cycle`` exactly as the simulator reaches it. The handlers only choose
-*when* to reconcile:
+*when* to reconcile, and serve what a reconcile reads:
 
-- on create, update (spec) and resume (operator start);
-- when a request annotation arrives (a watch event carrying a new ``sluice.dev/request``: kopf's
-  update handler never sees it, since kopf treats the whole ``sluice.dev/`` annotation prefix as
-  its own storage and leaves it out of the diff);
-- from a timer per Rollout that ticks every ``tick_seconds`` and reconciles when the engine's
-  ``requeue_after`` (bounded to ``[min_requeue_seconds, max_requeue_seconds]``) has passed, or
-  every ``idle_seconds`` when nothing is in flight, so drift is repaired eventually;
-- when a slot Deployment's readiness changes (the owner Rollout is reconciled at once).
+- kopf indexes hold the Rollouts, their slot Deployments, Services, router objects and
+  AnalysisRuns (``rollouts.cluster.cache.WatchCache`` reads them; a kind the cluster does not
+  serve falls back to a GET), so a reconcile that finds nothing changed sends no request;
+- a watch event on any of them submits the Rollouts that read it to the reconcile queue
+  (``rollouts.reconcile_queue``): a new ``sluice.dev/request`` at once (kopf's update handler never
+  sees it: kopf treats the whole ``sluice.dev/`` annotation prefix as its own storage), a slot's
+  readiness, a hand edit of a route's weights; an event whose objects are all as the Rollout's last
+  reconcile saw them (the echo of its own write) is skipped;
+- the queue's scheduler reconciles a Rollout again when time matters: the engine's
+  ``requeue_after`` (bounded to ``[min_requeue_seconds, max_requeue_seconds]``), a retry backoff,
+  ``max_requeue_seconds`` while something is in flight, and an ``idle_seconds`` re-check of a
+  settled Rollout that costs nothing when its objects are unchanged. No timer ticks per Rollout.
 
-Handlers are synchronous because the ``kubernetes`` client is; kopf runs them in threads. A lock
-per Rollout serializes its reconciles (timer, event and Deployment handlers may overlap). A
-reconcile that fails is logged, counted, and retried by the timer from a fresh observation: the
-engine is pure and reads everything it needs from status, so a retry can never skip or repeat a
-step, and a request stays in its annotation until a status that records it has been written.
+Reconciles run on a bounded pool of threads (the ``kubernetes`` client is synchronous); a lock per
+Rollout serializes them with the finalizer. A reconcile that fails is logged, counted, and retried
+from a fresh observation: the engine is pure and reads everything it needs from status, so a
+retry can never skip or repeat a step, and a request stays in its annotation until a status that
+records it has been written.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import asyncio
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +44,8 @@ from analysis.store.kubernetes import KubeAnalysisStore
 from rollouts import request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
-from rollouts.cluster.kube import LABEL_ROLLOUT, KubeCluster, bound_api_client
+from rollouts.cluster.cache import Fingerprint, WatchCache
+from rollouts.cluster.kube import LABEL_ROLLOUT, SLOTS, KubeCluster, bound_api_client
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
 from rollouts.engine.deletion import handback
@@ -50,6 +55,7 @@ from rollouts.notifications.kube import KubeNotificationConfig, resolver
 from rollouts.notifications.sender import NotificationSender
 from rollouts.peering import ensure_cluster_peering
 from rollouts.reconcile import Ports, apply, apply_actions, cycle
+from rollouts.reconcile_queue import ReconcileQueue
 from rollouts.rejection import rejection
 from rollouts.retry_backoff import RetryBackoff
 from rollouts.routing.factory import router_for
@@ -57,6 +63,7 @@ from rollouts.routing.port import TrafficRouter
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
 from rollouts.verdicts.analysis_runs import AnalysisVerdicts
+from rollouts.verdicts.cached_runs import RUNS, RUNS_OF, CachedRunStore
 from rollouts.verdicts.gates import HttpGateProbe
 from rollouts.verdicts.port import VerdictSource
 from rollouts.verdicts.prometheus_clients import PrometheusClients
@@ -66,8 +73,9 @@ log = logging.getLogger("sluice.operator")
 
 FINALIZER = "sluice.dev/finalizer"
 # Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
-TIMER_ID = "tick"
+TIMER_ID = "tick"  # no per-Rollout timer any more; kept for log filters that name it
 DEPLOYMENT_HANDLER_ID = "slot-readiness"
+OBSERVED_HANDLER_ID = "observed-changed"
 REQUEST_HANDLER_ID = "request-arrived"
 WORKLOAD_HANDLER_ID = "adopted-deployment"
 PROBE_ID = "rollouts"
@@ -88,11 +96,15 @@ EXPECTED_ERRORS = (
 # ------------------------------------------------------------------------------------ ports
 
 
-def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> VerdictSource:
-    """AnalysisRuns stored as Kubernetes objects, measured by the controller's Prometheus clients
-    (web checks by HTTP, job checks by Jobs in the Rollout's namespace)."""
+def build_verdicts(
+    api: kubernetes.client.ApiClient, settings: Settings, cache: WatchCache | None = None
+) -> VerdictSource:
+    """AnalysisRuns stored as Kubernetes objects (read from the watches when ``cache`` is given),
+    measured by the controller's Prometheus clients (web checks by HTTP, job checks by Jobs in
+    the Rollout's namespace)."""
+    store = KubeAnalysisStore(api, timeout=(settings.connect_timeout, settings.request_timeout))
     verdicts = AnalysisVerdicts(
-        KubeAnalysisStore(api, timeout=(settings.connect_timeout, settings.request_timeout)),
+        store if cache is None else CachedRunStore(store, cache),
         PrometheusClients(
             settings.prometheus_url,
             connect_timeout=settings.connect_timeout,
@@ -106,7 +118,10 @@ def build_verdicts(api: kubernetes.client.ApiClient, settings: Settings) -> Verd
 
 
 def build_router(
-    rollout: Rollout, api: kubernetes.client.ApiClient, settings: Settings
+    rollout: Rollout,
+    api: kubernetes.client.ApiClient,
+    settings: Settings,
+    cache: WatchCache | None = None,
 ) -> TrafficRouter | None:
     """The Rollout's router (None without trafficRouting), at the API versions configured."""
     return router_for(
@@ -115,6 +130,7 @@ def build_router(
         istio_version=settings.istio_version,
         smi_version=settings.smi_version,
         timeout=(settings.connect_timeout, settings.router_timeout),
+        cache=cache,
     )
 
 
@@ -143,12 +159,13 @@ def build_notifier(
 # ---------------------------------------------------------------------------------- controller
 
 
-def _stub(doc: dict[str, Any]) -> Rollout:
-    """A Rollout standing for an invalid one: enough (its metadata) to write status and events."""
+def _stub(doc: dict[str, Any], status: RolloutStatus | None = None) -> Rollout:
+    """A Rollout standing for an invalid one: enough (its metadata, and the status it has, so an
+    unchanged status is not written again) to write status and events."""
     meta = ObjectMeta.model_validate(
         {k: v for k, v in (doc.get("metadata") or {}).items() if k in ObjectMeta.model_fields}
     )
-    stub: Rollout = Rollout.model_construct(metadata=meta, status=None)  # type: ignore[call-arg]
+    stub: Rollout = Rollout.model_construct(metadata=meta, status=status)  # type: ignore[call-arg]
     return stub
 
 
@@ -160,11 +177,6 @@ def _lenient_status(doc: dict[str, Any]) -> RolloutStatus | None:
         return RolloutStatus.model_validate(raw)
     except ValueError:
         return None
-
-
-@dataclass
-class _Schedule:
-    due: float = 0.0  # time.monotonic() after which the timer reconciles
 
 
 class Controller:
@@ -182,17 +194,25 @@ class Controller:
         self.api = api
         self.settings = settings
         self.telemetry = telemetry or Telemetry()
+        self.cache = WatchCache()
+        """What the watches saw; empty (every read a GET) until the operator attaches indexes."""
         self.cluster = KubeCluster(
-            api, timeout=(settings.connect_timeout, settings.request_timeout)
+            api, timeout=(settings.connect_timeout, settings.request_timeout), cache=self.cache
         )
         self.custom = kubernetes.client.CustomObjectsApi(api)
-        self.verdicts = verdicts if verdicts is not None else build_verdicts(api, settings)
+        self.verdicts = (
+            verdicts if verdicts is not None else build_verdicts(api, settings, self.cache)
+        )
         self.gates = HttpGateProbe(lambda: clock().timestamp())
         self.clock = clock
         self.notifier = build_notifier(api, settings, self.telemetry, self.cluster)
+        self.queue = ReconcileQueue(self._work, workers=settings.workers)
         self._locks: dict[Key, threading.Lock] = {}
-        self._schedule: dict[Key, _Schedule] = {}
-        self._readiness: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._seen: dict[Key, Fingerprint] = {}
+        """What each Rollout's last reconcile read (by resourceVersion): an event finding all of
+        it unchanged is skipped."""
+        self._readers: defaultdict[tuple[str, str, str], set[Key]] = defaultdict(set)
+        """Observed object (kind, namespace, name) → the Rollouts whose reconcile read it."""
         self._invalid_logged: dict[Key, tuple[str, ...]] = {}
         self._requests_seen: dict[Key, str] = {}
         self._workloads: dict[tuple[str, str], str] = {}  # adopted Deployment → its Rollout
@@ -216,6 +236,10 @@ class Controller:
             return self._locks.setdefault(key, threading.Lock())
 
     def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Rollout, from the watch (a GET before the watch has it)."""
+        return self.cache.get(PLURAL, namespace, name, lambda: self._fetch(namespace, name))
+
+    def _fetch(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             doc: Any = self.custom.get_namespaced_custom_object(
                 API_GROUP,
@@ -234,7 +258,7 @@ class Controller:
     def ports_for(self, rollout: Rollout) -> Ports:
         return Ports(
             cluster=self.cluster,
-            router=build_router(rollout, self.api, self.settings),
+            router=build_router(rollout, self.api, self.settings, self.cache),
             verdicts=self.verdicts,
             gates=self.gates,
             notifier=self.notifier,
@@ -242,7 +266,7 @@ class Controller:
 
     def _clear_request(self, namespace: str, name: str, raw: str) -> None:
         try:
-            self.custom.patch_namespaced_custom_object(
+            cleared = self.custom.patch_namespaced_custom_object(
                 API_GROUP,
                 API_VERSION,
                 namespace,
@@ -252,6 +276,7 @@ class Controller:
                 field_manager=self.cluster.field_manager,
                 _request_timeout=self.settings.request_timeout,
             )
+            self.cache.remember(PLURAL, cleared)
         except kubernetes.client.ApiException as e:
             if e.status not in (404, 409, 422):
                 raise
@@ -265,63 +290,94 @@ class Controller:
         backoff: float | None = None,
     ) -> None:
         s = self.settings
+        timed = True
         if backoff is not None:
             wait = backoff
         elif requeue is not None:
             wait = min(max(requeue, s.min_requeue_seconds), s.max_requeue_seconds)
         elif status is not None and status.phase == "Healthy" and not status.scale_downs:
-            wait = s.idle_seconds
+            # the drift re-check: skipped (no request, next to no CPU) unless an object it
+            # reads changed without its event having reconciled it (a reconcile that failed)
+            wait, timed = s.idle_seconds, False
         else:
             wait = s.max_requeue_seconds
-        with self._guard:
-            self._schedule.setdefault(key, _Schedule()).due = time.monotonic() + wait
+        self.queue.at(key, wait, timed)
 
     # ------------------------------------------------------------------------ sync
     def sync(self, namespace: str, name: str) -> float | None:
         """Load one Rollout and run one reconcile cycle on it; returns the engine's
         requeue_after. Raises on API errors."""
         key = (namespace, name)
-        with self._lock(key):
-            doc = self._get(namespace, name)
-            if doc is None or (doc.get("metadata") or {}).get("deletionTimestamp"):
-                return None
-            meta = doc.get("metadata") or {}
-            before = _lenient_status(doc)
-            pending = request_annotation.pending(meta.get("annotations"))
-            try:
-                rollout = self._resolved(parse_rollout(doc))
-            except InvalidSpec as e:
-                self._invalid(doc, before, e.problems)
-                self._next(key, None, before, self.bad_backoff.next_delay(key, True))
-                return None
+        with self._lock(key), self.cache.recording() as reads:
+            requeue = self._sync(key, namespace, name)
             with self._guard:
-                self._invalid_logged.pop(key, None)  # valid again: a new problem is news
-            try:
-                with self.telemetry.timed():
-                    if pending.problem is not None and pending.raw is not None:
-                        self.cluster.emit_event(
-                            rollout, "Warning", "InvalidRequest", pending.problem
-                        )
-                        self._clear_request(namespace, name, pending.raw)
-                    plan = cycle(rollout, self.ports_for(rollout), self.clock(), pending.request)
-            except Exception as e:
-                # the Rollout's own fault (a body the client or the server refuses, a shape the
-                # code did not expect): Stalled naming it, retried ever later; else re-raised
-                problem = rejection(e)
-                if problem is None:
-                    raise
-                self._invalid(doc, before, [problem])
-                self._next(key, None, before, self.bad_backoff.next_delay(key, True))
-                return None
-            self.bad_backoff.next_delay(key, False)
-            self.telemetry.observe(rollout, before, plan.status)
-            req = pending.request
-            if req is not None and pending.raw is not None and plan.status.last_request == req.id:
-                self._clear_request(namespace, name, pending.raw)
-            # a broken router (Stalled/RoutingError, decided by the engine) is retried ever later
-            backoff = self.router_backoff.next_delay(key, stalled_on_router(plan.status))
-            self._next(key, plan.requeue_after, plan.status, backoff)
-            return plan.requeue_after
+                if key in self._locks:  # else forgotten meanwhile (deleted)
+                    self._remember_reads(key, reads)
+            return requeue
+
+    def _remember_reads(self, key: Key, reads: Fingerprint) -> None:
+        """Keep what this reconcile read, and index it by object so its events find the Rollout."""
+        before = self._seen.get(key) or {}
+        for obj in before.keys() - reads.keys():
+            self._unread(obj, key)
+        for kind, namespace, name in reads:
+            if kind.startswith("list:"):
+                kind = kind.split(":")[1]
+            self._readers[(kind, namespace, name)].add(key)
+        self._seen[key] = reads
+
+    def _unread(self, obj: tuple[str, str, str], key: Key) -> None:
+        kind, namespace, name = obj
+        if kind.startswith("list:"):
+            kind = kind.split(":")[1]
+        readers = self._readers.get((kind, namespace, name))
+        if readers is not None:
+            readers.discard(key)
+            if not readers:
+                del self._readers[(kind, namespace, name)]
+
+    def _sync(self, key: Key, namespace: str, name: str) -> float | None:
+        doc = self._get(namespace, name)
+        if doc is None:
+            self._forget(key)  # gone: nothing of it is kept
+            return None
+        if (doc.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        meta = doc.get("metadata") or {}
+        before = _lenient_status(doc)
+        pending = request_annotation.pending(meta.get("annotations"))
+        try:
+            rollout = self._resolved(parse_rollout(doc))
+        except InvalidSpec as e:
+            self._invalid(doc, before, e.problems)
+            self._next(key, None, before, self.bad_backoff.next_delay(key, True))
+            return None
+        with self._guard:
+            self._invalid_logged.pop(key, None)  # valid again: a new problem is news
+        try:
+            with self.telemetry.timed():
+                if pending.problem is not None and pending.raw is not None:
+                    self.cluster.emit_event(rollout, "Warning", "InvalidRequest", pending.problem)
+                    self._clear_request(namespace, name, pending.raw)
+                plan = cycle(rollout, self.ports_for(rollout), self.clock(), pending.request)
+        except Exception as e:
+            # the Rollout's own fault (a body the client or the server refuses, a shape the
+            # code did not expect): Stalled naming it, retried ever later; else re-raised
+            problem = rejection(e)
+            if problem is None:
+                raise
+            self._invalid(doc, before, [problem])
+            self._next(key, None, before, self.bad_backoff.next_delay(key, True))
+            return None
+        self.bad_backoff.next_delay(key, False)
+        self.telemetry.observe(rollout, before, plan.status)
+        req = pending.request
+        if req is not None and pending.raw is not None and plan.status.last_request == req.id:
+            self._clear_request(namespace, name, pending.raw)
+        # a broken router (Stalled/RoutingError, decided by the engine) is retried ever later
+        backoff = self.router_backoff.next_delay(key, stalled_on_router(plan.status))
+        self._next(key, plan.requeue_after, plan.status, backoff)
+        return plan.requeue_after
 
     def adopts(self, body: Any) -> bool:
         """Whether a Rollout's workloadRef names this Deployment."""
@@ -343,7 +399,7 @@ class Controller:
         self, doc: dict[str, Any], before: RolloutStatus | None, problems: list[str]
     ) -> None:
         """Stalled/InvalidSpec naming the fields, written like any status; nothing else touched."""
-        stub = _stub(doc)
+        stub = _stub(doc, before)
         generation = (doc.get("metadata") or {}).get("generation")
         plan = decide_invalid(before, generation, problems, self.clock())
         apply(stub, plan, Ports(cluster=self.cluster, router=None, verdicts=self.verdicts))
@@ -382,12 +438,35 @@ class Controller:
         else:
             self.error_backoff.next_delay(key, False)
 
+    def _work(self, key: Key, timed: bool) -> None:
+        """A queued reconcile: skipped when an event brought nothing new (every object the last
+        reconcile read is as it was, so the engine would decide the same), else run."""
+        if not timed:
+            with self._guard:
+                seen = self._seen.get(key)
+            if seen is not None and self.cache.unchanged(seen):
+                if self.queue.due_in(key) is None:  # a skipped drift re-check: the next one
+                    self.queue.at(key, self.settings.idle_seconds, timed=False)
+                return
+        self.run(*key)
+
+    def trigger(self, namespace: str, name: str, timed: bool = False) -> None:
+        """Reconcile soon (``timed``: even if nothing it reads has changed)."""
+        self.queue.submit((namespace, name), timed)
+
+    def rollout_event(self, namespace: str, name: str, event_type: str | None) -> None:
+        """A watch event on a Rollout: its spec, status, annotations (requests) or deletion."""
+        if event_type == "DELETED":
+            self._forget((namespace, name))
+            return
+        self.trigger(namespace, name)
+
     def request_event(self, namespace: str, name: str, raw: str | None) -> None:
         """A watch event shows the request annotation ``raw``: reconcile now, once per value.
 
         Once per value because every status the reconcile writes is another event with the
         annotation still on it (until it is cleared, or for good when clearing fails): reacting to
-        each would loop. A reconcile that fails is retried by the timer, as any other."""
+        each would loop. A reconcile that fails is retried later, as any other."""
         key = (namespace, name)
         with self._guard:
             if raw is None:
@@ -396,46 +475,36 @@ class Controller:
             if self._requests_seen.get(key) == raw:
                 return
             self._requests_seen[key] = raw
-        self.run(namespace, name)
+        self.trigger(namespace, name, timed=True)
 
-    def on_timer(self, namespace: str, name: str) -> None:
-        """The timer fired: reconcile when due (first time: at once)."""
+    def observed_event(self, kind: str, body: dict[str, Any], deleted: bool = False) -> None:
+        """An object some Rollouts read changed (a Service, a router object, a run, a slot):
+        submit them; each reconcile is skipped if it finds what it read unchanged."""
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        if deleted:  # a copy this process wrote must not hide the deletion
+            self.cache.drop(kind, namespace, name)
         with self._guard:
-            sched = self._schedule.get((namespace, name))
-        if sched is None or time.monotonic() >= sched.due:
-            self.run(namespace, name)
+            readers = set(self._readers.get((kind, namespace, name), ()))
+        owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
+        if owner and kind in ("deployments", RUNS):
+            readers.add((namespace, owner))  # a slot or run created since the last reconcile
+        for key in readers:
+            self.queue.submit(key)
 
     # ------------------------------------------------------------------------ deployments
-    def deployment_event(self, body: dict[str, Any]) -> None:
-        """A slot Deployment changed: reconcile its Rollout now if its readiness moved."""
+    def deployment_event(self, body: dict[str, Any], deleted: bool = False) -> None:
+        """A slot Deployment (or one a Rollout adopts) changed: reconcile its Rollout."""
         meta = body.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
         namespace = meta.get("namespace")
         if not owner and namespace:
-            with self._guard:  # a Deployment a Rollout adopts (workloadRef)
+            with self._guard:  # a Deployment a Rollout adopts (workloadRef): read by GET, so
                 owner = self._workloads.get((namespace, meta.get("name", "")))
-            readiness_only = False
-        else:
-            readiness_only = True
-        if not owner or not namespace:
+            if owner:  # the fingerprint cannot tell it changed: always reconcile
+                self.trigger(namespace, owner, timed=True)
             return
-        status = body.get("status") or {}
-        readiness = (
-            meta.get("generation"),
-            status.get("observedGeneration"),
-            status.get("replicas"),
-            status.get("readyReplicas"),
-            status.get("updatedReplicas"),
-            (body.get("spec") or {}).get("replicas"),
-            # an adopted Deployment's template change is a new revision
-            None if readiness_only else repr((body.get("spec") or {}).get("template")),
-        )
-        dkey = (namespace, meta.get("name", ""))
-        with self._guard:
-            if self._readiness.get(dkey) == readiness:
-                return
-            self._readiness[dkey] = readiness
-        self.run(namespace, owner)
+        self.observed_event("deployments", body, deleted)
 
     # ------------------------------------------------------------------------ deletion
     def finalize(self, namespace: str, name: str, body: dict[str, Any]) -> None:
@@ -451,7 +520,7 @@ class Controller:
             except InvalidSpec:
                 rollout = None
             target = rollout if rollout is not None else _stub(body)
-            router = build_router(rollout, self.api, self.settings) if rollout else None
+            router = build_router(rollout, self.api, self.settings, self.cache) if rollout else None
             services = services_of(rollout) if rollout is not None else []
             ports = Ports(cluster=self.cluster, router=router, verdicts=self.verdicts)
             adopted = None
@@ -470,15 +539,42 @@ class Controller:
             self._forget(key)
 
     def _forget(self, key: Key) -> None:
+        """Drop everything kept about a Rollout that is gone (memory stays flat over time)."""
         self.telemetry.forget(*key)
         self.router_backoff.forget(key)
         self.bad_backoff.forget(key)
         self.error_backoff.forget(key)
+        self.queue.cancel(key)
+        namespace, name = key
+        self.cache.forget(namespace, [name, *(f"{name}-{slot}" for slot in SLOTS)])
         with self._guard:
-            self._schedule.pop(key, None)
             self._locks.pop(key, None)
             self._invalid_logged.pop(key, None)
             self._requests_seen.pop(key, None)
+            for obj in self._seen.pop(key, {}):
+                self._unread(obj, key)
+            for workload in [w for w, owner in self._workloads.items() if (w[0], owner) == key]:
+                del self._workloads[workload]
+
+    def state_sizes(self) -> dict[str, int]:
+        """How many entries each per-Rollout structure holds (tests check they are pruned)."""
+        with self._guard:
+            sizes = {
+                "locks": len(self._locks),
+                "seen": len(self._seen),
+                "readers": len(self._readers),
+                "invalid_logged": len(self._invalid_logged),
+                "requests_seen": len(self._requests_seen),
+                "workloads": len(self._workloads),
+            }
+        sizes["fresher"] = self.cache.fresher_count()
+        # the heap keeps cancelled entries until they come due (bounded by the fleet's size)
+        sizes.update({f"queue_{k}": v for k, v in self.queue.sizes().items() if k != "heap"})
+        return sizes
+
+    def close(self) -> None:
+        """Stop scheduling reconciles (the operator is exiting); runs in progress finish."""
+        self.queue.stop()
 
 
 def _api_error(e: BaseException) -> str:
@@ -521,6 +617,61 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
         kopf_settings.scanning.disabled = True
 
 
+# The kinds a reconcile reads besides Rollouts, slots and runs, served from kopf indexes: cache
+# kind -> (the API version watched, authoritative). Authoritative kinds are always served, so an
+# object missing from the index does not exist; a router's CRD may not be installed, so a miss
+# there falls back to a GET (a missing router object is an error the Rollout reports anyway). The
+# routers are watched at the controller's default versions (constants, so the RBAC scan reads
+# them); with another version configured, that kind is read by GET (a real API server serves one
+# object at every version, the test emulator does not).
+WATCHED: dict[str, tuple[str, bool]] = {
+    "services": ("v1", True),
+    "virtualservices": ("v1beta1", False),
+    "httproutes": ("v1", False),
+    "trafficsplits": ("v1alpha2", False),
+    "ingresses": ("v1", True),
+}
+
+
+def _served_from_watch(kind: str, settings: Settings) -> bool:
+    configured = {
+        "virtualservices": settings.istio_version,
+        "trafficsplits": settings.smi_version,
+    }.get(kind, WATCHED[kind][0])
+    return configured == WATCHED[kind][0]
+
+
+def _index_id(kind: str) -> str:
+    return "sluice_" + kind.replace("-", "_")
+
+
+def _trim_service(body: Any) -> dict[str, Any]:
+    """What a reconcile reads of a Service (its selector): the cache holds no more than that."""
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "spec": {"selector": dict((body.get("spec") or {}).get("selector") or {})},
+    }
+
+
+def _trim_deployment(body: Any) -> dict[str, Any]:
+    """What a reconcile reads of a slot Deployment (labels, generation, replicas, status)."""
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {
+            k: _plain(meta[k])
+            for k in ("name", "namespace", "labels", "generation", "resourceVersion")
+            if k in meta
+        },
+        "spec": {"replicas": (body.get("spec") or {}).get("replicas")},
+        "status": _plain(body.get("status") or {}),
+    }
+
+
 def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorRegistry:
     """A fresh registry with Sluice's handlers (fresh, so tests can run and restart operators)."""
     registry = kopf.OperatorRegistry()
@@ -537,9 +688,30 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         def slot_of_mine(namespace: str | None, labels: Any, **_: Any) -> bool:
             return settings.owns(namespace, (labels or {}).get(LABEL_ROLLOUT))
 
+    attached = threading.Event()
+
+    def attach(kwargs: dict[str, Any]) -> None:
+        """kopf hands its indexes to handlers only: the first handler call wires them in (every
+        index is complete by then: kopf holds handlers until the initial lists are indexed)."""
+        if attached.is_set():
+            return
+        for kind, (_, authoritative) in WATCHED.items():
+            if _served_from_watch(kind, settings):
+                controller.cache.attach(kind, kwargs[_index_id(kind)], authoritative=authoritative)
+        controller.cache.attach(PLURAL, kwargs[_index_id(PLURAL)])
+        controller.cache.attach("deployments", kwargs[_index_id("deployments")])
+        controller.cache.attach(RUNS, kwargs[_index_id(RUNS)])
+        controller.cache.attach(RUNS_OF, kwargs[_index_id(RUNS_OF)])
+        attached.set()
+
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings, controller.settings)
+        controller.queue.start()
+
+    @kopf.on.cleanup(registry=registry)
+    def cleanup(**_: Any) -> None:
+        controller.close()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -548,32 +720,156 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
 
     @kopf.on.probe(id=PROBE_ID, registry=registry)
     def probe(**_: Any) -> int:
-        with controller._guard:
-            return len(controller._schedule)
+        return controller.state_sizes()["locks"]
 
+    # ---------------------------------------------------------------------------- indexes
+    def key_of(body: Any) -> tuple[str, str]:
+        meta = body.get("metadata") or {}
+        return (meta.get("namespace") or "", meta.get("name") or "")
+
+    @kopf.index(*resource, id=_index_id(PLURAL), registry=registry)
+    def rollouts_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.index(
+        "apps",
+        "v1",
+        "deployments",
+        id=_index_id("deployments"),
+        labels={LABEL_ROLLOUT: kopf.PRESENT},
+        registry=registry,
+    )
+    def deployments_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _trim_deployment(body)}
+
+    @kopf.index(API_GROUP, API_VERSION, RUNS, id=_index_id(RUNS), registry=registry)
+    def runs_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.index(API_GROUP, API_VERSION, RUNS, id=_index_id(RUNS_OF), registry=registry)
+    def runs_of_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any] | None:
+        meta = body.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
+        return None if not owner else {(meta.get("namespace") or "", owner): _plain(body)}
+
+    @kopf.on.event(
+        API_GROUP, API_VERSION, RUNS, id=f"{OBSERVED_HANDLER_ID}-{RUNS}", registry=registry
+    )
+    def run_changed(body: kopf.Body, **kwargs: Any) -> None:
+        attach(kwargs)
+        controller.observed_event(RUNS, _plain(body), kwargs.get("type") == "DELETED")
+
+    # one index and one event handler per router kind and Services, spelled out so the RBAC
+    # scan (tests/unit/deploy/test_rbac.py) reads each resource; kopf picks the served version
+    def changed_obj(kind: str, body: kopf.Body, kwargs: dict[str, Any]) -> None:
+        attach(kwargs)
+        controller.observed_event(kind, _plain(body), kwargs.get("type") == "DELETED")
+
+    @kopf.index("", "v1", "services", id=_index_id("services"), registry=registry)
+    def services_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _trim_service(body)}
+
+    @kopf.on.event("", "v1", "services", id=f"{OBSERVED_HANDLER_ID}-svc", registry=registry)
+    def service_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("services", body, kwargs)
+
+    @kopf.index(
+        "networking.istio.io",
+        "v1beta1",
+        "virtualservices",
+        id=_index_id("virtualservices"),
+        registry=registry,
+    )
+    def virtualservices_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "networking.istio.io",
+        "v1beta1",
+        "virtualservices",
+        id=f"{OBSERVED_HANDLER_ID}-vs",
+        registry=registry,
+    )
+    def virtualservice_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("virtualservices", body, kwargs)
+
+    @kopf.index(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        id=_index_id("httproutes"),
+        registry=registry,
+    )
+    def httproutes_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        id=f"{OBSERVED_HANDLER_ID}-httproute",
+        registry=registry,
+    )
+    def httproute_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("httproutes", body, kwargs)
+
+    @kopf.index(
+        "split.smi-spec.io",
+        "v1alpha2",
+        "trafficsplits",
+        id=_index_id("trafficsplits"),
+        registry=registry,
+    )
+    def trafficsplits_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "split.smi-spec.io",
+        "v1alpha2",
+        "trafficsplits",
+        id=f"{OBSERVED_HANDLER_ID}-ts",
+        registry=registry,
+    )
+    def trafficsplit_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("trafficsplits", body, kwargs)
+
+    @kopf.index(
+        "networking.k8s.io", "v1", "ingresses", id=_index_id("ingresses"), registry=registry
+    )
+    def ingresses_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        return {key_of(body): _plain(body)}
+
+    @kopf.on.event(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        id=f"{OBSERVED_HANDLER_ID}-ingress",
+        registry=registry,
+    )
+    def ingress_changed(body: kopf.Body, **kwargs: Any) -> None:
+        changed_obj("ingresses", body, kwargs)
+
+    # ---------------------------------------------------------------------------- Rollouts
     @kopf.on.resume(*resource, when=mine, registry=registry)
     @kopf.on.create(*resource, when=mine, registry=registry)
     @kopf.on.update(*resource, when=mine, registry=registry)
     def changed(**kwargs: Any) -> None:
-        controller.run(kwargs["namespace"], kwargs["name"])
-
-    @kopf.timer(
-        *resource, id=TIMER_ID, interval=settings.tick_seconds, when=mine, registry=registry
-    )
-    def timer(**kwargs: Any) -> None:
-        controller.on_timer(kwargs["namespace"], kwargs["name"])
+        attach(kwargs)  # the first reconcile of each (seen nothing yet) always runs
+        controller.trigger(kwargs["namespace"], kwargs["name"])
 
     @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, when=mine, registry=registry)
-    def request_arrived(**kwargs: Any) -> None:
+    def rollout_event(**kwargs: Any) -> None:
+        attach(kwargs)
+        namespace, name = kwargs["namespace"], kwargs["name"]
+        controller.rollout_event(namespace, name, kwargs.get("type"))
         if kwargs.get("type") == "DELETED":
             return
         annotations = (kwargs["body"].get("metadata") or {}).get("annotations") or {}
-        controller.request_event(
-            kwargs["namespace"], kwargs["name"], annotations.get(request_annotation.ANNOTATION)
-        )
+        controller.request_event(namespace, name, annotations.get(request_annotation.ANNOTATION))
 
     @kopf.on.delete(*resource, when=mine, registry=registry)
     def deleted(**kwargs: Any) -> None:
+        attach(kwargs)
         namespace, name, body = kwargs["namespace"], kwargs["name"], kwargs["body"]
         try:
             controller.finalize(namespace, name, dict(_plain(body)))
@@ -589,8 +885,9 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         when=slot_of_mine,
         registry=registry,
     )
-    def deployment(body: kopf.Body, **_: Any) -> None:
-        controller.deployment_event(_plain(body))
+    def deployment(body: kopf.Body, **kwargs: Any) -> None:
+        attach(kwargs)
+        controller.deployment_event(_plain(body), kwargs.get("type") == "DELETED")
 
     @kopf.on.event(
         "apps",
@@ -601,7 +898,8 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         when=lambda body, **_: controller.adopts(body),
         registry=registry,
     )
-    def workload(body: kopf.Body, **_: Any) -> None:
+    def workload(body: kopf.Body, **kwargs: Any) -> None:
+        attach(kwargs)
         controller.deployment_event(_plain(body))
 
     return registry
@@ -638,8 +936,10 @@ async def run(
     verdicts: VerdictSource | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    on_controller: Callable[[Controller], None] | None = None,
 ) -> None:
-    """Run the operator until cancelled (or ``stop_flag`` is set)."""
+    """Run the operator until cancelled (or ``stop_flag`` is set); ``on_controller`` is handed
+    the Controller once built (tests inspect its per-Rollout state)."""
     api = bound_api_client(
         api or default_api_client(),
         pool_size=settings.workers + 4,  # the workers, plus startup and peering calls
@@ -657,6 +957,22 @@ async def run(
         return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
     registry = build_registry(controller, settings)
+    if on_controller is not None:
+        on_controller(controller)
+    try:
+        await _operate(controller, registry, settings, stop_flag, ready_flag)
+    finally:
+        controller.close()  # no scheduler thread or worker outlives the operator
+        api.close()  # type: ignore[no-untyped-call]  # its own client, not the caller's
+
+
+async def _operate(
+    controller: Controller,
+    registry: kopf.OperatorRegistry,
+    settings: Settings,
+    stop_flag: asyncio.Event | None,
+    ready_flag: asyncio.Event | None,
+) -> None:
     namespaces: Collection[str] = settings.namespaces
     try:
         await kopf.operator(
@@ -675,4 +991,3 @@ async def run(
     finally:
         # queued notifications go with the process (at most once: docs/notifications.md)
         controller.notifier.stop(timeout=0)
-        api.close()  # type: ignore[no-untyped-call]  # its own client, not the caller's

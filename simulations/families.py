@@ -24,7 +24,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +51,21 @@ Kind = Literal["A/A", "within tolerance", "regression"]
 BETA = 0.05
 BASELINE_PODS = 20
 LATENCY_TOLERANCE = 0.1  # "p99 may grow by 10%": shifts below it must not abort
+
+#: Sluice as a step analysis whose run ends when it pauses (a person is paged). At a step's
+#: maximum duration it promotes when nothing failed (``inconclusive: promote``), so that the
+#: families other than low traffic measure aborts and pauses, not the inconclusive policy.
+DEFAULT_JUDGE = SluiceJudge(stop_at_pause=True)
+#: Pods as the sampling unit: per-pod counts, ``canaryPods`` = the cell's canary pods, the spread
+#: estimated from the baseline's pods (an hour of history before the rollout, then every window).
+PODS = replace(DEFAULT_JUDGE, per_pod=True)
+#: The same with ``podSpread`` declared at the true spread.
+PODS_DECLARED = replace(PODS, declared_spread=True)
+#: The latency metric with ``latencyTolerance: {increase: 10%}`` (edges near p90–p99.9).
+LATENCY = replace(DEFAULT_JUDGE, latency_increase=LATENCY_TOLERANCE)
+#: The product's default inconclusive policy: at a step's maximum duration without evidence of
+#: no harm, pause.
+PAUSE_AT_MAX = replace(DEFAULT_JUDGE, on_max_duration="pause")
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,7 @@ class Cell:
     canary_pods: int = 1
     baseline_pods: int = 1
     schedule: WeightSchedule = STEPS
-    judge: SluiceJudge = field(default_factory=lambda: SluiceJudge(stop_at_pause=True))
+    judge: SluiceJudge = DEFAULT_JUDGE
     base_error_rate: float = 0.01
 
     def __post_init__(self) -> None:
@@ -133,21 +148,29 @@ def error_ratio_cells(rates: tuple[float, ...]) -> list[Cell]:
 def pod_cells(
     grid: list[tuple[float, int, float]], regress: set[tuple[float, int, float]]
 ) -> list[Cell]:
-    """Canary pods vs a 20-pod baseline; every pod's error rate drawn with log-sd σ."""
+    """Canary pods vs a 20-pod baseline; every pod's error rate drawn with log-sd σ. Sluice
+    takes pods as the sampling unit with the spread estimated; the cells in ``regress`` are run
+    again with ``podSpread`` declared at the true σ."""
     out = []
     for rps, pods, sd in grid:
         cases = (AA, errors(2.0)) if (rps, pods, sd) in regress else (AA,)
-        out.append(
+        label = f"{pods} canary pod{'s' if pods > 1 else ''}, σ {sd:g}, {_rps(rps)}"
+        judges = [("", PODS)]
+        if (rps, pods, sd) in regress:
+            judges.append((", podSpread declared", PODS_DECLARED))
+        out += [
             Cell(
                 "pod heterogeneity",
-                f"{pods} canary pod{'s' if pods > 1 else ''}, σ {sd:g}, {_rps(rps)}",
+                label + suffix,
                 rps,
                 cases,
                 Nuisances(pod_log_sd=sd),
                 canary_pods=pods,
                 baseline_pods=BASELINE_PODS,
+                judge=judge,
             )
-        )
+            for suffix, judge in judges
+        ]
     return out
 
 
@@ -188,13 +211,14 @@ def restart_cells(grid: list[tuple[float, float]], regress: set[tuple[float, flo
     return out
 
 
-WINDOWED = SluiceJudge(window_s=60.0, window_offset_s=30.0, stop_at_pause=True)
+#: Background analysis: 60 s windows, cut where a run's weight changes (as the run loop cuts).
+WINDOWED = replace(DEFAULT_JUDGE, window_s=60.0, window_offset_s=30.0)
 
 
 def window_cells(rates: tuple[float, ...], incident_free: tuple[float, ...]) -> list[Cell]:
     """Background analysis: 60 s windows ending at :30, so the window 570–630 s straddles the
     5% → 25% change at 600 s; a shared incident (errors ×10, latency ×2 in both arms) starts at
-    600 s, in that window's second half, for 180 s."""
+    600 s, in that window's second half, for 180 s. Sluice cuts the window at the change."""
     incident = Nuisances(incident_prob=1.0, incident_start_s=600.0)
     out = [
         Cell(
@@ -249,6 +273,7 @@ def latency_cells(
                     rps,
                     (AA, regression(TAIL, **goal)),
                     latency=LogNormal(median_s=med),
+                    judge=LATENCY,
                 )
             )
     for rps in shift_rates:
@@ -258,16 +283,32 @@ def latency_cells(
                 f"median 80 ms, shifts, {_rps(rps)}",
                 rps,
                 (AA, *(shift(p) for p in shifts)),
+                judge=LATENCY,
             )
         )
     return out
 
 
 def low_traffic_cells(rates: tuple[float, ...]) -> list[Cell]:
-    """How often a 5× error regression is promoted when there is hardly any traffic."""
-    return [
-        Cell("low traffic", _rps(rps), rps, (AA, errors(5.0, promote_goal=BETA))) for rps in rates
-    ]
+    """How often a 5× error regression is promoted when there is hardly any traffic: with the
+    default inconclusive policy (pause at a step's maximum duration without evidence of no
+    harm), which promises β, and with ``inconclusive: promote``, which gives β up by design (no
+    goal: shown for what it costs)."""
+    out = []
+    for rps in rates:
+        out.append(
+            Cell(
+                "low traffic",
+                _rps(rps),
+                rps,
+                (AA, errors(5.0, promote_goal=BETA)),
+                judge=PAUSE_AT_MAX,
+            )
+        )
+        out.append(
+            Cell("low traffic", f"{_rps(rps)}, inconclusive: promote", rps, (AA, errors(5.0)))
+        )
+    return out
 
 
 def families(quick: bool) -> list[Cell]:

@@ -297,6 +297,21 @@ class Simulator:
             return np.ones((self.runs, pods))
         return np.exp(self.rng.normal(0.0, sd, (self.runs, pods)) - sd * sd / 2)
 
+    def baseline_history(
+        self, seconds: float, rng: np.random.Generator
+    ) -> tuple[FloatArray, FloatArray]:
+        """The baseline's per-pod ``(errors, requests)``, ``(runs, baseline_pods)``, over
+        ``seconds`` before the rollout, when it served all the traffic: what the run loop reads
+        for the pod model before its first window. Same pods (the per-pod error factors of this
+        simulation); no drift, incident or effect. Drawn from ``rng``, not the simulation's own
+        generator, so that reading history leaves every later interval as it would be."""
+        m = self.model
+        lam = m.total_rps * seconds / m.baseline_pods
+        requests = rng.poisson(lam, (self.runs, m.baseline_pods)).astype(float)
+        p = np.minimum(m.base_error_rate * self._pod_mult_b, MAX_ERROR_RATE)
+        errors = rng.binomial(requests.astype(np.int64), p).astype(float)
+        return errors, requests
+
     def _effect_on(self, t_start: float) -> BoolArray:
         ef = self.model.effect
         if ef.intermittent:

@@ -26,6 +26,7 @@ from analysis.retry_policy import RetryPolicy
 from analysis.store.kubernetes import FIELD_MANAGER  # one field manager for every Sluice write
 from analysis.store.retry import DEFAULT_TIMEOUT, Timeout, retrying
 from rollouts.api.rollout import API_GROUP, API_VERSION, KIND, Rollout, RolloutStatus, SlotName
+from rollouts.cluster.cache import WatchCache
 from rollouts.engine.plan import SlotObservation
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ class KubeCluster:
         backoff: float = 0.2,
         timeout: Timeout = DEFAULT_TIMEOUT,
         component: str = "sluice",
+        cache: WatchCache | None = None,
     ) -> None:
         self.api = api
+        self.cache = cache
+        """Reads of slots, Services and status served from the operator's watches (None: GETs)."""
         self.apps = kubernetes.client.AppsV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
@@ -90,6 +94,18 @@ class KubeCluster:
     def _dict(self, obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
         return out
+
+    def _remember(self, kind: str, obj: Any) -> None:
+        """A write's answer, newer than what the watch delivered so far."""
+        if self.cache is not None and obj is not None:
+            self.cache.remember(kind, obj if isinstance(obj, dict) else self._dict(obj))
+
+    def _cached(
+        self, kind: str, namespace: str, name: str, fetch: Callable[[], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        if self.cache is None:
+            return fetch()
+        return self.cache.get(kind, namespace, name, fetch)
 
     def _read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -127,7 +143,10 @@ class KubeCluster:
         out: dict[SlotName, SlotObservation] = {}
         for slot in SLOTS:
             name = slot_deployment_name(rollout, slot)
-            dep = self._retrying(f"read {name}", partial(self._read_deployment, ns, name))
+            fetch = partial(
+                self._retrying, f"read {name}", partial(self._read_deployment, ns, name)
+            )
+            dep = self._cached("deployments", ns, name, fetch)
             if dep is None:
                 continue
             labels = (dep.get("metadata") or {}).get("labels") or {}
@@ -142,7 +161,10 @@ class KubeCluster:
         ns = rollout.metadata.namespace
         out: dict[str, SlotName | None] = {}
         for name in services:
-            svc = self._retrying(f"read service {name}", partial(self._read_service, ns, name))
+            fetch = partial(
+                self._retrying, f"read service {name}", partial(self._read_service, ns, name)
+            )
+            svc = self._cached("services", ns, name, fetch)
             if svc is None:
                 continue
             selector = (svc.get("spec") or {}).get("selector") or {}
@@ -204,12 +226,13 @@ class KubeCluster:
         def write() -> None:
             if self._read_deployment(ns, name) is None:
                 try:
-                    self.apps.create_namespaced_deployment(
+                    created = self.apps.create_namespaced_deployment(
                         ns,
                         cast(Any, body),
                         field_manager=self.field_manager,
                         _request_timeout=self.timeout,
                     )
+                    self._remember("deployments", created)
                     return
                 except kubernetes.client.ApiException as e:
                     if e.status != 409:  # created meanwhile: fall through to a patch
@@ -224,13 +247,14 @@ class KubeCluster:
                     "value": revision,
                 },
             ]
-            self.apps.patch_namespaced_deployment(
+            patched = self.apps.patch_namespaced_deployment(
                 name,
                 ns,
                 patch,
                 field_manager=self.field_manager,
                 _request_timeout=self.timeout,
             )
+            self._remember("deployments", patched)
 
         self._retrying(f"deploy {name}", write)
 
@@ -239,7 +263,7 @@ class KubeCluster:
 
         def write() -> None:
             try:
-                self.apps.patch_namespaced_deployment(
+                scaled = self.apps.patch_namespaced_deployment(
                     name,
                     ns,
                     {"spec": {"replicas": replicas}},
@@ -247,6 +271,7 @@ class KubeCluster:
                     _content_type=MERGE_PATCH,
                     _request_timeout=self.timeout,
                 )
+                self._remember("deployments", scaled)
             except kubernetes.client.ApiException as e:
                 if e.status != 404:
                     raise
@@ -261,7 +286,7 @@ class KubeCluster:
 
         def write() -> None:
             try:
-                self.core.patch_namespaced_service(
+                patched = self.core.patch_namespaced_service(
                     service,
                     ns,
                     {"spec": {"selector": {LABEL_SLOT: slot}}},
@@ -269,6 +294,7 @@ class KubeCluster:
                     _content_type=MERGE_PATCH,
                     _request_timeout=self.timeout,
                 )
+                self._remember("services", patched)
             except kubernetes.client.ApiException as e:
                 if e.status != 404:
                     raise
@@ -310,7 +336,7 @@ class KubeCluster:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
 
         def write() -> None:
-            self.custom.patch_namespaced_custom_object_status(
+            written = self.custom.patch_namespaced_custom_object_status(
                 API_GROUP,
                 API_VERSION,
                 ns,
@@ -321,6 +347,7 @@ class KubeCluster:
                 _content_type=MERGE_PATCH,
                 _request_timeout=self.timeout,
             )
+            self._remember("rollouts", written)
 
         self._retrying(f"status of {name}", write)
 

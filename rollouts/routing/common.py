@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -186,6 +186,37 @@ def custom_api(api: client.ApiClient, timeout: Timeout | None = None) -> Any:
     return BoundedObjects(api, timeout)
 
 
+class ObjectCache(Protocol):
+    """Reads served from the operator's watches (``rollouts.cluster.cache.WatchCache``)."""
+
+    def get(
+        self, kind: str, namespace: str, name: str, fetch: Callable[[], dict[str, Any] | None]
+    ) -> dict[str, Any] | None: ...
+
+    def remember(self, kind: str, doc: Any) -> None: ...
+
+    def drop(self, kind: str, namespace: str, name: str) -> None: ...
+
+
+def cached_read(
+    cache: ObjectCache | None,
+    api: client.ApiClient,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    timeout: Timeout | None = None,
+) -> dict[str, Any] | None:
+    """``read_object``, served from ``cache`` when there is one (a GET when it cannot tell)."""
+    if cache is None:
+        return read_object(api, resource, namespace, name, timeout)
+    return cache.get(
+        resource.plural,
+        namespace,
+        name,
+        lambda: read_object(api, resource, namespace, name, timeout),
+    )
+
+
 def read_object(
     api: client.ApiClient,
     resource: Resource,
@@ -223,6 +254,8 @@ class JsonPatchRouter(ABC):
     attempts = 3
     timeout: Timeout | None = None
     """(connect, read) seconds per call; ``router_for`` sets the controller's."""
+    cache: ObjectCache | None = None
+    """Reads from the operator's watches (None: every read is a GET)."""
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
         self.api = api
@@ -237,8 +270,10 @@ class JsonPatchRouter(ABC):
     def splits(self, obj: Mapping[str, Any]) -> list[Split]:
         """Where the weights are; raises RoutingError naming what is missing."""
 
-    def fetch(self) -> dict[str, Any]:
-        obj = read_object(self.api, self.resource, self.namespace, self.name, self.timeout)
+    def fetch(self, fresh: bool = False) -> dict[str, Any]:
+        """The object (``fresh``: from the API server, not the watch cache)."""
+        cache = None if fresh else self.cache
+        obj = cached_read(cache, self.api, self.resource, self.namespace, self.name, self.timeout)
         if obj is None:
             raise RoutingError(f"{self.label} not found ({self.resource.api_version})")
         return obj
@@ -248,11 +283,12 @@ class JsonPatchRouter(ABC):
         on), send it; on a conflict (someone wrote meanwhile) read again and rebuild, a few times.
         An empty patch means the object already is as wanted: nothing is sent."""
         for attempt in range(self.attempts):
-            ops = patch(self.fetch())
+            # the first read may come from the watch cache; after a conflict, from the server
+            ops = patch(self.fetch(fresh=attempt > 0))
             if not ops:
                 return
             try:
-                custom_api(self.api, self.timeout).patch_namespaced_custom_object(
+                written = custom_api(self.api, self.timeout).patch_namespaced_custom_object(
                     self.resource.group,
                     self.resource.version,
                     self.namespace,
@@ -262,6 +298,8 @@ class JsonPatchRouter(ABC):
                     field_manager=FIELD_MANAGER,
                     _content_type=JSON_PATCH,
                 )
+                if self.cache is not None:
+                    self.cache.remember(self.resource.plural, written)
                 return
             except ApiException as e:
                 if not is_conflict(e) or attempt == self.attempts - 1:
@@ -292,6 +330,7 @@ class JsonPatchRouter(ABC):
 
     def remove_managed_routes(self) -> None:
         """Remove this Rollout's header and mirror routes, if the object is still there."""
-        found = read_object(self.api, self.resource, self.namespace, self.name, self.timeout)
-        if found is not None:
+        if cached_read(
+            self.cache, self.api, self.resource, self.namespace, self.name, self.timeout
+        ):
             self.set_managed_routes(ManagedRoutes())

@@ -11,14 +11,20 @@ from kubernetes import client
 from analysis.store.retry import Timeout
 from rollouts.api.rollout import Rollout
 from rollouts.routing import gateway_api, istio, nginx, smi
+from rollouts.routing.common import ObjectCache
 from rollouts.routing.port import TrafficRouter
 
-# What the routers do to which resources, for the controller's RBAC (group, plural, verbs).
+# What the routers do to which resources, for the controller's RBAC (group, plural, verbs);
+# list and watch feed the operator's watch cache.
 PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (istio.GROUP, "virtualservices", ("get", "patch")),
-    (gateway_api.RESOURCE.group, gateway_api.RESOURCE.plural, ("get", "patch")),
-    (smi.GROUP, "trafficsplits", ("get", "patch")),
-    (nginx.RESOURCE.group, nginx.RESOURCE.plural, ("get", "create", "patch", "delete")),
+    (istio.GROUP, "virtualservices", ("get", "list", "watch", "patch")),
+    (gateway_api.RESOURCE.group, gateway_api.RESOURCE.plural, ("get", "list", "watch", "patch")),
+    (smi.GROUP, "trafficsplits", ("get", "list", "watch", "patch")),
+    (
+        nginx.RESOURCE.group,
+        nginx.RESOURCE.plural,
+        ("get", "list", "watch", "create", "patch", "delete"),
+    ),
 )
 
 
@@ -29,22 +35,29 @@ def router_for(
     istio_version: str = "v1beta1",
     smi_version: str = "v1alpha2",
     timeout: Timeout | None = None,
+    cache: ObjectCache | None = None,
 ) -> TrafficRouter | None:
     """The router for a canary with trafficRouting; None with no router (replica ratio) and for
     blue-green, which switches Services instead of weighting them.
 
     ``istio_version``/``smi_version`` pick the served API version of those CRDs (controller
     settings), since clusters differ in which versions they still serve. ``timeout`` is the
-    ``(connect, read)`` bound on each of the router's calls.
+    ``(connect, read)`` bound on each of the router's calls; ``cache``: reads served from the
+    operator's watches.
     """
     router = _router_for(rollout, api, istio_version=istio_version, smi_version=smi_version)
     if router is not None:
         router.timeout = timeout
+        router.cache = cache
     return router
 
 
 def _router_for(
-    rollout: Rollout, api: client.ApiClient, *, istio_version: str, smi_version: str
+    rollout: Rollout,
+    api: client.ApiClient,
+    *,
+    istio_version: str,
+    smi_version: str,
 ) -> istio.IstioRouter | gateway_api.GatewayAPIRouter | smi.SMIRouter | nginx.NginxRouter | None:
     canary = rollout.canary
     if canary is None or canary.traffic_routing is None:

@@ -26,12 +26,13 @@ from rollouts.engine.plan import HeaderMatch, ManagedRoutes
 from rollouts.routing.common import (
     FIELD_MANAGER,
     MERGE_PATCH,
+    ObjectCache,
     Resource,
     RoutingError,
+    cached_read,
     check_weight,
     custom_api,
     int_weight,
-    read_object,
 )
 
 RESOURCE = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
@@ -214,6 +215,8 @@ class NginxRouter:
     resource = RESOURCE
     timeout: Timeout | None = None
     """(connect, read) seconds per call; ``router_for`` sets the controller's."""
+    cache: ObjectCache | None = None
+    """Reads from the operator's watches (None: every read is a GET)."""
 
     def __init__(
         self,
@@ -234,7 +237,11 @@ class NginxRouter:
         self.canary_ingress = canary_ingress_name(stable_ingress, owner.name)
 
     def _read(self, name: str) -> dict[str, Any] | None:
-        return read_object(self.api, RESOURCE, self.namespace, name, self.timeout)
+        return cached_read(self.cache, self.api, RESOURCE, self.namespace, name, self.timeout)
+
+    def _remember(self, doc: Any) -> None:
+        if self.cache is not None:
+            self.cache.remember(RESOURCE.plural, doc)
 
     def _managed_canary(self) -> dict[str, Any] | None:
         current = self._read(self.canary_ingress)
@@ -256,13 +263,15 @@ class NginxRouter:
         api = custom_api(self.api, self.timeout)
         if current is None:
             try:
-                api.create_namespaced_custom_object(
-                    RESOURCE.group,
-                    RESOURCE.version,
-                    self.namespace,
-                    RESOURCE.plural,
-                    desired,
-                    field_manager=FIELD_MANAGER,
+                self._remember(
+                    api.create_namespaced_custom_object(
+                        RESOURCE.group,
+                        RESOURCE.version,
+                        self.namespace,
+                        RESOURCE.plural,
+                        desired,
+                        field_manager=FIELD_MANAGER,
+                    )
                 )
                 return
             except ApiException as e:
@@ -276,15 +285,17 @@ class NginxRouter:
                 )
         patch = canary_patch(current, desired)
         if patch is not None:
-            api.patch_namespaced_custom_object(
-                RESOURCE.group,
-                RESOURCE.version,
-                self.namespace,
-                RESOURCE.plural,
-                self.canary_ingress,
-                patch,
-                field_manager=FIELD_MANAGER,
-                _content_type=MERGE_PATCH,
+            self._remember(
+                api.patch_namespaced_custom_object(
+                    RESOURCE.group,
+                    RESOURCE.version,
+                    self.namespace,
+                    RESOURCE.plural,
+                    self.canary_ingress,
+                    patch,
+                    field_manager=FIELD_MANAGER,
+                    _content_type=MERGE_PATCH,
+                )
             )
 
     def get_weight(self) -> int | None:
@@ -315,15 +326,17 @@ class NginxRouter:
             return
         changes: dict[str, Any] = {k: v for k, v in wanted.items() if have.get(k) != v}
         changes.update({k: None for k in have if k not in wanted})
-        custom_api(self.api, self.timeout).patch_namespaced_custom_object(
-            RESOURCE.group,
-            RESOURCE.version,
-            self.namespace,
-            RESOURCE.plural,
-            self.canary_ingress,
-            {"metadata": {"annotations": changes}},
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
+        self._remember(
+            custom_api(self.api, self.timeout).patch_namespaced_custom_object(
+                RESOURCE.group,
+                RESOURCE.version,
+                self.namespace,
+                RESOURCE.plural,
+                self.canary_ingress,
+                {"metadata": {"annotations": changes}},
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE_PATCH,
+            )
         )
         if not wanted and read_weight(current) == 0:
             self._delete()  # nothing routes to the canary any more: leave nothing behind
@@ -346,13 +359,15 @@ class NginxRouter:
     def _create_at_zero(self, annotations: dict[str, str]) -> None:
         desired = self._desired_canary(0)
         desired["metadata"]["annotations"].update(annotations)
-        custom_api(self.api, self.timeout).create_namespaced_custom_object(
-            RESOURCE.group,
-            RESOURCE.version,
-            self.namespace,
-            RESOURCE.plural,
-            desired,
-            field_manager=FIELD_MANAGER,
+        self._remember(
+            custom_api(self.api, self.timeout).create_namespaced_custom_object(
+                RESOURCE.group,
+                RESOURCE.version,
+                self.namespace,
+                RESOURCE.plural,
+                desired,
+                field_manager=FIELD_MANAGER,
+            )
         )
 
     def remove_managed_routes(self) -> None:
@@ -362,6 +377,8 @@ class NginxRouter:
             self._delete()
 
     def _delete(self) -> None:
+        if self.cache is not None:
+            self.cache.drop(RESOURCE.plural, self.namespace, self.canary_ingress)
         try:
             custom_api(self.api, self.timeout).delete_namespaced_custom_object(
                 RESOURCE.group,

@@ -27,8 +27,9 @@ from analysis.lifecycle import (
 )
 from analysis.stats.policy import BudgetError
 from analysis.store.port import AnalysisRunStore, RunOwner
-from rollouts.api.rollout import AnalysisRef, Rollout, RolloutStatus
-from rollouts.engine.context import other, services_of
+from rollouts.api.rollout import AnalysisRef, CanaryStrategy, Rollout, RolloutStatus
+from rollouts.engine.canary import reached_weight
+from rollouts.engine.context import other, percent_of, services_of
 from rollouts.engine.plan import AnalysisObservation, StartAnalysis
 from rollouts.verdicts.evidence_status import metric_result, metric_summaries
 
@@ -39,6 +40,8 @@ __all__ = [
     "ProviderFactory",
     "budget_problem",
     "builtin_args",
+    "canary_pods",
+    "canary_share",
     "owner_of",
 ]
 
@@ -151,9 +154,11 @@ class AnalysisVerdicts:
                 log.warning("AnalysisRun %s/%s not created: %s", owner.namespace, rec.name, e)
         changed = st.weight_changed_at if st is not None else None
         cuts = () if changed is None else (changed.timestamp(),)
+        share = canary_share(rollout)
+        shares = () if share is None or changed is None else ((changed.timestamp(), share),)
         for name, run in seen.runs.items():
             try:
-                seen.runs[name] = self.lifecycle.tick(run, cuts)
+                seen.runs[name] = self.lifecycle.tick(run, cuts, shares)
             except Exception as e:
                 # one run's trouble must not stop the Rollout's reconcile (an abort must still
                 # be able to happen); observe reports the run once it is stuck (see stalled)
@@ -197,6 +202,7 @@ class AnalysisVerdicts:
             in_flight=frozenset(
                 r.name for r in st.analysis_runs if r.phase in ("Pending", "Running")
             ),
+            canary_pods=canary_pods(rollout, kind, step_index),
         )
         return self.lifecycle.create(request)
 
@@ -258,6 +264,68 @@ def builtin_args(rollout: Rollout) -> dict[str, str]:
         "canary-service": canary_svc,
         "stable-service": stable_svc,
     }
+
+
+def canary_share(rollout: Rollout) -> float | None:
+    """The share of requests the canary is asked to take now (0-1), for the sample-ratio guard;
+    None where no share is asked of it (blue-green: the preview takes no production traffic,
+    and after promotion the new revision takes it all).
+
+    With a traffic router it is the weight Sluice set. Without one, traffic follows the replica
+    ratio behind the stable Service, so it is the canary slot's replicas over both slots' (the
+    weight reported then is the one asked, not what the pods split: 10% of 3 replicas is one
+    pod of three)."""
+    st = rollout.status
+    c = rollout.canary
+    if st is None or c is None or st.current_revision == st.stable_revision:
+        return None
+    if c.traffic_routing is not None:
+        return st.weights.canary / 100
+    by_role = {s.role: s.replicas for s in st.slots}
+    canary, stable = by_role.get("canary", 0), by_role.get("stable", 0)
+    if canary + stable <= 0:
+        return None
+    return canary / (canary + stable)
+
+
+def canary_pods(rollout: Rollout, kind: RunKind, step_index: int | None) -> int | None:
+    """The canary's pod count a run judges with: the smallest over the steps its evidence comes
+    from (pods as the sampling unit: fewer pods, a wider spread of their mean, so the smallest
+    keeps the widening valid for every step). None when the Rollout does not say.
+
+    Canary: step runs chain their e-processes, so each takes every step with analysis (one
+    count for the whole chain); a background run every step from ``startingStep`` on (and the last
+    weight, held until promotion). A step's pods are those of the weight the steps before it
+    reached, or its own setWeight (what Sluice deploys, ``percent_of``); steps at weight 0
+    (no traffic, no data) are left out, and one pod is assumed when every step is.
+    Blue-green: the preview's replicas before promotion, all replicas after it (pre- and
+    post-promotion runs chain)."""
+    n = rollout.spec.replicas
+    if rollout.blue_green is not None:
+        bg = rollout.blue_green
+        preview = n if bg.preview_replica_count is None else bg.preview_replica_count
+        counts = [preview, n] if bg.pre_promotion_analysis is not None else [n]
+        positive = [k for k in counts if k > 0]
+        return min(positive) if positive else None
+    c = rollout.canary
+    if c is None:
+        return None
+    judged: list[int]
+    if kind == "background" and c.analysis is not None:
+        judged = list(range(min(c.analysis.starting_step, len(c.steps)), len(c.steps) + 1))
+    else:
+        judged = [i for i, step in enumerate(c.steps) if step.analysis is not None]
+        judged = judged or [step_index or 0]
+    pods = [k for i in judged if (k := percent_of(n, _weight_during(c, i))) > 0]
+    return (min(pods) if pods else 1) if n > 0 else None
+
+
+def _weight_during(c: CanaryStrategy, i: int) -> int:
+    """The canary weight while step ``i`` is worked on, once its own setWeight (if any) holds:
+    a weight step's analysis data flows at the new weight, never at the old one."""
+    if i < len(c.steps) and c.steps[i].set_weight is not None:
+        return c.steps[i].set_weight or 0
+    return reached_weight(c, i)
 
 
 def _all_refs(rollout: Rollout) -> list[tuple[AnalysisRef, bool]]:

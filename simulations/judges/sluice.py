@@ -9,7 +9,20 @@ Where the policy is built (so that new statistics options can be wired in with s
 ``latency_options`` are extra keyword arguments passed through to it), :meth:`SluiceJudge.config`
 the :class:`PolicyConfig` (``policy_options`` likewise), and :meth:`SluiceJudge.interval_data`
 what each observation hands to ``RolloutAnalysis.observe`` (aggregate series, or per-pod series
-with ``per_pod=True`` once the policy takes them).
+with ``per_pod=True``).
+
+The statistics options of issue 12 are wired here, as the controller's run loop
+(:mod:`analysis.run_loop`) uses them:
+
+- ``per_pod=True``: pods as the sampling unit. The errors metric gets ``canary_pods`` = the
+  model's canary pod count and per-pod counts every interval; before the rollout the pod model is
+  given the baseline's per-pod counts of ``pod_history_s`` (an hour, the run loop's
+  ``POD_HISTORY_SECONDS``) through ``RolloutAnalysis.calibrate_pods``. ``declared_spread=True``
+  declares ``pod_spread`` = the model's true pod spread instead of estimating it.
+- ``latency_increase``: the latency metric's tolerance in latency units (0.1: 10% slower),
+  tolerance ratio 1, edges near the baseline's ``tail_quantiles(latency_quantile)`` chosen with
+  ``choose_edges(..., latency_increase=...)``, no SLO edge, equal edge weights (the run loop's
+  choice).
 
 Adapter note: ``RolloutAnalysis.decide`` takes one ``step_started_at`` for the whole batch, while
 here every run has its own step start. The adapter therefore asks for two decisions per look,
@@ -24,8 +37,10 @@ that ends inconclusive leaves the rollout paused (neither aborted nor promoted);
 run keeps observing, as the classic benchmark has always done.
 
 ``window_s`` (background analysis): one observation per window of that length, ending at
-``window_offset_s + k·window_s``, with the window's counts summed; a window can then straddle a
-weight change. The expected canary share of such a window is the time-average of the weights.
+``window_offset_s + k·window_s``, with the window's counts summed. A window is cut where a run's
+weight changes, as the run loop cuts at ``status.weightChangedAt``: the piece before the change is
+observed at the change with its own weight as the expected share, the rest at the window's end
+(each run is cut at its own changes, since each run promotes at its own time).
 """
 
 from __future__ import annotations
@@ -41,7 +56,7 @@ from analysis.stats.count_eprocess import (
     DEFAULT_PRIOR_SCALES,
     DEFAULT_TOLERANCE,
 )
-from analysis.stats.histogram import choose_edges, slo_edge_weights
+from analysis.stats.histogram import choose_edges, slo_edge_weights, tail_quantiles
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -54,7 +69,7 @@ from analysis.stats.policy import (
 from simulations.latency import bin_probabilities, transformed_cdf
 from simulations.metrics import RunOutcomes
 from simulations.schedule import WeightSchedule
-from simulations.traffic import Arm, Simulator, TrafficModel
+from simulations.traffic import Arm, BoolArray, FloatArray, Simulator, TrafficModel
 
 #: ``(name, value)`` pairs: hashable, so a judge can be part of a benchmark condition.
 Options = tuple[tuple[str, Any], ...]
@@ -66,7 +81,10 @@ def slo_bucket(model: TrafficModel) -> float:
 
 
 def latency_edges(
-    model: TrafficModel, quantiles: tuple[float, ...] = (0.9, 0.99), slo: bool = True
+    model: TrafficModel,
+    quantiles: tuple[float, ...] = (0.9, 0.99),
+    slo: bool = True,
+    latency_increase: float | None = None,
 ) -> list[float]:
     """Edges frozen before the rollout from the baseline's histogram (expected counts of an hour
     of stable traffic), as an operator would derive them from a pre-rollout query."""
@@ -74,7 +92,11 @@ def latency_edges(
     p = bin_probabilities(transformed_cdf(model.latency, bounds, np.ones(1)))[0]
     counts = np.cumsum(p) * model.total_rps * 3600
     return choose_edges(
-        (*model.bounds, np.inf), counts, quantiles=quantiles, slo=model.slo_s if slo else None
+        (*model.bounds, np.inf),
+        counts,
+        quantiles=quantiles,
+        slo=model.slo_s if slo else None,
+        latency_increase=latency_increase,
     )
 
 
@@ -100,42 +122,78 @@ class SluiceJudge:
     latency_options: Options = ()
     policy_options: Options = ()
     per_pod: bool = False
+    declared_spread: bool = False
+    pod_history_s: float = 3600.0
+    latency_increase: float | None = None
+    latency_quantile: float = 0.9
     window_s: float | None = None
     window_offset_s: float = 0.0
     stop_at_pause: bool = False
 
+    def __post_init__(self) -> None:
+        if self.declared_spread and not self.per_pod:
+            raise ValueError("declared_spread needs per_pod (the pod model)")
+        if self.latency_increase is not None and not self.latency_increase > 0:
+            raise ValueError(f"latency_increase must be > 0, got {self.latency_increase}")
+        if not self.pod_history_s >= 0:
+            raise ValueError(f"pod_history_s must be >= 0, got {self.pod_history_s}")
+
     def describe(self) -> str:
         """The settings, for the report (so it never disagrees with what was run)."""
         share = f"{self.errors_alpha_share:g}/{1 - self.errors_alpha_share:g}"
+        if self.latency_increase is None:
+            latency = (
+                f"latency edges at the baseline's "
+                f"p{'/p'.join(f'{100 * q:g}' for q in self.edge_quantiles)}"
+                f"{' and the SLO (weighted ' + f'{self.quantile_edge_weight:g}:1)' if self.slo_edge else ''}"
+            )
+        else:
+            latency = (
+                f"latency may grow by {self.latency_increase:.0%} (edges near the baseline's "
+                f"p{'/p'.join(f'{100 * q:g}' for q in tail_quantiles(self.latency_quantile))})"
+            )
         return (
             f"α {self.alpha:g} split {share} between errors and latency, tolerance "
             f"{self.tolerance:g}, prior scales {'/'.join(f'{x:g}' for x in self.prior_scales)}, "
-            f"latency edges at the baseline's p{'/p'.join(f'{100 * q:g}' for q in self.edge_quantiles)}"
-            f"{' and the SLO (weighted ' + f'{self.quantile_edge_weight:g}:1)' if self.slo_edge else ''}"
-            f", {self.warmup_s:g} s warm-up"
+            f"{latency}, {self.warmup_s:g} s warm-up"
         )
 
     def specs(self, model: TrafficModel) -> list[MetricSpec]:
         """The one place the metrics are specified; ``*_options`` override or add arguments."""
         a_err = self.alpha * self.errors_alpha_share
-        edges = tuple(latency_edges(model, self.edge_quantiles, self.slo_edge))
-        weights = self.edge_weights or slo_edge_weights(
-            edges, slo_bucket(model) if self.slo_edge else None, self.quantile_edge_weight
-        )
-        errors: dict[str, Any] = {
+        common: dict[str, Any] = {
             "tolerance": self.tolerance,
-            "alpha": a_err,
             "prior_scales": self.prior_scales,
             "accept_prior_scales": self.accept_prior_scales,
             "promote_tolerance": self.promote_tolerance,
         }
+        errors: dict[str, Any] = {**common, "alpha": a_err}
+        if self.per_pod:
+            errors["canary_pods"] = float(model.canary_pods)
+            if self.declared_spread:
+                errors["pod_spread"] = model.nuisances.pod_log_sd
         latency: dict[str, Any] = {
-            **errors,
+            **common,
             "alpha": self.alpha - a_err,
             "bucket_bounds": (*model.bounds, float("inf")),
-            "edges": edges,
-            "edge_weights": weights,
         }
+        if self.latency_increase is None:
+            edges = tuple(latency_edges(model, self.edge_quantiles, self.slo_edge))
+            latency["edges"] = edges
+            latency["edge_weights"] = self.edge_weights or slo_edge_weights(
+                edges, slo_bucket(model) if self.slo_edge else None, self.quantile_edge_weight
+            )
+        else:
+            # the run loop's latency tolerance: ratio 1 at the stretched points, the tail's
+            # quantiles from the baseline's own histogram, no SLO edge, equal edge weights
+            quantiles = tail_quantiles(self.latency_quantile)
+            latency["edges"] = tuple(
+                latency_edges(model, quantiles, slo=False, latency_increase=self.latency_increase)
+            )
+            latency["edge_weights"] = self.edge_weights
+            latency["tolerance"] = 1.0
+            latency["promote_tolerance"] = None
+            latency["latency_increase"] = self.latency_increase
         return [
             MetricSpec("errors", "counts", **{**errors, **dict(self.errors_options)}),
             MetricSpec("latency", "histogram", **{**latency, **dict(self.latency_options)}),
@@ -155,8 +213,8 @@ class SluiceJudge:
     def interval_data(self, canary: Arm, baseline: Arm) -> Mapping[str, IntervalData]:
         """What one observation hands to ``RolloutAnalysis.observe``, per metric.
 
-        ``per_pod`` passes the errors metric's counts per pod, ``(runs, pods)``, for a policy
-        that takes pods as the sampling unit; the aggregate otherwise (all today's policy takes).
+        ``per_pod`` passes the errors metric's counts per pod, ``(runs, pods)``, to the pod
+        model (the policy sums them into the aggregate); the aggregate otherwise.
         """
         c, b = canary, baseline
         if self.per_pod:
@@ -172,6 +230,12 @@ class SluiceJudge:
         rng = np.random.default_rng(seed)
         sim = Simulator(model, runs, rng, schedule.duration_s)
         analysis = RolloutAnalysis(self.specs(model), self.config(), batch=runs, t0=0.0)
+        if self.per_pod and self.pod_history_s > 0 and not self.declared_spread:
+            # the hour before the rollout, as the run loop reads it (its own random stream)
+            events, requests = sim.baseline_history(
+                self.pod_history_s, np.random.default_rng([seed, 1])
+            )
+            analysis.calibrate_pods("errors", events, requests)
         weights = np.array([s.weight for s in schedule.steps])
         max_s = np.array([s.duration_s for s in schedule.steps])
         last = len(schedule.steps) - 1
@@ -192,7 +256,11 @@ class SluiceJudge:
                 tr.canary_error_p - tr.baseline_error_p + tr.canary_slow_p - tr.baseline_slow_p
             )
             harm += np.where(done, 0.0, excess)
-            window.add(tick.canary, tick.baseline, w, model.tick_s)
+            # a run whose weight changed: the piece before the change, observed at the change
+            for c, b, share in window.add(tick.canary, tick.baseline, w):
+                analysis.observe(
+                    now - model.tick_s, self.interval_data(c, b), expected_canary_share=share
+                )
             if window.ends_at(now):
                 c, b, share = window.take()
                 analysis.observe(now, self.interval_data(c, b), expected_canary_share=share)
@@ -218,23 +286,43 @@ class SluiceJudge:
         return RunOutcomes(abort_s=abort_s, promote_s=promote_s, harm=harm, pause_s=pause_s)
 
 
+Piece = tuple[Arm, Arm, FloatArray]
+"""Canary and baseline counts of a window (or of its part before a weight change), NaN for runs
+without data, and each run's expected canary share."""
+
+
 class _Window:
-    """Sums of the ticks since the last observation (one tick per window when ``window_s`` is
-    None); a window with no scraped tick is missing (NaN), never zero."""
+    """Running sums of the ticks since each run's last observation (one tick per window when
+    ``window_s`` is None); a window with no scraped tick is missing (NaN), never zero.
+
+    Every run's open piece has one weight: a tick at another weight first cuts the run's piece
+    off (:meth:`add` returns it, to be observed at the change), as the run loop splits a window
+    at ``status.weightChangedAt``. Why: the count tests take a window's canary share as constant;
+    a window over a weight change mixes two shares, and a shared rate that changes in time (an
+    incident in its second half) then lands on the arm that had more traffic at the time.
+    """
 
     def __init__(self, runs: int, window_s: float | None, offset_s: float) -> None:
         if window_s is not None and window_s <= 0:
             raise ValueError(f"window_s must be positive, got {window_s}")
         self.window_s = window_s
         self.offset_s = offset_s
-        self._arms: list[tuple[Arm, Arm]] = []
-        self._share = np.zeros(runs)
-        self._span = 0.0
+        self._canary: Arm | None = None
+        self._baseline: Arm | None = None
+        self._weight = np.full(runs, np.nan)  # the open piece's weight per run; NaN: empty
 
-    def add(self, canary: Arm, baseline: Arm, weight: Any, tick_s: float) -> None:
-        self._arms.append((canary, baseline))
-        self._share = self._share + np.asarray(weight, dtype=float) * tick_s
-        self._span += tick_s
+    def add(self, canary: Arm, baseline: Arm, weight: Any) -> list[Piece]:
+        """Add one tick; returns what its weight change cut off (at most one piece, of the runs
+        whose weight differs from their open piece's), to be observed at the tick's start."""
+        w = np.broadcast_to(np.asarray(weight, dtype=float), self._weight.shape)
+        out: list[Piece] = []
+        changed = np.isfinite(self._weight) & (w != self._weight)
+        if changed.any():
+            out.append(self._take(changed))
+        self._canary = canary if self._canary is None else _add_arms(self._canary, canary)
+        self._baseline = baseline if self._baseline is None else _add_arms(self._baseline, baseline)
+        self._weight = np.where(np.isfinite(self._weight), self._weight, w)
+        return out
 
     def ends_at(self, t: float) -> bool:
         if self.window_s is None:
@@ -242,17 +330,35 @@ class _Window:
         k = (t - self.offset_s) / self.window_s
         return abs(k - round(k)) < 1e-9
 
-    def take(self) -> tuple[Arm, Arm, Any]:
-        arms, share = self._arms, self._share / self._span
-        self._arms, self._share, self._span = [], np.zeros_like(self._share), 0.0
-        if len(arms) == 1:
-            return arms[0][0], arms[0][1], share
-        return _sum_arms([a[0] for a in arms]), _sum_arms([a[1] for a in arms]), share
+    def take(self) -> Piece:
+        """Every run's open piece (the window's end)."""
+        return self._take(np.ones(self._weight.shape, dtype=bool))
+
+    def _take(self, runs: BoolArray) -> Piece:
+        assert self._canary is not None and self._baseline is not None
+        share = np.where(runs, self._weight, np.nan)
+        piece = (_only(self._canary, runs), _only(self._baseline, runs), share)
+        keep = ~runs
+        self._canary = _only(self._canary, keep)
+        self._baseline = _only(self._baseline, keep)
+        self._weight = np.where(runs, np.nan, self._weight)
+        return piece
 
 
-def _sum_arms(arms: list[Arm]) -> Arm:
-    def total(name: str) -> Any:
-        x = np.stack([getattr(a, name) for a in arms])
-        return np.where(np.isnan(x).all(axis=0), np.nan, np.nansum(x, axis=0))
+def _add_arms(a: Arm, b: Arm) -> Arm:
+    """Sums of two arms' counts; NaN only where both are NaN (a scrape gap adds nothing)."""
 
-    return Arm(*(total(f) for f in Arm.__dataclass_fields__))
+    def add(x: Any, y: Any) -> Any:
+        return np.where(np.isnan(x), y, np.where(np.isnan(y), x, x + y))
+
+    return Arm(*(add(getattr(a, f), getattr(b, f)) for f in Arm.__dataclass_fields__))
+
+
+def _only(arm: Arm, runs: BoolArray) -> Arm:
+    """The arm with the runs outside ``runs`` made missing."""
+
+    def mask(x: Any) -> Any:
+        m = runs.reshape(runs.shape + (1,) * (np.ndim(x) - 1))
+        return np.where(m, x, np.nan)
+
+    return Arm(*(mask(getattr(arm, f)) for f in Arm.__dataclass_fields__))

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import kubernetes
 import pytest
 
-from rollouts.operator import run
+from rollouts.operator import Controller, run
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
 from rollouts.verdicts.port import VerdictSource
@@ -66,6 +66,8 @@ class OperatorHarness:
     hold: set[str] = field(default_factory=set)
     """Slot Deployments (by name) auto_ready leaves alone."""
     task: asyncio.Task[None] | None = None
+    controller: Controller | None = None
+    """The running operator's Controller (its per-Rollout state, for memory checks)."""
     _ready_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ operator lifecycle
@@ -79,6 +81,7 @@ class OperatorHarness:
                 telemetry=self.telemetry,
                 verdicts=self.verdicts,
                 ready_flag=ready,
+                on_controller=lambda c: setattr(self, "controller", c),
             )
         )
         if self._ready_task is None:
@@ -183,11 +186,20 @@ class OperatorHarness:
         """Wait until the operator has reconciled ``times`` more times.
 
         "Nothing changes" is shown by reconciles that left it alone, not by a span of wall-clock
-        time: on a loaded machine a second may hold no reconcile at all."""
+        time: on a loaded machine a second may hold no reconcile at all. A settled Rollout is
+        not reconciled by itself any more (its drift re-check is skipped while nothing it reads
+        changed), so each Rollout is submitted as a due time would submit it, until done."""
         start = self.reconcile_count()
-        await self.wait_for(
-            lambda: self.reconcile_count() >= start + times, what=f"{times} more reconciles"
-        )
+
+        def done() -> bool:
+            if self.reconcile_count() >= start + times:
+                return True
+            if self.controller is not None:
+                for name in self.rollout_names():
+                    self.controller.trigger(self.namespace, name, timed=True)
+            return False
+
+        await self.wait_for(done, what=f"{times} more reconciles")
 
     async def wait_status(
         self,

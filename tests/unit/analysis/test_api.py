@@ -300,8 +300,11 @@ BAD_METRICS: list[tuple[dict[str, Any], str]] = [
         "spec.metrics[0].compare.edges: must be strictly increasing",
     ),
     (
-        counts_metric(compare={"podSpread": 0.2}),
-        "spec.metrics[0].compare.podSpread: needs compare.canaryPods",
+        # podSpread alone is the pod model with the Rollout's pod count; podModel, like the
+        # others, applies to sequential counts only
+        counts_metric(compare={"podModel": True, "method": "mann-whitney"}),
+        "spec.metrics[0].compare.podModel: applies to sequential kind counts only "
+        "(got mann-whitney counts)",
     ),
     (counts_metric(compare={"canaryPods": 0}), "spec.metrics[0].compare.canaryPods: must be >= 1"),
     (

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.stats.histogram import choose_edges, tail_quantiles
 from analysis.stats.policy import CountsInterval
 from simulations.families import AA, Case, Cell, FamilyRow, rows_from_json, run_cell, speed_ratio
 from simulations.families_report import (
@@ -21,6 +22,7 @@ from simulations.families_report import (
     replace_section,
 )
 from simulations.judges.sluice import SluiceJudge, _Window
+from simulations.latency import bin_probabilities, transformed_cdf
 from simulations.metrics import wilson_interval
 from simulations.schedule import WeightSchedule
 from simulations.traffic import Effect, Nuisances, Simulator, TrafficModel
@@ -127,25 +129,96 @@ def test_interval_data_is_aggregate_or_per_pod() -> None:
     assert np.array_equal(np.sum(pods.canary_total, axis=1), agg.canary_total)
 
 
-def test_windows_sum_ticks_and_average_the_asked_weight_across_a_change() -> None:
+def test_windows_are_cut_where_a_runs_weight_changes() -> None:
+    """As the run loop cuts at ``status.weightChangedAt``: a run whose weight changes inside a
+    window has the piece before the change observed with its own weight as the share, the rest
+    at the window's end; a run whose weight did not change gets the whole window."""
     m = TrafficModel(200.0)
     sim = Simulator(m, 3, np.random.default_rng(2), 120.0)
     win = _Window(3, 60.0, 30.0)
-    ends, seen = [], []
+    cuts, ends, seen = [], [], []
     for i in range(12):
-        w = 0.05 if i < 6 else 0.25  # the weight changes at 60 s
+        # run 0 changes at 60 s, run 1 at 40 s, run 2 never
+        w = np.array([0.05 if i < 6 else 0.25, 0.05 if i < 4 else 0.25, 0.05])
         tick = sim.tick(w)
         seen.append(tick.canary.requests)
-        win.add(tick.canary, tick.baseline, w, m.tick_s)
+        cuts += [
+            (tick.t_end - m.tick_s, c.requests, share)
+            for c, _, share in win.add(tick.canary, tick.baseline, w)
+        ]
         if win.ends_at(tick.t_end):
             c, _, share = win.take()
             ends.append((tick.t_end, c.requests, share))
     assert [t for t, _, _ in ends] == [30.0, 90.0]
-    _, requests, share = ends[1]  # 30–90 s straddles the change at 60 s
-    assert np.array_equal(requests, np.sum(seen[3:9], axis=0))
-    assert np.allclose(share, 0.15)
+    assert [t for t, _, _ in cuts] == [40.0, 60.0]
+    _, req40, share40 = cuts[0]  # run 1's 30–40 s at 5%; the others not in this piece
+    assert req40[1] == seen[3][1] and np.isnan(req40[[0, 2]]).all()
+    assert share40[1] == 0.05 and np.isnan(share40[[0, 2]]).all()
+    _, req60, share60 = cuts[1]  # run 0's 30–60 s at 5%
+    assert req60[0] == np.sum(seen[3:6], axis=0)[0] and np.isnan(req60[[1, 2]]).all()
+    assert share60[0] == 0.05
+    _, req90, share90 = ends[1]  # the rest of 30–90 s: each run's piece since its cut
+    total = np.sum(seen[3:9], axis=0)
+    assert req90[0] == np.sum(seen[6:9], axis=0)[0]
+    assert req90[1] == np.sum(seen[4:9], axis=0)[1]
+    assert req90[2] == total[2]
+    assert np.array_equal(share90, [0.25, 0.25, 0.05])
     with pytest.raises(ValueError, match="window_s"):
         _Window(3, 0.0, 0.0)
+
+
+def test_cut_windows_keep_a_shared_incident_after_a_weight_change_from_aborting() -> None:
+    """The straddle family's world on a short schedule: 60 s windows ending at :30, the weight
+    5% → 25% at 120 s, a shared incident (errors ×10 in both arms) from 120 s. Uncut, the window
+    90–150 s gave the canary 5% of the requests before the incident and 25% during it, and
+    identical canaries were aborted in every run; cut, they are not, while 2× errors still are."""
+    schedule = WeightSchedule.stepped((0.05, 0.25), 120)
+    judge = SluiceJudge(window_s=60.0, window_offset_s=30.0, stop_at_pause=True)
+    incident = Nuisances(incident_prob=1.0, incident_start_s=120.0)
+    aa = judge.run(TrafficModel(2000.0, nuisances=incident), schedule, 40, seed=5)
+    bad = TrafficModel(2000.0, effect=Effect("x2", error_ratio=2.0), nuisances=incident)
+    worse = judge.run(bad, schedule, 40, seed=5)
+    assert np.isfinite(aa.abort_s).sum() <= 2
+    assert np.isfinite(worse.abort_s).sum() >= 38
+
+
+def test_pod_and_latency_options_reach_the_specs() -> None:
+    """Pods as the sampling unit take the cell's canary pods (and, declared, its true spread);
+    a latency tolerance tests ratio 1 at edges chosen as the run loop chooses them."""
+    m = TrafficModel(200.0, canary_pods=3, baseline_pods=20, nuisances=Nuisances(pod_log_sd=0.25))
+    errors, latency = SluiceJudge(per_pod=True).specs(m)
+    assert errors.canary_pods == 3.0 and errors.pod_spread is None
+    assert latency.canary_pods is None and latency.latency_increase is None
+    errors, _ = SluiceJudge(per_pod=True, declared_spread=True).specs(m)
+    assert errors.pod_spread == 0.25
+    _, latency = SluiceJudge(latency_increase=0.1).specs(m)
+    assert latency.latency_increase == 0.1 and latency.tolerance == 1.0
+    assert latency.edges == tuple(
+        choose_edges(
+            (*m.bounds, math.inf),
+            np.cumsum(
+                bin_probabilities(transformed_cdf(m.latency, np.asarray(m.bounds), np.ones(1)))[0]
+            ),
+            tail_quantiles(0.9),
+            latency_increase=0.1,
+        )
+    )
+    with pytest.raises(ValueError, match="declared_spread"):
+        SluiceJudge(declared_spread=True)
+
+
+def test_baseline_history_is_the_simulations_own_pods() -> None:
+    """The hour before the rollout: all traffic on the baseline's pods, each at its own error
+    rate (the factors its later intervals use), from a generator of its own."""
+    m = TrafficModel(
+        2000.0, base_error_rate=0.05, baseline_pods=4, nuisances=Nuisances(pod_log_sd=0.5)
+    )
+    sim = Simulator(m, 200, np.random.default_rng(3), 600.0)
+    errors, requests = sim.baseline_history(3600.0, np.random.default_rng(4))
+    assert errors.shape == requests.shape == (200, 4)
+    assert np.mean(requests) == pytest.approx(2000.0 * 3600 / 4, rel=1e-3)
+    expected = 0.05 * sim._pod_mult_b  # the pods' own rates, as its intervals use them
+    assert np.allclose(errors / requests, expected, rtol=0.05)
 
 
 def test_pause_ends_the_run_only_when_asked() -> None:

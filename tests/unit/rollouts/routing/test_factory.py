@@ -81,6 +81,8 @@ def test_permissions_cover_every_router_kind() -> None:
     assert plurals == {"virtualservices", "httproutes", "trafficsplits", "ingresses"}
     assert dict((p, v) for _, p, v in factory.PERMISSIONS)["ingresses"] == (
         "get",
+        "list",
+        "watch",
         "create",
         "patch",
         "delete",

@@ -1,0 +1,524 @@
+"""Scale benchmark: the real controller against the emulator with 100 / 300 / 1,000 / 3,000 Rollouts.
+
+    .venv/bin/python benchmarks/scale.py --sizes 100,300,1000 [--idle-seconds 30] [--aborts 200]
+
+Three processes, so CPU is measured apart: the emulator (``tests.support.kube.SluiceEmulator``
+with ``lean=True``: no request history, objects looked up by key; kmock 0.8 otherwise re-scans
+every request it served on each new one), the controller (``rollouts.operator.run`` with
+``sluice run``'s default settings, standalone, serving one namespace), and this driver, which
+plays the Deployment controller (marks slot Deployments ready) and the user.
+
+Each Rollout is an Istio canary (steps: setWeight 20, pause until promoted) over its own two
+Services and VirtualService. Figures per size:
+
+- step apply: all Rollouts get a new image at once; from each one's update to the first weight
+  (20) in its VirtualService, seen by a watch (p50 / p99);
+- abort: ``sluice.dev/request: abort@...`` on ``--aborts`` paused Rollouts, 20 a second, to
+  weight 0 in the VirtualService (p50 / p99);
+- API calls per reconcile during the step phase (emulator counts / the controller's
+  ``sluice_reconcile_duration_seconds_count``);
+- idle: requests per second over ``--idle-seconds`` once every Rollout is settled, the
+  controller's CPU share (and the emulator's, apart) and RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NS = "bench"
+GROUP, VERSION = "sluice.dev", "v1alpha1"
+ISTIO = ("networking.istio.io", "v1beta1", "virtualservices")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def _emulator_main(conn: Connection) -> None:
+    from tests.support.kube import start_emulator
+
+    running = start_emulator(lean=True)
+    conn.send(running.url)
+    while True:
+        command = conn.recv()
+        if command == "counts":
+            out: dict[str, int] = {}
+            for call, count in list(running.emulator.call_counts.items()):
+                sub = f"/{call.subresource}" if call.subresource else ""
+                what = " watch" if call.watch else (" list" if not call.name else "")
+                key = f"{call.method} {call.plural}{sub}{what}"
+                out[key] = out.get(key, 0) + count
+            conn.send(out)
+        elif command == "stop":
+            running.stop()
+            conn.send("stopped")
+            return
+
+
+CONTROLLER = """
+import asyncio, logging, sys
+from rollouts.cli.run_controller import configure_logging
+from rollouts.operator import run
+from rollouts.settings import Settings
+configure_logging("text", False)
+logging.getLogger("kopf").setLevel(logging.WARNING)
+settings = Settings(namespaces=("bench",), standalone=True, liveness_port=None,
+                    metrics_port=int(sys.argv[1]))
+asyncio.run(run(settings))
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# ------------------------------------------------------------------------------ objects
+
+
+def rollout_doc(i: int) -> dict[str, Any]:
+    name = f"r{i}"
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            },
+            "strategy": {
+                "canary": {
+                    "stableService": name,
+                    "canaryService": f"{name}-canary",
+                    "scaleDownDelaySeconds": 0,
+                    "abortScaleDownDelaySeconds": 0,
+                    "trafficRouting": {"istio": {"virtualService": {"name": name}}},
+                    "steps": [{"setWeight": 20}, {"pause": {}}],
+                }
+            },
+        },
+    }
+
+
+def create_fleet(api: Any, n: int) -> None:
+    import kubernetes
+
+    core = kubernetes.client.CoreV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    for i in range(n):
+        name = f"r{i}"
+        for svc in (name, f"{name}-canary"):
+            core.create_namespaced_service(
+                NS,
+                {
+                    "metadata": {"name": svc, "namespace": NS},
+                    "spec": {"selector": {"app": name}, "ports": [{"port": 80}]},
+                },
+            )
+        custom.create_namespaced_custom_object(
+            *ISTIO[:2],
+            NS,
+            ISTIO[2],
+            {
+                "apiVersion": "networking.istio.io/v1beta1",
+                "kind": "VirtualService",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {
+                    "hosts": [name],
+                    "http": [
+                        {
+                            "route": [
+                                {"destination": {"host": name}, "weight": 100},
+                                {"destination": {"host": f"{name}-canary"}, "weight": 0},
+                            ]
+                        }
+                    ],
+                },
+            },
+        )
+        custom.create_namespaced_custom_object(GROUP, VERSION, NS, "rollouts", rollout_doc(i))
+
+
+class Watcher:
+    """A watch in a thread calling ``on(event_type, object)`` until stopped."""
+
+    def __init__(self, api: Any, path: tuple[str, ...], on: Callable[[str, Any], None]) -> None:
+        self.api, self.path, self.on = api, path, on
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import kubernetes
+
+        while not self.stopped:
+            watch = kubernetes.watch.Watch()
+            try:
+                if self.path[0] == "deployments":
+                    fn: Any = kubernetes.client.AppsV1Api(self.api).list_namespaced_deployment
+                    stream = watch.stream(fn, NS, timeout_seconds=60)
+                else:
+                    custom = kubernetes.client.CustomObjectsApi(self.api)
+                    stream = watch.stream(
+                        custom.list_namespaced_custom_object,
+                        *self.path[:2],
+                        NS,
+                        self.path[2],
+                        timeout_seconds=60,
+                    )
+                for event in stream:
+                    if self.stopped:
+                        break
+                    self.on(event["type"], event["object"])
+            except Exception as e:  # restart the watch
+                print(f"  (driver watch {self.path[-1]} restarted: {e})", file=sys.stderr)
+                time.sleep(0.5)
+
+
+def keep_ready(api: Any) -> Watcher:
+    """Play the Deployment controller: every slot Deployment is ready at its generation."""
+    import kubernetes
+
+    apps = kubernetes.client.AppsV1Api(api)
+    work: list[tuple[str, int, int]] = []
+    cv = threading.Condition()
+
+    def on(kind: str, dep: Any) -> None:
+        if kind == "DELETED":
+            return
+        replicas = dep.spec.replicas or 0
+        st = dep.status
+        gen = dep.metadata.generation or 1
+        if st is None or st.ready_replicas != replicas or st.observed_generation != gen:
+            with cv:
+                work.append((dep.metadata.name, replicas, gen))
+                cv.notify()
+
+    def patcher() -> None:
+        while True:
+            with cv:
+                while not work:
+                    cv.wait()
+                name, replicas, gen = work.pop(0)
+            status = {
+                "observedGeneration": gen,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+            try:
+                apps.patch_namespaced_deployment_status(
+                    name,
+                    NS,
+                    {"status": status},
+                    _content_type="application/merge-patch+json",
+                )
+            except Exception as e:
+                print(f"  (ready {name}: {e})", file=sys.stderr)
+
+    for _ in range(2):
+        threading.Thread(target=patcher, daemon=True).start()
+    return Watcher(api, ("deployments",), on)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def wait(check: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def poisson_upper(count: float, seconds: float) -> float:
+    """Upper 95% bound of a Poisson rate seen as ``count`` events in ``seconds``."""
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(0.975, 2 * (count + 1)) / 2 / seconds)
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
+    import kubernetes
+
+    from tests.support.kube import write_kubeconfig
+
+    parent, child = mp.Pipe()
+    emulator = mp.get_context("spawn").Process(target=_emulator_main, args=(child,), daemon=True)
+    emulator.start()
+    url = parent.recv()
+    tmp = Path(tempfile.mkdtemp())
+    kubeconfig = write_kubeconfig(tmp / "kubeconfig", url, NS)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_PROXY": "127.0.0.1,localhost"}
+    api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+    api.configuration.connection_pool_maxsize = 8
+    custom = kubernetes.client.CustomObjectsApi(api)
+
+    def counts() -> dict[str, int]:
+        parent.send("counts")
+        out: dict[str, int] = parent.recv()
+        return out
+
+    weights: dict[str, tuple[int, float]] = {}  # VirtualService -> (canary weight, when seen)
+    seen = threading.Condition()
+
+    def on_vs(kind: str, vs: Any) -> None:
+        if kind == "DELETED":
+            return
+        route = ((vs.get("spec") or {}).get("http") or [{}])[0].get("route") or []
+        w = route[1].get("weight") if len(route) > 1 else None
+        with seen:
+            if weights.get(vs["metadata"]["name"], (None,))[0] != w:
+                weights[vs["metadata"]["name"]] = (w, time.monotonic())
+                seen.notify_all()
+
+    result: dict[str, Any] = {"rollouts": n}
+    t0 = time.monotonic()
+    create_fleet(api, n)
+    result["create_seconds"] = round(time.monotonic() - t0, 1)
+    ready = keep_ready(api)
+    vs_watch = Watcher(api, ISTIO, on_vs)
+    port = free_port()
+    controller = subprocess.Popen([sys.executable, "-c", CONTROLLER, str(port)], env=env, cwd=ROOT)
+    try:
+
+        def phases() -> dict[str, int]:
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "rollouts")["items"]
+            out: dict[str, int] = {}
+            for item in items:
+                phase = (item.get("status") or {}).get("phase", "none")
+                out[phase] = out.get(phase, 0) + 1
+            return out
+
+        settle = wait(lambda: phases().get("Healthy", 0) == n, 120 + n * 2.0, "all Healthy")
+        result["first_settle_seconds"] = round(settle, 1)
+
+        # ---------------------------------------------------------------- idle
+        time.sleep(5)
+        c0, cpu0, ecpu0, t0 = (
+            counts(),
+            cpu_seconds(controller.pid),
+            cpu_seconds(emulator.pid or 0),
+            time.monotonic(),
+        )
+        time.sleep(idle_seconds)
+        c1, cpu1, ecpu1, t1 = (
+            counts(),
+            cpu_seconds(controller.pid),
+            cpu_seconds(emulator.pid or 0),
+            time.monotonic(),
+        )
+        idle_calls = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1 if c1.get(k, 0) != c0.get(k, 0)}
+        total = sum(idle_calls.values())
+        result["idle"] = {
+            "seconds": round(t1 - t0, 1),
+            "requests": total,
+            "requests_per_second": round(total / (t1 - t0), 3),
+            "requests_per_second_upper95": round(poisson_upper(total, t1 - t0), 3),
+            "calls": idle_calls,
+            "controller_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 4),
+            "emulator_cpu_share": round((ecpu1 - ecpu0) / (t1 - t0), 4),
+            "controller_rss_mb": round(rss_mb(controller.pid), 1),
+        }
+
+        # ---------------------------------------------------------------- step apply
+        reconciles0 = metric(port, "sluice_reconcile_duration_seconds_count")
+        s0, cpu0, ecpu0 = counts(), cpu_seconds(controller.pid), cpu_seconds(emulator.pid or 0)
+        started: dict[str, float] = {}
+        t_step = time.monotonic()
+        for i in range(n):
+            name = f"r{i}"
+            started[name] = time.monotonic()
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                "rollouts",
+                name,
+                {
+                    "spec": {
+                        "template": {"spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+                    }
+                },
+                _content_type="application/merge-patch+json",
+            )
+        result["step_updates_sent_seconds"] = round(time.monotonic() - t_step, 1)
+
+        def stepped() -> bool:
+            with seen:
+                return all(
+                    weights.get(f"r{i}", (None, 0.0))[0] == 20
+                    and weights[f"r{i}"][1] >= started[f"r{i}"]
+                    for i in range(n)
+                )
+
+        wait(stepped, 120 + n * 2.0, "every first weight step")
+        with seen:
+            lat = [weights[k][1] - started[k] for k in started]
+        wait(lambda: phases().get("Paused", 0) == n, 120 + n * 1.0, "all Paused")
+        time.sleep(2)
+        s1 = counts()
+        reconciles = metric(port, "sluice_reconcile_duration_seconds_count") - reconciles0
+        step_calls = {k: s1.get(k, 0) - s0.get(k, 0) for k in s1 if s1.get(k, 0) != s0.get(k, 0)}
+        driver = ("PATCH rollouts", "PATCH deployments/status", "GET rollouts list")
+        controller_calls = sum(v for k, v in step_calls.items() if k not in driver)
+        result["step"] = {
+            "p50": round(percentile(lat, 0.5), 3),
+            "p99": round(percentile(lat, 0.99), 3),
+            "max": round(max(lat), 3),
+            "reconciles": int(reconciles),
+            "controller_api_calls": controller_calls,
+            "api_calls_per_reconcile": round(controller_calls / max(reconciles, 1), 2),
+            "calls": step_calls,
+            "controller_cpu_seconds": round(cpu_seconds(controller.pid) - cpu0, 1),
+            "emulator_cpu_seconds": round(cpu_seconds(emulator.pid or 0) - ecpu0, 1),
+        }
+
+        # ---------------------------------------------------------------- abort
+        k = min(aborts, n)
+        asked: dict[str, float] = {}
+        for i in range(k):
+            name = f"r{i}"
+            asked[name] = time.monotonic()
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                "rollouts",
+                name,
+                {"metadata": {"annotations": {"sluice.dev/request": f"abort@bench{i}"}}},
+                _content_type="application/merge-patch+json",
+            )
+            time.sleep(max(0.0, asked[name] + 0.05 - time.monotonic()))
+
+        def aborted() -> bool:
+            with seen:
+                return all(
+                    weights.get(x, (None, 0.0))[0] == 0 and weights[x][1] >= asked[x] for x in asked
+                )
+
+        wait(aborted, 120 + 2 * k, "every abort at weight 0")
+        with seen:
+            alat = [weights[x][1] - asked[x] for x in asked]
+        result["abort"] = {
+            "count": k,
+            "rate_per_second": 20,
+            "p50": round(percentile(alat, 0.5), 3),
+            "p99": round(percentile(alat, 0.99), 3),
+            "max": round(max(alat), 3),
+        }
+        result["controller_rss_mb_end"] = round(rss_mb(controller.pid), 1)
+    finally:
+        controller.terminate()
+        try:
+            controller.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            controller.kill()
+        result["controller_exit_code"] = controller.returncode
+        ready.stopped = vs_watch.stopped = True
+        parent.send("stop")
+        parent.recv()
+        emulator.join(timeout=10)
+        api.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,300,1000")
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--aborts", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    print(
+        "Emulator: tests.support.kube.SluiceEmulator(lean=True) in its own process "
+        "(no request history, objects looked up by key); controller: rollouts.operator.run "
+        "with sluice run's defaults (standalone, one namespace) in its own process."
+    )
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
+    results = []
+    for n in (int(x) for x in args.sizes.split(",")):
+        r = run_size(n, args.idle_seconds, args.aborts)
+        results.append(r)
+        idle, step, abort = r["idle"], r["step"], r["abort"]
+        print(
+            f"\n{n} Rollouts (created in {r['create_seconds']} s, first settle "
+            f"{r['first_settle_seconds']} s)\n"
+            f"  step apply (update -> weight 20): p50 {step['p50']} s, p99 {step['p99']} s, "
+            f"max {step['max']} s\n"
+            f"  abort ({abort['count']} at {abort['rate_per_second']}/s -> weight 0): "
+            f"p50 {abort['p50']} s, p99 {abort['p99']} s, max {abort['max']} s\n"
+            f"  API calls per reconcile (step phase): {step['api_calls_per_reconcile']} "
+            f"({step['controller_api_calls']} calls / {step['reconciles']} reconciles)\n"
+            f"  idle: {idle['requests_per_second']} requests/s (upper 95% "
+            f"{idle['requests_per_second_upper95']}) over {idle['seconds']} s; controller CPU "
+            f"{idle['controller_cpu_share'] * 100:.1f}% of a core, emulator CPU "
+            f"{idle['emulator_cpu_share'] * 100:.1f}%; controller RSS "
+            f"{idle['controller_rss_mb']} MB (end {r['controller_rss_mb_end']} MB)\n"
+            f"  step phase CPU: controller {step['controller_cpu_seconds']} s, emulator "
+            f"{step['emulator_cpu_seconds']} s"
+        )
+        print("  idle calls:", json.dumps(idle["calls"]))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

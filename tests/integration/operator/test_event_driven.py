@@ -1,0 +1,121 @@
+"""The controller reacts to watch events, not to a timer per Rollout (issue 13, item 1).
+
+With the requeue and idle timers set far beyond each test's waits, only events can explain a
+reconcile: a hand edit of the VirtualService is repaired at once, a settled Rollout costs no API
+call at all, and a deleted Rollout leaves nothing behind in the controller's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import kubernetes
+import pytest
+
+from rollouts.settings import Settings
+from tests.support.kube import create_rollout
+
+from .conftest import OperatorHarness, canary, fast_settings, healthy
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION, PLURAL = "networking.istio.io", "v1beta1", "virtualservices"
+ROUTE: dict[str, Any] = {
+    "name": "primary",
+    "route": [
+        {"destination": {"host": "web"}, "weight": 100},
+        {"destination": {"host": "web-canary"}, "weight": 0},
+    ],
+}
+ISTIO = {"istio": {"virtualService": {"name": "web", "routes": ["primary"]}}}
+
+
+@pytest.fixture()
+def operator_settings() -> Settings:
+    """No timer can fire within a test: requeues and the idle re-check are a minute away."""
+    return fast_settings(max_requeue_seconds=60.0, idle_seconds=60.0)
+
+
+def custom(h: OperatorHarness) -> Any:
+    return kubernetes.client.CustomObjectsApi(h.api)
+
+
+def weights(h: OperatorHarness) -> list[int]:
+    vs = custom(h).get_namespaced_custom_object(GROUP, VERSION, h.namespace, PLURAL, "web")
+    return [d.get("weight") for d in vs["spec"]["http"][0]["route"]]
+
+
+async def paused_at_25(h: OperatorHarness) -> None:
+    doc = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VirtualService",
+        "metadata": {"name": "web", "namespace": h.namespace},
+        "spec": {"hosts": ["web"], "http": [copy.deepcopy(ROUTE)]},
+    }
+    custom(h).create_namespaced_custom_object(GROUP, VERSION, h.namespace, PLURAL, doc)
+    create_rollout(h.api, canary(steps=[{"setWeight": 25}, {"pause": {}}], router=ISTIO))
+    await h.wait_status(healthy, what="first revision Healthy")
+    h.set_image("web:2")
+    await h.wait_status(lambda s: s.get("phase") == "Paused", what="paused at weight 25")
+    assert weights(h) == [75, 25]
+
+
+async def test_a_hand_edit_of_the_weights_is_repaired_by_its_watch_event(
+    harness: OperatorHarness,
+) -> None:
+    h = harness
+    await paused_at_25(h)
+    custom(h).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        h.namespace,
+        PLURAL,
+        "web",
+        {"spec": {"http": [{**ROUTE, "route": [{**d, "weight": 50} for d in ROUTE["route"]]}]}},
+        _content_type="application/merge-patch+json",
+    )
+    # repaired long before any timer (a minute away) could have fired
+    await h.wait_for(lambda: weights(h) == [75, 25], timeout=5, what="weights repaired")
+
+
+async def test_settled_rollouts_cost_no_api_calls(harness: OperatorHarness) -> None:
+    h = harness
+    await paused_at_25(h)  # one in flight, paused for a person (no timer due)
+    create_rollout(h.api, canary(name="shop"))
+    await h.wait_status(healthy, name="shop", what="shop Healthy")
+    h.auto_ready = False  # the harness's own readiness polling would be counted too
+
+    def quiet() -> bool:  # the echoes of the last writes handled (skipped or run)
+        assert h.controller is not None
+        sizes = h.controller.state_sizes()
+        return sizes["queue_queued"] == 0 and sizes["queue_running"] == 0
+
+    await h.wait_for(quiet, what="no reconcile queued or running")
+    await asyncio.sleep(0.5)  # events still in flight from the last writes
+    calls = h.emulator.emulator.calls
+    calls.clear()
+    await asyncio.sleep(3.0)  # a window in which nothing must happen
+    made = [str(c) for c in list(calls) if not c.watch]
+    assert made == [], made
+
+
+async def test_a_deleted_rollout_leaves_no_state_behind(harness: OperatorHarness) -> None:
+    h = harness
+    await paused_at_25(h)
+    assert h.controller is not None
+    sizes = h.controller.state_sizes()
+    assert sizes["locks"] == 1 and sizes["seen"] == 1 and sizes["readers"] > 0
+    custom(h).delete_namespaced_custom_object(
+        "sluice.dev", "v1alpha1", h.namespace, "rollouts", "web"
+    )
+    await h.wait_for(lambda: "web" not in h.rollout_names(), timeout=15, what="Rollout gone")
+
+    def pruned() -> bool:
+        assert h.controller is not None
+        left = {k: v for k, v in h.controller.state_sizes().items() if v}
+        assert not left, left
+        return True
+
+    await h.wait_for(pruned, what="every per-Rollout structure empty")
