@@ -12,6 +12,7 @@ comes as a :class:`RunRequest`, so this module knows nothing of Rollouts.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -554,9 +555,24 @@ class RunLifecycle:
         if is_final(result.phase):
             status.finished_at = _epoch(now)
             self._clean_up_jobs(run)
-        if status == before:
+        if _as_written(status) == _as_written(before):
             return run  # nothing came due: nothing to write
         return self.store.update_run_status(run)
+
+
+def _as_written(status: Any) -> str:
+    """The status as the API stores it: a status write is a merge patch, which drops every null
+    (the run loop's state holds some), so a status compared with its nulls never equals the
+    one read back, and every tick would write an unchanged status."""
+    return json.dumps(_without_nulls(status.model_dump(mode="json", by_alias=True)), sort_keys=True)
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def incomplete(run: AnalysisRun) -> bool:
