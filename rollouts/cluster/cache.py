@@ -63,6 +63,16 @@ VERSIONS: dict[str, Callable[[Mapping[str, Any]], Any]] = {"rollouts": _rollout_
 """Kinds whose fingerprint is not their resourceVersion."""
 
 
+def _rollout_inputs_from_read(read: Any, written: Any) -> Any:
+    """A Rollout's fingerprint after its status write: spec, request and deletion as read (the
+    reconcile acted on those), status as written (its own)."""
+    return (*read[:3], written[3])
+
+
+INPUTS_FROM_READ: dict[str, Callable[[Any, Any], Any]] = {"rollouts": _rollout_inputs_from_read}
+"""Kinds whose write answers must not stand for what the reconcile read of their inputs."""
+
+
 def _version(kind: str, doc: Mapping[str, Any] | None) -> Any:
     if doc is None:
         return None
@@ -187,7 +197,19 @@ class WatchCache:
             settle = self._writes % 256 == 0
         if settle:
             self.settle()
-        self._record(key, _version(kind, doc))
+        version = _version(kind, doc)
+        if kind in INPUTS_FROM_READ:
+            # a write's answer also carries what others changed since this reconcile read the
+            # object (a new spec, a new request): recording those as seen would skip the event
+            # that brings them, and the change would never be acted on. Keep what was read.
+            read = self._recorded(key)
+            if read is not None:
+                version = INPUTS_FROM_READ[kind](read, version)
+        self._record(key, version)
+
+    def _recorded(self, key: Key) -> Any:
+        reads = getattr(self._local, "reads", None)
+        return None if reads is None else reads.get(key)
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
         """This process deletes the object: its own copy must not outlive it."""
