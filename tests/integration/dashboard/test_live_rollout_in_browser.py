@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from rollouts.cli.render_text import num
@@ -39,10 +40,17 @@ pytestmark = pytest.mark.integration
 
 
 def charts(chrome: webdriver.Chrome) -> list[dict[str, Any]]:
-    return [
-        json.loads(el.get_attribute("data-chart"))
-        for el in chrome.find_elements(By.CSS_SELECTOR, "[data-kind=evalue]")
-    ]
+    """The e-value charts' data; read again when a live update replaced an element between
+    finding it and reading it (the page re-renders on every status the server pushes)."""
+    for _ in range(20):
+        try:
+            return [
+                json.loads(el.get_attribute("data-chart"))
+                for el in chrome.find_elements(By.CSS_SELECTOR, "[data-kind=evalue]")
+            ]
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("the charts kept being replaced while read")
 
 
 async def test_progressing_then_aborting_live(
