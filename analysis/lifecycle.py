@@ -76,6 +76,10 @@ RUN_HISTORY = 5
 Rollouts' ``successfulRunHistoryLimit`` / ``unsuccessfulRunHistoryLimit`` default)."""
 
 STALL_WINDOWS = 3
+STALL_MIN_SECONDS = 60.0
+"""However short its windows, a run is called stuck only after this long behind: with 1 s
+windows, three windows are a few seconds of API trouble, which a brownout of the API server
+causes and the controller rides out (the API-fault suite aborted healthy canaries on it)."""
 """Measurement windows a run's status may lag behind its schedule before it counts as stuck."""
 
 UNSUCCESSFUL = frozenset({"Failed", "Error", "Inconclusive", "Stopped"})
@@ -428,14 +432,19 @@ class RunLifecycle:
             if created is None or not plans:
                 return None
             grace = max(p.initial_delay + windows * p.interval for p in plans)
-            if now - created <= grace:
+            if now - created <= max(grace, STALL_MIN_SECONDS):
                 return None
             return (
                 f"AnalysisRun {run.metadata.name} has had no status for {now - created:.0f}s "
                 "(its status could not be written)"
             )
         behind = overdue(plans, status.state, start=status.started_at.timestamp(), now=now)
-        late = [(name, n) for name, n in behind.items() if n > windows]
+        interval = {p.name: p.interval for p in plans}
+        late = [
+            (name, n)
+            for name, n in behind.items()
+            if n > windows and n * interval.get(name, 0.0) > STALL_MIN_SECONDS
+        ]
         if not late:
             return None
         return f"AnalysisRun {run.metadata.name} made no progress: " + ", ".join(

@@ -18,12 +18,29 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import kubernetes
+import urllib3
+
 from rollouts.api.rollout import Rollout
 from rollouts.notifications.config import NotificationConfigError
 from rollouts.notifications.delivery import DeliveryError
 from rollouts.notifications.transitions import Notice
 
 log = logging.getLogger("sluice.notifications")
+
+TRANSIENT = (
+    kubernetes.client.ApiException,
+    urllib3.exceptions.HTTPError,
+    TimeoutError,
+    ConnectionError,
+)
+"""Failures reading a message's receivers that say nothing about Sluice: logged in one line."""
+
+
+def _brief(e: BaseException) -> str:
+    if isinstance(e, kubernetes.client.ApiException):
+        return f"{e.status} {e.reason}"
+    return f"{type(e).__name__}: {e}"[:200]
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,9 @@ class NotificationSender:
                 self._busy += 1
             try:
                 self._send(rollout, notice)
+            except TRANSIENT as e:  # the API server or the network, now and then: one line
+                log.warning("sending notification %s failed: %s", notice.title, _brief(e))
+                self.count("failed")
             except Exception:  # never lose the thread to a bug in one message
                 log.exception("sending notification %s failed", notice.title)
                 self.count("failed")

@@ -150,3 +150,31 @@ def test_a_url_apprise_cannot_use_fails_with_a_reason() -> None:
     assert "not a URL apprise can send to" in h.warnings[0]
     assert "token" not in h.warnings[0]
     h.sender.stop()
+
+
+def test_receivers_that_cannot_be_read_are_one_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The namespace's receivers are read from the API per message; an API server that times
+    out is the network, not a bug: counted, logged once, no traceback (the API-fault suite
+    found one per brownout)."""
+    results: Counter[str] = Counter()
+
+    def unreadable(rollout: Any, n: Notice) -> list[Target]:
+        raise TimeoutError("timed out")
+
+    sender = NotificationSender(
+        unreadable,
+        lambda url, n: deliver(url, n, 1.0),
+        lambda result: results.update([result]),
+        lambda rollout, message: None,
+    )
+    sender.submit(ROLLOUT, [notice()])
+    deadline = time.monotonic() + patience(10)
+    while results["failed"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sender.stop()
+    assert results["failed"] == 1
+    records = [r for r in caplog.records if "sending notification" in r.getMessage()]
+    assert len(records) == 1 and records[0].exc_info is None
+    assert "TimeoutError: timed out" in records[0].getMessage()
