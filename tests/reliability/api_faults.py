@@ -36,6 +36,7 @@ from tests.reliability.cluster import (
     ShortMemoryEmulator,
     cluster,
     controller_request,
+    first_revisions,
 )
 from tests.support.kube import _status_body
 from tests.support.prometheus import start_prometheus, unique_id
@@ -172,14 +173,7 @@ def _run(
         c.infrastructure(name)
         c.create("rollouts", rollout(name, kind))
     c.controller.start()
-    rev1: dict[str, str | None] = {}
-    deadline = time.monotonic() + settle_timeout
-    while time.monotonic() < deadline:
-        snap = c.rollouts()
-        rev1 = {n: ((snap.get(n) or {}).get("status") or {}).get("stableRevision") for n in kinds}
-        if all(rev1.values()):
-            break
-        time.sleep(0.5)
+    rev1 = first_revisions(c, kinds, settle_timeout)
     for name in kinds:
         c.set_image(name, f"{name}:2")
     time.sleep(rng.uniform(2.0, 5.0))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.reliability.cluster import SETTINGS, Cluster, cluster
+from tests.reliability.cluster import SETTINGS, Cluster, cluster, first_revisions, merge_report
 from tests.support.kube import events_for, list_json
 from tests.support.prometheus import PrometheusServer, Series, start_prometheus, unique_id
 
@@ -52,14 +52,7 @@ class ChaosReport:
     failures: list[str] = field(default_factory=list)
 
     def merge(self, other: ChaosReport) -> None:
-        for name, value in vars(other).items():
-            if isinstance(value, list):
-                getattr(self, name).extend(value)
-            elif isinstance(value, dict):
-                for k, v in value.items():
-                    getattr(self, name)[k] = getattr(self, name).get(k, 0) + v
-            else:
-                setattr(self, name, getattr(self, name) + value)
+        merge_report(self, other)
 
 
 def template(test_id: str) -> dict[str, Any]:
@@ -218,14 +211,7 @@ def _run(
         c.infrastructure(name)
         c.create("rollouts", rollout(name, kind))
     c.controller.start()
-    rev1: dict[str, str | None] = {}
-    deadline = time.monotonic() + settle_timeout
-    while time.monotonic() < deadline:
-        snap = c.rollouts()
-        rev1 = {n: _status(snap.get(n)).get("stableRevision") for n in kinds}
-        if all(rev1.values()):
-            break
-        time.sleep(0.5)
+    rev1 = first_revisions(c, kinds, settle_timeout)
     for name in kinds:
         c.set_image(name, f"{name}:2")
     for _ in range(kills):

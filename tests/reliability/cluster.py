@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,3 +196,34 @@ def wait_all(check: Any, names: list[str], timeout: float, interval: float = 0.5
         if left:
             time.sleep(interval)
     return left
+
+
+def merge_report(into: Any, other: Any) -> None:
+    """Add ``other``'s figures to ``into`` (a suite's report over several runs): numbers are
+    summed, lists joined, dicts of counts summed key by key."""
+    for name, value in vars(other).items():
+        mine = getattr(into, name)
+        if isinstance(value, list):
+            mine.extend(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                mine[k] = mine.get(k, 0) + v
+        else:
+            setattr(into, name, mine + value)
+
+
+def first_revisions(c: Cluster, names: Iterable[str], timeout: float) -> dict[str, Any]:
+    """Each Rollout's stable revision once all have one (the first revision rolled out), or
+    what there is at the timeout."""
+    names = list(names)
+    revisions: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = c.rollouts()
+        revisions = {
+            n: ((snap.get(n) or {}).get("status") or {}).get("stableRevision") for n in names
+        }
+        if all(revisions.values()):
+            break
+        time.sleep(0.5)
+    return revisions

@@ -22,7 +22,7 @@ import kubernetes
 from analysis.api import parse_template
 from rollouts.api.validation import parse_rollout
 from tests.reliability.bodies import Body, bodies
-from tests.reliability.cluster import Cluster, cluster
+from tests.reliability.cluster import Cluster, cluster, merge_report
 
 FIELD = re.compile(r"\bspec(\.[A-Za-z]|\[|:)")
 """A message names a field when it carries a ``spec.…`` path (or says ``spec:``)."""
@@ -48,11 +48,7 @@ class FuzzReport:
     failures: list[str] = field(default_factory=list)
 
     def merge(self, other: FuzzReport) -> None:
-        for name, value in vars(other).items():
-            if isinstance(value, list):
-                getattr(self, name).extend(value)
-            else:
-                setattr(self, name, getattr(self, name) + value)
+        merge_report(self, other)
 
 
 def _conditions(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

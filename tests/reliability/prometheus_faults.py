@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tests.reliability.chaos import push_traffic
-from tests.reliability.cluster import SETTINGS, Cluster, cluster
+from tests.reliability.cluster import SETTINGS, Cluster, cluster, first_revisions, merge_report
 from tests.support.prometheus import start_prometheus, unique_id
 
 Fault = Literal["down", "slow", "nan", "empty", "none"]
@@ -47,14 +47,7 @@ class PrometheusReport:
     failures: list[str] = field(default_factory=list)
 
     def merge(self, other: PrometheusReport) -> None:
-        for name, value in vars(other).items():
-            if isinstance(value, list):
-                getattr(self, name).extend(value)
-            elif isinstance(value, dict):
-                for k, v in value.items():
-                    getattr(self, name)[k] = getattr(self, name).get(k, 0) + v
-            else:
-                setattr(self, name, getattr(self, name) + value)
+        merge_report(self, other)
 
 
 @contextlib.contextmanager
@@ -218,14 +211,7 @@ def _run(
         c.infrastructure(name)
         c.create("rollouts", _rollout(name))
     c.controller.start()
-    rev1: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        snap = c.rollouts()
-        rev1 = {n: ((snap.get(n) or {}).get("status") or {}).get("stableRevision") for n in cases}
-        if all(rev1.values()):
-            break
-        time.sleep(0.5)
+    rev1 = first_revisions(c, cases, timeout)
     for name in cases:
         c.set_image(name, f"{name}:2")
 
