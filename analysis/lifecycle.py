@@ -76,11 +76,11 @@ RUN_HISTORY = 5
 Rollouts' ``successfulRunHistoryLimit`` / ``unsuccessfulRunHistoryLimit`` default)."""
 
 STALL_WINDOWS = 3
+"""Measurement windows a run's status may lag behind its schedule before it counts as stuck."""
 STALL_MIN_SECONDS = 60.0
 """However short its windows, a run is called stuck only after this long behind: with 1 s
 windows, three windows are a few seconds of API trouble, which a brownout of the API server
 causes and the controller rides out (the API-fault suite aborted healthy canaries on it)."""
-"""Measurement windows a run's status may lag behind its schedule before it counts as stuck."""
 
 UNSUCCESSFUL = frozenset({"Failed", "Error", "Inconclusive", "Stopped"})
 
