@@ -58,6 +58,7 @@ class ControllerProcess:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
 
     def kill(self) -> None:
@@ -93,6 +94,14 @@ class ControllerProcess:
 
     def tracebacks(self) -> int:
         return self.log_text().count("Traceback (most recent call last)")
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it when the suite's process dies, so no controller outlives it."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def wait_until(check: Any, timeout: float, interval: float = 0.2) -> Any:
