@@ -38,9 +38,28 @@ BEGIN = "<!-- BEGIN GENERATED: python -m benchmarks.reliability -->"
 END = "<!-- END GENERATED -->"
 
 
+SIZE_NAMES = (
+    "fuzz-rollouts",
+    "fuzz-templates",
+    "chaos-runs",
+    "chaos-rollouts",
+    "chaos-kills",
+    "api-runs",
+    "api-rollouts",
+    "prometheus-rounds",
+)
+SIZES: dict[str, int] = {}
+"""Sizes set on the command line (``--size fuzz-rollouts=2000``), over the defaults below."""
+
+
+def _size(name: str, quick: int, full: int, is_quick: bool) -> int:
+    return SIZES.get(name, quick if is_quick else full)
+
+
 def run_fuzz(quick: bool) -> FuzzReport:
     total = FuzzReport()
-    rollouts, templates = (30, 10) if quick else (7000, 3000)
+    rollouts = _size("fuzz-rollouts", 30, 7000, quick)
+    templates = _size("fuzz-templates", 10, 3000, quick)
     batch_r, batch_t = (30, 10) if quick else (500, 250)
     for i, start in enumerate(range(0, rollouts, batch_r)):
         total.merge(fuzz_rollouts(min(batch_r, rollouts - start), seed=1000 + i))
@@ -52,7 +71,9 @@ def run_fuzz(quick: bool) -> FuzzReport:
 
 
 def run_chaos(quick: bool) -> dict[str, ChaosReport]:
-    runs, size, kills = (1, 9, 3) if quick else (4, 60, 12)
+    runs = _size("chaos-runs", 1, 4, quick)
+    size = _size("chaos-rollouts", 9, 60, quick)
+    kills = _size("chaos-kills", 3, 12, quick)
     killed, control = ChaosReport(), ChaosReport()
     for seed in range(runs):
         killed.merge(chaos(size, seed=seed, kills=kills))
@@ -62,7 +83,8 @@ def run_chaos(quick: bool) -> dict[str, ChaosReport]:
 
 
 def run_api(quick: bool) -> FaultReport:
-    runs, size = (1, 9) if quick else (3, 40)
+    runs = _size("api-runs", 1, 3, quick)
+    size = _size("api-rollouts", 9, 40, quick)
     total = FaultReport()
     for seed in range(runs):
         r = api_faults(size, seed=seed, brownout_seconds=5 if quick else 60)
@@ -72,7 +94,7 @@ def run_api(quick: bool) -> FaultReport:
 
 
 def run_prometheus(quick: bool) -> PrometheusReport:
-    return prometheus_faults(rounds=1 if quick else 5)
+    return prometheus_faults(rounds=_size("prometheus-rounds", 1, 5, quick))
 
 
 SUITES: dict[str, Callable[[bool], Any]] = {
@@ -187,9 +209,24 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="the test suite's sizes")
     parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="override one size: fuzz-rollouts, fuzz-templates, chaos-runs, chaos-rollouts, "
+        "chaos-kills, api-runs, api-rollouts, prometheus-rounds",
+    )
+    parser.add_argument(
         "--no-write", action="store_true", help="print only; keep the results file and docs"
     )
     args = parser.parse_args()
+    for item in args.size:
+        name, _, value = item.partition("=")
+        if name not in SIZE_NAMES:
+            parser.error(f"--size {item}: unknown size {name!r}")
+        if not value.isdigit():
+            parser.error(f"--size {item}: expected NAME=N with N a whole number")
+        SIZES[name] = int(value)
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     failed = False
     ran: list[str] = []

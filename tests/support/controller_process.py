@@ -10,6 +10,7 @@ with those settings against the cluster named by ``KUBECONFIG``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -58,6 +59,7 @@ class ControllerProcess:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
 
     def kill(self) -> None:
@@ -93,6 +95,15 @@ class ControllerProcess:
 
     def tracebacks(self) -> int:
         return self.log_text().count("Traceback (most recent call last)")
+
+
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded here: the child must not import
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it when the suite's process dies, so no controller outlives it.
+    (Only a C call between fork and exec, which is safe beside the suite's threads.)"""
+    _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def wait_until(check: Any, timeout: float, interval: float = 0.2) -> Any:
