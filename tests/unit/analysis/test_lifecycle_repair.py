@@ -145,3 +145,17 @@ def test_a_run_that_never_got_a_status_is_reported_after_its_grace() -> None:
     clock.t += 61
     why = runs.stalled(run)
     assert why is not None and "has had no status for 241s" in why
+
+
+def test_a_run_is_stuck_only_after_a_minute_however_few_windows_are_allowed() -> None:
+    """The floor under stuck-run detection (``STALL_MIN_SECONDS``): with no window of slack, a
+    run one 60 s window behind is not yet stuck (a short API outage is ridden out); two
+    windows (120 s) behind it is."""
+    store, clock, _, runs = setup()
+    run = runs.tick(runs.create(request("web-r2-step1", analysis("errors"))))
+    store.failures = 10**6
+    clock.t += 60 + 1
+    assert runs.stalled(run, windows=0) is None
+    clock.t += 60
+    why = runs.stalled(run, windows=0)
+    assert why is not None and "made no progress" in why
