@@ -1,9 +1,12 @@
 """Reads a namespace's notification ConfigMap and Secret, on demand, from the sender's threads.
 
-Read per delivery, not watched: notifications are rare (a handful per rollout), so a GET each
-time keeps the controller's memory and watches free of every namespace's ConfigMaps, and an edit
-takes effect with the next message. Only objects named ``sluice-notifications`` are read, which a
-per-namespace Role can grant by name (deploy/rbac/notifications-reader.yaml).
+Read on demand, not watched: notifications are rare (a handful per rollout), so reading keeps
+the controller's memory and watches free of every namespace's ConfigMaps. What was read (or
+refused) is kept for ``ttl`` seconds per namespace: a fleet of 1,000 Rollouts changing at once
+(one new image for all) would otherwise GET the same ConfigMap 1,000 times, and the GETs, not
+the messages, would fill the sender's queue. An edit takes effect within ``ttl``. Only objects
+named ``sluice-notifications`` are read, which a per-namespace Role can grant by name
+(deploy/rbac/notifications-reader.yaml).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -30,13 +35,67 @@ GRANT = "deploy/rbac/notifications-reader.yaml"
 log = logging.getLogger("sluice.notifications")
 
 
+class ReadFailed(NotificationConfigError):
+    """Reading failed for a reason that may pass (a 5xx, a 429): never kept."""
+
+
+#: How long a namespace's ConfigMap and Secret, or the refusal to read them, are reused.
+DEFAULT_TTL_SECONDS = 10.0
+
+
 class KubeNotificationConfig:
-    def __init__(self, api: kubernetes.client.ApiClient, timeout: float) -> None:
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        timeout: float,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.core = kubernetes.client.CoreV1Api(api)
         self.timeout = timeout
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        # (what, namespace) -> (read at, the answer or the exception it raised)
+        self._kept: dict[tuple[str, str], tuple[float, Any]] = {}
 
     def defaults(self, namespace: str) -> list[NotificationSubscription]:
         """The namespace's default subscriptions (none without the ConfigMap)."""
+        result: list[NotificationSubscription] = self._kept_or_read(
+            "defaults", namespace, self._read_defaults
+        )
+        return result
+
+    def receivers(self, namespace: str) -> dict[str, str]:
+        """Receiver name → apprise URL(s), from the Secret (empty without it)."""
+        result: dict[str, str] = self._kept_or_read("receivers", namespace, self._read_receivers)
+        return result
+
+    def _kept_or_read(self, what: str, namespace: str, read: Callable[[str], Any]) -> Any:
+        """A refusal (403, bad data) is kept like an answer: asking again within ``ttl`` would
+        only get it again. A transient failure (the API server down, a timeout) is not kept."""
+        now = self.clock()
+        key = (what, namespace)
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is None or now - kept[0] >= self.ttl:
+            try:
+                answer: Any = read(namespace)
+            except ReadFailed:
+                raise
+            except NotificationConfigError as e:  # a refusal, or objects that cannot be used
+                answer = e
+            with self._lock:
+                if len(self._kept) > 4096:  # namespaces come and go: forget the stale ones
+                    self._kept = {k: v for k, v in self._kept.items() if now - v[0] < self.ttl}
+                self._kept[key] = (now, answer)
+        else:
+            answer = kept[1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def _read_defaults(self, namespace: str) -> list[NotificationSubscription]:
         try:
             cm: Any = self.core.read_namespaced_config_map(
                 NOTIFICATIONS_OBJECT, namespace, _request_timeout=self.timeout
@@ -47,8 +106,7 @@ class KubeNotificationConfig:
             raise self._refused("ConfigMap", namespace, e) from None
         return parse_defaults(cm.data)
 
-    def receivers(self, namespace: str) -> dict[str, str]:
-        """Receiver name → apprise URL(s), from the Secret (empty without it)."""
+    def _read_receivers(self, namespace: str) -> dict[str, str]:
         try:
             secret: Any = self.core.read_namespaced_secret(
                 NOTIFICATIONS_OBJECT, namespace, _request_timeout=self.timeout
@@ -74,7 +132,7 @@ class KubeNotificationConfig:
                 f"the controller may not read {kind} {NOTIFICATIONS_OBJECT} in namespace "
                 f"{namespace}: apply {GRANT} there (docs/notifications.md)"
             )
-        return NotificationConfigError(
+        return ReadFailed(
             f"reading {kind} {NOTIFICATIONS_OBJECT} in namespace {namespace} failed: "
             f"{e.status} {e.reason}"
         )

@@ -59,6 +59,10 @@ Warn = Callable[[Rollout, str], None]
 """Post a Warning Event on the Rollout."""
 
 
+#: The shortest time between two "queue full" log lines.
+DROP_LOG_SECONDS = 10.0
+
+
 class TokenBucket:
     """``burst`` messages at once, then one every ``refill_seconds``."""
 
@@ -98,6 +102,8 @@ class NotificationSender:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._busy = 0
+        self._dropped_unlogged = 0
+        self._drop_logged_at: float | None = None
 
     # --------------------------------------------------------------------- the reconcile's side
     def submit(self, rollout: Rollout, notices: Sequence[Notice]) -> None:
@@ -114,7 +120,22 @@ class NotificationSender:
         for _ in range(dropped):
             self.count("dropped")
         if dropped:
-            log.warning("notification queue full: dropped the %d oldest", dropped)
+            self._log_dropped(dropped)
+
+    def _log_dropped(self, dropped: int) -> None:
+        """At most one line per ``DROP_LOG_SECONDS``: a full queue under a fleet-wide burst
+        would otherwise log one line per notice (the counter has every one)."""
+        now = self.clock()
+        with self._cond:
+            self._dropped_unlogged += dropped
+            if self._drop_logged_at is not None and now - self._drop_logged_at < DROP_LOG_SECONDS:
+                return
+            n, self._dropped_unlogged, self._drop_logged_at = self._dropped_unlogged, 0, now
+        log.warning(
+            "notification queue full (%d): dropped the %d oldest since the last such line",
+            self.queue_size,
+            n,
+        )
 
     # ------------------------------------------------------------------------- lifecycle
     def _start(self) -> None:
