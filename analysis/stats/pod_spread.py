@@ -32,7 +32,9 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import chi2, norm
+# scipy.special, not scipy.stats: the same quantiles without 50 MB of scipy.stats in the
+# controller's memory (issue 13's budget is 300 MB at 1,000 Rollouts)
+from scipy.special import gammaincinv, ndtri
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -127,7 +129,7 @@ def estimate_spread(
 
     # Q-profile upper bound: Q(τ²) decreases in τ²; the bound is where it meets the lower
     # alpha-quantile of χ²(N - 1).
-    crit = np.where(pods >= 2, chi2.ppf(alpha, np.maximum(pods - 1, 1)), np.inf)
+    crit = np.where(pods >= 2, 2.0 * gammaincinv(np.maximum(pods - 1, 1) / 2.0, alpha), np.inf)
     lo = np.zeros(x.shape[0])
     spread_y = np.where(mask, y, np.nan)
     span = np.nanmax(spread_y, axis=-1, initial=-np.inf) - np.nanmin(
@@ -170,7 +172,7 @@ def widened_tolerance(
     if baseline_pods is not None:
         nb = np.asarray(baseline_pods, dtype=np.float64)
         var = var + np.where(nb >= 1, 1.0 / np.maximum(nb, 1.0), 0.0)
-    z = float(norm.isf(alpha))
+    z = float(-ndtri(alpha))
     with np.errstate(over="ignore"):
         return np.asarray(tolerance * np.exp(z * tau * np.sqrt(var)), dtype=np.float64)
 
