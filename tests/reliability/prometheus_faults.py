@@ -217,7 +217,12 @@ def _run(
 
     def ended(doc: dict[str, Any] | None, name: str) -> bool:
         st = (doc or {}).get("status") or {}
-        if st.get("phase") in ("Degraded", "Paused"):
+        if st.get("phase") == "Paused":
+            # a timed pause step (the 1 s pauses) passes by itself: only a pause nothing ends
+            # (inconclusive analysis) is an outcome
+            reasons = {p.get("reason") for p in st.get("pauseConditions") or []}
+            return reasons != {"CanaryPauseStep"}
+        if st.get("phase") == "Degraded":
             return True
         return st.get("phase") == "Healthy" and st.get("stableRevision") not in (None, rev1[name])
 
