@@ -689,6 +689,11 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
             return settings.owns(namespace, (labels or {}).get(LABEL_ROLLOUT))
 
     attached = threading.Event()
+    # Handlers that only index, queue or trigger are coroutines: kopf runs a plain function in
+    # its thread pool, and with one hop per index and event handler per watch event that
+    # hand-off cost more than the reconciles themselves when a fleet changed at once. They take
+    # only locks held for bookkeeping (never across a request). ``deleted`` calls the API and
+    # stays in the pool.
 
     def attach(kwargs: dict[str, Any]) -> None:
         """kopf hands its indexes to handlers only: the first handler call wires them in (every
@@ -728,7 +733,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         return (meta.get("namespace") or "", meta.get("name") or "")
 
     @kopf.index(*resource, id=_index_id(PLURAL), registry=registry)
-    def rollouts_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def rollouts_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _plain(body)}
 
     @kopf.index(
@@ -739,15 +744,15 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         labels={LABEL_ROLLOUT: kopf.PRESENT},
         registry=registry,
     )
-    def deployments_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def deployments_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _trim_deployment(body)}
 
     @kopf.index(API_GROUP, API_VERSION, RUNS, id=_index_id(RUNS), registry=registry)
-    def runs_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def runs_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _plain(body)}
 
     @kopf.index(API_GROUP, API_VERSION, RUNS, id=_index_id(RUNS_OF), registry=registry)
-    def runs_of_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any] | None:
+    async def runs_of_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any] | None:
         meta = body.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
         return None if not owner else {(meta.get("namespace") or "", owner): _plain(body)}
@@ -755,7 +760,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     @kopf.on.event(
         API_GROUP, API_VERSION, RUNS, id=f"{OBSERVED_HANDLER_ID}-{RUNS}", registry=registry
     )
-    def run_changed(body: kopf.Body, **kwargs: Any) -> None:
+    async def run_changed(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
         controller.observed_event(RUNS, _plain(body), kwargs.get("type") == "DELETED")
 
@@ -766,11 +771,11 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         controller.observed_event(kind, _plain(body), kwargs.get("type") == "DELETED")
 
     @kopf.index("", "v1", "services", id=_index_id("services"), registry=registry)
-    def services_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def services_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _trim_service(body)}
 
     @kopf.on.event("", "v1", "services", id=f"{OBSERVED_HANDLER_ID}-svc", registry=registry)
-    def service_changed(body: kopf.Body, **kwargs: Any) -> None:
+    async def service_changed(body: kopf.Body, **kwargs: Any) -> None:
         changed_obj("services", body, kwargs)
 
     @kopf.index(
@@ -780,7 +785,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=_index_id("virtualservices"),
         registry=registry,
     )
-    def virtualservices_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def virtualservices_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _plain(body)}
 
     @kopf.on.event(
@@ -790,7 +795,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=f"{OBSERVED_HANDLER_ID}-vs",
         registry=registry,
     )
-    def virtualservice_changed(body: kopf.Body, **kwargs: Any) -> None:
+    async def virtualservice_changed(body: kopf.Body, **kwargs: Any) -> None:
         changed_obj("virtualservices", body, kwargs)
 
     @kopf.index(
@@ -800,7 +805,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=_index_id("httproutes"),
         registry=registry,
     )
-    def httproutes_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def httproutes_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _plain(body)}
 
     @kopf.on.event(
@@ -810,7 +815,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=f"{OBSERVED_HANDLER_ID}-httproute",
         registry=registry,
     )
-    def httproute_changed(body: kopf.Body, **kwargs: Any) -> None:
+    async def httproute_changed(body: kopf.Body, **kwargs: Any) -> None:
         changed_obj("httproutes", body, kwargs)
 
     @kopf.index(
@@ -820,7 +825,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=_index_id("trafficsplits"),
         registry=registry,
     )
-    def trafficsplits_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def trafficsplits_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _plain(body)}
 
     @kopf.on.event(
@@ -830,13 +835,13 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=f"{OBSERVED_HANDLER_ID}-ts",
         registry=registry,
     )
-    def trafficsplit_changed(body: kopf.Body, **kwargs: Any) -> None:
+    async def trafficsplit_changed(body: kopf.Body, **kwargs: Any) -> None:
         changed_obj("trafficsplits", body, kwargs)
 
     @kopf.index(
         "networking.k8s.io", "v1", "ingresses", id=_index_id("ingresses"), registry=registry
     )
-    def ingresses_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def ingresses_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         return {key_of(body): _plain(body)}
 
     @kopf.on.event(
@@ -846,19 +851,19 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=f"{OBSERVED_HANDLER_ID}-ingress",
         registry=registry,
     )
-    def ingress_changed(body: kopf.Body, **kwargs: Any) -> None:
+    async def ingress_changed(body: kopf.Body, **kwargs: Any) -> None:
         changed_obj("ingresses", body, kwargs)
 
     # ---------------------------------------------------------------------------- Rollouts
     @kopf.on.resume(*resource, when=mine, registry=registry)
     @kopf.on.create(*resource, when=mine, registry=registry)
     @kopf.on.update(*resource, when=mine, registry=registry)
-    def changed(**kwargs: Any) -> None:
+    async def changed(**kwargs: Any) -> None:
         attach(kwargs)  # the first reconcile of each (seen nothing yet) always runs
         controller.trigger(kwargs["namespace"], kwargs["name"])
 
     @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, when=mine, registry=registry)
-    def rollout_event(**kwargs: Any) -> None:
+    async def rollout_event(**kwargs: Any) -> None:
         attach(kwargs)
         namespace, name = kwargs["namespace"], kwargs["name"]
         controller.rollout_event(namespace, name, kwargs.get("type"))
@@ -885,7 +890,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         when=slot_of_mine,
         registry=registry,
     )
-    def deployment(body: kopf.Body, **kwargs: Any) -> None:
+    async def deployment(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
         controller.deployment_event(_plain(body), kwargs.get("type") == "DELETED")
 
@@ -898,7 +903,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         when=lambda body, **_: controller.adopts(body),
         registry=registry,
     )
-    def workload(body: kopf.Body, **kwargs: Any) -> None:
+    async def workload(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
         controller.deployment_event(_plain(body))
 
