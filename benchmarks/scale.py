@@ -15,6 +15,8 @@ Services and VirtualService. Figures per size:
   (20) in its VirtualService, seen by a watch (p50 / p99);
 - abort: ``sluice.dev/request: abort@...`` on ``--aborts`` paused Rollouts, 20 a second, to
   weight 0 in the VirtualService (p50 / p99);
+- paced step apply: the aborted Rollouts get a new revision each, 20 a second (a GitOps tool
+  syncing a fleet), with the rest of the fleet present: update to the first weight (p50 / p99);
 - API calls per reconcile during the step phase (emulator counts / the controller's
   ``sluice_reconcile_duration_seconds_count``);
 - idle: requests per second over ``--idle-seconds`` once every Rollout is settled, the
@@ -461,6 +463,54 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
             "p99": round(percentile(alat, 0.99), 3),
             "max": round(max(alat), 3),
         }
+
+        # ---------------------------------------------------------------- paced step apply
+        # The aborted Rollouts (weight 0, Degraded) get a new revision each, 20 a second (the
+        # pace of a GitOps tool syncing a fleet): update -> first weight (20), with every other
+        # Rollout of the fleet present and paused.
+        wait(
+            lambda: sum(p for ph, p in phases().items() if ph == "Degraded") >= k,
+            120 + 2 * k,
+            "every aborted Rollout Degraded",
+        )
+        paced: dict[str, float] = {}
+        cpu0 = cpu_seconds(controller.pid)
+        for i in range(k):
+            name = f"r{i}"
+            paced[name] = time.monotonic()
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                "rollouts",
+                name,
+                {
+                    "spec": {
+                        "template": {"spec": {"containers": [{"name": "app", "image": "app:3"}]}}
+                    }
+                },
+                _content_type="application/merge-patch+json",
+            )
+            time.sleep(max(0.0, paced[name] + 0.05 - time.monotonic()))
+
+        def paced_stepped() -> bool:
+            with seen:
+                return all(
+                    weights.get(x, (None, 0.0))[0] == 20 and weights[x][1] >= paced[x]
+                    for x in paced
+                )
+
+        wait(paced_stepped, 120 + 2 * k, "every paced first weight step")
+        with seen:
+            plat = [weights[x][1] - paced[x] for x in paced]
+        result["paced_step"] = {
+            "count": k,
+            "rate_per_second": 20,
+            "p50": round(percentile(plat, 0.5), 3),
+            "p99": round(percentile(plat, 0.99), 3),
+            "max": round(max(plat), 3),
+            "controller_cpu_seconds": round(cpu_seconds(controller.pid) - cpu0, 1),
+        }
         result["controller_rss_mb_end"] = round(rss_mb(controller.pid), 1)
     finally:
         controller.terminate()
@@ -497,7 +547,7 @@ def main() -> None:
     for n in (int(x) for x in args.sizes.split(",")):
         r = run_size(n, args.idle_seconds, args.aborts)
         results.append(r)
-        idle, step, abort = r["idle"], r["step"], r["abort"]
+        idle, step, abort, paced = r["idle"], r["step"], r["abort"], r["paced_step"]
         print(
             f"\n{n} Rollouts (created in {r['create_seconds']} s, first settle "
             f"{r['first_settle_seconds']} s)\n"
@@ -512,8 +562,12 @@ def main() -> None:
             f"{idle['controller_cpu_share'] * 100:.1f}% of a core, emulator CPU "
             f"{idle['emulator_cpu_share'] * 100:.1f}%; controller RSS "
             f"{idle['controller_rss_mb']} MB (end {r['controller_rss_mb_end']} MB)\n"
-            f"  step phase CPU: controller {step['controller_cpu_seconds']} s, emulator "
-            f"{step['emulator_cpu_seconds']} s"
+            f"  step phase CPU: controller {step['controller_cpu_seconds']} s "
+            f"({1000 * step['controller_cpu_seconds'] / n:.0f} ms per Rollout), emulator "
+            f"{step['emulator_cpu_seconds']} s; updates sent in {r['step_updates_sent_seconds']} s\n"
+            f"  paced step apply ({paced['count']} at {paced['rate_per_second']}/s, the fleet "
+            f"present -> weight 20): p50 {paced['p50']} s, p99 {paced['p99']} s, "
+            f"max {paced['max']} s"
         )
         print("  idle calls:", json.dumps(idle["calls"]))
     if args.json:
