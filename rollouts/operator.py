@@ -590,13 +590,33 @@ def _api_error(e: BaseException) -> str:
 # ------------------------------------------------------------------------------------- kopf
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff-base: every object's essence is empty, so kopf sees no changes to diff.
+
+    Sluice's handlers are level-triggered (index, event, delete): none reads kopf's diffs. A
+    kept diff-base cost, on every watch event of every watched kind, a deep copy of the object
+    to compare with the last one, and on every Rollout change a PATCH of a
+    ``last-handled-configuration`` annotation, whose own watch event was processed again: at
+    1,000 Rollouts updated at once, a quarter of the controller's API calls. Deletion does not
+    depend on it (kopf detects it from ``deletionTimestamp`` and its finalizer). An annotation
+    an earlier version left on a Rollout is left as it is and ignored."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return {}
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
-    """kopf's own state lives under ``sluice.dev`` (progress, diff-base, finalizer, peering)."""
+    """kopf's own state lives under ``sluice.dev`` (progress, finalizer, peering); it keeps no
+    diff-base (``NoDiffBase``)."""
     p = kopf_settings.persistence
     p.progress_storage = kopf.AnnotationsProgressStorage(prefix="sluice.dev")
-    p.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="sluice.dev", key="last-handled-configuration"
-    )
+    p.diffbase_storage = NoDiffBase()
     p.finalizer = FINALIZER
     kopf_settings.peering.name = settings.peering
     kopf_settings.peering.priority = settings.priority
@@ -855,13 +875,9 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         changed_obj("ingresses", body, kwargs)
 
     # ---------------------------------------------------------------------------- Rollouts
-    @kopf.on.resume(*resource, when=mine, registry=registry)
-    @kopf.on.create(*resource, when=mine, registry=registry)
-    @kopf.on.update(*resource, when=mine, registry=registry)
-    async def changed(**kwargs: Any) -> None:
-        attach(kwargs)  # the first reconcile of each (seen nothing yet) always runs
-        controller.trigger(kwargs["namespace"], kwargs["name"])
-
+    # Every event of a Rollout (the listing at start included) triggers its reconcile here;
+    # the reconcile is skipped when nothing it reads changed. No create/update/resume handlers:
+    # they made kopf keep a diff-base annotation on every Rollout (see configure_kopf).
     @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, when=mine, registry=registry)
     async def rollout_event(**kwargs: Any) -> None:
         attach(kwargs)

@@ -119,3 +119,31 @@ async def test_a_deleted_rollout_leaves_no_state_behind(harness: OperatorHarness
         return True
 
     await h.wait_for(pruned, what="every per-Rollout structure empty")
+
+
+async def test_the_controller_keeps_no_diff_base_on_rollouts(harness: OperatorHarness) -> None:
+    """kopf's diff-base (a ``last-handled-configuration`` annotation PATCHed on every change,
+    whose own event was processed again) is off: a new revision costs the Rollout no main
+    resource write by the controller beyond its finalizer."""
+    h = harness
+    await paused_at_25(h)
+    doc = custom(h).get_namespaced_custom_object(
+        "sluice.dev", "v1alpha1", h.namespace, "rollouts", "web"
+    )
+    annotations = doc["metadata"].get("annotations") or {}
+    assert not [k for k in annotations if "last-handled" in k], annotations
+    assert doc["metadata"].get("finalizers") == ["sluice.dev/finalizer"]
+    before = doc["status"]["currentRevision"]
+    calls = h.emulator.emulator.calls
+    calls.clear()
+    h.set_image("web:3")  # the harness's own PATCH of the spec
+    await h.wait_status(
+        lambda s: s.get("phase") == "Paused" and s.get("currentRevision") != before,
+        what="paused at weight 25 on web:3",
+    )
+    writes = [
+        str(c)
+        for c in list(calls)
+        if c.method == "PATCH" and c.plural == "rollouts" and c.subresource is None
+    ]
+    assert len(writes) == 1, writes  # the harness's image change only
