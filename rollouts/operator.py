@@ -289,6 +289,11 @@ class Controller:
         status: RolloutStatus | None,
         backoff: float | None = None,
     ) -> None:
+        with self._guard:
+            if key not in self._locks:
+                # forgotten (deleted) while this reconcile ran: a due time set now would keep
+                # the Rollout in the queue until it came due, and run a reconcile for nothing
+                return
         s = self.settings
         timed = True
         if backoff is not None:

@@ -250,3 +250,26 @@ def test_a_failed_reconcile_counts_one_error(monkeypatch: pytest.MonkeyPatch) ->
     assert value(t, "sluice_reconcile_duration_seconds_count") == 1.0
     controller.run("ns", "web")
     assert value(t, "sluice_reconcile_errors_total") == 2.0
+
+
+def test_a_rollout_deleted_during_its_reconcile_is_not_requeued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The DELETED event forgets the Rollout while a worker still reconciles it: the retry that
+    reconcile would schedule must not put the Rollout back in the queue (it stayed there, and in
+    the per-Rollout state, until the retry came due)."""
+    settings = Settings(standalone=True, metrics_port=None, liveness_port=None)
+    controller = operator.Controller(
+        kubernetes.client.ApiClient(), settings, Telemetry(), verdicts=ScriptedVerdicts(time.time)
+    )
+    monkeypatch.setattr(controller, "_get", lambda ns, name: rollout_doc())
+
+    def deleted_meanwhile(*_: Any, **__: Any) -> Any:
+        controller.rollout_event("ns", "web", "DELETED")
+        raise kubernetes.client.ApiException(status=500, reason="injected")
+
+    monkeypatch.setattr(operator, "cycle", deleted_meanwhile)
+    controller.run("ns", "web")
+    assert controller.queue.due_in(("ns", "web")) is None
+    left = {k: v for k, v in controller.state_sizes().items() if v}
+    assert not left, left
