@@ -1,6 +1,10 @@
 """Scale benchmark: the real controller against the emulator with 100 / 300 / 1,000 / 3,000 Rollouts.
 
     .venv/bin/python benchmarks/scale.py --sizes 100,300,1000 [--idle-seconds 30] [--aborts 200]
+        [--shards N]
+
+With ``--shards N`` the controller is N processes, each serving ``--shard I/N`` (CPU summed over
+them, RSS the largest one's).
 
 Three processes, so CPU is measured apart: the emulator (``tests.support.kube.SluiceEmulator``
 with ``lean=True``: no request history, objects looked up by key; kmock 0.8 otherwise re-scans
@@ -83,8 +87,10 @@ from rollouts.operator import run
 from rollouts.settings import Settings
 configure_logging("text", False)
 logging.getLogger("kopf").setLevel(logging.WARNING)
+from rollouts.sharding import Shard
+shard = Shard.parse(sys.argv[2]) if len(sys.argv) > 2 else None
 settings = Settings(namespaces=("bench",), standalone=True, liveness_port=None,
-                    metrics_port=int(sys.argv[1]))
+                    metrics_port=int(sys.argv[1]), shard=shard)
 asyncio.run(run(settings))
 """
 
@@ -105,6 +111,44 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Controllers:
+    """One controller process, or one per shard (``--shards N``: each runs ``--shard I/N``);
+    CPU and reconciles are summed over them, RSS is the largest one's."""
+
+    def __init__(self, env: dict[str, str], shards: int) -> None:
+        self.ports = [free_port() for _ in range(shards)]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", CONTROLLER, str(port)]
+                + ([f"{i}/{shards}"] if shards > 1 else []),
+                env=env,
+                cwd=ROOT,
+            )
+            for i, port in enumerate(self.ports)
+        ]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.procs)
+
+    def rss(self) -> float:
+        return max(rss_mb(p.pid) for p in self.procs)
+
+    def metric(self, name: str) -> float:
+        return sum(metric(port, name) for port in self.ports)
+
+    def stop(self) -> int | None:
+        for p in self.procs:
+            p.terminate()
+        codes = []
+        for p in self.procs:
+            try:
+                codes.append(p.wait(timeout=20))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes.append(p.wait())
+        return max(codes, key=abs)
 
 
 def metric(port: int, name: str) -> float:
@@ -294,7 +338,7 @@ def poisson_upper(count: float, seconds: float) -> float:
 # ---------------------------------------------------------------------------------- run
 
 
-def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
+def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[str, Any]:
     import kubernetes
 
     from tests.support.kube import write_kubeconfig
@@ -328,14 +372,13 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
                 weights[vs["metadata"]["name"]] = (w, time.monotonic())
                 seen.notify_all()
 
-    result: dict[str, Any] = {"rollouts": n}
+    result: dict[str, Any] = {"rollouts": n, "shards": shards}
     t0 = time.monotonic()
     create_fleet(api, n)
     result["create_seconds"] = round(time.monotonic() - t0, 1)
     ready = keep_ready(api)
     vs_watch = Watcher(api, ISTIO, on_vs)
-    port = free_port()
-    controller = subprocess.Popen([sys.executable, "-c", CONTROLLER, str(port)], env=env, cwd=ROOT)
+    controllers = Controllers(env, shards)
     try:
 
         def phases() -> dict[str, int]:
@@ -353,14 +396,14 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
         time.sleep(5)
         c0, cpu0, ecpu0, t0 = (
             counts(),
-            cpu_seconds(controller.pid),
+            controllers.cpu(),
             cpu_seconds(emulator.pid or 0),
             time.monotonic(),
         )
         time.sleep(idle_seconds)
         c1, cpu1, ecpu1, t1 = (
             counts(),
-            cpu_seconds(controller.pid),
+            controllers.cpu(),
             cpu_seconds(emulator.pid or 0),
             time.monotonic(),
         )
@@ -374,12 +417,12 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
             "calls": idle_calls,
             "controller_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 4),
             "emulator_cpu_share": round((ecpu1 - ecpu0) / (t1 - t0), 4),
-            "controller_rss_mb": round(rss_mb(controller.pid), 1),
+            "controller_rss_mb": round(controllers.rss(), 1),
         }
 
         # ---------------------------------------------------------------- step apply
-        reconciles0 = metric(port, "sluice_reconcile_duration_seconds_count")
-        s0, cpu0, ecpu0 = counts(), cpu_seconds(controller.pid), cpu_seconds(emulator.pid or 0)
+        reconciles0 = controllers.metric("sluice_reconcile_duration_seconds_count")
+        s0, cpu0, ecpu0 = counts(), controllers.cpu(), cpu_seconds(emulator.pid or 0)
         started: dict[str, float] = {}
         t_step = time.monotonic()
         for i in range(n):
@@ -414,7 +457,7 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
         wait(lambda: phases().get("Paused", 0) == n, 120 + n * 1.0, "all Paused")
         time.sleep(2)
         s1 = counts()
-        reconciles = metric(port, "sluice_reconcile_duration_seconds_count") - reconciles0
+        reconciles = controllers.metric("sluice_reconcile_duration_seconds_count") - reconciles0
         step_calls = {k: s1.get(k, 0) - s0.get(k, 0) for k in s1 if s1.get(k, 0) != s0.get(k, 0)}
         driver = ("PATCH rollouts", "PATCH deployments/status", "GET rollouts list")
         controller_calls = sum(v for k, v in step_calls.items() if k not in driver)
@@ -426,7 +469,7 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
             "controller_api_calls": controller_calls,
             "api_calls_per_reconcile": round(controller_calls / max(reconciles, 1), 2),
             "calls": step_calls,
-            "controller_cpu_seconds": round(cpu_seconds(controller.pid) - cpu0, 1),
+            "controller_cpu_seconds": round(controllers.cpu() - cpu0, 1),
             "emulator_cpu_seconds": round(cpu_seconds(emulator.pid or 0) - ecpu0, 1),
         }
 
@@ -474,7 +517,7 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
             "every aborted Rollout Degraded",
         )
         paced: dict[str, float] = {}
-        cpu0 = cpu_seconds(controller.pid)
+        cpu0 = controllers.cpu()
         for i in range(k):
             name = f"r{i}"
             paced[name] = time.monotonic()
@@ -509,16 +552,11 @@ def run_size(n: int, idle_seconds: float, aborts: int) -> dict[str, Any]:
             "p50": round(percentile(plat, 0.5), 3),
             "p99": round(percentile(plat, 0.99), 3),
             "max": round(max(plat), 3),
-            "controller_cpu_seconds": round(cpu_seconds(controller.pid) - cpu0, 1),
+            "controller_cpu_seconds": round(controllers.cpu() - cpu0, 1),
         }
-        result["controller_rss_mb_end"] = round(rss_mb(controller.pid), 1)
+        result["controller_rss_mb_end"] = round(controllers.rss(), 1)
     finally:
-        controller.terminate()
-        try:
-            controller.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            controller.kill()
-        result["controller_exit_code"] = controller.returncode
+        result["controller_exit_code"] = controllers.stop()
         ready.stopped = vs_watch.stopped = True
         parent.send("stop")
         parent.recv()
@@ -533,6 +571,9 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--aborts", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--shards", type=int, default=1, help="controller processes, one per shard (--shard I/N)"
+    )
     args = parser.parse_args()
     print(
         "Emulator: tests.support.kube.SluiceEmulator(lean=True) in its own process "
@@ -545,11 +586,11 @@ def main() -> None:
     )
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
-        r = run_size(n, args.idle_seconds, args.aborts)
+        r = run_size(n, args.idle_seconds, args.aborts, args.shards)
         results.append(r)
         idle, step, abort, paced = r["idle"], r["step"], r["abort"], r["paced_step"]
         print(
-            f"\n{n} Rollouts (created in {r['create_seconds']} s, first settle "
+            f"\n{n} Rollouts, {args.shards} controller process(es) (created in {r['create_seconds']} s, first settle "
             f"{r['first_settle_seconds']} s)\n"
             f"  step apply (update -> weight 20): p50 {step['p50']} s, p99 {step['p99']} s, "
             f"max {step['max']} s\n"
