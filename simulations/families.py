@@ -6,8 +6,10 @@ the generated table in ``docs/analysis.md`` (``--no-docs`` to leave it alone).
 
 A *cell* is one condition of a family (say, two canary pods whose error rates spread with
 σ = 0.5 at 2000 req/s); its *cases* are the canaries judged in it: the identical canary (A/A,
-always first), canaries worse but within tolerance, and regressions. Per cell, Sluice runs on its
-own simulation; the oracle SPRT (told the true effect) and the Kayenta-style judge run on fixed
+always first), canaries worse but within tolerance, and regressions. Sluice is the product's
+default (:data:`DEFAULT_JUDGE`: the errors metric judges the canary's pods as the sampling unit
+over aggregate series, the default spread 0.1) unless the cell says otherwise (the pod family
+sends per-pod series). Per cell, Sluice runs on its own simulation; the oracle SPRT (told the true effect) and the Kayenta-style judge run on fixed
 schedules, the latter also tuned on the cell's own A/A runs to Sluice's measured A/A false-abort
 rate, so "×Kayenta" compares speed at equal safety, nuisances included. Why cells, not the classic
 grid's conditions × scenarios: every family changes the world the A/A canary lives in (pods,
