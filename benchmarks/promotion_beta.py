@@ -4,7 +4,9 @@ Why: "enough" to promote is evidence of no harm (every critical metric's one-sid
 sequence below the tolerance), so a canary worse than the tolerance is promoted with probability
 at most its metric's alpha, whatever the traffic. This drives ``RolloutAnalysis`` through the
 benchmark's stepped schedule (5% → 25% → 50%, 10 min each) with Sluice's default metrics (errors
-and latency, alpha 0.05 split 0.025/0.025), each run at its own step: a step promotes when the
+and latency, alpha 0.05 split 0.025/0.025; the errors metric with the product's default pod model
+over aggregate series, ``SluiceJudge().pod_model``: one canary pod, the default spread 0.1, so
+"within tolerance" means below the widened 1.41), each run at its own step: a step promotes when the
 policy says PROMOTE_STEP, at the step's maximum duration the inconclusive policy applies. It
 prints, per traffic level and policy, the share of runs that promoted at least one step and the
 share fully promoted, with the Wilson upper 95% bound. Run:

@@ -39,6 +39,15 @@ from simulations.metrics import (
 from simulations.scenarios import Condition, Scenario, grid
 from simulations.traffic import Trace, simulate
 
+#: The classic grid's Sluice judges the errors metric per request (``podModel: false``), not with
+#: the product's default pod model (``simulations.families.DEFAULT_JUDGE``). Why: this grid is the
+#: one the e-process was tuned on (tolerance, mixture, edges, warm-up; docs/analysis.md, "The
+#: issue's targets, honestly" and "The full grid"), its committed results and the figures quoted
+#: from them were measured so, and its canaries are one pod, where the pod model's default
+#: widening (1.1 → 1.41 at the errors metric's α of 0.025) would hide the statistics being
+#: compared. What an SRE gets by default is measured by the families' error-ratio cells.
+GRID_JUDGE = SluiceJudge(pod_model=False)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -97,7 +106,7 @@ def summarise(sc: Scenario, method: str, variant: str, parameter: str, out: RunO
         base_error_rate=c.base_error_rate,
         latency_shape=c.latency.name,
         scenario=sc.label,
-        kind=sc.kind(SluiceJudge().tolerance),
+        kind=sc.kind(GRID_JUDGE.tolerance),
         true_ratio=sc.true_ratio(),
         method=method,
         variant=variant,
@@ -117,7 +126,7 @@ def summarise(sc: Scenario, method: str, variant: str, parameter: str, out: RunO
 
 def run_condition(cond: Condition, scenarios: list[Scenario], runs: int, seed: int) -> list[Row]:
     """Every judge on every scenario of one condition, tuned ones calibrated on its A/A runs."""
-    sluice = SluiceJudge()
+    sluice = GRID_JUDGE
     aa = scenarios[0]
     assert aa.kind() == "A/A" and not aa.nuisance_name
     rows: list[Row] = []

@@ -6,8 +6,10 @@ the generated table in ``docs/analysis.md`` (``--no-docs`` to leave it alone).
 
 A *cell* is one condition of a family (say, two canary pods whose error rates spread with
 σ = 0.5 at 2000 req/s); its *cases* are the canaries judged in it: the identical canary (A/A,
-always first), canaries worse but within tolerance, and regressions. Per cell, Sluice runs on its
-own simulation; the oracle SPRT (told the true effect) and the Kayenta-style judge run on fixed
+always first), canaries worse but within tolerance, and regressions. Sluice is the product's
+default (:data:`DEFAULT_JUDGE`: the errors metric judges the canary's pods as the sampling unit
+over aggregate series, the default spread 0.1) unless the cell says otherwise (the pod family
+sends per-pod series). Per cell, Sluice runs on its own simulation; the oracle SPRT (told the true effect) and the Kayenta-style judge run on fixed
 schedules, the latter also tuned on the cell's own A/A runs to Sluice's measured A/A false-abort
 rate, so "×Kayenta" compares speed at equal safety, nuisances included. Why cells, not the classic
 grid's conditions × scenarios: every family changes the world the A/A canary lives in (pods,
@@ -52,12 +54,19 @@ BETA = 0.05
 BASELINE_PODS = 20
 LATENCY_TOLERANCE = 0.1  # "p99 may grow by 10%": shifts below it must not abort
 
-#: Sluice as a step analysis whose run ends when it pauses (a person is paged). At a step's
-#: maximum duration it promotes when nothing failed (``inconclusive: promote``), so that the
-#: families other than low traffic measure aborts and pauses, not the inconclusive policy.
-DEFAULT_JUDGE = SluiceJudge(stop_at_pause=True)
-#: Pods as the sampling unit: per-pod counts, ``canaryPods`` = the cell's canary pods, the spread
-#: estimated from the baseline's pods (an hour of history before the rollout, then every window).
+#: Sluice as the product runs it by default, as a step analysis whose run ends when it pauses (a
+#: person is paged). The errors metric judges the canary's pods as the sampling unit over
+#: aggregate series (``pod_model``: ``canaryPods`` = the cell's canary pods, no spread declared,
+#: so the default 0.1), as the controller does for a sequential counts compare with ``sum(...)``
+#: queries. At a step's maximum duration it promotes when nothing failed (``inconclusive:
+#: promote``), so that the families other than low traffic measure aborts and pauses, not the
+#: inconclusive policy. No cell runs the ``podModel: false`` opt-out: the product does not run it
+#: unless asked, and its figures are those committed before the default changed (docs/analysis.md,
+#: "Benchmark families").
+DEFAULT_JUDGE = SluiceJudge(stop_at_pause=True, pod_model=True)
+#: Pods as the sampling unit with per-pod series (``sum by (pod)`` queries): per-pod counts,
+#: ``canaryPods`` = the cell's canary pods, the spread estimated from the baseline's pods (an hour
+#: of history before the rollout, then every window).
 PODS = replace(DEFAULT_JUDGE, per_pod=True)
 #: The same with ``podSpread`` declared at the true spread.
 PODS_DECLARED = replace(PODS, declared_spread=True)
@@ -552,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(wall, 1),
         "jobs": args.jobs,
         "source": f"simulations/results/{name}.json",
+        "judge": DEFAULT_JUDGE.describe(),
     }
     (args.out / f"{name}.json").write_text(
         json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1) + "\n"

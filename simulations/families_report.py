@@ -118,9 +118,15 @@ def summary(rows: list[FamilyRow]) -> list[str]:
 
 
 def legend(meta: Mapping[str, object]) -> str:
+    judge = (
+        f"Sluice is the product's default policy ({meta['judge']}) unless a cell's label or its "
+        "family says otherwise. "
+        if meta.get("judge")
+        else ""
+    )
     return (
         f"From `{meta['source']}`: `{meta['command']}`, {meta['runs']} runs per case, seed "
-        f"{meta['seed']}, {meta['cells']} cells. Rates with Wilson 95% bounds. Time to abort is "
+        f"{meta['seed']}, {meta['cells']} cells. {judge}Rates with Wilson 95% bounds. Time to abort is "
         "the median over all runs (— when fewer than half aborted); ×oracle is Sluice's median "
         "over the oracle SPRT's (told the true effect), ×Kayenta tuned over the Kayenta-style "
         "judge's tuned on the cell's own A/A runs to Sluice's A/A rate there, at most 5% (— when "

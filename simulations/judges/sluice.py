@@ -14,11 +14,20 @@ with ``per_pod=True``).
 The statistics options of issue 12 are wired here, as the controller's run loop
 (:mod:`analysis.run_loop`) uses them:
 
-- ``per_pod=True``: pods as the sampling unit. The errors metric gets ``canary_pods`` = the
-  model's canary pod count and per-pod counts every interval; before the rollout the pod model is
+- ``pod_model=True`` (the default, as in the product): pods as the sampling unit over aggregate
+  series. The errors metric gets ``canary_pods`` = the model's canary pod count and no
+  ``pod_spread``, and each interval hands it the aggregate counts; with no per-pod counts to
+  estimate from, the policy widens the tolerance by
+  :data:`~analysis.stats.pod_spread.DEFAULT_POD_SPREAD` (0.1) for that many pods. This is what the
+  controller runs for a sequential counts compare whose queries are ``sum(...)``, not
+  ``sum by (pod)``: ``analysis.lifecycle._with_pods`` sets ``compare.canaryPods`` from the
+  Rollout's canary pods, and the template declares no ``podSpread``. ``pod_model=False`` is the
+  opt-out, ``podModel: false``: requests as the sampling unit, the tolerance not widened.
+- ``per_pod=True`` (needs ``pod_model``): the same with per-pod series, as a template with
+  ``sum by (pod)`` queries: per-pod counts every interval, and before the rollout the pod model is
   given the baseline's per-pod counts of ``pod_history_s`` (an hour, the run loop's
-  ``POD_HISTORY_SECONDS``) through ``RolloutAnalysis.calibrate_pods``. ``declared_spread=True``
-  declares ``pod_spread`` = the model's true pod spread instead of estimating it.
+  ``POD_HISTORY_SECONDS``) through ``RolloutAnalysis.calibrate_pods``, so the spread is estimated.
+  ``declared_spread=True`` declares ``pod_spread`` = the model's true pod spread instead.
 - ``latency_increase``: the latency metric's tolerance in latency units (0.1: 10% slower),
   tolerance ratio 1, edges near the baseline's ``tail_quantiles(latency_quantile)`` chosen with
   ``choose_edges(..., latency_increase=...)``, no SLO edge, equal edge weights (the run loop's
@@ -57,6 +66,7 @@ from analysis.stats.count_eprocess import (
     DEFAULT_TOLERANCE,
 )
 from analysis.stats.histogram import choose_edges, slo_edge_weights, tail_quantiles
+from analysis.stats.pod_spread import DEFAULT_POD_SPREAD
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -102,7 +112,9 @@ def latency_edges(
 
 @dataclass(frozen=True)
 class SluiceJudge:
-    """Sluice's default policy: errors and latency metrics, the default tolerance, alpha 0.05."""
+    """Sluice's default policy: errors and latency metrics, the default tolerance, alpha 0.05,
+    and (``pod_model``) the canary's pods as the errors metric's sampling unit, as the controller
+    judges a sequential counts compare by default."""
 
     alpha: float = 0.05
     tolerance: float = DEFAULT_TOLERANCE
@@ -121,7 +133,8 @@ class SluiceJudge:
     errors_options: Options = ()
     latency_options: Options = ()
     policy_options: Options = ()
-    per_pod: bool = False
+    pod_model: bool = True  # canary_pods set even with aggregate series (the product default)
+    per_pod: bool = False  # per-pod series, the spread estimated from the baseline's pods
     declared_spread: bool = False
     pod_history_s: float = 3600.0
     latency_increase: float | None = None
@@ -131,8 +144,10 @@ class SluiceJudge:
     stop_at_pause: bool = False
 
     def __post_init__(self) -> None:
+        if self.per_pod and not self.pod_model:
+            raise ValueError("per_pod needs pod_model (per-pod series are for the pod model)")
         if self.declared_spread and not self.per_pod:
-            raise ValueError("declared_spread needs per_pod (the pod model)")
+            raise ValueError("declared_spread needs per_pod (the families declare it there)")
         if self.latency_increase is not None and not self.latency_increase > 0:
             raise ValueError(f"latency_increase must be > 0, got {self.latency_increase}")
         if not self.pod_history_s >= 0:
@@ -155,7 +170,23 @@ class SluiceJudge:
         return (
             f"α {self.alpha:g} split {share} between errors and latency, tolerance "
             f"{self.tolerance:g}, prior scales {'/'.join(f'{x:g}' for x in self.prior_scales)}, "
-            f"{latency}, {self.warmup_s:g} s warm-up"
+            f"{self.describe_pods()}, {latency}, {self.warmup_s:g} s warm-up"
+        )
+
+    def describe_pods(self) -> str:
+        """What the errors metric takes as its sampling unit, in the report's words."""
+        if not self.pod_model:
+            return "errors judged per request (`podModel: false`, tolerance not widened)"
+        if not self.per_pod:
+            return (
+                "errors judged with the canary's pods as the sampling unit over aggregate series "
+                f"(`canaryPods` = the canary's pods, the default spread {DEFAULT_POD_SPREAD:g})"
+            )
+        if self.declared_spread:
+            return "errors judged per pod over per-pod series (`podSpread` declared at the true σ)"
+        return (
+            "errors judged per pod over per-pod series (spread estimated from the baseline's pods"
+            f"{f', {self.pod_history_s / 60:g} min of history' if self.pod_history_s else ''})"
         )
 
     def specs(self, model: TrafficModel) -> list[MetricSpec]:
@@ -168,7 +199,9 @@ class SluiceJudge:
             "promote_tolerance": self.promote_tolerance,
         }
         errors: dict[str, Any] = {**common, "alpha": a_err}
-        if self.per_pod:
+        if self.pod_model:
+            # as the controller: compare.canaryPods from the Rollout; pod_spread None, so
+            # estimated from per-pod series when they come (per_pod), else DEFAULT_POD_SPREAD
             errors["canary_pods"] = float(model.canary_pods)
             if self.declared_spread:
                 errors["pod_spread"] = model.nuisances.pod_log_sd
