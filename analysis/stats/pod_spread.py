@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
 # scipy.special, not scipy.stats: the same quantiles without 50 MB of scipy.stats in the
 # controller's memory (issue 13's budget is 300 MB at 1,000 Rollouts)
 from scipy.special import gammaincinv, ndtri
