@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp.test_utils
 import aiohttp.web
+import aiohttp.web_runner
 import attrs
 import jsonpatch
 import jsonpointer
@@ -217,6 +219,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+class _FleetBacklogSite(aiohttp.web_runner.SockSite):
+    """kmock serves through aiohttp's test server, whose listening socket queues 128 connections
+    and drops the rest. A controller meeting 1,000 Rollouts at start opens a connection per
+    object at once (kopf's session has no pool limit); the dropped ones surfaced as 5 s connect
+    timeouts that a real API server, which accepts them, never gives. The emulators queue as
+    many as the kernel allows (``net.core.somaxconn``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("backlog", 4096)
+        super().__init__(*args, **kwargs)
+
+
+aiohttp.test_utils.SockSite = _FleetBacklogSite  # type: ignore[attr-defined]
 
 
 #: The request the current task is routing (lean emulator): the only one kmock needs to see.
