@@ -224,17 +224,14 @@ def fuzz_templates(count: int, seed: int, timeout: float = 120.0) -> FuzzReport:
             c.set_image(n, f"{n}:2")
 
         def laggards(s: dict[str, dict[str, Any]]) -> set[str]:
-            out = {
-                n
-                for n in names
-                if ((s.get(n) or {}).get("status") or {}).get("phase")
-                not in ("Degraded", "Healthy")
-            }
+            out = {n for n in names if not _template_outcome(s.get(n) or {})}
             if not _healthy_at(s.get("neighbour"), rev1.get("neighbour")):
                 out.add("neighbour")
             return out
 
-        final = _wait(c, laggards, timeout + 0.2 * count)
+        # a mutation may delete ``interval`` (30 s by default): five measurements that all
+        # error end the run on the fifth, about 150 s after it started
+        final = _wait(c, laggards, timeout + 0.2 * count + 180.0)
         report.neighbours_promoted += int(
             _healthy_at(final.get("neighbour"), rev1.get("neighbour"))
         )
@@ -250,6 +247,20 @@ def fuzz_templates(count: int, seed: int, timeout: float = 120.0) -> FuzzReport:
     return report
 
 
+def _inconclusive_pause(st: dict[str, Any]) -> bool:
+    """Paused because the analysis ended without evidence either way: the template's default
+    ``inconclusive: pause`` leaves the decision to a person (never a promotion)."""
+    reasons = {p.get("reason") for p in st.get("pauseConditions") or []}
+    return st.get("phase") == "Paused" and "InconclusiveAnalysis" in reasons
+
+
+def _template_outcome(doc: dict[str, Any]) -> bool:
+    """The template's Rollout has ended: aborted, promoted (a failure, judged below) or
+    waiting for a person after an inconclusive analysis."""
+    st = doc.get("status") or {}
+    return st.get("phase") in ("Degraded", "Healthy") or _inconclusive_pause(st)
+
+
 def _judge_template(b: Body, doc: dict[str, Any], rev1: str | None, report: FuzzReport) -> None:
     try:
         parse_template({**b.doc, "metadata": {**b.doc["metadata"], "namespace": "ns"}})
@@ -263,6 +274,10 @@ def _judge_template(b: Body, doc: dict[str, Any], rev1: str | None, report: Fuzz
     if _healthy_at(doc, rev1):
         report.promoted_without_evidence += 1
         report.failures.append(f"{what}: promoted with no Prometheus to measure with")
+    elif not invalid and _inconclusive_pause(st):
+        # a valid template whose measurements all errored without reaching its error limit
+        # (say count 2 under consecutiveErrorLimit 4): no evidence, so no promotion
+        report.valid_with_status += 1
     elif st.get("phase") != "Degraded":
         report.failures.append(f"{what}: not aborted: phase {st.get('phase')!r}: {message!r}")
     elif invalid:
