@@ -78,3 +78,57 @@ def test_the_controllers_client_pools_as_many_connections_as_workers() -> None:
     assert ours.rest_client.pool_manager.connection_pool_kw["maxsize"] == 24
     assert ours.configuration.retries is False, "one retry policy: urllib3 adds none"
     assert theirs.configuration.connection_pool_maxsize != 24, "the caller's client is untouched"
+
+
+def test_kopf_keeps_no_diff_base_and_the_handlers_run_on_the_loop() -> None:
+    """Issue 13's scale work: no diff-base annotation to PATCH on every Rollout change, and the
+    index and event handlers are coroutines (a plain function costs a thread hand-off per
+    watch event); ``deleted`` calls the API and stays in the pool."""
+    import inspect
+
+    from rollouts.operator import Controller, NoDiffBase, build_registry
+
+    theirs = kopf.OperatorSettings()
+    configure_kopf(theirs, Settings(metrics_port=None, liveness_port=None))
+    assert isinstance(theirs.persistence.diffbase_storage, NoDiffBase)
+    assert theirs.persistence.diffbase_storage.fetch(body={"spec": {"a": 1}}) == {}
+    assert theirs.persistence.diffbase_storage.build(body={"spec": {"a": 1}}) == {}
+
+    import kubernetes
+
+    from rollouts.telemetry import Telemetry
+    from rollouts.verdicts.scripted import ScriptedVerdicts
+
+    settings = Settings(standalone=True, metrics_port=None, liveness_port=None)
+    controller = Controller(
+        kubernetes.client.ApiClient(), settings, Telemetry(), verdicts=ScriptedVerdicts(lambda: 0)
+    )
+    registry = build_registry(controller, settings)
+    handlers = [
+        *registry._indexing.get_all_handlers(),
+        *registry._watching.get_all_handlers(),
+        *registry._changing.get_all_handlers(),
+    ]
+    blocking = sorted(h.fn.__name__ for h in handlers if not inspect.iscoroutinefunction(h.fn))
+    assert blocking == ["deleted"], blocking
+    changing = {h.fn.__name__ for h in registry._changing.get_all_handlers()}
+    assert changing == {"deleted"}  # no create/update/resume: they need a diff-base
+
+
+def test_the_controller_does_not_load_scipy_stats() -> None:
+    """scipy.stats alone is 50 MB of the controller's memory (issue 13's budget: 300 MB at
+    1,000 Rollouts); the statistics use scipy.special."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, rollouts.operator; print('scipy.stats' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
