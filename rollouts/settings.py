@@ -39,7 +39,9 @@ class Settings:
     istio_version: str = "v1beta1"
     smi_version: str = "v1alpha2"
     tick_seconds: float = 1.0
-    """How often each Rollout's timer looks whether its next reconcile is due."""
+    """Ignored: kept so settings written for earlier versions still parse. Reconciles now run at
+    their due time from one scheduler (``rollouts.reconcile_queue``); no per-Rollout timer
+    ticks. ``sluice run`` warns when it is set."""
     min_requeue_seconds: float = 1.0
     max_requeue_seconds: float = 10.0
     """Bounds on the engine's ``requeue_after`` while a rollout is in flight."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import click
 
@@ -17,9 +18,8 @@ from rollouts.settings import Settings, SettingsError, from_env
 class RoutineFilter(logging.Filter):
     """Drops kopf's success line for handlers that run all the time and succeed as a rule.
 
-    kopf logs "<handler> succeeded." at INFO after every call: for the per-Rollout timer that
-    is a line per Rollout per tick (every second), plus one per slot Deployment status change
-    and per liveness probe, which would drown what matters (requests, steps, failures; those
+    kopf logs "<handler> succeeded." at INFO after every call: a line per watch event of every
+    watched object, plus one per liveness probe, which would drown what matters (requests, steps, failures; those
     are still logged, and failures of these handlers too). ``-v`` keeps everything.
     """
 
@@ -91,7 +91,8 @@ def configure_logging(log_format: str, verbose: bool) -> None:
     "--tick-seconds",
     type=float,
     default=None,
-    help="How often each Rollout's timer checks whether a reconcile is due (default 1).",
+    help="Ignored (accepted so existing settings still work): reconciles run at their due "
+    "time from one scheduler; there is no per-Rollout timer to tick.",
 )
 @click.option(
     "--min-requeue-seconds",
@@ -207,6 +208,11 @@ def run(
     except SettingsError as e:
         raise click.UsageError(str(e)) from None
     configure_logging(settings.log_format, verbose)
+    if tick_seconds is not None or os.environ.get("SLUICE_TICK_SECONDS"):
+        logging.getLogger("sluice").warning(
+            "--tick-seconds/SLUICE_TICK_SECONDS has no effect: reconciles run at their due "
+            "time from one scheduler, with no per-Rollout timer; remove the setting"
+        )
     from rollouts.cli.cluster_check import load_api_client, reach_cluster
     from rollouts.operator import run as run_operator
 
