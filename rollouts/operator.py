@@ -41,7 +41,7 @@ import urllib3
 
 from analysis.store.kube_jobs import KubeJobs
 from analysis.store.kubernetes import KubeAnalysisStore
-from rollouts import request_annotation, workload_ref
+from rollouts import kopf_toggles, request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.cache import Fingerprint, WatchCache
@@ -70,6 +70,8 @@ from rollouts.verdicts.prometheus_clients import PrometheusClients
 from rollouts.watch_errors import restart_watches_on_errors
 
 log = logging.getLogger("sluice.operator")
+
+kopf_toggles.install()  # kopf's index readiness at start: linear, not cubic
 
 FINALIZER = "sluice.dev/finalizer"
 # Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
