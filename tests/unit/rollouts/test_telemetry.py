@@ -273,3 +273,39 @@ def test_a_rollout_deleted_during_its_reconcile_is_not_requeued(
     assert controller.queue.due_in(("ns", "web")) is None
     left = {k: v for k, v in controller.state_sizes().items() if v}
     assert not left, left
+
+
+@pytest.mark.parametrize(
+    ("phase", "runs", "expected"),
+    [
+        ("Paused", [], 60.0),  # waiting for a person: events only (a drift re-check a minute on)
+        ("Degraded", [], 60.0),  # aborted, waiting for a new revision
+        ("Healthy", [], 60.0),
+        ("Paused", ["Running"], 10.0),  # a background analysis to measure: ticked by reconciles
+        ("Paused", ["Pending"], 10.0),
+        ("Paused", ["Successful"], 60.0),
+        ("Progressing", [], 10.0),
+    ],
+)
+def test_what_a_settled_rollout_is_requeued_after(
+    phase: str, runs: list[str], expected: float
+) -> None:
+    """A fleet paused for people (3,000 canaries at `pause: {}`) was reconciled every 10 s each,
+    300 reconciles a second; only what time can change is on a timer."""
+    from rollouts.api.rollout import AnalysisRunRecord, RolloutStatus
+
+    settings = Settings(standalone=True, metrics_port=None, liveness_port=None, idle_seconds=60.0)
+    controller = operator.Controller(
+        kubernetes.client.ApiClient(), settings, Telemetry(), verdicts=ScriptedVerdicts(time.time)
+    )
+    key = ("ns", "web")
+    controller._lock(key)  # a known Rollout (its reconcile holds this)
+    status = RolloutStatus(
+        phase=phase,  # type: ignore[arg-type]
+        analysis_runs=[
+            AnalysisRunRecord(name=f"r{i}", kind="background", phase=p) for i, p in enumerate(runs)
+        ],  # type: ignore[arg-type]
+    )
+    controller._next(key, None, status)
+    due = controller.queue.due_in(key)
+    assert due is not None and expected - 1.0 < due <= expected
