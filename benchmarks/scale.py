@@ -319,6 +319,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+def latencies(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 0.5), 3),
+        "p99": round(percentile(values, 0.99), 3),
+        "max": round(max(values), 3),
+    }
+
+
 def wait(check: Callable[[], bool], timeout: float, what: str) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -389,6 +397,37 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
                 out[phase] = out.get(phase, 0) + 1
             return out
 
+        def patch_rollout(name: str, body: dict[str, Any]) -> None:
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                "rollouts",
+                name,
+                body,
+                _content_type="application/merge-patch+json",
+            )
+
+        def set_image(name: str, image: str) -> None:
+            patch_rollout(
+                name,
+                {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}},
+            )
+
+        def reached(weight: int, since: dict[str, float], what: str, timeout: float) -> list[float]:
+            """Wait until each VirtualService shows ``weight`` after its ``since``; the delays."""
+
+            def done() -> bool:
+                with seen:
+                    return all(
+                        weights.get(x, (None, 0.0))[0] == weight and weights[x][1] >= since[x]
+                        for x in since
+                    )
+
+            wait(done, timeout, what)
+            with seen:
+                return [weights[x][1] - since[x] for x in since]
+
         settle = wait(lambda: phases().get("Healthy", 0) == n, 120 + n * 2.0, "all Healthy")
         result["first_settle_seconds"] = round(settle, 1)
 
@@ -428,32 +467,10 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
         for i in range(n):
             name = f"r{i}"
             started[name] = time.monotonic()
-            custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                NS,
-                "rollouts",
-                name,
-                {
-                    "spec": {
-                        "template": {"spec": {"containers": [{"name": "app", "image": "app:2"}]}}
-                    }
-                },
-                _content_type="application/merge-patch+json",
-            )
+            set_image(name, "app:2")
         result["step_updates_sent_seconds"] = round(time.monotonic() - t_step, 1)
 
-        def stepped() -> bool:
-            with seen:
-                return all(
-                    weights.get(f"r{i}", (None, 0.0))[0] == 20
-                    and weights[f"r{i}"][1] >= started[f"r{i}"]
-                    for i in range(n)
-                )
-
-        wait(stepped, 120 + n * 2.0, "every first weight step")
-        with seen:
-            lat = [weights[k][1] - started[k] for k in started]
+        lat = reached(20, started, "every first weight step", 120 + n * 2.0)
         wait(lambda: phases().get("Paused", 0) == n, 120 + n * 1.0, "all Paused")
         time.sleep(2)
         s1 = counts()
@@ -462,9 +479,7 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
         driver = ("PATCH rollouts", "PATCH deployments/status", "GET rollouts list")
         controller_calls = sum(v for k, v in step_calls.items() if k not in driver)
         result["step"] = {
-            "p50": round(percentile(lat, 0.5), 3),
-            "p99": round(percentile(lat, 0.99), 3),
-            "max": round(max(lat), 3),
+            **latencies(lat),
             "reconciles": int(reconciles),
             "controller_api_calls": controller_calls,
             "api_calls_per_reconcile": round(controller_calls / max(reconciles, 1), 2),
@@ -479,32 +494,16 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
         for i in range(k):
             name = f"r{i}"
             asked[name] = time.monotonic()
-            custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                NS,
-                "rollouts",
-                name,
-                {"metadata": {"annotations": {"sluice.dev/request": f"abort@bench{i}"}}},
-                _content_type="application/merge-patch+json",
+            patch_rollout(
+                name, {"metadata": {"annotations": {"sluice.dev/request": f"abort@bench{i}"}}}
             )
             time.sleep(max(0.0, asked[name] + 0.05 - time.monotonic()))
 
-        def aborted() -> bool:
-            with seen:
-                return all(
-                    weights.get(x, (None, 0.0))[0] == 0 and weights[x][1] >= asked[x] for x in asked
-                )
-
-        wait(aborted, 120 + 2 * k, "every abort at weight 0")
-        with seen:
-            alat = [weights[x][1] - asked[x] for x in asked]
+        alat = reached(0, asked, "every abort at weight 0", 120 + 2 * k)
         result["abort"] = {
             "count": k,
             "rate_per_second": 20,
-            "p50": round(percentile(alat, 0.5), 3),
-            "p99": round(percentile(alat, 0.99), 3),
-            "max": round(max(alat), 3),
+            **latencies(alat),
         }
 
         # ---------------------------------------------------------------- paced step apply
@@ -521,37 +520,14 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
         for i in range(k):
             name = f"r{i}"
             paced[name] = time.monotonic()
-            custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                NS,
-                "rollouts",
-                name,
-                {
-                    "spec": {
-                        "template": {"spec": {"containers": [{"name": "app", "image": "app:3"}]}}
-                    }
-                },
-                _content_type="application/merge-patch+json",
-            )
+            set_image(name, "app:3")
             time.sleep(max(0.0, paced[name] + 0.05 - time.monotonic()))
 
-        def paced_stepped() -> bool:
-            with seen:
-                return all(
-                    weights.get(x, (None, 0.0))[0] == 20 and weights[x][1] >= paced[x]
-                    for x in paced
-                )
-
-        wait(paced_stepped, 120 + 2 * k, "every paced first weight step")
-        with seen:
-            plat = [weights[x][1] - paced[x] for x in paced]
+        plat = reached(20, paced, "every paced first weight step", 120 + 2 * k)
         result["paced_step"] = {
             "count": k,
             "rate_per_second": 20,
-            "p50": round(percentile(plat, 0.5), 3),
-            "p99": round(percentile(plat, 0.99), 3),
-            "max": round(max(plat), 3),
+            **latencies(plat),
             "controller_cpu_seconds": round(controllers.cpu() - cpu0, 1),
         }
         result["controller_rss_mb_end"] = round(controllers.rss(), 1)
