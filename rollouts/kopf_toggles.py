@@ -5,8 +5,8 @@ adds a toggle to one ``ToggleSet(all)`` and drops it once indexed, and every obj
 waits on that set. kopf's set wakes *every* waiter on *every* add or drop (one shared
 ``asyncio.Condition``), and each waiter re-evaluates ``all(...)`` over every toggle, so a start
 with N watched objects costs about N³ steps: with 3,000 Rollouts (some 15,000 objects with their
-Deployments, Services and VirtualServices) the controller spent over 15 minutes of CPU before it
-handled a single event.
+Deployments, Services and VirtualServices) the controller used 13 minutes of CPU in its first 16
+without settling the fleet (84 s with this set).
 
 This set counts its toggles that are on and off, so its state is known in constant time, and its
 waiters wait on one ``asyncio.Event`` per state, set only when the state becomes that state. The
