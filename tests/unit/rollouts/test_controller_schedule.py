@@ -1,0 +1,78 @@
+"""When the controller schedules a Rollout's next reconcile (issue 13: a timer only where time
+matters), and that a Rollout it has forgotten stays forgotten."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kubernetes
+import pytest
+
+from rollouts import operator
+from rollouts.settings import Settings
+from rollouts.telemetry import Telemetry
+from rollouts.verdicts.scripted import ScriptedVerdicts
+from tests.support.rollouts import rollout_doc
+
+
+def new_controller(**settings: Any) -> operator.Controller:
+    return operator.Controller(
+        kubernetes.client.ApiClient(),
+        Settings(standalone=True, metrics_port=None, liveness_port=None, **settings),
+        Telemetry(),
+        verdicts=ScriptedVerdicts(time.time),
+    )
+
+
+def test_a_rollout_deleted_during_its_reconcile_is_not_requeued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The DELETED event forgets the Rollout while a worker still reconciles it: the retry that
+    reconcile would schedule must not put the Rollout back in the queue (it stayed there, and in
+    the per-Rollout state, until the retry came due)."""
+    controller = new_controller()
+    monkeypatch.setattr(controller, "_get", lambda ns, name: rollout_doc())
+
+    def deleted_meanwhile(*_: Any, **__: Any) -> Any:
+        controller.rollout_event("ns", "web", "DELETED")
+        raise kubernetes.client.ApiException(status=500, reason="injected")
+
+    monkeypatch.setattr(operator, "cycle", deleted_meanwhile)
+    controller.run("ns", "web")
+    assert controller.queue.due_in(("ns", "web")) is None
+    left = {k: v for k, v in controller.state_sizes().items() if v}
+    assert not left, left
+
+
+@pytest.mark.parametrize(
+    ("phase", "runs", "expected"),
+    [
+        ("Paused", [], 60.0),  # waiting for a person: events only (a drift re-check a minute on)
+        ("Degraded", [], 60.0),  # aborted, waiting for a new revision
+        ("Healthy", [], 60.0),
+        ("Paused", ["Running"], 10.0),  # a background analysis to measure: ticked by reconciles
+        ("Paused", ["Pending"], 10.0),
+        ("Paused", ["Successful"], 60.0),
+        ("Progressing", [], 10.0),
+    ],
+)
+def test_what_a_settled_rollout_is_requeued_after(
+    phase: str, runs: list[str], expected: float
+) -> None:
+    """A fleet paused for people (3,000 canaries at `pause: {}`) was reconciled every 10 s each,
+    300 reconciles a second; only what time can change is on a timer."""
+    from rollouts.api.rollout import AnalysisRunRecord, RolloutStatus
+
+    controller = new_controller(idle_seconds=60.0)
+    key = ("ns", "web")
+    controller._lock(key)  # a known Rollout (its reconcile holds this)
+    status = RolloutStatus(
+        phase=phase,  # type: ignore[arg-type]
+        analysis_runs=[
+            AnalysisRunRecord(name=f"r{i}", kind="background", phase=p) for i, p in enumerate(runs)
+        ],  # type: ignore[arg-type]
+    )
+    controller._next(key, None, status)
+    due = controller.queue.due_in(key)
+    assert due is not None and expected - 1.0 < due <= expected
