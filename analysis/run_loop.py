@@ -78,7 +78,7 @@ from analysis.providers.port import (
     Value,
 )
 from analysis.stats.evidence import Evidence, Outcome
-from analysis.stats.histogram import choose_edges, tail_quantiles
+from analysis.stats.histogram import choose_edges, stretch_tolerances, tail_quantiles
 from analysis.stats.policy import (
     CountsInterval,
     Decision,
@@ -103,6 +103,10 @@ GAUGE_TAU = 0.1
 EDGE_LOOKBACK = 600.0
 """Seconds of baseline before the first evidence window that latency edges are chosen from (the
 stable pods before the rollout and the warm-up): requests no evidence window contains."""
+STRETCH_LOOKBACK = 3600.0
+"""Seconds of baseline before the first evidence window that a latency tolerance's per-edge ratios
+are read from (:func:`~analysis.stats.histogram.stretch_tolerances`): the tail's slope is read
+from its rarest buckets, whose Poisson bounds an hour tightens about 2x over ``EDGE_LOOKBACK``."""
 
 Judgement = Literal["sequential", "mann-whitney", "threshold"]
 InconclusivePolicy = Literal["pause", "promote", "abort"]
@@ -264,6 +268,7 @@ class _MetricState:
     history: list[dict[str, Any]] = field(default_factory=list)
     bounds: list[float] | None = None  # histogram: finite le bounds
     edges: list[float] | None = None
+    edge_tolerances: list[float | None] | None = None  # latency tolerance: stretch_tolerances
 
     @classmethod
     def load(cls, d: Mapping[str, Any] | None) -> _MetricState:
@@ -279,6 +284,7 @@ class _MetricState:
             history=list(d.get("history", [])),
             bounds=d.get("bounds"),
             edges=d.get("edges"),
+            edge_tolerances=d.get("edgeTolerances"),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -292,6 +298,8 @@ class _MetricState:
         out["history"] = self.history[-HISTORY:]
         if self.bounds is not None:
             out["bounds"], out["edges"] = self.bounds, self.edges
+        if self.edge_tolerances is not None:
+            out["edgeTolerances"] = self.edge_tolerances
         return out
 
     def record(
@@ -452,6 +460,8 @@ def _freeze_edges(
     if inherited and inherited.get("kind") == "histogram" and inherited.get("edges"):
         ms.bounds = [float(b) for b in inherited["finite_bounds"]]
         ms.edges = [float(e) for e in inherited["edges"]]
+        frozen = inherited.get("edge_tolerances")
+        ms.edge_tolerances = None if frozen is None else [_float_or_none(k) for k in frozen]
         return False
     arm: Arm = "canary" if plan.direction == "decrease" else "baseline"
     start = lo - ms.done * plan.interval  # where the first evidence window starts
@@ -463,7 +473,9 @@ def _freeze_edges(
         )
         if not baseline.counts or baseline.counts[-1] <= 0:
             raise NoData("no baseline requests before the analysis")
+        before = True
     except (NoData, ProviderError):
+        before = False
         baseline = _buckets(provider.measure(plan.kind, arm, plan.queries[arm], lo, hi), plan.name)
         consumed = True
     finite = [b for b in baseline.bounds if math.isfinite(b)]
@@ -484,8 +496,40 @@ def _freeze_edges(
             )
         except ValueError as e:
             raise NoData(f"cannot choose latency edges yet: {e}") from None
+    if plan.latency_increase is not None and (before or consumed):
+        # frozen from the baseline before the rollout (never the canary); not from a window that
+        # is also evidence (fixed edges without a lookback): that would be the bias described
+        # above, so those edges interpolate the baseline live
+        slope = baseline
+        if before:
+            try:
+                slope = _buckets(
+                    provider.measure(
+                        plan.kind, arm, plan.queries[arm], start - STRETCH_LOOKBACK, start
+                    ),
+                    plan.name,
+                )
+            except (NoData, ProviderError):
+                slope = baseline  # the edges' own window: shorter, so its bounds are wider
+        ms.edge_tolerances = list(_stretch(slope, baseline, edges, plan.latency_increase))
     ms.bounds, ms.edges = finite, edges
     return consumed
+
+
+def _stretch(
+    slope: Buckets, edges_from: Buckets, edges: list[float], increase: float
+) -> tuple[float | None, ...]:
+    """Per-edge ratios from the longer window when its buckets are the edges' (a scrape may have
+    changed them), else from the edges' own window."""
+    source = slope if list(slope.bounds) == list(edges_from.bounds) else edges_from
+    try:
+        return stretch_tolerances(source.bounds, source.counts, edges, increase)
+    except ValueError:
+        return (None,) * len(edges)
+
+
+def _float_or_none(x: Any) -> float | None:
+    return None if x is None else float(x)
 
 
 def _measure_threshold(
@@ -527,6 +571,7 @@ def _spec(plan: MetricPlan, ms: _MetricState, alpha: float) -> MetricSpec | None
             "histogram",
             tolerance=plan.tolerance if plan.latency_increase is None else 1.0,
             latency_increase=plan.latency_increase,
+            edge_tolerances=None if ms.edge_tolerances is None else tuple(ms.edge_tolerances),
             critical=plan.critical,
             alpha=alpha,
             bucket_bounds=(*ms.bounds, math.inf),

@@ -83,8 +83,12 @@ class EdgeEvidence(BaseModel):
     edge: float
     """The bucket bound (seconds): requests slower than this count as events."""
     baseline_point: FiniteNumber = None
-    """Latency tolerance: the baseline's requests are counted above this point, the edge divided
-    by 1 + the tolerated increase (interpolated within its bucket); absent: at the edge."""
+    """Latency tolerance: the canary's slow requests are compared with the baseline's above this
+    point, the edge divided by 1 + the tolerated increase; absent: at the edge."""
+    tolerance: FiniteNumber = None
+    """Latency tolerance: the ratio of slow-request rates at the edge that stands for the baseline
+    at ``baselinePoint``, frozen before the rollout from the slope of the baseline's tail; absent:
+    the baseline's count at ``baselinePoint`` is interpolated within its bucket each interval."""
     log_e_value: FiniteNumber = None
     """Natural log of this edge's e-value."""
     upper: FiniteNumber = None

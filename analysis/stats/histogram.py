@@ -32,7 +32,7 @@ from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import logsumexp
+from scipy.special import gammaincinv, logsumexp
 
 from analysis.stats.count_eprocess import (
     DEFAULT_ACCEPT_SCALES,
@@ -127,6 +127,81 @@ def stretched_point(
     return hi - 1, hi, float(min(max(w, 0.0), 1.0))
 
 
+STRETCH_MIN_SLOW = 20.0
+"""Baseline requests slower than an edge, before the rollout, below which that edge's tolerance is
+not frozen from the tail's slope (the baseline is interpolated in each interval instead): with
+fewer, the slope's confidence bound is so wide it buys nothing over the interpolation."""
+STRETCH_CONFIDENCE = 0.025
+"""One-sided level of the Poisson bounds on the pre-rollout counts the slope is read from."""
+
+
+def _poisson_lower(count: float) -> float:
+    """Lower ``1 - STRETCH_CONFIDENCE`` bound on a Poisson mean from one count (0 for 0)."""
+    return float(gammaincinv(count, STRETCH_CONFIDENCE)) if count > 0 else 0.0
+
+
+def stretch_tolerances(
+    bucket_bounds: Sequence[float],
+    baseline_cumulative_counts: ArrayLike,
+    edges: Sequence[float],
+    latency_increase: float,
+) -> tuple[float | None, ...]:
+    """Per edge, the ratio of slow-request rates that "latency grows by at most
+    ``latency_increase``" allows there, frozen from the baseline before the rollout; None where
+    the baseline had too few slow requests (that edge interpolates the baseline live).
+
+    Why: the null at edge ``e`` is ``S_c(e) <= S_b(e/(1+x))``. Interpolating the baseline linearly
+    inside Prometheus' default buckets (2-2.5x apart) is valid above the mode but so conservative
+    that a 25% slowdown stays inside it (``S_lin`` can be twice ``S_b``). The tail's own slope is
+    much tighter: with the elasticity ``ε(t) = -d log S_b / d log t`` monotone across the two
+    buckets around ``e`` (true of the lognormal, gamma and Weibull everywhere; a Pareto tail has it
+    constant), ``S_b(e/(1+x)) <= S_b(e)·(1+x)^ε`` with ``ε`` the larger of the two buckets' mean
+    elasticities. The tolerance is that factor, read with Poisson bounds that make it larger,
+    never smaller; where it is no tighter than the linear interpolation read the same way (the
+    bucket above is nearly empty), the edge keeps the live interpolation (None).
+    An identical canary has ratio 1 at every edge, so its false-abort rate does not depend on this
+    at all; only how a canary slower by less than ``x`` is treated does.
+    """
+    bounds = _finite_bounds(bucket_bounds)
+    finite = bounds[:-1]
+    if not (math.isfinite(latency_increase) and latency_increase > 0):
+        raise ValueError(f"latency_increase must be a positive fraction, got {latency_increase}")
+    counts = np.asarray(baseline_cumulative_counts, dtype=np.float64)
+    if counts.shape[-1:] != bounds.shape:
+        raise ValueError(f"expected {bounds.size} cumulative counts, got shape {counts.shape}")
+    counts = counts.reshape(-1, bounds.size)
+    counts = counts[np.all(np.isfinite(counts), axis=1)].sum(axis=0)
+    total = float(counts[-1]) if counts.size else 0.0
+    slow = np.maximum(total - counts[:-1], 0.0)
+    grow = math.log1p(latency_increase)
+    out: list[float | None] = []
+    for e in edges:
+        hit = np.flatnonzero(finite == float(e))
+        if hit.size != 1:
+            raise ValueError(f"edge {e} is not one of the finite bucket bounds")
+        j = int(hit[0])
+        if slow[j] < STRETCH_MIN_SLOW:
+            out.append(None)
+            continue
+        at_edge = _poisson_lower(float(slow[j]))
+        lo, hi, w = stretched_point(finite, float(e), latency_increase)
+        c_lo = float(counts[lo]) if lo >= 0 else 0.0
+        linear = (total - (c_lo + w * (float(counts[hi]) - c_lo))) / at_edge
+        # the mean elasticity of the bucket below and of the bucket above; a missing one is
+        # unbounded (the slope alone cannot be trusted without both sides)
+        below = above = math.inf
+        if j > 0:
+            below = math.log(slow[j - 1] / at_edge) / math.log(e / finite[j - 1])
+        if j + 1 < finite.size and (beyond := _poisson_lower(float(slow[j + 1]))) > 0:
+            above = math.log(slow[j] / beyond) / math.log(finite[j + 1] / e)
+        elasticity = max(below, above)
+        slope = math.exp(grow * elasticity) if math.isfinite(elasticity) else math.inf
+        # the slope only where it beats the interpolation (read with the same bounds); else the
+        # live interpolation, which pays no Poisson bound
+        out.append(float(max(1.0, slope)) if slope < linear else None)
+    return tuple(out)
+
+
 def _modal_bound(finite: FloatArray, counts: FloatArray) -> float:
     """Upper bound of the baseline bucket with the highest density (requests per second of
     width): above it a unimodal latency density does not increase."""
@@ -193,6 +268,12 @@ def choose_edges(
                 continue
             at_or_above = np.flatnonzero((counts[:-1] >= q * total) & admissible)
             edges.add(float(finite[at_or_above[0]] if at_or_above.size else finite[-1]))
+        if latency_increase is not None and edges:
+            # one bound beyond the rarest edge: a regression of a few percent of requests shows
+            # first where the baseline has (almost) no slow requests at all
+            beyond = np.flatnonzero((finite > max(edges)) & admissible)
+            if beyond.size:
+                edges.add(float(finite[beyond[0]]))
     if slo is not None:
         above = np.flatnonzero(finite >= slo)
         edges.add(float(finite[above[0]] if above.size else finite[-1]))
@@ -224,6 +305,7 @@ class HistogramEProcess:
         accept_prior_scales: Sequence[float] = DEFAULT_ACCEPT_SCALES,
         promote_tolerance: float | None = None,
         latency_increase: float | None = None,
+        edge_tolerances: Sequence[float | None] | None = None,
     ) -> None:
         self.bucket_bounds = _finite_bounds(bucket_bounds)
         if len(edges) == 0:
@@ -243,12 +325,23 @@ class HistogramEProcess:
                 f"latency_increase must be a positive fraction, got {latency_increase}"
             )
         self.latency_increase = latency_increase
+        if edge_tolerances is None:
+            edge_tolerances = (None,) * len(self.edges)
+        if len(edge_tolerances) != len(self.edges) or (
+            latency_increase is None and any(k is not None for k in edge_tolerances)
+        ):
+            raise ValueError("edge_tolerances needs latency_increase and one entry per edge")
+        if any(k is not None and not (math.isfinite(k) and k >= 1) for k in edge_tolerances):
+            raise ValueError(f"edge tolerances must be ratios >= 1, got {edge_tolerances}")
+        #: per edge, the slow-rate ratio frozen from the baseline's tail (stretch_tolerances); None:
+        #: the baseline is interpolated at edge/(1+x) in each interval, with ratio ``tolerance``
+        self.edge_tolerances = tuple(None if k is None else float(k) for k in edge_tolerances)
         # where the baseline is read at each edge: the edge itself, or edge/(1+x) interpolated
         self._baseline_points = tuple(
             (j, j, 0.0)
-            if latency_increase is None
+            if latency_increase is None or k is not None
             else stretched_point(self.bucket_bounds[:-1], e, latency_increase)
-            for e, j in zip(self.edges, idx, strict=True)
+            for e, j, k in zip(self.edges, idx, self.edge_tolerances, strict=True)
         )
         self.tolerance = float(tolerance)
         self.alpha = float(alpha)
@@ -259,14 +352,16 @@ class HistogramEProcess:
         self.promote_tolerance = self.tolerance if promote_tolerance is None else promote_tolerance
         self._procs = tuple(
             RateRatioEProcess(
-                tolerance=tolerance,
+                tolerance=tolerance * (1.0 if k is None else k),
                 alpha=a,
                 batch=batch,
                 prior_scales=prior_scales,
                 accept_prior_scales=accept_prior_scales,
-                promote_tolerance=promote_tolerance,
+                promote_tolerance=(
+                    None if promote_tolerance is None else promote_tolerance * (k or 1.0)
+                ),
             )
-            for a in self.edge_alphas
+            for a, k in zip(self.edge_alphas, self.edge_tolerances, strict=True)
         )
         self._log_weights = np.log(np.asarray(self.edge_alphas) / self.alpha)
         self._rejected = np.zeros(self.batch, dtype=bool)
@@ -377,6 +472,16 @@ class HistogramEProcess:
                 f"canary requests slower than e more frequent than baseline requests slower than "
                 f"e/{1 + self.latency_increase:g}"
             )
+            frozen = [
+                f"{e:g}: {k:.3g}"
+                for e, k in zip(self.edges, self.edge_tolerances, strict=True)
+                if k is not None
+            ]
+            if frozen:
+                null += (
+                    f", read as the canary/baseline rate ratio of requests slower than e from the "
+                    f"baseline's tail slope before the rollout ({', '.join(frozen)})"
+                )
         return Evidence(
             method=self.method,
             outcome=sequential_outcome(
@@ -405,6 +510,7 @@ class HistogramEProcess:
                     EdgeEvidence(
                         edge=e,
                         baseline_point=None if self.latency_increase is None else p,
+                        tolerance=k,
                         log_e_value=x.log_e_value,
                         upper=x.upper,
                         canary_slow=x.details.canary_events or 0.0,
@@ -412,7 +518,9 @@ class HistogramEProcess:
                         baseline_slow=x.details.baseline_events or 0.0,
                         baseline_requests=x.details.baseline_exposure or 0.0,
                     )
-                    for e, p, x in zip(self.edges, self.baseline_points, edge_ev, strict=True)
+                    for e, p, k, x in zip(
+                        self.edges, self.baseline_points, self.edge_tolerances, edge_ev, strict=True
+                    )
                 ],
             ),
         )
@@ -428,6 +536,11 @@ class HistogramEProcess:
             "edge_alphas": list(self.edge_alphas),
             **(
                 {} if self.latency_increase is None else {"latency_increase": self.latency_increase}
+            ),
+            **(
+                {"edge_tolerances": list(self.edge_tolerances)}
+                if any(k is not None for k in self.edge_tolerances)
+                else {}
             ),
             "rejected": bool(self._rejected[0]),
             "edge_states": [p.to_state() for p in self._procs],
@@ -445,6 +558,7 @@ class HistogramEProcess:
             alpha=float(state["alpha"]),
             edge_weights=state.get("edge_alphas"),
             latency_increase=state.get("latency_increase"),
+            edge_tolerances=state.get("edge_tolerances"),
         )
         subs = state["edge_states"]
         if len(subs) != len(proc.edges):

@@ -167,7 +167,9 @@ class MetricSpec:
     of the metric's alpha goes to the pod draw (and the spread's bound), the rest to the test.
     ``latency_increase`` (histograms) tolerates latency growing by that fraction (0.1: 10%):
     the baseline is read at ``edge/(1+x)`` and ``tolerance`` is then the ratio there (1 exact;
-    see :mod:`analysis.stats.histogram`).
+    see :mod:`analysis.stats.histogram`). ``edge_tolerances`` (with it) stand for that point per
+    edge: the slow-rate ratio at the edge itself, frozen from the baseline's tail before the
+    rollout (:func:`~analysis.stats.histogram.stretch_tolerances`; None: interpolate live).
     """
 
     name: str
@@ -187,6 +189,7 @@ class MetricSpec:
     pod_spread: float | None = None
     pod_alpha_share: float = DEFAULT_POD_ALPHA_SHARE
     latency_increase: float | None = None
+    edge_tolerances: tuple[float | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("counts", "histogram", "gauge"):
@@ -403,6 +406,7 @@ def _build(spec: MetricSpec, alpha: float, batch: int) -> SequentialTest:
             accept_prior_scales=spec.accept_prior_scales,
             promote_tolerance=spec.promote_tolerance,
             latency_increase=spec.latency_increase,
+            edge_tolerances=spec.edge_tolerances,
         )
     assert spec.tau is not None
     return NormalMixtureSPRT(

@@ -325,3 +325,38 @@ def test_a_later_step_keeps_the_edges_its_inherited_evidence_is_about() -> None:
     )
     assert r.state["metrics"]["latency"]["edges"] == edges
     assert r.metrics[0].measurements[0].phase == "Successful"  # no window spent choosing
+
+
+def test_a_latency_tolerance_freezes_edge_ratios_from_an_hour_before_the_rollout() -> None:
+    provider = _Recording(sim("healthy"))
+    provider.inner.advance(3900.0)  # an hour and more of stable traffic before the analysis
+    plan = latency(count=4, latency_increase=0.1)
+    _, r = run([plan], provider, until=4020, start=3900.0, kind="background")
+    assert ("baseline", 300.0, 3900.0) in provider.asked  # STRETCH_LOOKBACK: the tail's slope
+    assert ("baseline", 3300.0, 3900.0) in provider.asked  # EDGE_LOOKBACK: the edges
+    assert not any(arm == "canary" and lo < 3900.0 for arm, lo, _ in provider.asked)
+    ev = r.metrics[0].evidence
+    assert ev is not None
+    frozen = [e.tolerance for e in ev.details.edges]
+    assert any(k is not None and k > 1.0 for k in frozen)
+    assert r.state["metrics"]["latency"]["edgeTolerances"] == frozen
+    # a later step keeps them with the edges (its evidence is about them)
+    later = advance(
+        [plan],
+        None,
+        start=4500.0,
+        now=4530.0,
+        provider_for=lambda _: provider,
+        alphas=ALPHAS,
+        inherit=r.state["tests"],
+    )
+    assert later.state["metrics"]["latency"]["edgeTolerances"] == frozen
+
+
+def test_fixed_edges_without_traffic_before_keep_the_live_interpolation() -> None:
+    """Ratios read from a window that is also evidence would depend on the counts they judge."""
+    plan = latency(count=3, edges=(0.25, 0.5), latency_increase=0.1)
+    _, r = run([plan], sim("healthy"), until=90, kind="background")
+    ev = r.metrics[0].evidence
+    assert ev is not None and all(e.tolerance is None for e in ev.details.edges)
+    assert "edgeTolerances" not in r.state["metrics"]["latency"]

@@ -81,7 +81,20 @@ def test_interpolation_stays_above_the_baselines_modal_bucket() -> None:
     # stretched point 0.227) would assume a density that does not increase there; not admissible
     cum = np.array([0, 0, 10, 990, 999, 1000, 1000, 1000], dtype=float)
     assert choose_edges(bounds, cum, (0.9,)) == [0.25]
-    assert choose_edges(bounds, cum, (0.9,), latency_increase=0.1) == [0.5]
+    # 0.5 for p90, and the bound beyond it (where a tail regression shows first)
+    assert choose_edges(bounds, cum, (0.9,), latency_increase=0.1) == [0.5, 1.0]
+
+
+def test_a_latency_tolerance_adds_one_bound_beyond_the_rarest_edge() -> None:
+    bounds = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf)
+    cum = np.array([0, 100, 600, 950, 999, 1000, 1000, 1000], dtype=float)
+    # the nearest bound to both p90 (5% slower) and p99 (0.1% slower at 0.5, 5% at 0.25, the
+    # nearer as a ratio) is 0.25; the bound beyond it is added
+    assert choose_edges(bounds, cum, (0.9,), latency_increase=0.1) == [0.25, 0.5]
+    assert choose_edges(bounds, cum, (0.9, 0.99), latency_increase=0.1) == [0.25, 0.5]
+    # nothing beyond the last finite bound
+    deep = np.array([0, 0, 0, 0, 0, 0, 900, 1000], dtype=float)
+    assert choose_edges(bounds, deep, (0.5,), latency_increase=0.1) == [2.5]
 
 
 def test_evidence_names_the_increase_and_where_the_baseline_was_read() -> None:
