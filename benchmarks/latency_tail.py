@@ -5,7 +5,10 @@ model, so that the figures do not depend on how the benchmark's fixed edges sit 
 latency shape. Data: lognormal latencies (sigma 0.6) with medians 20-500 ms, Prometheus' default
 bucket bounds (or a finer geometric set with ``--fine``), the benchmark's schedule (canary weight
 5%, 25%, 50%, 10 minutes each, 30 s windows), Poisson request counts. Edges are chosen from an
-independent 10-minute baseline window before the rollout (frozen before any evidence).
+independent 10-minute baseline window before the rollout (frozen before any evidence), and, as
+the run loop does, a latency tolerance's per-edge ratios from the tail's slope in an independent
+hour of baseline before it (``--no-slope``: the baseline interpolated live at every edge, as
+before the slope).
 
 Cells, each with its rate and Clopper-Pearson 95% interval:
 
@@ -27,7 +30,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from analysis.stats.histogram import HistogramEProcess, choose_edges, tail_quantiles
+from analysis.run_loop import STRETCH_LOOKBACK
+from analysis.stats.histogram import (
+    HistogramEProcess,
+    choose_edges,
+    stretch_tolerances,
+    tail_quantiles,
+)
 from simulations.latency import PROMETHEUS_BOUNDS, LogNormal, bin_probabilities, transformed_cdf
 from simulations.metrics import clopper_pearson_interval
 
@@ -60,6 +69,7 @@ def run_cell(
     bounds: tuple[float, ...] = PROMETHEUS_BOUNDS,
     runs: int,
     seed: int,
+    slope: bool = True,
 ) -> int:
     """How many of ``runs`` rollouts abort before the schedule ends."""
     rng = np.random.default_rng(seed)
@@ -74,11 +84,22 @@ def run_cell(
     edge_sets = [
         tuple(choose_edges(le, pre[i], qs, latency_increase=increase)) for i in range(runs)
     ]
+    ratio_sets: list[tuple[float | None, ...] | None] = [None] * runs
+    if increase is not None and slope:
+        hour = _cumulative(rng, rng.poisson(rps * STRETCH_LOOKBACK, runs), base_p)
+        ratio_sets = [stretch_tolerances(le, hour[i], edge_sets[i], increase) for i in range(runs)]
+    keys = list(zip(edge_sets, ratio_sets, strict=True))
     aborted = np.zeros(runs, dtype=bool)
-    for edges in set(edge_sets):
-        idx = np.flatnonzero([e == edges for e in edge_sets])
+    for edges, ks in set(keys):
+        idx = np.flatnonzero([k == (edges, ks) for k in keys])
         proc = HistogramEProcess(
-            le, edges, tolerance=ratio, alpha=ALPHA, batch=idx.size, latency_increase=increase
+            le,
+            edges,
+            tolerance=ratio,
+            alpha=ALPHA,
+            batch=idx.size,
+            latency_increase=increase,
+            edge_tolerances=ks,
         )
         for w in WEIGHTS:
             for _ in range(int(STEP_S / WINDOW_S)):
@@ -100,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fine", action="store_true", help="bucket bounds 25%% apart")
     parser.add_argument("--cells", default="under,above,tail")
     parser.add_argument("--increase", type=float, default=0.10)
+    parser.add_argument(
+        "--no-slope", action="store_true", help="interpolate the baseline live at every edge"
+    )
     args = parser.parse_args(argv)
     bounds = FINE_BOUNDS if args.fine else PROMETHEUS_BOUNDS
     cells = set(args.cells.split(","))
@@ -126,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         runs=args.runs,
                         seed=seed,
                         bounds=bounds,
+                        slope=not args.no_slope,
                     )
                     if k / args.runs >= worst[0] / worst[1]:
                         worst = (k, args.runs)
@@ -151,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         runs=args.runs,
                         seed=seed,
                         bounds=bounds,
+                        slope=not args.no_slope,
                     )
                     print(
                         _line(
@@ -179,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     runs=args.runs,
                     seed=seed,
                     bounds=bounds,
+                    slope=not args.no_slope,
                 )
                 print(_line(f"{name}, median {m * 1e3:g} ms", k, args.runs))
     print(f"CPU time {time.process_time() - t0:.1f} s")

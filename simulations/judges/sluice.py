@@ -60,12 +60,18 @@ from typing import Any, Literal
 
 import numpy as np
 
+from analysis.run_loop import EDGE_LOOKBACK, STRETCH_LOOKBACK
 from analysis.stats.count_eprocess import (
     DEFAULT_ACCEPT_SCALES,
     DEFAULT_PRIOR_SCALES,
     DEFAULT_TOLERANCE,
 )
-from analysis.stats.histogram import choose_edges, slo_edge_weights, tail_quantiles
+from analysis.stats.histogram import (
+    choose_edges,
+    slo_edge_weights,
+    stretch_tolerances,
+    tail_quantiles,
+)
 from analysis.stats.pod_spread import DEFAULT_POD_SPREAD
 from analysis.stats.policy import (
     CountsInterval,
@@ -90,23 +96,41 @@ def slo_bucket(model: TrafficModel) -> float:
     return float(next(b for b in model.bounds if b >= model.slo_s))
 
 
+def _pre_rollout_counts(model: TrafficModel, seconds: float = EDGE_LOOKBACK) -> np.ndarray:
+    """The baseline's cumulative bucket counts before the rollout: expected counts of the run
+    loop's lookback of stable traffic, as its pre-rollout query sees them."""
+    bounds = np.asarray(model.bounds)
+    p = bin_probabilities(transformed_cdf(model.latency, bounds, np.ones(1)))[0]
+    return np.asarray(np.cumsum(p) * model.total_rps * seconds)
+
+
 def latency_edges(
     model: TrafficModel,
     quantiles: tuple[float, ...] = (0.9, 0.99),
     slo: bool = True,
     latency_increase: float | None = None,
 ) -> list[float]:
-    """Edges frozen before the rollout from the baseline's histogram (expected counts of an hour
-    of stable traffic), as an operator would derive them from a pre-rollout query."""
-    bounds = np.asarray(model.bounds)
-    p = bin_probabilities(transformed_cdf(model.latency, bounds, np.ones(1)))[0]
-    counts = np.cumsum(p) * model.total_rps * 3600
+    """Edges frozen before the rollout from the baseline's histogram, as the run loop derives
+    them from a pre-rollout query."""
+    counts = _pre_rollout_counts(model)
     return choose_edges(
         (*model.bounds, np.inf),
         counts,
         quantiles=quantiles,
         slo=model.slo_s if slo else None,
         latency_increase=latency_increase,
+    )
+
+
+def latency_edge_tolerances(
+    model: TrafficModel, edges: tuple[float, ...], latency_increase: float
+) -> tuple[float | None, ...]:
+    """The run loop's per-edge ratios for a latency tolerance, from the same pre-rollout counts."""
+    return stretch_tolerances(
+        (*model.bounds, np.inf),
+        _pre_rollout_counts(model, STRETCH_LOOKBACK),
+        edges,
+        latency_increase,
     )
 
 
@@ -220,8 +244,12 @@ class SluiceJudge:
             # the run loop's latency tolerance: ratio 1 at the stretched points, the tail's
             # quantiles from the baseline's own histogram, no SLO edge, equal edge weights
             quantiles = tail_quantiles(self.latency_quantile)
-            latency["edges"] = tuple(
+            edges = tuple(
                 latency_edges(model, quantiles, slo=False, latency_increase=self.latency_increase)
+            )
+            latency["edges"] = edges
+            latency["edge_tolerances"] = latency_edge_tolerances(
+                model, edges, self.latency_increase
             )
             latency["edge_weights"] = self.edge_weights
             latency["tolerance"] = 1.0
