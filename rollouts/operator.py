@@ -49,6 +49,7 @@ from rollouts.cluster.kube import LABEL_ROLLOUT, SLOTS, KubeCluster, bound_api_c
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
 from rollouts.engine.deletion import handback
+from rollouts.engine.plan import Plan
 from rollouts.engine.routing_hold import stalled_on_router
 from rollouts.notifications.delivery import deliver
 from rollouts.notifications.kube import KubeNotificationConfig, resolver
@@ -288,7 +289,7 @@ class Controller:
         self,
         key: Key,
         requeue: float | None,
-        status: RolloutStatus | None,
+        plan: Plan | None,
         backoff: float | None = None,
     ) -> None:
         with self._guard:
@@ -302,19 +303,9 @@ class Controller:
             wait = backoff
         elif requeue is not None:
             wait = min(max(requeue, s.min_requeue_seconds), s.max_requeue_seconds)
-        elif (
-            status is not None
-            and status.phase in ("Healthy", "Paused", "Degraded")
-            and not status.scale_downs
-            and not any(r.phase in ("Pending", "Running") for r in status.analysis_runs)
-        ):
-            # settled, or waiting for a person (a pause without a duration) or a new revision
-            # (aborted), with no analysis to measure (a run is ticked by its Rollout's
-            # reconcile, so a background analysis during a pause keeps the timed re-check):
-            # only an event changes that, so the drift re-check only, skipped (no request, next
-            # to no CPU) unless an object it reads changed without its event having reconciled
-            # it (a reconcile that failed). A timed 10 s re-check of every paused Rollout cost
-            # 300 reconciles a second with 3,000 paused, more than a core.
+        elif plan is not None and plan.waits_for_events:
+            # the drift re-check only, skipped (no request, next to no CPU) unless an object it
+            # reads changed without its event having reconciled it (a reconcile that failed)
             wait, timed = s.idle_seconds, False
         else:
             wait = s.max_requeue_seconds
@@ -367,7 +358,7 @@ class Controller:
             rollout = self._resolved(parse_rollout(doc))
         except InvalidSpec as e:
             self._invalid(doc, before, e.problems)
-            self._next(key, None, before, self.bad_backoff.next_delay(key, True))
+            self._next(key, None, None, self.bad_backoff.next_delay(key, True))
             return None
         with self._guard:
             self._invalid_logged.pop(key, None)  # valid again: a new problem is news
@@ -384,7 +375,7 @@ class Controller:
             if problem is None:
                 raise
             self._invalid(doc, before, [problem])
-            self._next(key, None, before, self.bad_backoff.next_delay(key, True))
+            self._next(key, None, None, self.bad_backoff.next_delay(key, True))
             return None
         self.bad_backoff.next_delay(key, False)
         self.telemetry.observe(rollout, before, plan.status)
@@ -393,7 +384,7 @@ class Controller:
             self._clear_request(namespace, name, pending.raw)
         # a broken router (Stalled/RoutingError, decided by the engine) is retried ever later
         backoff = self.router_backoff.next_delay(key, stalled_on_router(plan.status))
-        self._next(key, plan.requeue_after, plan.status, backoff)
+        self._next(key, plan.requeue_after, plan, backoff)
         return plan.requeue_after
 
     def adopts(self, body: Any) -> bool:

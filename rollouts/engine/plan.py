@@ -234,3 +234,19 @@ class Plan:
     status: RolloutStatus
     actions: tuple[Action, ...] = ()
     requeue_after: float | None = None
+
+    @property
+    def waits_for_events(self) -> bool:
+        """Nothing this Rollout waits for is timed: it is settled, or waiting for a person (a
+        pause without a duration) or a new revision (aborted), with no scale-down due and no
+        analysis to measure (a run is ticked by its Rollout's reconcile, so a background
+        analysis during a pause keeps it timed). Only an event changes that, so the operator
+        needs no timed re-check: with 3,000 paused Rollouts a 10 s re-check each was 300
+        reconciles a second, more than a core."""
+        st = self.status
+        return (
+            self.requeue_after is None
+            and st.phase in ("Healthy", "Paused", "Degraded")
+            and not st.scale_downs
+            and not any(r.phase in ("Pending", "Running") for r in st.analysis_runs)
+        )

@@ -10,6 +10,7 @@ import kubernetes
 import pytest
 
 from rollouts import operator
+from rollouts.engine.plan import Plan
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
 from rollouts.verdicts.scripted import ScriptedVerdicts
@@ -73,6 +74,15 @@ def test_what_a_settled_rollout_is_requeued_after(
             AnalysisRunRecord(name=f"r{i}", kind="background", phase=p) for i, p in enumerate(runs)
         ],  # type: ignore[arg-type]
     )
-    controller._next(key, None, status)
+    plan = Plan(status=status)
+    assert plan.waits_for_events == (expected == 60.0)  # the engine says so, the operator obeys
+    controller._next(key, None, plan)
     due = controller.queue.due_in(key)
     assert due is not None and expected - 1.0 < due <= expected
+
+
+def test_a_plan_with_a_due_time_never_waits_for_events_only() -> None:
+    from rollouts.api.rollout import RolloutStatus
+
+    assert Plan(status=RolloutStatus(phase="Paused")).waits_for_events
+    assert not Plan(status=RolloutStatus(phase="Paused"), requeue_after=30.0).waits_for_events
