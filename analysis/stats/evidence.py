@@ -211,7 +211,9 @@ class Evidence(BaseModel):
     outcome: Outcome
     """reject, accept, continue or insufficient (not enough valid data to judge)."""
     estimate: FiniteNumber = None
-    """Canary/baseline ratio (compare) or the last value (threshold)."""
+    """Canary/baseline ratio (compare) or the last value (threshold). Under a latency tolerance,
+    the deciding edge's ratio against the stable pods stretched by the tolerance (1: at the
+    tolerance)."""
     lower: FiniteNumber = None
     """Lower end of the confidence interval (sequence) on the estimate."""
     upper: FiniteNumber = None

@@ -435,10 +435,21 @@ class HistogramEProcess:
     def within_tolerance(self) -> BoolArray:
         return np.asarray(np.all([p.within_tolerance for p in self._procs], axis=0))
 
+    def _scale(self, j: int) -> float:
+        """What edge ``j``'s ratios are divided by to be read against the metric's tolerance: its
+        frozen ratio (the allowance at the edge), else 1."""
+        k = self.edge_tolerances[j]
+        return 1.0 if k is None else k
+
     def _worst(self) -> tuple[NDArray[np.intp], list[tuple[FloatArray, FloatArray]]]:
         """Per run, the edge that decides: after a rejection the edge contributing most to the
-        averaged e-value, else the highest upper bound (then the higher e-value)."""
-        cis = [p.confidence_interval() for p in self._procs]
+        averaged e-value, else the highest upper bound (then the higher e-value). Bounds are
+        relative to each edge's allowance (an edge with a frozen ratio ``k`` divides by it), so
+        edges read both ways compare on one scale: canary against the stretched baseline."""
+        cis = [
+            (lo / self._scale(j), hi / self._scale(j))
+            for j, (lo, hi) in enumerate(p.confidence_interval() for p in self._procs)
+        ]
         log_e = np.asarray([p.log_e_value for p in self._procs])
         weighted = np.where(self._rejected[None, :], log_e + self._log_weights[:, None], -np.inf)
         hi = np.asarray([c[1] for c in cis])
@@ -489,9 +500,9 @@ class HistogramEProcess:
                 has_data=requests > 0,
                 within=bool(self.within_tolerance[index]),
             ),
-            estimate=ev.estimate,
-            lower=ev.lower,
-            upper=ev.upper,
+            estimate=None if ev.estimate is None else ev.estimate / self._scale(w),
+            lower=None if ev.lower is None else ev.lower / self._scale(w),
+            upper=None if ev.upper is None else ev.upper / self._scale(w),
             log_e_value=self.log_e_value[index],
             log_threshold=self.log_threshold,
             events=round(requests),

@@ -36,9 +36,8 @@ LE = (*PROMETHEUS_BOUNDS, math.inf)
 
 def _expected(shape: LatencyShape, n: float, scale: float = 1.0) -> np.ndarray:
     """Expected cumulative counts of ``n`` requests (with +Inf)."""
-    p = bin_probabilities(
-        transformed_cdf(shape, np.asarray(PROMETHEUS_BOUNDS), np.array([scale]))
-    )[0]
+    cdf = transformed_cdf(shape, np.asarray(PROMETHEUS_BOUNDS), np.array([scale]))
+    p = bin_probabilities(cdf)[0]
     return np.asarray(np.cumsum(p) * n)
 
 
@@ -113,7 +112,7 @@ def test_bad_arguments_are_named() -> None:
     counts = _expected(LogNormal(0.08, 0.6), 1e5)
     with pytest.raises(ValueError, match="latency_increase"):
         stretch_tolerances(LE, counts, [0.25], 0.0)
-    with pytest.raises(ValueError, match="edge 0.3"):
+    with pytest.raises(ValueError, match=r"edge 0\.3"):
         stretch_tolerances(LE, counts, [0.3], 0.1)
     with pytest.raises(ValueError, match="cumulative counts"):
         stretch_tolerances(LE, counts[:-1], [0.25], 0.1)
@@ -173,3 +172,8 @@ def test_frozen_ratios_survive_the_state_round_trip_and_show_in_evidence() -> No
     assert [e.tolerance for e in ev.details.edges] == list(ks)
     assert [e.baseline_point for e in ev.details.edges] == pytest.approx([e / 1.1 for e in edges])
     assert "tail slope" in ev.rule
+    # the summary is read against the allowance: the deciding edge's bounds over its ratio
+    d = ev.details.deciding_edge
+    j = list(edges).index(d)
+    k = ks[j] or 1.0
+    assert ev.upper is None or ev.upper == pytest.approx(ev.details.edges[j].upper / k)
