@@ -309,20 +309,25 @@ def test_latency_tolerance_reads_the_baseline_at_the_stretched_edge() -> None:
     assert slow.phase == "Failed" and "'latency'" in slow.message
 
 
+def _later_step(plan: MetricPlan, provider: Any, earlier: TickResult, start: float) -> TickResult:
+    """The first window of a later step's run that inherits ``earlier``'s e-processes."""
+    return advance(
+        [plan],
+        None,
+        start=start,
+        now=start + 30.0,
+        provider_for=lambda _: provider,
+        alphas=ALPHAS,
+        inherit=earlier.state["tests"],
+    )
+
+
 def test_a_later_step_keeps_the_edges_its_inherited_evidence_is_about() -> None:
     provider = sim("healthy")
     plan = latency(count=4, latency_increase=0.1)
     _, first = run([plan], provider, until=150, kind="background")
     edges = first.state["tests"]["latency"]["edges"]
-    r = advance(
-        [plan],
-        None,
-        start=600.0,
-        now=630.0,
-        provider_for=lambda _: provider,
-        alphas=ALPHAS,
-        inherit=first.state["tests"],
-    )
+    r = _later_step(plan, provider, first, 600.0)
     assert r.state["metrics"]["latency"]["edges"] == edges
     assert r.metrics[0].measurements[0].phase == "Successful"  # no window spent choosing
 
@@ -341,15 +346,7 @@ def test_a_latency_tolerance_freezes_edge_ratios_from_an_hour_before_the_rollout
     assert any(k is not None and k > 1.0 for k in frozen)
     assert r.state["metrics"]["latency"]["edgeTolerances"] == frozen
     # a later step keeps them with the edges (its evidence is about them)
-    later = advance(
-        [plan],
-        None,
-        start=4500.0,
-        now=4530.0,
-        provider_for=lambda _: provider,
-        alphas=ALPHAS,
-        inherit=r.state["tests"],
-    )
+    later = _later_step(plan, provider, r, 4500.0)
     assert later.state["metrics"]["latency"]["edgeTolerances"] == frozen
 
 
