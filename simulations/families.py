@@ -35,7 +35,7 @@ import numpy as np
 from simulations.judges.kayenta import KayentaStyle
 from simulations.judges.oracle import OracleSPRT
 from simulations.judges.sluice import SluiceJudge
-from simulations.latency import LatencyShape, LogNormal
+from simulations.latency import HeavyTail, LatencyShape, LogNormal
 from simulations.metrics import (
     RunOutcomes,
     abort_times,
@@ -45,7 +45,7 @@ from simulations.metrics import (
 )
 from simulations.scenarios import STEPS
 from simulations.schedule import WeightSchedule
-from simulations.traffic import Effect, Nuisances, TrafficModel, simulate
+from simulations.traffic import PROMETHEUS_BOUNDS, Effect, Nuisances, TrafficModel, simulate
 
 Kind = Literal["A/A", "within tolerance", "regression"]
 
@@ -113,6 +113,7 @@ class Cell:
     schedule: WeightSchedule = STEPS
     judge: SluiceJudge = DEFAULT_JUDGE
     base_error_rate: float = 0.01
+    bounds: tuple[float, ...] = PROMETHEUS_BOUNDS
 
     def __post_init__(self) -> None:
         if not self.cases or self.cases[0] != AA:
@@ -127,6 +128,7 @@ class Cell:
             self.nuisances,
             canary_pods=self.canary_pods,
             baseline_pods=self.baseline_pods,
+            bounds=self.bounds,
         )
 
 
@@ -254,6 +256,10 @@ def window_cells(rates: tuple[float, ...], incident_free: tuple[float, ...]) -> 
 
 
 TAIL = Effect("tail: 2% +300 ms", tail_fraction=0.02, tail_add_s=0.3)
+FINE_BOUNDS = tuple(round(0.5 * 2 ** (k / 4), 9) for k in range(-28, 17))
+"""Bucket bounds 19% apart (2^(1/4): a native histogram's schema 2, or explicit buckets that
+fine), 3.9 ms to 8 s, through the 0.5 s SLO: where the default buckets (2-2.5x apart) cannot see a
+tail regression that stays within the tolerance at each of their bounds, these can."""
 
 
 def shift(pct: float) -> Case:
@@ -268,9 +274,14 @@ def latency_cells(
     tail_rates: tuple[float, ...],
     shifts: tuple[float, ...],
     shift_rates: tuple[float, ...],
+    fine_medians: tuple[float, ...] = (),
+    heavy_rates: tuple[float, ...] = (),
 ) -> list[Cell]:
     """Tail-only regressions at medians 20–500 ms; shifts below the 10% tolerance (latency units)
-    that must not abort, and above it that must."""
+    that must not abort, and above it that must; ``fine_medians``: the tail on buckets 19% apart
+    (no goal: it shows what the default buckets' resolution costs); ``heavy_rates``: the shifts
+    over a lognormal body with a Pareto tail, where the tail's slope changes (the shape the
+    latency tolerance's slope assumption fits least)."""
     out = []
     for rps in tail_rates:
         for med in tail_medians:
@@ -285,6 +296,18 @@ def latency_cells(
                     judge=LATENCY,
                 )
             )
+    out += [
+        Cell(
+            "latency",
+            f"median {med * 1000:g} ms, 20 req/s, buckets 19% apart",
+            20.0,
+            (AA, regression(TAIL)),
+            latency=LogNormal(median_s=med),
+            judge=LATENCY,
+            bounds=FINE_BOUNDS,
+        )
+        for med in fine_medians
+    ]
     for rps in shift_rates:
         out.append(
             Cell(
@@ -295,6 +318,17 @@ def latency_cells(
                 judge=LATENCY,
             )
         )
+    out += [
+        Cell(
+            "latency",
+            f"heavy tail (5% Pareto past 150 ms), shifts, {_rps(rps)}",
+            rps,
+            (AA, *(shift(p) for p in shifts)),
+            latency=HeavyTail(),
+            judge=LATENCY,
+        )
+        for rps in heavy_rates
+    ]
     return out
 
 
@@ -362,7 +396,12 @@ def families(quick: bool) -> list[Cell]:
         ),
         *window_cells((20.0, 200.0, 2000.0), (200.0, 2000.0)),
         *latency_cells(
-            (0.02, 0.05, 0.1, 0.2, 0.5), (20.0, 200.0), (3.0, 5.0, 8.0, 15.0, 25.0), (200.0, 2000.0)
+            (0.02, 0.05, 0.1, 0.2, 0.5),
+            (20.0, 200.0),
+            (3.0, 5.0, 8.0, 15.0, 25.0),
+            (200.0, 2000.0),
+            fine_medians=(0.1,),
+            heavy_rates=(200.0, 2000.0),
         ),
         *low_traffic_cells((0.1, 0.2, 0.5, 1.0, 2.0, 5.0)),
     ]
