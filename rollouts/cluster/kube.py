@@ -11,6 +11,7 @@ and the operator retries it from a fresh observation, which the pure engine make
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import socket
 from collections.abc import Callable
@@ -46,6 +47,15 @@ def slot_deployment_name(rollout: Rollout, slot: SlotName) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _answer(response: Any) -> dict[str, Any]:
+    """The object a call answered with, as the server sent it. Reads and writes of typed kinds
+    are made with ``_preload_content=False`` because the client's typed model would be built only
+    to be turned back into a dict for the cache (``sanitize_for_serialization``): the two walks
+    cost 0.1 to 0.5 ms of client CPU per call of about 1 ms (measured against the emulator)."""
+    out: dict[str, Any] = json.loads(response.data)
+    return out
 
 
 def _json_pointer(key: str) -> str:
@@ -110,22 +120,24 @@ class KubeCluster:
     def _read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             obj = self.apps.read_namespaced_deployment(
-                name, namespace, _request_timeout=self.timeout
+                name, namespace, _request_timeout=self.timeout, _preload_content=False
             )
         except kubernetes.client.ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return self._dict(obj)
+        return _answer(obj)
 
     def _read_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = self.core.read_namespaced_service(name, namespace, _request_timeout=self.timeout)
+            obj = self.core.read_namespaced_service(
+                name, namespace, _request_timeout=self.timeout, _preload_content=False
+            )
         except kubernetes.client.ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return self._dict(obj)
+        return _answer(obj)
 
     def owner_reference(self, rollout: Rollout) -> dict[str, Any]:
         return {
@@ -235,8 +247,9 @@ class KubeCluster:
                 cast(Any, body),
                 field_manager=self.field_manager,
                 _request_timeout=self.timeout,
+                _preload_content=False,
             )
-            self._remember("deployments", created)
+            self._remember("deployments", _answer(created))
 
         def write() -> None:
             if not self._deployment_exists(ns, name):
@@ -263,13 +276,14 @@ class KubeCluster:
                     patch,
                     field_manager=self.field_manager,
                     _request_timeout=self.timeout,
+                    _preload_content=False,
                 )
             except kubernetes.client.ApiException as e:
                 if e.status != 404:
                     raise
                 create()  # deleted since it was seen (the watch had not told yet)
                 return
-            self._remember("deployments", patched)
+            self._remember("deployments", _answer(patched))
 
         self._retrying(f"deploy {name}", write)
 
@@ -293,8 +307,9 @@ class KubeCluster:
                     field_manager=self.field_manager,
                     _content_type=MERGE_PATCH,
                     _request_timeout=self.timeout,
+                    _preload_content=False,
                 )
-                self._remember("deployments", scaled)
+                self._remember("deployments", _answer(scaled))
             except kubernetes.client.ApiException as e:
                 if e.status != 404:
                     raise
@@ -316,8 +331,9 @@ class KubeCluster:
                     field_manager=self.field_manager,
                     _content_type=MERGE_PATCH,
                     _request_timeout=self.timeout,
+                    _preload_content=False,
                 )
-                self._remember("services", patched)
+                self._remember("services", _answer(patched))
             except kubernetes.client.ApiException as e:
                 if e.status != 404:
                     raise
@@ -430,9 +446,10 @@ class KubeCluster:
                     cast(Any, body),
                     field_manager=self.field_manager,
                     _request_timeout=self.timeout,
+                    _preload_content=False,
                 ),
             )
-            event_name = self._dict(created).get("metadata", {}).get("name")
+            event_name = (_answer(created).get("metadata") or {}).get("name")
             if event_name:
                 self._events[key] = _SeenEvent(event_name, 1)
         except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError) as e:
