@@ -791,13 +791,13 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     )
     async def run_changed(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
-        controller.observed_event(RUNS, _plain(body), kwargs.get("type") == "DELETED")
+        controller.observed_event(RUNS, _identity(body), kwargs.get("type") == "DELETED")
 
     # one index and one event handler per router kind and Services, spelled out so the RBAC
     # scan (tests/unit/deploy/test_rbac.py) reads each resource; kopf picks the served version
     def changed_obj(kind: str, body: kopf.Body, kwargs: dict[str, Any]) -> None:
         attach(kwargs)
-        controller.observed_event(kind, _plain(body), kwargs.get("type") == "DELETED")
+        controller.observed_event(kind, _identity(body), kwargs.get("type") == "DELETED")
 
     @kopf.index("", "v1", "services", id=_index_id("services"), registry=registry)
     async def services_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
@@ -917,7 +917,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     )
     async def deployment(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
-        controller.deployment_event(_plain(body), kwargs.get("type") == "DELETED")
+        controller.deployment_event(_identity(body), kwargs.get("type") == "DELETED")
 
     @kopf.on.event(
         "apps",
@@ -930,23 +930,51 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     )
     async def workload(body: kopf.Body, **kwargs: Any) -> None:
         attach(kwargs)
-        controller.deployment_event(_plain(body))
+        controller.deployment_event(_identity(body))
 
     return registry
 
 
 def _plain(body: Any) -> dict[str, Any]:
-    """kopf's Body as a plain dict (deep)."""
-
-    def conv(v: Any) -> Any:
-        if hasattr(v, "items"):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [conv(x) for x in v]
-        return v
-
-    out: dict[str, Any] = conv(body)
+    """kopf's Body as a plain dict (deep): a copy the index keeps, which nothing else mutates."""
+    out: dict[str, Any] = _copy(body)
     return out
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copy(v: Any) -> Any:
+    """A deep copy of JSON-like data. Every watch event of an indexed kind copies its object,
+    so the plain ``dict``, ``list`` and scalar types (all a parsed body holds below kopf's view
+    at the top) are told by their exact type first; mappings and sequences of other types are
+    copied as dicts and lists."""
+    t = type(v)
+    if t is dict:
+        return {k: _copy(x) for k, x in v.items()}
+    if t is list:
+        return [_copy(x) for x in v]
+    if t in _SCALARS:
+        return v
+    if hasattr(v, "items"):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_copy(x) for x in v]
+    return v
+
+
+def _identity(body: Any) -> dict[str, Any]:
+    """What an event handler passes on of an object it does not index: name, namespace and
+    labels (``observed_event`` and ``deployment_event`` read no more). Copying whole bodies,
+    managedFields included, on every slot and Service event cost the event loop for nothing."""
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "labels": dict(meta.get("labels") or {}),
+        }
+    }
 
 
 def default_api_client() -> kubernetes.client.ApiClient:

@@ -148,6 +148,21 @@ class WatchCache:
         self._record(key, _version(kind, doc))
         return doc
 
+    def peek(self, kind: str, namespace: str, name: str) -> tuple[bool, Doc | None]:
+        """(known, object) from the index and this process's writes, recording nothing and never
+        asking the API: ``known`` is False when only a GET could tell (the kind is not served, or
+        not authoritatively and the object is missing).
+
+        For a write that needs only to know whether the object exists (create or patch): it is not
+        an input the reconcile decided from, so it must not enter the fingerprint."""
+        known, values = self._indexed(kind, (namespace, name))
+        doc = _first(values) if known else None
+        with self._guard:
+            mine = self._fresher.get((kind, namespace, name))
+        if mine is not None and (doc is None or resource_version(mine) > resource_version(doc)):
+            return True, mine
+        return known, doc
+
     def list(
         self,
         kind: str,

@@ -11,6 +11,7 @@ and the operator retries it from a fresh observation, which the pure engine make
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import socket
 from collections.abc import Callable
@@ -46,6 +47,15 @@ def slot_deployment_name(rollout: Rollout, slot: SlotName) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _answer(response: Any) -> dict[str, Any]:
+    """The object a call answered with, as the server sent it. Reads and writes of typed kinds
+    are made with ``_preload_content=False`` because the client's typed model would be built only
+    to be turned back into a dict for the cache (``sanitize_for_serialization``): the two walks
+    cost 0.1 to 0.5 ms of client CPU per call of about 1 ms (measured against the emulator)."""
+    out: dict[str, Any] = json.loads(response.data)
+    return out
 
 
 def _json_pointer(key: str) -> str:
@@ -110,22 +120,24 @@ class KubeCluster:
     def _read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             obj = self.apps.read_namespaced_deployment(
-                name, namespace, _request_timeout=self.timeout
+                name, namespace, _request_timeout=self.timeout, _preload_content=False
             )
         except kubernetes.client.ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return self._dict(obj)
+        return _answer(obj)
 
     def _read_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = self.core.read_namespaced_service(name, namespace, _request_timeout=self.timeout)
+            obj = self.core.read_namespaced_service(
+                name, namespace, _request_timeout=self.timeout, _preload_content=False
+            )
         except kubernetes.client.ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return self._dict(obj)
+        return _answer(obj)
 
     def owner_reference(self, rollout: Rollout) -> dict[str, Any]:
         return {
@@ -220,19 +232,29 @@ class KubeCluster:
         template: dict[str, Any],
         replicas: int,
     ) -> None:
+        """Create the slot Deployment, or replace its template where it exists.
+
+        Whether it exists comes from the watch when the operator serves Deployments from it (a
+        GET per new revision cost a request and its answer's parsing for nothing: 1,000 of them
+        when a fleet got a new revision at once). The watch may lag: a create that finds the
+        Deployment there (409) patches it, and a patch that finds it gone (404) creates it."""
         body = self.slot_deployment(rollout, slot, revision, template, replicas)
         ns, name = rollout.metadata.namespace, body["metadata"]["name"]
 
+        def create() -> None:
+            created = self.apps.create_namespaced_deployment(
+                ns,
+                cast(Any, body),
+                field_manager=self.field_manager,
+                _request_timeout=self.timeout,
+                _preload_content=False,
+            )
+            self._remember("deployments", _answer(created))
+
         def write() -> None:
-            if self._read_deployment(ns, name) is None:
+            if not self._deployment_exists(ns, name):
                 try:
-                    created = self.apps.create_namespaced_deployment(
-                        ns,
-                        cast(Any, body),
-                        field_manager=self.field_manager,
-                        _request_timeout=self.timeout,
-                    )
-                    self._remember("deployments", created)
+                    create()
                     return
                 except kubernetes.client.ApiException as e:
                     if e.status != 409:  # created meanwhile: fall through to a patch
@@ -247,16 +269,31 @@ class KubeCluster:
                     "value": revision,
                 },
             ]
-            patched = self.apps.patch_namespaced_deployment(
-                name,
-                ns,
-                patch,
-                field_manager=self.field_manager,
-                _request_timeout=self.timeout,
-            )
-            self._remember("deployments", patched)
+            try:
+                patched = self.apps.patch_namespaced_deployment(
+                    name,
+                    ns,
+                    patch,
+                    field_manager=self.field_manager,
+                    _request_timeout=self.timeout,
+                    _preload_content=False,
+                )
+            except kubernetes.client.ApiException as e:
+                if e.status != 404:
+                    raise
+                create()  # deleted since it was seen (the watch had not told yet)
+                return
+            self._remember("deployments", _answer(patched))
 
         self._retrying(f"deploy {name}", write)
+
+    def _deployment_exists(self, namespace: str, name: str) -> bool:
+        """From the watch when it knows (a write needs no fingerprint entry), else by GET."""
+        if self.cache is not None:
+            known, doc = self.cache.peek("deployments", namespace, name)
+            if known:
+                return doc is not None
+        return self._read_deployment(namespace, name) is not None
 
     def scale_slot(self, rollout: Rollout, slot: SlotName, replicas: int) -> None:
         ns, name = rollout.metadata.namespace, slot_deployment_name(rollout, slot)
@@ -270,8 +307,9 @@ class KubeCluster:
                     field_manager=self.field_manager,
                     _content_type=MERGE_PATCH,
                     _request_timeout=self.timeout,
+                    _preload_content=False,
                 )
-                self._remember("deployments", scaled)
+                self._remember("deployments", _answer(scaled))
             except kubernetes.client.ApiException as e:
                 if e.status != 404:
                     raise
@@ -293,8 +331,9 @@ class KubeCluster:
                     field_manager=self.field_manager,
                     _content_type=MERGE_PATCH,
                     _request_timeout=self.timeout,
+                    _preload_content=False,
                 )
-                self._remember("services", patched)
+                self._remember("services", _answer(patched))
             except kubernetes.client.ApiException as e:
                 if e.status != 404:
                     raise
@@ -407,9 +446,10 @@ class KubeCluster:
                     cast(Any, body),
                     field_manager=self.field_manager,
                     _request_timeout=self.timeout,
+                    _preload_content=False,
                 ),
             )
-            event_name = self._dict(created).get("metadata", {}).get("name")
+            event_name = (_answer(created).get("metadata") or {}).get("name")
             if event_name:
                 self._events[key] = _SeenEvent(event_name, 1)
         except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError) as e:
@@ -480,6 +520,12 @@ def bound_api_client(
     config = copy.deepcopy(api.configuration)
     config.connection_pool_maxsize = max(pool_size, config.connection_pool_maxsize or 0)
     config.retries = False
+    # The environment's proxy for this host, decided once. Token credentials (in-cluster and
+    # kubeconfig alike) refresh through a hook that assigns ``host`` before every request, and
+    # the client recomputes the proxy from the environment on each assignment (os.environ walked
+    # and decoded per request: 0.05 ms with 35 variables, and a pod gets a few for every Service
+    # in its namespace). Assigning the proxy pins it; the hook still refreshes the token.
+    config.proxy = config.proxy
     bound = kubernetes.client.ApiClient(configuration=config)
     bound.default_headers.update(api.default_headers)
     bound.rest_client.close()

@@ -4,6 +4,7 @@ request timeout, peering, and kopf's state under sluice.dev."""
 from __future__ import annotations
 
 import kopf
+import pytest
 
 from rollouts.operator import FINALIZER, configure_kopf
 from rollouts.settings import Settings
@@ -78,6 +79,35 @@ def test_the_controllers_client_pools_as_many_connections_as_workers() -> None:
     assert ours.rest_client.pool_manager.connection_pool_kw["maxsize"] == 24
     assert ours.configuration.retries is False, "one retry policy: urllib3 adds none"
     assert theirs.configuration.connection_pool_maxsize != 24, "the caller's client is untouched"
+
+
+def test_the_controllers_client_reads_the_proxy_environment_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The token refresh hook assigns ``host`` before every request; the client recomputed the
+    proxy from os.environ on each assignment (issue 13: per request, in a burst of thousands)."""
+    import kubernetes
+    import kubernetes.client.configuration as configuration
+
+    from rollouts.cluster.kube import bound_api_client
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    config = kubernetes.client.Configuration()
+    config.host = "https://10.0.0.1:443"
+    config.api_key["BearerToken"] = "token"
+
+    def refresh(c: kubernetes.client.Configuration) -> None:  # as kubernetes.config's hooks do
+        c.host = "https://10.0.0.1:443"
+
+    config.refresh_api_key_hook = refresh
+    ours = bound_api_client(kubernetes.client.ApiClient(config), pool_size=4, timeout=(1.0, 2.0))
+    reads: list[int] = []
+    real = configuration.getproxies
+    monkeypatch.setattr(configuration, "getproxies", lambda: reads.append(1) or real())
+    for _ in range(3):
+        ours.configuration.auth_settings()  # what every request does
+    assert reads == []
+    assert ours.configuration.proxy == "http://proxy.example:3128"
 
 
 def test_kopf_keeps_no_diff_base_and_the_handlers_run_on_the_loop() -> None:
