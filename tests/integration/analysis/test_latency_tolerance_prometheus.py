@@ -1,7 +1,8 @@
 """Latency tolerance in latency units, judged from a real Prometheus through real PromQL.
 
 The edges are chosen from the stable service's buckets over the ten minutes before the analysis
-(a query of its own, over a window no evidence window covers); then a canary 5% slower than
+(a query of its own, over a window no evidence window covers), each edge's ratio from the hour
+before it (here the ten minutes the feed has); then a canary 5% slower than
 stable stays within "may grow by 10%" while one 50% slower is aborted. 400 requests/s with 20% to
 the canary, fixed seeds: both verdicts are far from the boundary (benchmarks/latency_tail.py)."""
 
@@ -82,6 +83,13 @@ def test_a_shift_under_the_tolerance_passes_and_a_regression_aborts(
     assert ev is not None and ev.details.latency_increase == 0.1 and ev.details.edges
     assert all(e.baseline_point == pytest.approx(e.edge / 1.1) for e in ev.details.edges)
     assert all(e.canary_requests > 0 and e.baseline_requests > 0 for e in ev.details.edges)
+    # the ratio at an edge where the stable traffic before the analysis shows the tail's slope
+    # (the hour's query holds the ten minutes this feed has): above 1, and the same in the state
+    frozen = [e.tolerance for e in ev.details.edges if e.tolerance is not None]
+    assert frozen and all(1.0 < k < 5.0 for k in frozen)
+    assert under.state["metrics"]["latency"]["edgeTolerances"] == [
+        e.tolerance for e in ev.details.edges
+    ]
 
     over = judge(feed(prometheus, 1.5), provider)
     assert over.phase == "Failed", over.message
