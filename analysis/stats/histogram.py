@@ -22,6 +22,12 @@ there, so the straight line *over*-counts the baseline's slow requests: the test
 Fractional counts keep validity too: with requests independent given the interval's request
 counts, the e-process factor has expectation ``<= 1`` for a baseline count of the form
 ``A + w·B`` (``0 <= w <= 1``), since ``κ^w <= 1 + w(κ - 1)`` for ``κ < 1`` (docs/analysis.md).
+On Prometheus' default buckets that interpolation allows far more than ``x`` (a 25% slowdown
+passed), so where the stable traffic before the rollout shows the tail's slope around an edge,
+the edge instead compares canary and baseline at the edge itself with a ratio ``(1+x)^ε`` frozen
+from that slope (:func:`stretch_tolerances`, which says what it assumes); a latency tolerance also
+takes the bound beyond its rarest edge, where a tail regression of a few percent of requests shows
+first.
 """
 
 from __future__ import annotations
