@@ -55,6 +55,26 @@ def revision(api: kubernetes.client.ApiClient) -> tuple[str, int]:
     return dep["metadata"]["labels"]["sluice.dev/revision"], dep["spec"]["replicas"]
 
 
+def deployed_and_watched(
+    cluster: KubeCluster,
+    rollout: Rollout,
+    api: kubernetes.client.ApiClient,
+    index: dict[tuple[str, str], list[dict[str, Any]]],
+) -> None:
+    """Slot ``a`` at rev1, and the watch has delivered it."""
+    cluster.deploy_slot(rollout, "a", "rev1", TEMPLATE, 1)
+    dep = get_deployment(api, "ns", "web-a")
+    assert dep is not None
+    index[("ns", "web-a")] = [dep]
+
+
+def redeploy_calls(cluster: KubeCluster, rollout: Rollout, emulator: RunningEmulator) -> list[str]:
+    """The Deployment calls that deploying rev2 (2 replicas) to slot ``a`` makes."""
+    emulator.emulator.calls.clear()
+    cluster.deploy_slot(rollout, "a", "rev2", TEMPLATE, 2)
+    return deployment_calls(emulator)
+
+
 def test_a_new_slot_is_created_without_a_get(
     cluster: KubeCluster,
     rollout: Rollout,
@@ -74,14 +94,9 @@ def test_an_existing_slot_is_patched_without_a_get(
     kube_emulator: RunningEmulator,
     index: dict[tuple[str, str], list[dict[str, Any]]],
 ) -> None:
-    cluster.deploy_slot(rollout, "a", "rev1", TEMPLATE, 1)
-    dep = get_deployment(api_client, "ns", "web-a")
-    assert dep is not None
-    index[("ns", "web-a")] = [dep]  # the watch delivered it
+    deployed_and_watched(cluster, rollout, api_client, index)
     assert cluster.cache is not None and cluster.cache.fresher_count() == 0
-    kube_emulator.emulator.calls.clear()
-    cluster.deploy_slot(rollout, "a", "rev2", TEMPLATE, 2)
-    assert deployment_calls(kube_emulator) == ["PATCH deployments/web-a"]
+    assert redeploy_calls(cluster, rollout, kube_emulator) == ["PATCH deployments/web-a"]
     assert revision(api_client) == ("rev2", 2)
 
 
@@ -93,9 +108,10 @@ def test_a_slot_created_before_the_watch_saw_it_is_patched(
 ) -> None:
     """Another writer (or a previous process) created it; the watch has not delivered it."""
     KubeCluster(api_client).deploy_slot(rollout, "a", "rev1", TEMPLATE, 1)
-    kube_emulator.emulator.calls.clear()
-    cluster.deploy_slot(rollout, "a", "rev2", TEMPLATE, 2)
-    assert deployment_calls(kube_emulator) == ["POST deployments", "PATCH deployments/web-a"]
+    assert redeploy_calls(cluster, rollout, kube_emulator) == [
+        "POST deployments",
+        "PATCH deployments/web-a",
+    ]
     assert revision(api_client) == ("rev2", 2)
 
 
@@ -106,14 +122,12 @@ def test_a_slot_deleted_before_the_watch_told_is_created_again(
     kube_emulator: RunningEmulator,
     index: dict[tuple[str, str], list[dict[str, Any]]],
 ) -> None:
-    cluster.deploy_slot(rollout, "a", "rev1", TEMPLATE, 1)
-    dep = get_deployment(api_client, "ns", "web-a")
-    assert dep is not None
-    index[("ns", "web-a")] = [dep]
+    deployed_and_watched(cluster, rollout, api_client, index)
     kubernetes.client.AppsV1Api(api_client).delete_namespaced_deployment("web-a", "ns")
-    kube_emulator.emulator.calls.clear()
-    cluster.deploy_slot(rollout, "a", "rev2", TEMPLATE, 2)
-    assert deployment_calls(kube_emulator) == ["PATCH deployments/web-a", "POST deployments"]
+    assert redeploy_calls(cluster, rollout, kube_emulator) == [
+        "PATCH deployments/web-a",
+        "POST deployments",
+    ]
     assert revision(api_client) == ("rev2", 2)
 
 
