@@ -51,6 +51,7 @@ from rollouts.engine.context import services_of
 from rollouts.engine.deletion import handback
 from rollouts.engine.plan import Plan
 from rollouts.engine.routing_hold import stalled_on_router
+from rollouts.kopf_session import bounded_session, connection_limit
 from rollouts.notifications.delivery import deliver
 from rollouts.notifications.kube import KubeNotificationConfig, resolver
 from rollouts.notifications.sender import NotificationSender
@@ -748,9 +749,13 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         controller.close()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+        # async: the session is built in the operator's event loop (rollouts.kopf_session)
         info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
-        return info or kopf.login_with_kubeconfig(**kwargs)
+        info = info or kopf.login_with_kubeconfig(**kwargs)
+        if info is None:
+            return None
+        return bounded_session(info, connection_limit(settings.namespaces))
 
     @kopf.on.probe(id=PROBE_ID, registry=registry)
     def probe(**_: Any) -> int:

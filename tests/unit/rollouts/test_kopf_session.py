@@ -1,0 +1,98 @@
+"""kopf's session: bounded connections, the same credentials kopf would send.
+
+Against a real aiohttp server on 127.0.0.1 that records the client port of every request: many
+requests at once share at most ``limit`` connections, and carry the token and headers of the
+``ConnectionInfo`` they came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import kopf
+import pytest
+from aiohttp import web
+
+from rollouts.kopf_session import (
+    REQUEST_CONNECTIONS,
+    WATCHED_RESOURCES,
+    bounded_session,
+    connection_limit,
+)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.peers: set[int] = set()
+        self.auth: set[str] = set()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.peers.add(peer[1] if peer else -1)
+        self.auth.add(request.headers.get("Authorization", ""))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)  # held open a moment, so requests overlap
+        self.in_flight -= 1
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, Recorder]]:
+    recorder = Recorder()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", recorder.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", recorder
+    await runner.cleanup()
+
+
+async def test_many_requests_share_the_bounded_connections(server: tuple[str, Recorder]) -> None:
+    url, recorder = server
+    info = kopf.ConnectionInfo(server=url, token="secret-token", default_namespace="team")
+    context = bounded_session(info, limit=4)
+    try:
+        session = context.aiohttp_session
+
+        async def get(i: int) -> int:
+            async with session.get(f"{url}/apis/x/{i}") as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(get(i) for i in range(200)))
+    finally:
+        await context.aiohttp_session.close()
+    assert statuses == [200] * 200
+    assert len(recorder.peers) <= 4  # 200 requests, no more than 4 connections
+    assert recorder.most_in_flight <= 4
+    assert recorder.auth == {"Bearer secret-token"}
+    assert context.server == url and context.default_namespace == "team"
+
+
+async def test_an_unbounded_session_would_have_opened_more(server: tuple[str, Recorder]) -> None:
+    """The check above can fail: the same requests over kopf's own (unlimited) connector use
+    more than four connections."""
+    url, recorder = server
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def get(i: int) -> int:
+            async with session.get(f"{url}/apis/x/{i}") as response:
+                return response.status
+
+        await asyncio.gather(*(get(i) for i in range(200)))
+    assert len(recorder.peers) > 4
+
+
+def test_the_limit_leaves_room_beyond_every_watch_stream() -> None:
+    assert connection_limit(()) == WATCHED_RESOURCES + REQUEST_CONNECTIONS
+    # namespaced: kopf watches each resource in each namespace, each stream holds a connection
+    assert connection_limit(("a", "b", "c")) == 3 * WATCHED_RESOURCES + REQUEST_CONNECTIONS
+    assert connection_limit(("a", "b", "c")) - 3 * WATCHED_RESOURCES >= REQUEST_CONNECTIONS
