@@ -51,7 +51,7 @@ from rollouts.engine.context import services_of
 from rollouts.engine.deletion import handback
 from rollouts.engine.plan import Plan
 from rollouts.engine.routing_hold import stalled_on_router
-from rollouts.kopf_session import bounded_session, connection_limit
+from rollouts.kopf_session import bounded_session, connection_limit, quiet_retried_requests
 from rollouts.notifications.delivery import deliver
 from rollouts.notifications.kube import KubeNotificationConfig, resolver
 from rollouts.notifications.sender import NotificationSender
@@ -1009,6 +1009,7 @@ async def run(
         timeout=(settings.connect_timeout, settings.request_timeout),
     )
     restart_watches_on_errors()
+    quiet_retried_requests()
     telemetry = telemetry or Telemetry()
     if settings.metrics_port is not None:
         telemetry.serve(settings.metrics_port)

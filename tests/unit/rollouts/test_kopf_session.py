@@ -8,6 +8,7 @@ requests at once share at most ``limit`` connections, and carry the token and he
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import kopf
@@ -17,8 +18,10 @@ from aiohttp import web
 from rollouts.kopf_session import (
     REQUEST_CONNECTIONS,
     WATCHED_RESOURCES,
+    RetriedRequestsAreWarnings,
     bounded_session,
     connection_limit,
+    quiet_retried_requests,
 )
 
 
@@ -96,3 +99,32 @@ def test_the_limit_leaves_room_beyond_every_watch_stream() -> None:
     # namespaced: kopf watches each resource in each namespace, each stream holds a connection
     assert connection_limit(("a", "b", "c")) == 3 * WATCHED_RESOURCES + REQUEST_CONNECTIONS
     assert connection_limit(("a", "b", "c")) - 3 * WATCHED_RESOURCES >= REQUEST_CONNECTIONS
+
+
+def _record(level: int, msg: str) -> logging.LogRecord:
+    return logging.LogRecord("kopf.objects", level, __file__, 1, msg, None, None)
+
+
+def test_a_retried_attempt_is_a_warning_and_a_final_failure_stays_an_error() -> None:
+    f = RetriedRequestsAreWarnings()
+    retried = _record(
+        logging.ERROR,
+        "Request attempt #1/9 failed; will retry: PATCH http://x/rollouts/r7 -> "
+        "ConnectionTimeoutError('Connection timeout to host')",
+    )
+    assert f.filter(retried) and retried.levelno == logging.WARNING
+    assert retried.levelname == "WARNING"
+    final = _record(logging.ERROR, "Request attempt #9/9 failed; escalating: PATCH http://x -> e")
+    assert f.filter(final) and final.levelno == logging.ERROR
+    other = _record(logging.ERROR, "Handler 'sluice' failed with an exception. Will retry.")
+    assert f.filter(other) and other.levelno == logging.ERROR
+
+
+def test_installed_on_kopfs_request_loggers(caplog: pytest.LogCaptureFixture) -> None:
+    quiet_retried_requests()
+    quiet_retried_requests()  # idempotent
+    objects = logging.getLogger("kopf.objects")
+    assert sum(isinstance(f, RetriedRequestsAreWarnings) for f in objects.filters) == 1
+    with caplog.at_level(logging.DEBUG, logger="kopf.objects"):
+        objects.error("Request attempt #2/9 failed; will retry: GET http://x -> boom")
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
