@@ -1,7 +1,10 @@
 """Scale benchmark: the real controller against the emulator with 100 / 300 / 1,000 / 3,000 Rollouts.
 
     .venv/bin/python benchmarks/scale.py --sizes 100,300,1000 [--idle-seconds 30] [--aborts 200]
-        [--shards N]
+        [--shards N] [--rates 20,40,80]
+
+``SLUICE_BENCH_PROFILE=FILE`` (with ``py-spy`` installed) samples the controller during the burst
+into FILE (collapsed stacks, GIL holders only): where a Rollout's CPU goes.
 
 With ``--shards N`` the controller is N processes, each serving ``--shard I/N`` (CPU summed over
 them, RSS the largest one's).
@@ -21,6 +24,8 @@ Services and VirtualService. Figures per size:
   weight 0 in the VirtualService (p50 / p99);
 - paced step apply: the aborted Rollouts get a new revision each, 20 a second (a GitOps tool
   syncing a fleet), with the rest of the fleet present: update to the first weight (p50 / p99);
+  with ``--rates``, again at each further rate over the next slice of ``--aborts`` Rollouts, so
+  the highest rate one process sustains (p99 < 1 s) is measured;
 - API calls per reconcile during the step phase (emulator counts / the controller's
   ``sluice_reconcile_duration_seconds_count``);
 - idle: requests per second over ``--idle-seconds`` once every Rollout is settled, the
@@ -35,6 +40,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -346,7 +352,35 @@ def poisson_upper(count: float, seconds: float) -> float:
 # ---------------------------------------------------------------------------------- run
 
 
-def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[str, Any]:
+def _profile(controllers: Controllers, out: str | None) -> subprocess.Popen[bytes] | None:
+    """With ``SLUICE_BENCH_PROFILE=FILE``, sample the (first) controller with py-spy during the
+    burst, GIL holders only, collapsed stacks into FILE: where a Rollout's CPU goes."""
+    if not out:
+        return None
+    if shutil.which("py-spy") is None:
+        raise SystemExit("SLUICE_BENCH_PROFILE needs py-spy: .venv/bin/pip install py-spy")
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(controllers.procs[0].pid),
+            "--gil",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            out,
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def run_size(
+    n: int, idle_seconds: float, aborts: int, shards: int = 1, rates: tuple[float, ...] = (20,)
+) -> dict[str, Any]:
     import kubernetes
 
     from tests.support.kube import write_kubeconfig
@@ -464,6 +498,7 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
         s0, cpu0, ecpu0 = counts(), controllers.cpu(), cpu_seconds(emulator.pid or 0)
         started: dict[str, float] = {}
         t_step = time.monotonic()
+        spy = _profile(controllers, os.environ.get("SLUICE_BENCH_PROFILE"))
         for i in range(n):
             name = f"r{i}"
             started[name] = time.monotonic()
@@ -471,6 +506,9 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
         result["step_updates_sent_seconds"] = round(time.monotonic() - t_step, 1)
 
         lat = reached(20, started, "every first weight step", 120 + n * 2.0)
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait()
         wait(lambda: phases().get("Paused", 0) == n, 120 + n * 1.0, "all Paused")
         time.sleep(2)
         s1 = counts()
@@ -507,29 +545,61 @@ def run_size(n: int, idle_seconds: float, aborts: int, shards: int = 1) -> dict[
         }
 
         # ---------------------------------------------------------------- paced step apply
-        # The aborted Rollouts (weight 0, Degraded) get a new revision each, 20 a second (the
-        # pace of a GitOps tool syncing a fleet): update -> first weight (20), with every other
-        # Rollout of the fleet present and paused.
+        # The aborted Rollouts (weight 0, Degraded) get a new revision each, at a steady rate
+        # (the pace of a GitOps tool syncing a fleet): update -> first weight (20), with every
+        # other Rollout of the fleet present and paused. With --rates R1,R2,..., each further
+        # rate takes the next slice of the fleet (aborted first, unmeasured): the highest rate
+        # whose p99 stays under a second is what one process sustains, measured, not derived.
+        def abort_quietly(names: list[str], tag: str) -> None:
+            for name in names:
+                patch_rollout(
+                    name, {"metadata": {"annotations": {"sluice.dev/request": f"abort@{tag}"}}}
+                )
+            wanted = set(names)
+
+            def degraded() -> bool:
+                items = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "rollouts")
+                done = {
+                    i["metadata"]["name"]
+                    for i in items["items"]
+                    if (i.get("status") or {}).get("phase") == "Degraded"
+                }
+                return wanted <= done
+
+            wait(degraded, 120 + 2 * len(names), "every Rollout of the slice Degraded")
+
         wait(
             lambda: sum(p for ph, p in phases().items() if ph == "Degraded") >= k,
             120 + 2 * k,
             "every aborted Rollout Degraded",
         )
-        paced: dict[str, float] = {}
-        cpu0 = controllers.cpu()
-        for i in range(k):
-            name = f"r{i}"
-            paced[name] = time.monotonic()
-            set_image(name, "app:3")
-            time.sleep(max(0.0, paced[name] + 0.05 - time.monotonic()))
-
-        plat = reached(20, paced, "every paced first weight step", 120 + 2 * k)
-        result["paced_step"] = {
-            "count": k,
-            "rate_per_second": 20,
-            **latencies(plat),
-            "controller_cpu_seconds": round(controllers.cpu() - cpu0, 1),
-        }
+        result["paced_steps"] = []
+        for j, rate in enumerate(rates):
+            names = [f"r{i}" for i in range(j * k, (j + 1) * k)]
+            if (j + 1) * k > n:
+                print(f"  (rate {rate}/s skipped: the fleet has no slice of {k} left)")
+                break
+            if j > 0:
+                abort_quietly(names, f"slice{j}")
+            paced: dict[str, float] = {}
+            cpu0, t0 = controllers.cpu(), time.monotonic()
+            for name in names:
+                paced[name] = time.monotonic()
+                set_image(name, f"app:{3 + j}")
+                time.sleep(max(0.0, paced[name] + 1.0 / rate - time.monotonic()))
+            plat = reached(20, paced, f"every first weight step at {rate}/s", 120 + 2 * k)
+            result["paced_steps"].append(
+                {
+                    "count": k,
+                    "rate_per_second": rate,
+                    **latencies(plat),
+                    "controller_cpu_seconds": round(controllers.cpu() - cpu0, 1),
+                    "controller_cpu_share": round(
+                        (controllers.cpu() - cpu0) / (time.monotonic() - t0), 3
+                    ),
+                }
+            )
+        result["paced_step"] = result["paced_steps"][0]
         result["controller_rss_mb_end"] = round(controllers.rss(), 1)
     finally:
         result["controller_exit_code"] = controllers.stop()
@@ -550,6 +620,12 @@ def main() -> None:
     parser.add_argument(
         "--shards", type=int, default=1, help="controller processes, one per shard (--shard I/N)"
     )
+    parser.add_argument(
+        "--rates",
+        default="20",
+        help="new revisions per second of the paced phase; each further rate takes the next "
+        "slice of --aborts Rollouts (e.g. 20,40,80: the fastest with p99 < 1 s is sustained)",
+    )
     args = parser.parse_args()
     print(
         "Emulator: tests.support.kube.SluiceEmulator(lean=True) in its own process "
@@ -562,9 +638,10 @@ def main() -> None:
     )
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
-        r = run_size(n, args.idle_seconds, args.aborts, args.shards)
+        rates = tuple(float(x) for x in args.rates.split(","))
+        r = run_size(n, args.idle_seconds, args.aborts, args.shards, rates)
         results.append(r)
-        idle, step, abort, paced = r["idle"], r["step"], r["abort"], r["paced_step"]
+        idle, step, abort = r["idle"], r["step"], r["abort"]
         print(
             f"\n{n} Rollouts, {args.shards} controller process(es) (created in {r['create_seconds']} s, first settle "
             f"{r['first_settle_seconds']} s)\n"
@@ -581,11 +658,15 @@ def main() -> None:
             f"{idle['controller_rss_mb']} MB (end {r['controller_rss_mb_end']} MB)\n"
             f"  step phase CPU: controller {step['controller_cpu_seconds']} s "
             f"({1000 * step['controller_cpu_seconds'] / n:.0f} ms per Rollout), emulator "
-            f"{step['emulator_cpu_seconds']} s; updates sent in {r['step_updates_sent_seconds']} s\n"
-            f"  paced step apply ({paced['count']} at {paced['rate_per_second']}/s, the fleet "
-            f"present -> weight 20): p50 {paced['p50']} s, p99 {paced['p99']} s, "
-            f"max {paced['max']} s"
+            f"{step['emulator_cpu_seconds']} s; updates sent in {r['step_updates_sent_seconds']} s"
         )
+        for paced in r["paced_steps"]:
+            print(
+                f"  paced step apply ({paced['count']} at {paced['rate_per_second']:g}/s, the "
+                f"fleet present -> weight 20): p50 {paced['p50']} s, p99 {paced['p99']} s, "
+                f"max {paced['max']} s; controller CPU {paced['controller_cpu_share'] * 100:.0f}%"
+                " of a core"
+            )
         print("  idle calls:", json.dumps(idle["calls"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
