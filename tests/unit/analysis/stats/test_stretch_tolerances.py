@@ -133,6 +133,25 @@ def test_too_few_slow_requests_keep_the_live_interpolation() -> None:
     assert slow_at_half < STRETCH_MIN_SLOW
 
 
+def test_the_slope_is_used_only_where_it_is_tighter_than_the_interpolation() -> None:
+    """Same edge (0.25 s), two tails. The straight line from 0.1 s to 0.25 s is read at
+    0.25 / 1.1 = 0.227 s, 85% of the way up the bucket."""
+    le = (0.1, 0.25, 0.5, 1.0, math.inf)
+    n = 10_000
+    # a steady tail: 3,000 / 400 / 100 / 25 slower than each bound. The line allows
+    # (3000 - 0.85 * 2600) / 400 = 2.0x the slow share at 0.25 s; the slope (elasticities 2.2
+    # and 2.0 below and above) far less
+    steady = [n - 3000, n - 400, n - 100, n - 25, n]
+    (k,) = stretch_tolerances(le, steady, [0.25], 0.1)
+    line = (3000 - (0.25 / 1.1 - 0.1) / 0.15 * 2600) / 400
+    assert k is not None and 1.0 < k < line
+    assert k == pytest.approx(1.1 ** max(math.log(3000 / 400) / math.log(2.5), 2.0), rel=0.2)
+    # almost nobody between 0.1 and 0.25 s (the line allows ~1.02x) and almost nobody beyond
+    # 0.5 s (an elasticity of ~12 above the edge, a slope of ~3x): the line is kept (None)
+    cliff = [n - 110, n - 100, n - 1, n, n]
+    assert stretch_tolerances(le, cliff, [0.25], 0.1) == (None,)
+
+
 def test_no_bucket_above_means_no_slope() -> None:
     counts = _expected(LogNormal(5.0, 0.6), 1e6)  # the last finite bound is deep in the body
     assert stretch_tolerances(LE, counts, [PROMETHEUS_BOUNDS[-1]], 0.1) == (None,)
