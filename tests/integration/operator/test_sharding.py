@@ -10,8 +10,8 @@ records which client made each request (its User-Agent), so "B wrote nothing bef
 
 B starts after A stops rather than waiting as a standby beside it: with both operators in one
 test process, kopf's peering did not pause B while A was active (both reconciled, A writing and B
-reading; nothing double-written, but not what two pods do), so a standby's pause is left to a real
-cluster (tests/e2e); the peering object per shard is checked here.
+reading; nothing double-written, but not what two pods do), so a standby's pause is tested with
+two processes (test_standby.py); the peering object per shard is checked here.
 """
 
 from __future__ import annotations
