@@ -4,7 +4,8 @@
         [--shards N] [--rates 20,40,80]
 
 ``SLUICE_BENCH_PROFILE=FILE`` (with ``py-spy`` installed) samples the controller during the burst
-into FILE (collapsed stacks, GIL holders only): where a Rollout's CPU goes.
+into FILE (collapsed stacks, GIL holders only): where a Rollout's CPU goes;
+``SLUICE_BENCH_PROFILE_PACED=FILE`` the same during the first paced rate.
 
 With ``--shards N`` the controller is N processes, each serving ``--shard I/N`` (CPU summed over
 them, RSS the largest one's).
@@ -357,11 +358,12 @@ def _profile(controllers: Controllers, out: str | None) -> subprocess.Popen[byte
     burst, GIL holders only, collapsed stacks into FILE: where a Rollout's CPU goes."""
     if not out:
         return None
-    if shutil.which("py-spy") is None:
+    spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if spy is None:
         raise SystemExit("SLUICE_BENCH_PROFILE needs py-spy: .venv/bin/pip install py-spy")
     return subprocess.Popen(
         [
-            "py-spy",
+            spy,
             "record",
             "--pid",
             str(controllers.procs[0].pid),
@@ -583,11 +585,28 @@ def run_size(
                 abort_quietly(names, f"slice{j}")
             paced: dict[str, float] = {}
             cpu0, t0 = controllers.cpu(), time.monotonic()
+            c0 = counts()
+            reconciles0 = controllers.metric("sluice_reconcile_duration_seconds_count")
+            spy = _profile(
+                controllers, os.environ.get("SLUICE_BENCH_PROFILE_PACED") if j == 0 else None
+            )
             for name in names:
                 paced[name] = time.monotonic()
                 set_image(name, f"app:{3 + j}")
                 time.sleep(max(0.0, paced[name] + 1.0 / rate - time.monotonic()))
             plat = reached(20, paced, f"every first weight step at {rate}/s", 120 + 2 * k)
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait()
+            c1 = counts()
+            calls = {
+                key: c1.get(key, 0) - c0.get(key, 0)
+                for key in c1
+                if c1.get(key, 0) != c0.get(key, 0) and key not in driver
+            }
+            paced_reconciles = (
+                controllers.metric("sluice_reconcile_duration_seconds_count") - reconciles0
+            )
             result["paced_steps"].append(
                 {
                     "count": k,
@@ -597,6 +616,9 @@ def run_size(
                     "controller_cpu_share": round(
                         (controllers.cpu() - cpu0) / (time.monotonic() - t0), 3
                     ),
+                    "reconciles_per_rollout": round(paced_reconciles / k, 2),
+                    "api_calls_per_rollout": round(sum(calls.values()) / k, 2),
+                    "calls": calls,
                 }
             )
         result["paced_step"] = result["paced_steps"][0]
@@ -665,8 +687,10 @@ def main() -> None:
                 f"  paced step apply ({paced['count']} at {paced['rate_per_second']:g}/s, the "
                 f"fleet present -> weight 20): p50 {paced['p50']} s, p99 {paced['p99']} s, "
                 f"max {paced['max']} s; controller CPU {paced['controller_cpu_share'] * 100:.0f}%"
-                " of a core"
+                f" of a core, {paced['reconciles_per_rollout']} reconciles and "
+                f"{paced['api_calls_per_rollout']} API calls per Rollout"
             )
+            print("    calls:", json.dumps(paced["calls"]))
         print("  idle calls:", json.dumps(idle["calls"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
