@@ -92,7 +92,9 @@ import asyncio, logging, sys
 from rollouts.cli.run_controller import configure_logging
 from rollouts.operator import run
 from rollouts.settings import Settings
+from rollouts.gc_tuning import tune_gc
 configure_logging("text", False)
+tune_gc()  # as `sluice run` does
 logging.getLogger("kopf").setLevel(logging.WARNING)
 from rollouts.sharding import Shard
 shard = Shard.parse(sys.argv[2]) if len(sys.argv) > 2 else None

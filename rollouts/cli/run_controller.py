@@ -214,10 +214,14 @@ def run(
             "time from one scheduler, with no per-Rollout timer; remove the setting"
         )
     from rollouts.cli.cluster_check import load_api_client, reach_cluster
+    from rollouts.gc_tuning import tune_gc
     from rollouts.operator import run as run_operator
 
     api = load_api_client()
     reach_cluster(api)
+    # after the imports, so the modules and schemas are what it freezes (rollouts.gc_tuning);
+    # here rather than in run_operator, which tests start many times in one process
+    tune_gc()
     try:
         asyncio.run(run_operator(settings, api=api))
     except KeyboardInterrupt:

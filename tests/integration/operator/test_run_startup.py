@@ -81,3 +81,31 @@ def test_a_cluster_without_the_crds_is_named(
         f"Error: the Kubernetes API at {url} serves no sluice.dev/v1alpha1: the CRDs are not "
         "installed (kubectl apply -k deploy/)"
     ]
+
+
+def test_sluice_run_tunes_the_collector_before_the_operator_starts(
+    kube_emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI reaches the emulator for real; the operator itself is replaced by one that only
+    notes the collector's state it starts with and returns (``rollouts.gc_tuning``)."""
+    import gc
+
+    from rollouts import operator
+    from rollouts.gc_tuning import THRESHOLDS
+
+    use_kubeconfig(monkeypatch, write_kubeconfig(tmp_path / "kubeconfig", kube_emulator.url))
+    seen: dict[str, object] = {}
+
+    async def started(settings: object, **_: object) -> None:
+        seen["threshold"] = gc.get_threshold()
+        seen["frozen"] = gc.get_freeze_count()
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(operator, "run", started)
+    try:
+        result = CliRunner().invoke(cli, RUN)
+    finally:
+        gc.set_threshold(*before)
+    assert result.exit_code == 0, result.output
+    assert seen["threshold"] == THRESHOLDS
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 0
