@@ -5,14 +5,12 @@ until the apply was repeated)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from rollouts.peering import CLUSTER_PEERINGS, PEERING_GROUP, PEERING_VERSION
 from rollouts.settings import Settings
-from tests.integration.cluster.test_peering import serve_peering_crd
-from tests.support.kube import RunningEmulator, create_rollout, get_json, start_emulator
+from tests.integration.cluster.test_peering import peering_emulator
+from tests.support.kube import create_rollout, get_json
 
 from .conftest import (
     OperatorHarness,
@@ -33,15 +31,7 @@ pytestmark = pytest.mark.integration
 PRIORITY = 4242
 
 
-@pytest.fixture()
-def kube_emulator() -> Iterator[RunningEmulator]:
-    """The emulator with kopf's peering CRD served (and no peering object)."""
-    running = start_emulator()
-    serve_peering_crd(running)
-    try:
-        yield running
-    finally:
-        running.stop()
+kube_emulator = pytest.fixture(name="kube_emulator")(peering_emulator)
 
 
 @pytest.fixture()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes
@@ -28,14 +27,12 @@ from rollouts.operator import run
 from rollouts.peering import CLUSTER_PEERINGS, PEERING_GROUP, PEERING_VERSION
 from rollouts.settings import Settings
 from rollouts.sharding import Shard, shard_of
-from tests.integration.cluster.test_peering import serve_peering_crd
+from tests.integration.cluster.test_peering import peering_emulator
 from tests.support.kube import (
-    RunningEmulator,
     create_rollout,
     create_service,
     get_json,
     list_json,
-    start_emulator,
 )
 
 from .conftest import (
@@ -59,14 +56,7 @@ MINE, OTHER = "web", "cart"  # shard 0 and shard 1 of 2
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 
 
-@pytest.fixture()
-def kube_emulator() -> Iterator[RunningEmulator]:
-    running = start_emulator()
-    serve_peering_crd(running)
-    try:
-        yield running
-    finally:
-        running.stop()
+kube_emulator = pytest.fixture(name="kube_emulator")(peering_emulator)
 
 
 @pytest.fixture()

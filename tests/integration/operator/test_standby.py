@@ -22,15 +22,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import kubernetes
 import pytest
 
 from rollouts.peering import CLUSTER_PEERINGS, PEERING_GROUP, PEERING_VERSION
-from tests.integration.cluster.test_peering import serve_peering_crd
-from tests.support.kube import RunningEmulator, create_rollout, get_json, start_emulator
+from tests.integration.cluster.test_peering import peering_emulator
+from tests.support.kube import RunningEmulator, create_rollout, get_json
 
 from .conftest import (
     FAST_SETTINGS,
@@ -64,14 +64,7 @@ asyncio.run(run(Settings(**json.loads(sys.argv[2])), api=api))
 """
 
 
-@pytest.fixture()
-def kube_emulator() -> Iterator[RunningEmulator]:
-    running = start_emulator()
-    serve_peering_crd(running)
-    try:
-        yield running
-    finally:
-        running.stop()
+kube_emulator = pytest.fixture(name="kube_emulator")(peering_emulator)
 
 
 class Replica:
