@@ -87,18 +87,22 @@ def test_sluice_run_tunes_the_collector_before_the_operator_starts(
     kube_emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The CLI reaches the emulator for real; the operator itself is replaced by one that only
-    notes the collector's state it starts with and returns (``rollouts.gc_tuning``)."""
+    notes the collector's state it starts with and returns (``rollouts.gc_tuning``). The freeze
+    is recorded instead of done: a freeze cannot be undone, and this test process goes on."""
     import gc
 
-    from rollouts import operator
+    from rollouts import gc_tuning, operator
     from rollouts.gc_tuning import THRESHOLDS
 
     use_kubeconfig(monkeypatch, write_kubeconfig(tmp_path / "kubeconfig", kube_emulator.url))
+    calls: list[str] = []
+    monkeypatch.setattr(gc_tuning, "_frozen", False)
+    monkeypatch.setattr(gc_tuning.gc, "freeze", lambda: calls.append("freeze"))
     seen: dict[str, object] = {}
 
     async def started(settings: object, **_: object) -> None:
         seen["threshold"] = gc.get_threshold()
-        seen["frozen"] = gc.get_freeze_count()
+        seen["frozen"] = list(calls)
 
     before = gc.get_threshold()
     monkeypatch.setattr(operator, "run", started)
@@ -108,4 +112,4 @@ def test_sluice_run_tunes_the_collector_before_the_operator_starts(
         gc.set_threshold(*before)
     assert result.exit_code == 0, result.output
     assert seen["threshold"] == THRESHOLDS
-    assert isinstance(seen["frozen"], int) and seen["frozen"] > 0
+    assert seen["frozen"] == ["freeze"]
