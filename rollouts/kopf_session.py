@@ -75,7 +75,10 @@ class RetriedRequestsAreWarnings(logging.Filter):
 _RETRIED = re.compile(r"Request attempt #\d+(/\d+)? failed; will retry")
 
 KOPF_REQUEST_LOGGERS = ("kopf.objects", "kopf")
-"""Where kopf logs its requests' attempts: per object, and outside any object."""
+"""The loggers filtered: ``kopf.objects``, where kopf logs the requests it makes for an object
+(its finalizer and annotation patches, the ones that time out at a large first start), and
+``kopf`` itself. A filter does not reach a child logger's records: attempts kopf logs through a
+module's own logger (its peering, for one) keep kopf's level."""
 
 
 def quiet_retried_requests() -> None:
