@@ -33,6 +33,9 @@ class ControllerProcess:
     kubeconfig: Path
     settings: Settings
     log_dir: Path
+    agent: str | None = None
+    """Names this controller to the API server (its client's User-Agent, which the emulator
+    records per request) and to kopf's peering (``POD_ID``): two replicas told apart."""
     starts: int = 0
     kills: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -43,13 +46,14 @@ class ControllerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
         self._killed = False
-        log = self.log_dir / f"controller-{self.starts}.log"
+        log = self.log_dir / f"{self.agent or 'controller'}-{self.starts}.log"
         self.logs.append(log)
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "NO_PROXY": "127.0.0.1,localhost",
             "PYTHONPATH": str(REPO),
+            **({AGENT_ENV: self.agent, "POD_ID": self.agent} if self.agent else {}),
         }
         settings = {k: v for k, v in asdict(self.settings).items() if k != "extra"}
         with log.open("wb") as out:
@@ -97,6 +101,8 @@ class ControllerProcess:
         return self.log_text().count("Traceback (most recent call last)")
 
 
+AGENT_ENV = "SLUICE_TEST_USER_AGENT"
+
 _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded here: the child must not import
 
 
@@ -119,11 +125,14 @@ def wait_until(check: Any, timeout: float, interval: float = 0.2) -> Any:
 
 
 def main(argv: list[str]) -> None:
-    from rollouts.operator import run
+    from rollouts.operator import default_api_client, run
 
     raw = json.loads(argv[0])
     raw["namespaces"] = tuple(raw.get("namespaces") or ())
-    asyncio.run(run(Settings(**raw)))
+    api = default_api_client()
+    if os.environ.get(AGENT_ENV):
+        api.user_agent = os.environ[AGENT_ENV]
+    asyncio.run(run(Settings(**raw), api=api))
 
 
 if __name__ == "__main__":

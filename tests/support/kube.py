@@ -657,6 +657,32 @@ def start_emulator(lean: bool = False) -> RunningEmulator:
     return running
 
 
+def serve_peering_crd(kube: RunningEmulator) -> None:
+    """Serve kopf's ClusterKopfPeering kind (its CRD installed), as the manifests do."""
+    from rollouts.peering import CLUSTER_PEERINGS, PEERING_GROUP, PEERING_VERSION
+
+    kube.emulator.resources[f"{PEERING_GROUP}/{PEERING_VERSION}/{CLUSTER_PEERINGS}"] = (
+        kmock.ResourceInfo(
+            kind="ClusterKopfPeering",
+            singular="clusterkopfpeering",
+            namespaced=False,
+            verbs=ALL_VERBS,
+        )
+    )
+
+
+def peering_emulator() -> Iterator[RunningEmulator]:
+    """The emulator with kopf's peering CRD served (and no peering object). Operator tests that
+    peer install it as their ``kube_emulator`` fixture:
+    ``kube_emulator = pytest.fixture(name="kube_emulator")(peering_emulator)``."""
+    running = start_emulator()
+    serve_peering_crd(running)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def write_kubeconfig(path: Path, url: str, namespace: str = "default") -> Path:
     path.write_text(
         "apiVersion: v1\n"

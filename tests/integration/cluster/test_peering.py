@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
-import kmock
 import kubernetes
 import pytest
 
@@ -23,34 +21,11 @@ from rollouts.peering import (
     create_cluster_peering,
     ensure_cluster_peering,
 )
-from tests.support.kube import ALL_VERBS, RunningEmulator, get_json, start_emulator
+from tests.support.kube import RunningEmulator, get_json, serve_peering_crd
 
 pytestmark = pytest.mark.integration
 
 PATH = f"/apis/{PEERING_GROUP}/{PEERING_VERSION}/{CLUSTER_PEERINGS}"
-
-
-def serve_peering_crd(kube: RunningEmulator) -> None:
-    kube.emulator.resources[f"{PEERING_GROUP}/{PEERING_VERSION}/{CLUSTER_PEERINGS}"] = (
-        kmock.ResourceInfo(
-            kind="ClusterKopfPeering",
-            singular="clusterkopfpeering",
-            namespaced=False,
-            verbs=ALL_VERBS,
-        )
-    )
-
-
-def peering_emulator() -> Iterator[RunningEmulator]:
-    """The emulator with kopf's peering CRD served (and no peering object): the operator tests
-    that peer install it as their ``kube_emulator`` fixture,
-    ``kube_emulator = pytest.fixture(name="kube_emulator")(peering_emulator)``."""
-    running = start_emulator()
-    serve_peering_crd(running)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 async def test_waits_for_the_crd_then_creates_the_object(

@@ -234,6 +234,26 @@ class OperatorHarness:
         patch_rollout(self.api, self.namespace, name, {"spec": {"template": template}})
 
 
+# ------------------------------------------------------------------------------ replicas
+WRITES = {"POST", "PATCH", "PUT", "DELETE"}
+
+
+def writes_by(h: OperatorHarness, agent: str, since: int = 0) -> list[str]:
+    """Sluice's writes made through the client named ``agent`` (its User-Agent), from the
+    emulator's ``since``-th recorded call on; Deployment status writes (the test playing the
+    Deployment controller) and kopf's peering heartbeats aside."""
+    from rollouts.peering import CLUSTER_PEERINGS
+
+    return [
+        str(c)
+        for c in list(h.emulator.emulator.calls)[since:]
+        if c.agent == agent
+        and c.method in WRITES
+        and not (c.plural == "deployments" and c.subresource == "status")
+        and c.plural != CLUSTER_PEERINGS
+    ]
+
+
 # ------------------------------------------------------------------------------ Rollouts
 
 CANARY_STEPS: list[dict[str, Any]] = [

@@ -9,8 +9,7 @@ import pytest
 
 from rollouts.peering import CLUSTER_PEERINGS, PEERING_GROUP, PEERING_VERSION
 from rollouts.settings import Settings
-from tests.integration.cluster.test_peering import peering_emulator
-from tests.support.kube import create_rollout, get_json
+from tests.support.kube import create_rollout, get_json, peering_emulator
 
 from .conftest import (
     OperatorHarness,

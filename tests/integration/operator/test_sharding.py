@@ -27,15 +27,16 @@ from rollouts.operator import run
 from rollouts.peering import CLUSTER_PEERINGS, PEERING_GROUP, PEERING_VERSION
 from rollouts.settings import Settings
 from rollouts.sharding import Shard, shard_of
-from tests.integration.cluster.test_peering import peering_emulator
 from tests.support.kube import (
     create_rollout,
     create_service,
     get_json,
     list_json,
+    peering_emulator,
 )
 
 from .conftest import (
+    WRITES,
     OperatorHarness,
     api_client,
     canary,
@@ -45,6 +46,7 @@ from .conftest import (
     kubeconfig,
     namespace,
     services,
+    writes_by,
 )
 
 __all__ = ["api_client", "harness", "kubeconfig", "namespace", "services"]
@@ -53,7 +55,6 @@ pytestmark = pytest.mark.integration
 
 SHARD = Shard(0, 2)
 MINE, OTHER = "web", "cart"  # shard 0 and shard 1 of 2
-WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 
 
 kube_emulator = pytest.fixture(name="kube_emulator")(peering_emulator)
@@ -62,19 +63,6 @@ kube_emulator = pytest.fixture(name="kube_emulator")(peering_emulator)
 @pytest.fixture()
 def operator_settings() -> Settings:
     return fast_settings(standalone=False, priority=100, shard=SHARD)
-
-
-def writes_by(h: OperatorHarness, agent: str) -> list[str]:
-    """Sluice's writes made through the client named ``agent`` (the harness's own readiness
-    updates, Deployment status writes, are the test playing the Deployment controller)."""
-    return [
-        str(c)
-        for c in list(h.emulator.emulator.calls)
-        if c.agent == agent
-        and c.method in WRITES
-        and not (c.plural == "deployments" and c.subresource == "status")
-        and c.plural != CLUSTER_PEERINGS
-    ]
 
 
 def untouched(h: OperatorHarness, name: str) -> bool:
