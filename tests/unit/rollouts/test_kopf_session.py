@@ -128,3 +128,26 @@ def test_installed_on_kopfs_request_loggers(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level(logging.DEBUG, logger="kopf.objects"):
         objects.error("Request attempt #2/9 failed; will retry: GET http://x -> boom")
     assert [r.levelname for r in caplog.records] == ["WARNING"]
+
+
+def test_the_watch_allowance_covers_every_resource_the_operator_watches() -> None:
+    """``WATCHED_RESOURCES`` is a constant; the operator's own registry says how many resources
+    kopf watches (each a stream, each a connection), plus the peering object's."""
+    import kubernetes
+
+    from rollouts.operator import Controller, build_registry
+    from rollouts.settings import Settings
+
+    settings = Settings(standalone=True, metrics_port=None, liveness_port=None)
+    controller = Controller(kubernetes.client.ApiClient(), settings)
+    try:
+        registry = build_registry(controller, settings)
+        watched = {
+            h.selector
+            for handlers in (registry._indexing, registry._watching, registry._changing)
+            for h in handlers.get_all_handlers()
+        }
+    finally:
+        controller.close()
+    assert len(watched) >= 8  # Rollouts, AnalysisRuns, slot Deployments, Services, 4 routers
+    assert len(watched) + 1 <= WATCHED_RESOURCES
