@@ -36,12 +36,14 @@ Services and VirtualService. Figures per size:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing as mp
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,7 +51,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -355,31 +357,27 @@ def poisson_upper(count: float, seconds: float) -> float:
 # ---------------------------------------------------------------------------------- run
 
 
-def _profile(controllers: Controllers, out: str | None) -> subprocess.Popen[bytes] | None:
-    """With ``SLUICE_BENCH_PROFILE=FILE``, sample the (first) controller with py-spy during the
-    burst, GIL holders only, collapsed stacks into FILE: where a Rollout's CPU goes."""
+@contextlib.contextmanager
+def profiled(controllers: Controllers, out: str | None) -> Iterator[None]:
+    """With an output FILE (``SLUICE_BENCH_PROFILE``, ``SLUICE_BENCH_PROFILE_PACED``), sample the
+    (first) controller with py-spy while inside, GIL holders only, collapsed stacks into FILE:
+    where a Rollout's CPU goes. Without one, nothing."""
     if not out:
-        return None
+        yield
+        return
     spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     if spy is None:
-        raise SystemExit("SLUICE_BENCH_PROFILE needs py-spy: .venv/bin/pip install py-spy")
-    return subprocess.Popen(
-        [
-            spy,
-            "record",
-            "--pid",
-            str(controllers.procs[0].pid),
-            "--gil",
-            "--rate",
-            "200",
-            "--format",
-            "raw",
-            "--output",
-            out,
-            "--nonblocking",
-        ],
+        raise SystemExit("profiling needs py-spy: .venv/bin/pip install py-spy")
+    command = [spy, "record", "--pid", str(controllers.procs[0].pid), "--gil", "--rate", "200"]
+    proc = subprocess.Popen(
+        [*command, "--format", "raw", "--output", out, "--nonblocking"],
         stdout=subprocess.DEVNULL,
     )
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        proc.wait()
 
 
 def run_size(
@@ -502,17 +500,13 @@ def run_size(
         s0, cpu0, ecpu0 = counts(), controllers.cpu(), cpu_seconds(emulator.pid or 0)
         started: dict[str, float] = {}
         t_step = time.monotonic()
-        spy = _profile(controllers, os.environ.get("SLUICE_BENCH_PROFILE"))
-        for i in range(n):
-            name = f"r{i}"
-            started[name] = time.monotonic()
-            set_image(name, "app:2")
-        result["step_updates_sent_seconds"] = round(time.monotonic() - t_step, 1)
-
-        lat = reached(20, started, "every first weight step", 120 + n * 2.0)
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait()
+        with profiled(controllers, os.environ.get("SLUICE_BENCH_PROFILE")):
+            for i in range(n):
+                name = f"r{i}"
+                started[name] = time.monotonic()
+                set_image(name, "app:2")
+            result["step_updates_sent_seconds"] = round(time.monotonic() - t_step, 1)
+            lat = reached(20, started, "every first weight step", 120 + n * 2.0)
         wait(lambda: phases().get("Paused", 0) == n, 120 + n * 1.0, "all Paused")
         time.sleep(2)
         s1 = counts()
@@ -579,27 +573,23 @@ def run_size(
         )
         result["paced_steps"] = []
         for j, rate in enumerate(rates):
-            names = [f"r{i}" for i in range(j * k, (j + 1) * k)]
             if (j + 1) * k > n:
                 print(f"  (rate {rate}/s skipped: the fleet has no slice of {k} left)")
                 break
+            names = [f"r{i}" for i in range(j * k, (j + 1) * k)]
             if j > 0:
                 abort_quietly(names, f"slice{j}")
             paced: dict[str, float] = {}
             cpu0, t0 = controllers.cpu(), time.monotonic()
             c0 = counts()
             reconciles0 = controllers.metric("sluice_reconcile_duration_seconds_count")
-            spy = _profile(
-                controllers, os.environ.get("SLUICE_BENCH_PROFILE_PACED") if j == 0 else None
-            )
-            for name in names:
-                paced[name] = time.monotonic()
-                set_image(name, f"app:{3 + j}")
-                time.sleep(max(0.0, paced[name] + 1.0 / rate - time.monotonic()))
-            plat = reached(20, paced, f"every first weight step at {rate}/s", 120 + 2 * k)
-            if spy is not None:
-                spy.send_signal(2)
-                spy.wait()
+            out = os.environ.get("SLUICE_BENCH_PROFILE_PACED") if j == 0 else None
+            with profiled(controllers, out):
+                for name in names:
+                    paced[name] = time.monotonic()
+                    set_image(name, f"app:{3 + j}")
+                    time.sleep(max(0.0, paced[name] + 1.0 / rate - time.monotonic()))
+                plat = reached(20, paced, f"every first weight step at {rate}/s", 120 + 2 * k)
             c1 = counts()
             calls = {
                 key: c1.get(key, 0) - c0.get(key, 0)
