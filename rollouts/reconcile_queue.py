@@ -40,6 +40,8 @@ class ReconcileQueue:
         self._queued: dict[Key, bool] = {}  # key -> timed, waiting for a worker
         self._running: set[Key] = set()
         self._again: dict[Key, bool] = {}  # key -> timed, submitted while running
+        self._held: dict[Key, bool] = {}  # key -> timed, came due or submitted while paused
+        self._paused = False
         self._seq = itertools.count()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
@@ -64,6 +66,7 @@ class ReconcileQueue:
             self._timed.clear()
             self._queued.clear()
             self._again.clear()
+            self._held.clear()
             self._cv.notify_all()
             thread, pool = self._thread, self._pool
             self._thread = self._pool = None
@@ -71,6 +74,24 @@ class ReconcileQueue:
             thread.join(timeout=5)
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=True)
+
+    def pause(self) -> None:
+        """Run nothing more (runs in progress finish); hold what comes due or is submitted."""
+        with self._cv:
+            self._paused = True
+
+    def resume(self) -> dict[Key, bool]:
+        """Run again; returns what was held (key -> timed), for the caller to schedule: the
+        caller knows when what it reads is fresh again, the queue does not."""
+        with self._cv:
+            self._paused = False
+            held, self._held = self._held, {}
+            return held
+
+    @property
+    def paused(self) -> bool:
+        with self._cv:
+            return self._paused
 
     @property
     def running(self) -> bool:
@@ -103,6 +124,7 @@ class ReconcileQueue:
             self._timed.pop(key, None)
             self._queued.pop(key, None)
             self._again.pop(key, None)
+            self._held.pop(key, None)
 
     def due_in(self, key: Key) -> float | None:
         with self._cv:
@@ -118,11 +140,15 @@ class ReconcileQueue:
                 "queued": len(self._queued),
                 "running": len(self._running),
                 "again": len(self._again),
+                "held": len(self._held),
             }
 
     # ------------------------------------------------------------------------ internals
     def _submit(self, key: Key, timed: bool) -> None:
         if self._stopped or self._pool is None:
+            return
+        if self._paused:
+            self._held[key] = self._held.get(key, False) or timed
             return
         if key in self._running:
             self._again[key] = self._again.get(key, False) or timed
@@ -138,6 +164,9 @@ class ReconcileQueue:
             if key not in self._queued:
                 return  # cancelled meanwhile
             timed = self._queued.pop(key)
+            if self._paused:  # queued before the pause, not started: held with the rest
+                self._held[key] = self._held.get(key, False) or timed
+                return
             self._running.add(key)
         try:
             self._work(key, timed)
