@@ -17,6 +17,9 @@ Nothing here decides anything: every decision is ``rollouts.engine.decide``'s, r
   ``max_requeue_seconds`` while something is in flight, and an ``idle_seconds`` re-check of a
   settled Rollout that costs nothing when its objects are unchanged. No timer ticks per Rollout.
 
+With replicas, kopf's peering pause holds the queue too (``rollouts.kopf_pause``): a paused
+replica decides nothing, and reads each Rollout afresh when it resumes.
+
 Reconciles run on a bounded pool of threads (the ``kubernetes`` client is synchronous); a lock per
 Rollout serializes them with the finalizer. A reconcile that fails is logged, counted, and retried
 from a fresh observation: the engine is pure and reads everything it needs from status, so a
@@ -41,7 +44,7 @@ import urllib3
 
 from analysis.store.kube_jobs import KubeJobs
 from analysis.store.kubernetes import KubeAnalysisStore
-from rollouts import kopf_toggles, request_annotation, workload_ref
+from rollouts import kopf_pause, kopf_toggles, request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.cache import Fingerprint, WatchCache
@@ -72,6 +75,7 @@ from rollouts.verdicts.prometheus_clients import PrometheusClients
 from rollouts.watch_errors import restart_watches_on_errors
 
 log = logging.getLogger("sluice.operator")
+peering_log = logging.getLogger("sluice.peering")
 
 kopf_toggles.install()  # kopf's index readiness at start: linear, not cubic
 
@@ -220,6 +224,9 @@ class Controller:
         self._invalid_logged: dict[Key, tuple[str, ...]] = {}
         self._requests_seen: dict[Key, str] = {}
         self._workloads: dict[tuple[str, str], str] = {}  # adopted Deployment → its Rollout
+        self._stale: set[Key] = set()
+        """Rollouts whose watched copy may predate a peering pause (another replica may have
+        moved them on meanwhile): their next reconcile reads the Rollout by GET."""
         self._guard = threading.Lock()
         self.router_backoff = RetryBackoff(
             settings.min_requeue_seconds, settings.router_retry_max_seconds
@@ -240,8 +247,44 @@ class Controller:
             return self._locks.setdefault(key, threading.Lock())
 
     def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Rollout, from the watch (a GET before the watch has it)."""
+        """The Rollout, from the watch (a GET before the watch has it, or after a pause)."""
+        key = (namespace, name)
+        with self._guard:
+            stale = key in self._stale
+        if stale:
+            doc = self._fetch(namespace, name)
+            if doc is not None:
+                self.cache.remember(PLURAL, doc)  # newer than the index until the watch catches up
+            with self._guard:
+                self._stale.discard(key)
+            return doc
         return self.cache.get(PLURAL, namespace, name, lambda: self._fetch(namespace, name))
+
+    # ------------------------------------------------------------------------ peering
+    def peering_paused(self, paused: bool, reasons: tuple[str, ...] = ()) -> None:
+        """kopf paused this replica (``reasons``: its own words, e.g. a peer's priority), or
+        resumed it (``rollouts.kopf_pause``).
+
+        Paused: the queue runs nothing, so nothing is decided from the watches kopf stopped.
+        Resumed: the other replica may have moved any Rollout on meanwhile, and kopf's watches list
+        everything again only now, so every Rollout's next reconcile reads it by GET; what came
+        due during the pause runs at once (a pause that ended, an analysis interval)."""
+        if paused:
+            self.queue.pause()
+            peering_log.info(
+                "paused by kopf's peering (%s): a live peer of higher or equal priority, or, at "
+                "start, the peers not read yet; reconciles held",
+                ", ".join(reasons) or "no reason given",
+            )
+            return
+        with self._guard:
+            self._stale.update(self._locks)
+        held = self.queue.resume()
+        for key, timed in held.items():
+            self.queue.submit(key, timed)
+        peering_log.info(
+            "resumed: this replica works again; %d held reconciles released", len(held)
+        )
 
     def _fetch(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -560,6 +603,7 @@ class Controller:
             self._locks.pop(key, None)
             self._invalid_logged.pop(key, None)
             self._requests_seen.pop(key, None)
+            self._stale.discard(key)
             for obj in self._seen.pop(key, {}):
                 self._unread(obj, key)
             for workload in [w for w, owner in self._workloads.items() if (w[0], owner) == key]:
@@ -575,6 +619,7 @@ class Controller:
                 "invalid_logged": len(self._invalid_logged),
                 "requests_seen": len(self._requests_seen),
                 "workloads": len(self._workloads),
+                "stale": len(self._stale),
             }
         sizes["fresher"] = self.cache.fresher_count()
         # the heap keeps cancelled entries until they come due (bounded by the fleet's size)
@@ -1009,6 +1054,7 @@ async def run(
         timeout=(settings.connect_timeout, settings.request_timeout),
     )
     restart_watches_on_errors()
+    kopf_pause.install()
     quiet_retried_requests()
     telemetry = telemetry or Telemetry()
     if settings.metrics_port is not None:
@@ -1039,19 +1085,20 @@ async def _operate(
 ) -> None:
     namespaces: Collection[str] = settings.namespaces
     try:
-        await kopf.operator(
-            registry=registry,
-            clusterwide=settings.clusterwide,
-            namespaces=namespaces,
-            standalone=settings.standalone,
-            priority=settings.priority,
-            # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
-            peering_name=None if settings.standalone else settings.peering,
-            liveness_endpoint=settings.liveness_endpoint(),
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-            memo=kopf.Memo(controller=controller),
-        )
+        with kopf_pause.listening(controller.peering_paused):
+            await kopf.operator(
+                registry=registry,
+                clusterwide=settings.clusterwide,
+                namespaces=namespaces,
+                standalone=settings.standalone,
+                priority=settings.priority,
+                # a peering name makes peering mandatory (kopf waits for its CRD): only with replicas
+                peering_name=None if settings.standalone else settings.peering,
+                liveness_endpoint=settings.liveness_endpoint(),
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                memo=kopf.Memo(controller=controller),
+            )
     finally:
         # queued notifications go with the process (at most once: docs/notifications.md)
         controller.notifier.stop(timeout=0)

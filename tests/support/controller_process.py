@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -127,6 +128,11 @@ def wait_until(check: Any, timeout: float, interval: float = 0.2) -> Any:
 def main(argv: list[str]) -> None:
     from rollouts.operator import default_api_client, run
 
+    # the replica's pause and resume (kopf's peering) are INFO lines tests wait on; the rest of
+    # the process logs as before (warnings and errors, through logging's last resort)
+    peering = logging.getLogger("sluice.peering")
+    peering.setLevel(logging.INFO)
+    peering.addHandler(logging.StreamHandler())
     raw = json.loads(argv[0])
     raw["namespaces"] = tuple(raw.get("namespaces") or ())
     api = default_api_client()

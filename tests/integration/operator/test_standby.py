@@ -9,6 +9,10 @@ nothing while A is alive, through a whole first rollout and a new revision up to
 person. A is then stopped as a pod is (SIGTERM: kopf leaves the peering on its way out); B
 resumes at once, acts on the promotion, and the promotion happens once.
 
+The other way round, a working replica outranked by a new one (a restarted standby draws a new
+random priority) holds its own reconcile queue while kopf pauses it, and resumes from the Rollout
+as the other replica left it.
+
 (In one process the two operators did not pause each other; see test_sharding.py. Two processes
 do, as two pods do.)
 """
@@ -120,6 +124,82 @@ async def test_the_standby_writes_nothing_until_the_active_replica_stops(
         promoted = [e for e in h.events() if e["reason"] == "RolloutPromoted"]
         assert sum(int(e.get("count") or 1) for e in promoted) == 1, promoted
         assert b.alive(), b.log_text()[-3000:]
+    finally:
+        ready.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ready
+
+
+# a timed pause, so the working replica has a reconcile coming due when it is outranked
+TIMED_STEPS = [
+    {"setWeight": 25},
+    {"pause": {"duration": "30s"}},
+    {"setWeight": 75},
+    {"pause": {}},  # waits for a person
+]
+PAUSED_LINE = "paused by kopf's peering"
+RESUMED_LINE = "resumed: this replica works again"
+
+
+async def test_a_working_replica_outranked_by_a_new_one_holds_its_reconciles_until_it_resumes(
+    api_client: kubernetes.client.ApiClient,
+    kube_emulator: RunningEmulator,
+    namespace: str,
+    services: list[str],
+    replica: Callable[[str, int], ControllerProcess],
+) -> None:
+    """A restarted standby draws a new random priority, so half the time it outranks the working
+    replica, which kopf then pauses. That replica's own queue must hold too: its Rollout's pause
+    ends while it is paused, and acting on it from watches kopf stopped would step the Rollout
+    beside the new replica. When the new replica stops, the first one resumes from the Rollout
+    as the other left it (no step repeated, the promotion once)."""
+    h = OperatorHarness(api_client, kube_emulator, fast_settings(), namespace)
+    api_client.user_agent = "the-test"
+    ready = asyncio.create_task(h._keep_ready())
+    try:
+        a = replica("replica-a", 50)
+        create_rollout(api_client, canary("web", steps=TIMED_STEPS))
+        await h.wait_status(healthy, timeout=60, what="first revision Healthy, by A")
+        h.set_image("web:2")
+        await h.wait_status(
+            lambda s: s.get("currentStepIndex") == 1 and s["weights"]["canary"] == 25,
+            timeout=60,
+            what="in the 30 s pause at 25%, by A",
+        )
+
+        # kopf pauses every replica for a moment at its start, until it has read the peering
+        pauses = a.log_text().count(PAUSED_LINE)
+        b = replica("replica-b", 100)
+        await h.wait_for(
+            lambda: a.log_text().count(PAUSED_LINE) > pauses, timeout=30, what="A paused for B"
+        )
+        held_from = len(kube_emulator.emulator.calls)
+        assert h.status()["currentStepIndex"] == 1, "A was outranked before its pause ended"
+
+        at_person = await h.wait_status(
+            lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 3,
+            timeout=90,
+            what="past the timed pause, waiting for a person at 75%, by B",
+        )
+        assert at_person["weights"]["canary"] == 75
+        assert writes_by(h, "replica-b"), "B moved the Rollout on"
+        assert writes_by(h, "replica-a", since=held_from) == [], "A decided nothing while paused"
+        assert a.alive(), a.log_text()[-3000:]
+
+        resumes = a.log_text().count(RESUMED_LINE)
+        assert b.stop() == 0, b.log_text()[-3000:]
+        await h.wait_for(
+            lambda: a.log_text().count(RESUMED_LINE) > resumes, timeout=90, what="A resumed"
+        )
+        h.request("promote", "p1")
+        done = await h.wait_status(healthy, timeout=60, what="Healthy, promoted by A")
+        assert done["stableRevision"] == done["currentRevision"]
+        reasons = h.reasons()
+        steps = [e["message"] for e in h.events() if e["reason"] == "StepCompleted"]
+        assert len(steps) == len(set(steps)), f"a step repeated: {steps}"
+        promoted = [e for e in h.events() if e["reason"] == "RolloutPromoted"]
+        assert sum(int(e.get("count") or 1) for e in promoted) == 1, reasons
+        assert a.alive(), a.log_text()[-3000:]
     finally:
         ready.cancel()
         with contextlib.suppress(asyncio.CancelledError):
