@@ -271,6 +271,7 @@ class Controller:
         due during the pause runs at once (a pause that ended, an analysis interval)."""
         if paused:
             self.queue.pause()
+            self.telemetry.pausing()
             peering_log.info(
                 "paused by kopf's peering (%s): a live peer of higher or equal priority, or, at "
                 "start, the peers not read yet; reconciles held",
@@ -279,6 +280,7 @@ class Controller:
             return
         with self._guard:
             self._stale.update(self._locks)
+        self.telemetry.working()
         held = self.queue.resume()
         for key, timed in held.items():
             self.queue.submit(key, timed)

@@ -86,3 +86,30 @@ def test_a_plan_with_a_due_time_never_waits_for_events_only() -> None:
 
     assert Plan(status=RolloutStatus(phase="Paused")).waits_for_events
     assert not Plan(status=RolloutStatus(phase="Paused"), requeue_after=30.0).waits_for_events
+
+
+def test_after_a_peering_resume_each_known_rollout_is_read_once_by_get(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While kopf paused this replica, another one may have moved the Rollout on, and the watch
+    copy is as old as the pause: the first read after the resume asks the API server."""
+    controller = new_controller()
+    stale, fresh = rollout_doc(), rollout_doc()
+    stale["metadata"]["resourceVersion"], fresh["metadata"]["resourceVersion"] = "5", "9"
+    controller.cache.attach("rollouts", {("ns", "web"): [stale]})
+    fetched: list[str] = []
+
+    def fetch(namespace: str, name: str) -> dict[str, Any]:
+        fetched.append(name)
+        return fresh
+
+    monkeypatch.setattr(controller, "_fetch", fetch)
+    controller._lock(("ns", "web"))  # a Rollout this replica has reconciled
+    assert controller._get("ns", "web") is stale  # working: served from the watch
+
+    controller.peering_paused(True)
+    controller.peering_paused(False)
+    assert controller._get("ns", "web") is fresh
+    assert controller._get("ns", "web") is fresh  # kept over the older watch copy, not re-read
+    assert fetched == ["web"]
+    assert controller.state_sizes()["stale"] == 0

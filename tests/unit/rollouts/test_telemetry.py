@@ -72,6 +72,7 @@ def test_metric_names_types_and_labels_are_the_issues() -> None:
         "sluice_reconcile_errors": ("counter", "sluice_reconcile_errors_total"),
         "sluice_analysis_verdicts": ("counter", "sluice_analysis_verdicts_total"),
         "sluice_notifications": ("counter", "sluice_notifications_total"),
+        "sluice_controller_paused": ("gauge", "sluice_controller_paused"),
     }
     for family, (kind, sample) in expected.items():
         assert fams[family].type == kind, family
@@ -250,3 +251,32 @@ def test_a_failed_reconcile_counts_one_error(monkeypatch: pytest.MonkeyPatch) ->
     assert value(t, "sluice_reconcile_duration_seconds_count") == 1.0
     controller.run("ns", "web")
     assert value(t, "sluice_reconcile_errors_total") == 2.0
+
+
+def test_a_paused_replica_drops_its_rollout_series_and_says_it_is_paused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the Controller, as kopf's pause reaches it (rollouts.kopf_pause): both replicas
+    serve /metrics and dashboards take ``max by`` over them, so a paused replica must not keep
+    the last weight it saw; on resume it reads every Rollout it knew afresh."""
+    t = Telemetry()
+    settings = Settings(standalone=True, metrics_port=None, liveness_port=None)
+    controller = operator.Controller(
+        kubernetes.client.ApiClient(), settings, t, verdicts=ScriptedVerdicts(time.time)
+    )
+    monkeypatch.setattr(controller, "_get", lambda ns, name: rollout_doc())
+    monkeypatch.setattr(operator, "cycle", lambda *_, **__: 1 / 0)
+    controller.run("ns", "web")  # a Rollout this replica knows
+    t.observe(canary("web"), None, status("Progressing", 25, 0))
+    t.observe(canary("shop"), None, status("Paused", 50, 1))
+    assert value(t, "sluice_controller_paused") == 0.0
+
+    controller.peering_paused(True, ("sluice.dev@None",))
+    assert value(t, "sluice_controller_paused") == 1.0
+    assert series(t, "web") == [] and series(t, "shop") == []
+    assert controller.queue.paused
+
+    controller.peering_paused(False)
+    assert value(t, "sluice_controller_paused") == 0.0
+    assert not controller.queue.paused
+    assert controller.state_sizes()["stale"] == 1  # its next reconcile reads it by GET
