@@ -18,7 +18,7 @@ Nothing here decides anything: every decision is ``rollouts.engine.decide``'s, r
   settled Rollout that costs nothing when its objects are unchanged. No timer ticks per Rollout.
 
 With replicas, kopf's peering pause holds the queue too (``rollouts.kopf_pause``): a paused
-replica decides nothing, and reads each Rollout afresh when it resumes.
+replica decides nothing, and reads from the API, not its stopped watches, when it resumes.
 
 Reconciles run on a bounded pool of threads (the ``kubernetes`` client is synchronous); a lock per
 Rollout serializes them with the finalizer. A reconcile that fails is logged, counted, and retried
@@ -30,6 +30,7 @@ records it has been written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -225,8 +226,8 @@ class Controller:
         self._requests_seen: dict[Key, str] = {}
         self._workloads: dict[tuple[str, str], str] = {}  # adopted Deployment → its Rollout
         self._stale: set[Key] = set()
-        """Rollouts whose watched copy may predate a peering pause (another replica may have
-        moved them on meanwhile): their next reconcile reads the Rollout by GET."""
+        """Rollouts whose watched objects may predate a peering pause (another replica may have
+        moved them on meanwhile): their next reconcile reads everything from the API server."""
         self._guard = threading.Lock()
         self.router_backoff = RetryBackoff(
             settings.min_requeue_seconds, settings.router_retry_max_seconds
@@ -247,17 +248,7 @@ class Controller:
             return self._locks.setdefault(key, threading.Lock())
 
     def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Rollout, from the watch (a GET before the watch has it, or after a pause)."""
-        key = (namespace, name)
-        with self._guard:
-            stale = key in self._stale
-        if stale:
-            doc = self._fetch(namespace, name)
-            if doc is not None:
-                self.cache.remember(PLURAL, doc)  # newer than the index until the watch catches up
-            with self._guard:
-                self._stale.discard(key)
-            return doc
+        """The Rollout, from the watch (a GET before the watch has it)."""
         return self.cache.get(PLURAL, namespace, name, lambda: self._fetch(namespace, name))
 
     # ------------------------------------------------------------------------ peering
@@ -267,8 +258,10 @@ class Controller:
 
         Paused: the queue runs nothing, so nothing is decided from the watches kopf stopped.
         Resumed: the other replica may have moved any Rollout on meanwhile, and kopf's watches list
-        everything again only now, so every Rollout's next reconcile reads it by GET; what came
-        due during the pause runs at once (a pause that ended, an analysis interval)."""
+        everything again only now, so every Rollout's next reconcile reads what it decides from
+        by GET (the Rollout, its slots, Services, route and runs), and keeps the answers over the
+        older watch copies; what came due during the pause runs at once (a pause that ended, an
+        analysis interval)."""
         if paused:
             self.queue.pause()
             self.telemetry.pausing()
@@ -362,9 +355,13 @@ class Controller:
         """Load one Rollout and run one reconcile cycle on it; returns the engine's
         requeue_after. Raises on API errors."""
         key = (namespace, name)
+        with self._guard:
+            cold = key in self._stale  # after a peering pause: read from the API, not the watches
         with self._lock(key), self.cache.recording() as reads:
-            requeue = self._sync(key, namespace, name)
+            with self.cache.bypassed() if cold else contextlib.nullcontext():
+                requeue = self._sync(key, namespace, name)
             with self._guard:
+                self._stale.discard(key)
                 if key in self._locks:  # else forgotten meanwhile (deleted)
                     self._remember_reads(key, reads)
             return requeue

@@ -117,7 +117,25 @@ class WatchCache:
             return kind in self._indexes
 
     # ------------------------------------------------------------------------- reads
+    @contextlib.contextmanager
+    def bypassed(self) -> Iterator[None]:
+        """Reads inside (this thread only) ask the API server, and what they get is kept as newer
+        than the index until the watch catches up: for a reconcile that must not trust the watches
+        (after a peering pause, during which another replica worked and the watches were stopped).
+        """
+        outer = getattr(self._local, "bypass", False)
+        self._local.bypass = True
+        try:
+            yield
+        finally:
+            self._local.bypass = outer
+
+    def _bypassing(self) -> bool:
+        return bool(getattr(self._local, "bypass", False))
+
     def _indexed(self, kind: str, key: Any) -> tuple[bool, Any]:
+        if self._bypassing():
+            return False, None
         with self._guard:
             index = self._indexes.get(kind)
             authoritative = kind in self._authoritative
@@ -134,6 +152,11 @@ class WatchCache:
     ) -> Doc | None:
         """The object, from the index (or a write newer than it), else from ``fetch()`` (a GET)."""
         key = (kind, namespace, name)
+        if self._bypassing():
+            doc = fetch()
+            self._keep(kind, doc)
+            self._record(key, _version(kind, doc))
+            return doc
         known, values = self._indexed(kind, (namespace, name))
         doc = _first(values) if known else None
         with self._guard:
@@ -177,6 +200,9 @@ class WatchCache:
         known, values = self._indexed(kind, (namespace, owner))
         if not known:
             docs = fetch()
+            if self._bypassing():
+                for doc in docs:
+                    self._keep(item, doc)
         else:
             docs = [v for v in values or () if isinstance(v, dict)]
             with self._guard:
@@ -221,6 +247,21 @@ class WatchCache:
             if read is not None:
                 version = INPUTS_FROM_READ[kind](read, version)
         self._record(key, version)
+
+    def _keep(self, kind: str, doc: Any) -> None:
+        """A read that bypassed the index: kept as a write's answer is, newer than the index
+        until the watch delivers as new (never replacing a newer copy of this process's own)."""
+        if not isinstance(doc, dict):
+            return
+        meta = doc.get("metadata") or {}
+        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        with self._guard:
+            if kind not in self._indexes:
+                return
+            have = self._fresher.get(key)
+            if have is None or resource_version(doc) >= resource_version(have):
+                self._fresher[key] = doc
+                self._written[key] = time.monotonic()
 
     def _recorded(self, key: Key) -> Any:
         reads = getattr(self._local, "reads", None)

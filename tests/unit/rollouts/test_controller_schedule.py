@@ -10,6 +10,7 @@ import kubernetes
 import pytest
 
 from rollouts import operator
+from rollouts.api.rollout import RolloutStatus
 from rollouts.engine.plan import Plan
 from rollouts.settings import Settings
 from rollouts.telemetry import Telemetry
@@ -88,14 +89,17 @@ def test_a_plan_with_a_due_time_never_waits_for_events_only() -> None:
     assert not Plan(status=RolloutStatus(phase="Paused"), requeue_after=30.0).waits_for_events
 
 
-def test_after_a_peering_resume_each_known_rollout_is_read_once_by_get(
+def test_after_a_peering_resume_each_known_rollout_is_reconciled_once_from_the_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """While kopf paused this replica, another one may have moved the Rollout on, and the watch
-    copy is as old as the pause: the first read after the resume asks the API server."""
+    copies are as old as the pause: the first reconcile after the resume reads by GET, and keeps
+    what it read over the older watch copy; the next one is served from the cache again."""
     controller = new_controller()
     stale, fresh = rollout_doc(), rollout_doc()
     stale["metadata"]["resourceVersion"], fresh["metadata"]["resourceVersion"] = "5", "9"
+    stale["metadata"]["annotations"] = {"copy": "5"}
+    fresh["metadata"]["annotations"] = {"copy": "9"}
     controller.cache.attach("rollouts", {("ns", "web"): [stale]})
     fetched: list[str] = []
 
@@ -103,13 +107,31 @@ def test_after_a_peering_resume_each_known_rollout_is_read_once_by_get(
         fetched.append(name)
         return fresh
 
+    seen: list[tuple[str, bool]] = []
+
+    fail = [False]
+
+    def cycle(rollout: Any, *_: Any, **__: Any) -> Any:
+        copy = (rollout.metadata.annotations or {})["copy"]
+        seen.append((copy, controller.cache._bypassing()))
+        if fail[0]:
+            raise kubernetes.client.ApiException(status=500, reason="injected")
+        return Plan(status=RolloutStatus(phase="Healthy"))
+
     monkeypatch.setattr(controller, "_fetch", fetch)
-    controller._lock(("ns", "web"))  # a Rollout this replica has reconciled
-    assert controller._get("ns", "web") is stale  # working: served from the watch
+    monkeypatch.setattr(operator, "cycle", cycle)
+    controller.run("ns", "web")  # working: served from the watch
+    assert seen == [("5", False)] and fetched == []
 
     controller.peering_paused(True)
     controller.peering_paused(False)
-    assert controller._get("ns", "web") is fresh
-    assert controller._get("ns", "web") is fresh  # kept over the older watch copy, not re-read
-    assert fetched == ["web"]
+    fail[0] = True
+    controller.run("ns", "web")  # fails (injected): the next one must read from the API again
+    assert seen[1:] == [("9", True)] and fetched == ["web"]
+    assert controller.state_sizes()["stale"] == 1
+
+    fail[0] = False
+    controller.run("ns", "web")
+    controller.run("ns", "web")  # the GET's answer kept over the older watch copy, not re-read
+    assert seen[2:] == [("9", True), ("9", False)] and fetched == ["web", "web"]
     assert controller.state_sizes()["stale"] == 0
