@@ -674,6 +674,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     p.finalizer = FINALIZER
     kopf_settings.peering.name = settings.peering
     kopf_settings.peering.priority = settings.priority
+    kopf_settings.peering.lifetime = settings.peering_lifetime
     kopf_settings.peering.standalone = settings.standalone
     kopf_settings.peering.clusterwide = settings.clusterwide
     kopf_settings.watching.server_timeout = settings.watch_server_timeout

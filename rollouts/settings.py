@@ -34,6 +34,11 @@ class Settings:
     standalone: bool = False
     """Skip peering (one replica, or tests); two replicas must not both be standalone."""
     peering_name: str = "sluice.dev"
+    peering_lifetime: int = 60
+    """Seconds a replica's peering record counts as alive (kopf's ``peering.lifetime``; each
+    replica renews its own 5-10 s before it expires). A replica killed without a word (SIGKILL, a
+    lost node) holds its standby paused this long: lower means a faster takeover and more
+    peering writes."""
     prometheus_url: str | None = None
     """Prometheus address for metrics whose provider names none."""
     istio_version: str = "v1beta1"
@@ -131,6 +136,12 @@ class Settings:
             if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
                 where = f" ({_flag(name)})" if name in _SOURCES else ""
                 raise SettingsError(f"{name}={value!r}{where}: must be a number > 0")
+        lifetime = self.peering_lifetime
+        if not (isinstance(lifetime, int) and not isinstance(lifetime, bool) and lifetime >= 15):
+            raise SettingsError(
+                f"{_flag('peering_lifetime')}={lifetime!r}: expected whole seconds >= 15 "
+                "(a replica renews its record 5-10 s before it expires)"
+            )
         workers = self.workers
         if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
             raise SettingsError(f"{_flag('workers')}={workers!r}: expected an integer >= 1")
@@ -202,6 +213,7 @@ _SOURCES = {
     "router_timeout": "--router-timeout/SLUICE_ROUTER_TIMEOUT",
     "prometheus_timeout": "--prometheus-timeout/SLUICE_PROMETHEUS_TIMEOUT",
     "workers": "--workers/SLUICE_WORKERS",
+    "peering_lifetime": "--peering-lifetime/SLUICE_PEERING_LIFETIME",
 }
 
 # The environment variable of each numeric setting ``from_env`` reads (flags in ``_SOURCES``).
@@ -294,6 +306,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             env, "SLUICE_ANALYSIS_RUN_HISTORY", base.analysis_run_history
         ),
         workers=_history(env, "SLUICE_WORKERS", base.workers),  # checked >= 1 by Settings
+        peering_lifetime=_history(env, "SLUICE_PEERING_LIFETIME", base.peering_lifetime),
         shard=_shard("SLUICE_SHARD", env.get("SLUICE_SHARD")),
         **floats,
     )

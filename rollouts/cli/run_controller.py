@@ -120,6 +120,13 @@ def configure_logging(log_format: str, verbose: bool) -> None:
     help="Worker threads for reconciles; the API connection pool matches it (default 20).",
 )
 @click.option(
+    "--peering-lifetime",
+    type=int,
+    default=None,
+    help="Seconds a replica's peering record counts as alive; a replica killed without a word "
+    "holds its standby this long (default 60, at least 15).",
+)
+@click.option(
     "--connect-timeout",
     type=float,
     default=None,
@@ -173,6 +180,7 @@ def run(
     max_requeue_seconds: float | None,
     idle_seconds: float | None,
     workers: int | None,
+    peering_lifetime: int | None,
     connect_timeout: float | None,
     request_timeout: float | None,
     router_timeout: float | None,
@@ -199,6 +207,7 @@ def run(
             max_requeue_seconds=max_requeue_seconds,
             idle_seconds=idle_seconds,
             workers=workers,
+            peering_lifetime=peering_lifetime,
             connect_timeout=connect_timeout,
             request_timeout=request_timeout,
             router_timeout=router_timeout,

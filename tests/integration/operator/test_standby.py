@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import kubernetes
@@ -204,3 +205,65 @@ async def test_a_working_replica_outranked_by_a_new_one_holds_its_reconciles_unt
         ready.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ready
+
+
+async def test_a_standby_takes_over_from_a_killed_replica_once_its_record_expires(
+    api_client: kubernetes.client.ApiClient,
+    kube_emulator: RunningEmulator,
+    namespace: str,
+    services: list[str],
+    tmp_path: Path,
+    kubeconfig: Path,
+) -> None:
+    """A replica killed without a word (SIGKILL, a lost node) leaves its peering record behind;
+    its standby waits until the record's lifetime passes. ``--peering-lifetime`` sets it: both
+    replicas write it into their records, and the standby takes over after it."""
+    h = OperatorHarness(api_client, kube_emulator, fast_settings(), namespace)
+    api_client.user_agent = "the-test"
+    ready = asyncio.create_task(h._keep_ready())
+    settings = fast_settings(standalone=False, peering_lifetime=15)
+    a = ControllerProcess(kubeconfig, replace(settings, priority=100), tmp_path, agent="replica-a")
+    b = ControllerProcess(kubeconfig, replace(settings, priority=50), tmp_path, agent="replica-b")
+    try:
+        a.start()
+        create_rollout(api_client, canary("web"))
+        await h.wait_status(healthy, timeout=60, what="first revision Healthy, by A")
+        b.start()
+        records = await h.wait_for(
+            lambda: (
+                {
+                    k: v
+                    for k, v in ((get_json(api_client, PEERING) or {}).get("status") or {}).items()
+                    if k in ("replica-a", "replica-b") and v
+                }
+                if {"replica-a", "replica-b"} <= peers(api_client)
+                else None
+            ),
+            timeout=60,
+            what="both replicas in the peering object",
+        )
+        assert {r["lifetime"] for r in records.values()} == {15}, records
+        h.set_image("web:2")
+        await h.wait_status(
+            lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 3,
+            timeout=60,
+            what="paused for a person at 75%, by A",
+        )
+        assert writes_by(h, "replica-b") == []
+
+        a.kill()  # no SIGTERM: A's record stays until it expires
+        killed = len(kube_emulator.emulator.calls)
+        h.request("promote", "p1")
+        done = await h.wait_status(healthy, timeout=60, what="Healthy, promoted by B")
+        assert done["stableRevision"] == done["currentRevision"]
+        assert writes_by(h, "replica-b", since=killed), "B took over"
+        promoted = [e for e in h.events() if e["reason"] == "RolloutPromoted"]
+        assert sum(int(e.get("count") or 1) for e in promoted) == 1, promoted
+        assert b.alive(), b.log_text()[-3000:]
+    finally:
+        ready.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ready
+        for proc in (a, b):
+            with contextlib.suppress(Exception):
+                proc.stop()

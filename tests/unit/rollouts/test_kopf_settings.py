@@ -17,16 +17,19 @@ def test_watch_and_request_timeouts_and_peering_reach_kopf() -> None:
         request_timeout=7.0,
         priority=42,
         standalone=False,
+        peering_lifetime=20,
         metrics_port=None,
         liveness_port=None,
     )
     theirs = kopf.OperatorSettings()
+    assert theirs.peering.lifetime == Settings().peering_lifetime == 60  # kopf's default, kept
     configure_kopf(theirs, ours)
     assert theirs.watching.server_timeout == 120
     assert theirs.watching.client_timeout == 150
     assert theirs.watching.connect_timeout is not None
     assert theirs.networking.request_timeout == 7.0
     assert theirs.peering.priority == 42 and theirs.peering.name == "sluice.dev"
+    assert theirs.peering.lifetime == 20
     assert theirs.peering.standalone is False and theirs.peering.clusterwide is True
     assert theirs.persistence.finalizer == FINALIZER == "sluice.dev/finalizer"
     assert theirs.scanning.disabled is False

@@ -38,6 +38,7 @@ def test_every_environment_variable_is_read() -> None:
         "SLUICE_ISTIO_VERSION": "v1",
         "SLUICE_SMI_VERSION": "v1alpha4",
         "SLUICE_ANALYSIS_RUN_HISTORY": "0",
+        "SLUICE_PEERING_LIFETIME": "20",
     }
     s = from_env(env)
     assert s.namespaces == ("shop", "web") and not s.clusterwide
@@ -46,6 +47,7 @@ def test_every_environment_variable_is_read() -> None:
     assert s.prometheus_url == "http://prometheus.monitoring:9090"
     assert (s.istio_version, s.smi_version) == ("v1", "v1alpha4")
     assert s.analysis_run_history == 0
+    assert s.peering_lifetime == 20
 
 
 @pytest.mark.parametrize(
@@ -75,6 +77,8 @@ def test_empty_values_mean_the_default() -> None:
         ({"SLUICE_SMI_VERSION": "v1alpha1"}, "SLUICE_SMI_VERSION='v1alpha1'"),
         ({"SLUICE_ANALYSIS_RUN_HISTORY": "-1"}, "SLUICE_ANALYSIS_RUN_HISTORY=-1: expected an"),
         ({"SLUICE_ANALYSIS_RUN_HISTORY": "off"}, "SLUICE_ANALYSIS_RUN_HISTORY='off'"),
+        ({"SLUICE_PEERING_LIFETIME": "10"}, "SLUICE_PEERING_LIFETIME=10: expected whole seconds"),
+        ({"SLUICE_PEERING_LIFETIME": "1.5"}, "SLUICE_PEERING_LIFETIME='1.5'"),
     ],
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], names: str) -> None:
@@ -95,6 +99,8 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], names: st
         ({"min_requeue_seconds": 5.0, "max_requeue_seconds": 1.0}, "min_requeue_seconds"),
         ({"router_retry_max_seconds": 0}, "router_retry_max_seconds"),
         ({"router_retry_max_seconds": 0.5}, "router_retry_max_seconds=0.5"),
+        ({"peering_lifetime": 14}, "SLUICE_PEERING_LIFETIME=14: expected whole seconds"),
+        ({"peering_lifetime": 30.0}, "--peering-lifetime/SLUICE_PEERING_LIFETIME=30.0"),
     ],
 )
 def test_bad_values_are_refused_at_construction(kwargs: dict[str, Any], names: str) -> None:
@@ -156,13 +162,13 @@ def test_sluice_run_passes_flags_over_env_to_the_operator(
     monkeypatch.setenv("SLUICE_ANALYSIS_RUN_HISTORY", "2")
     args = ["run", "-n", "shop", "--namespace", "web", "--metrics-port", "9100"]
     args += ["--log-format", "json", "--priority", "5", "--standalone"]
-    args += ["--analysis-run-history", "10"]
+    args += ["--analysis-run-history", "10", "--peering-lifetime", "15"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     [s] = started
     assert s.namespaces == ("shop", "web") and s.metrics_port == 9100
     assert s.log_format == "json" and s.priority == 5 and s.standalone
-    assert s.analysis_run_history == 10
+    assert s.analysis_run_history == 10 and s.peering_lifetime == 15
 
 
 @pytest.mark.parametrize(
