@@ -216,6 +216,7 @@ class Controller:
         self.clock = clock
         self.notifier = build_notifier(api, settings, self.telemetry, self.cluster)
         self.queue = ReconcileQueue(self._work, workers=settings.workers)
+        self.telemetry.working(settings.peering)  # until kopf's peering says otherwise
         self._locks: dict[Key, threading.Lock] = {}
         self._seen: dict[Key, Fingerprint] = {}
         """What each Rollout's last reconcile read (by resourceVersion): an event finding all of
@@ -264,7 +265,7 @@ class Controller:
         analysis interval)."""
         if paused:
             self.queue.pause()
-            self.telemetry.pausing()
+            self.telemetry.pausing(self.settings.peering)
             peering_log.info(
                 "paused by kopf's peering (%s): a live peer of higher or equal priority, or, at "
                 "start, the peers not read yet; reconciles held",
@@ -273,7 +274,7 @@ class Controller:
             return
         with self._guard:
             self._stale.update(self._locks)
-        self.telemetry.working()
+        self.telemetry.working(self.settings.peering)
         held = self.queue.resume()
         for key, timed in held.items():
             self.queue.submit(key, timed)

@@ -83,7 +83,9 @@ class Telemetry:
             self.notifications.labels(result)
         self.paused = Gauge(
             "sluice_controller_paused",
-            "1 while kopf's peering pauses this replica (another one works), else 0.",
+            "1 while kopf's peering pauses this replica (another one works), else 0; by the "
+            "peering it joins (one per shard).",
+            ["peering"],
             registry=r,
         )
         self._info: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -156,18 +158,18 @@ class Telemetry:
             with suppress(KeyError):
                 gauge.remove(namespace, name)
 
-    def pausing(self) -> None:
+    def pausing(self, peering: str) -> None:
         """This replica stops working: its Rollout series go, so a dashboard's ``max by`` over
         the replicas is not held up by the last values a paused replica saw (the working replica
         reports the Rollouts; this one reports them again once it resumes and reconciles)."""
-        self.paused.set(1)
+        self.paused.labels(peering).set(1)
         with self._lock:
             keys = list(self._info)
         for namespace, name in keys:
             self.forget(namespace, name)
 
-    def working(self) -> None:
-        self.paused.set(0)
+    def working(self, peering: str) -> None:
+        self.paused.labels(peering).set(0)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

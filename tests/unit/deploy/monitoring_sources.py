@@ -74,6 +74,7 @@ def exported_metrics() -> dict[str, frozenset[str]]:
     with t.timed():
         pass
     t.reconcile_errors.inc()
+    t.working("sluice.dev")
     text = generate_latest(t.registry).decode()
     out: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):

@@ -59,6 +59,7 @@ def test_metric_names_types_and_labels_are_the_issues() -> None:
     t = Telemetry()
     t.observe(canary(), None, status("Progressing", 25, 0))
     t.analysis_verdicts.labels("successful")  # a labelled counter shows once it has a child
+    t.working("sluice.dev")
     with t.timed():
         pass
     fams = families(t)
@@ -269,14 +270,14 @@ def test_a_paused_replica_drops_its_rollout_series_and_says_it_is_paused(
     controller.run("ns", "web")  # a Rollout this replica knows
     t.observe(canary("web"), None, status("Progressing", 25, 0))
     t.observe(canary("shop"), None, status("Paused", 50, 1))
-    assert value(t, "sluice_controller_paused") == 0.0
+    assert value(t, "sluice_controller_paused", peering="sluice.dev") == 0.0
 
     controller.peering_paused(True, ("sluice.dev@None",))
-    assert value(t, "sluice_controller_paused") == 1.0
+    assert value(t, "sluice_controller_paused", peering="sluice.dev") == 1.0
     assert series(t, "web") == [] and series(t, "shop") == []
     assert controller.queue.paused
 
     controller.peering_paused(False)
-    assert value(t, "sluice_controller_paused") == 0.0
+    assert value(t, "sluice_controller_paused", peering="sluice.dev") == 0.0
     assert not controller.queue.paused
     assert controller.state_sizes()["stale"] == 1  # its next reconcile reads it by GET
