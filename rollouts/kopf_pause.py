@@ -14,7 +14,8 @@ killer (``kopf._core.engines.daemons.daemon_killer``, started once per operator 
 ``ToggleSet`` and looked up by name at start): :func:`install` wraps it so it also runs
 :func:`mirror`, which calls the listener set by :func:`listening` (a context variable, so two
 operators in one process each reach their own controller) with ``True`` on a pause and ``False``
-on the resume. kopf is pinned (pyproject.toml) to the minor version this was written against;
+on the resume; and with ``True`` once more when the operator stops, before kopf's peering lets a
+standby take over. kopf is pinned (pyproject.toml) to the minor version this was written against;
 :func:`install` refuses a kopf without that task, so an upgrade cannot silently drop the hold.
 """
 
@@ -47,11 +48,22 @@ def listening(listener: Listener) -> Iterator[None]:
         _listener.reset(token)
 
 
+def reason(name: str) -> str:
+    """kopf's name of a pausing toggle in words: its peering toggles are named ``NAME@NAMESPACE``
+    (``NAME@None`` cluster-wide), its others say what they are."""
+    if "@" in name:
+        return (
+            f"peering {name}: a live peer of higher or equal priority, or, at start, "
+            "the peers not read yet"
+        )
+    return name
+
+
 async def mirror(paused: Any, listener: Listener) -> None:
     """Follow kopf's pause toggle set (``is_on``/``wait_for``) until cancelled."""
     while True:
         await paused.wait_for(True)
-        listener(True, tuple(sorted(t.name for t in paused if t.is_on() and t.name)))
+        listener(True, tuple(sorted(reason(t.name) for t in paused if t.is_on() and t.name)))
         await paused.wait_for(False)
         listener(False, ())
 
@@ -78,6 +90,11 @@ def install() -> None:
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
+            if listener is not None:
+                # the operator is stopping (kopf cancels this task with its other root tasks):
+                # hold the queue now, before kopf's peering removes this replica's record and a
+                # standby starts working, not only when kopf's cleanup handlers run after that
+                listener(True, ("the operator is exiting",))
 
     setattr(daemon_killer, _WRAPPED, True)
     daemons.daemon_killer = daemon_killer

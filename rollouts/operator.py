@@ -267,9 +267,7 @@ class Controller:
             self.queue.pause()
             self.telemetry.pausing(self.settings.peering)
             peering_log.info(
-                "paused by kopf's peering (%s): a live peer of higher or equal priority, or, at "
-                "start, the peers not read yet; reconciles held",
-                ", ".join(reasons) or "no reason given",
+                "paused by kopf (%s): reconciles held", ", ".join(reasons) or "no reason given"
             )
             return
         with self._guard:

@@ -41,6 +41,7 @@ from .conftest import (
     kubeconfig,
     namespace,
     services,
+    write_positions,
     writes_by,
 )
 
@@ -122,6 +123,8 @@ async def test_the_standby_writes_nothing_until_the_active_replica_stops(
         assert done["stableRevision"] == done["currentRevision"]
         assert writes_by(h, "replica-b"), "B did the rest"
         assert writes_by(h, "replica-a", since=stopped) == [], "A wrote nothing after it stopped"
+        # never both at once: A held its queue as it began to stop, before its record went
+        assert max(write_positions(h, "replica-a")) < min(write_positions(h, "replica-b"))
         promoted = [e for e in h.events() if e["reason"] == "RolloutPromoted"]
         assert sum(int(e.get("count") or 1) for e in promoted) == 1, promoted
         assert b.alive(), b.log_text()[-3000:]
@@ -138,7 +141,7 @@ TIMED_STEPS = [
     {"setWeight": 75},
     {"pause": {}},  # waits for a person
 ]
-PAUSED_LINE = "paused by kopf's peering"
+PAUSED_LINE = "paused by kopf (peering sluice.dev@None"
 RESUMED_LINE = "resumed: this replica works again"
 
 
@@ -200,6 +203,8 @@ async def test_a_working_replica_outranked_by_a_new_one_holds_its_reconciles_unt
         assert len(steps) == len(set(steps)), f"a step repeated: {steps}"
         promoted = [e for e in h.events() if e["reason"] == "RolloutPromoted"]
         assert sum(int(e.get("count") or 1) for e in promoted) == 1, reasons
+        a_at, b_at = write_positions(h, "replica-a"), write_positions(h, "replica-b")
+        assert not [p for p in a_at if min(b_at) < p < max(b_at)], "A wrote while B worked"
         assert a.alive(), a.log_text()[-3000:]
     finally:
         ready.cancel()

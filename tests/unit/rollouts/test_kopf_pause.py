@@ -60,6 +60,14 @@ async def test_the_listener_hears_each_pause_and_resume_of_its_own_operator() ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    # an operator stopping holds its queue too, before kopf's peering lets a standby work
+    assert mine[-1] == other[-1] == (True, ("the operator is exiting",))
+
+
+def test_kopfs_peering_toggle_names_are_told_in_words() -> None:
+    said = kopf_pause.reason("sluice.dev@None")
+    assert said.startswith("peering sluice.dev@None: ") and "higher or equal priority" in said
+    assert kopf_pause.reason("peering CRD is missing") == "peering CRD is missing"
 
 
 async def test_an_operator_started_without_a_listener_runs_kopfs_killer_alone() -> None:
