@@ -262,6 +262,7 @@ async def test_a_standby_takes_over_from_a_killed_replica_once_its_record_expire
         done = await h.wait_status(healthy, timeout=60, what="Healthy, promoted by B")
         assert done["stableRevision"] == done["currentRevision"]
         assert writes_by(h, "replica-b", since=killed), "B took over"
+        assert max(write_positions(h, "replica-a")) < min(write_positions(h, "replica-b"))
         promoted = [e for e in h.events() if e["reason"] == "RolloutPromoted"]
         assert sum(int(e.get("count") or 1) for e in promoted) == 1, promoted
         assert b.alive(), b.log_text()[-3000:]
