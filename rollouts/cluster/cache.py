@@ -223,17 +223,10 @@ class WatchCache:
     # ------------------------------------------------------------------------- writes
     def remember(self, kind: str, doc: Any) -> None:
         """A write's answer: newer than the index until the watch delivers it."""
-        if not isinstance(doc, dict):
+        key = self._keep(kind, doc)
+        if key is None:
             return
-        meta = doc.get("metadata") or {}
-        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         with self._guard:
-            if kind not in self._indexes:
-                return  # nothing watches it: nothing would ever drop the copy
-            have = self._fresher.get(key)
-            if have is None or resource_version(doc) >= resource_version(have):
-                self._fresher[key] = doc
-                self._written[key] = time.monotonic()
             self._writes += 1
             settle = self._writes % 256 == 0
         if settle:
@@ -248,20 +241,22 @@ class WatchCache:
                 version = INPUTS_FROM_READ[kind](read, version)
         self._record(key, version)
 
-    def _keep(self, kind: str, doc: Any) -> None:
-        """A read that bypassed the index: kept as a write's answer is, newer than the index
-        until the watch delivers as new (never replacing a newer copy of this process's own)."""
+    def _keep(self, kind: str, doc: Any) -> Key | None:
+        """Keep ``doc`` as newer than the index until the watch delivers it as new (a write's
+        answer, or a read that bypassed the index), never over a newer copy; None when nothing
+        watches the kind (nothing would ever drop the copy) or ``doc`` is no object."""
         if not isinstance(doc, dict):
-            return
+            return None
         meta = doc.get("metadata") or {}
         key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         with self._guard:
             if kind not in self._indexes:
-                return
+                return None
             have = self._fresher.get(key)
             if have is None or resource_version(doc) >= resource_version(have):
                 self._fresher[key] = doc
                 self._written[key] = time.monotonic()
+        return key
 
     def _recorded(self, key: Key) -> Any:
         reads = getattr(self._local, "reads", None)
