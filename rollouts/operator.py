@@ -360,7 +360,8 @@ class Controller:
             with self.cache.bypassed() if cold else contextlib.nullcontext():
                 requeue = self._sync(key, namespace, name)
             with self._guard:
-                self._stale.discard(key)
+                if cold:  # a warm one that spanned a whole pause leaves the mark for the next
+                    self._stale.discard(key)
                 if key in self._locks:  # else forgotten meanwhile (deleted)
                     self._remember_reads(key, reads)
             return requeue

@@ -135,3 +135,21 @@ def test_after_a_peering_resume_each_known_rollout_is_reconciled_once_from_the_a
     controller.run("ns", "web")  # the GET's answer kept over the older watch copy, not re-read
     assert seen[2:] == [("9", True), ("9", False)] and fetched == ["web", "web"]
     assert controller.state_sizes()["stale"] == 0
+
+
+def test_a_reconcile_that_spans_a_whole_pause_leaves_the_rollout_marked_for_a_cold_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Begun before the pause from the watches, it ends after the resume: the next reconcile
+    must still read from the API, since the watches were stopped meanwhile."""
+    controller = new_controller()
+    monkeypatch.setattr(controller, "_get", lambda ns, name: rollout_doc())
+
+    def pause_and_resume_meanwhile(*_: Any, **__: Any) -> Any:
+        controller.peering_paused(True)
+        controller.peering_paused(False)
+        return Plan(status=RolloutStatus(phase="Healthy"))
+
+    monkeypatch.setattr(operator, "cycle", pause_and_resume_meanwhile)
+    controller.run("ns", "web")
+    assert controller.state_sizes()["stale"] == 1
