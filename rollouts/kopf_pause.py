@@ -83,18 +83,24 @@ def install() -> None:
             follower = asyncio.create_task(
                 mirror(kwargs["operator_paused"], listener), name="sluice pause mirror"
             )
+        # kopf's killer runs as a task of its own, so a cancellation (the operator stopping)
+        # reaches this wrapper at once, not after the killer's own clean-up has awaited
+        killer = asyncio.create_task(original(**kwargs), name="kopf daemon killer")
         try:
-            await original(**kwargs)
+            await asyncio.wait({killer})
+            killer.result()  # its failure, if it failed, is the operator's
         finally:
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
             if listener is not None:
-                # the operator is stopping (kopf cancels this task with its other root tasks):
-                # hold the queue now, before kopf's peering removes this replica's record and a
-                # standby starts working, not only when kopf's cleanup handlers run after that
+                # the operator is stopping: kopf cancels this task with its other root tasks.
+                # Hold the queue now, before anything here awaits: kopf's peering removes this
+                # replica's record with a PATCH sent only as its own task unwinds, and the
+                # standby works only once it has seen that (kopf's cleanup handlers run later)
                 listener(True, ("the operator is exiting",))
+            for task in (killer, follower):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     setattr(daemon_killer, _WRAPPED, True)
     daemons.daemon_killer = daemon_killer

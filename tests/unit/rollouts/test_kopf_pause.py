@@ -64,6 +64,25 @@ async def test_the_listener_hears_each_pause_and_resume_of_its_own_operator() ->
     assert mine[-1] == other[-1] == (True, ("the operator is exiting",))
 
 
+async def test_a_stopping_operator_tells_its_listener_in_the_step_it_is_cancelled() -> None:
+    """kopf removes the replica's peering record with a PATCH sent as its keepalive task unwinds
+    (a network round trip at least), and a standby works only once it has seen that: the hold
+    must come first, so it is told before the wrapper awaits anything."""
+    kopf_toggles.install()
+    kopf_pause.install()
+    heard = Heard()
+    paused = aiotoggles.ToggleSet(any)
+    kwargs = {"settings": kopf.OperatorSettings(), "memories": inventory.ResourceMemories()}
+    with kopf_pause.listening(heard):
+        killer = asyncio.create_task(daemons.daemon_killer(operator_paused=paused, **kwargs))
+    await asyncio.sleep(0.05)
+    killer.cancel()
+    await asyncio.sleep(0)  # one turn of the loop: the killer's first step after the cancel
+    assert heard == [(True, ("the operator is exiting",))]
+    with contextlib.suppress(asyncio.CancelledError):
+        await killer
+
+
 def test_kopfs_peering_toggle_names_are_told_in_words() -> None:
     said = kopf_pause.reason("sluice.dev@None")
     assert said.startswith("peering sluice.dev@None: ") and "higher or equal priority" in said
