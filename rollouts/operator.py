@@ -271,14 +271,10 @@ class Controller:
             )
             return
         with self._guard:
-            self._stale.update(self._locks)
+            self._stale.update(self._locks)  # before the queue runs again
         self.telemetry.working(self.settings.peering)
         held = self.queue.resume()
-        for key, timed in held.items():
-            self.queue.submit(key, timed)
-        peering_log.info(
-            "resumed: this replica works again; %d held reconciles released", len(held)
-        )
+        peering_log.info("resumed: this replica works again; %d held reconciles released", held)
 
     def _fetch(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

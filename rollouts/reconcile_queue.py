@@ -80,13 +80,14 @@ class ReconcileQueue:
         with self._cv:
             self._paused = True
 
-    def resume(self) -> dict[Key, bool]:
-        """Run again; returns what was held (key -> timed), for the caller to schedule: the
-        caller knows when what it reads is fresh again, the queue does not."""
+    def resume(self) -> int:
+        """Run again, starting with what was held; returns how many were held."""
         with self._cv:
             self._paused = False
             held, self._held = self._held, {}
-            return held
+            for key, timed in held.items():
+                self._submit(key, timed)
+            return len(held)
 
     @property
     def paused(self) -> bool:

@@ -242,24 +242,23 @@ def writes_by(h: OperatorHarness, agent: str, since: int = 0) -> list[str]:
     """Sluice's writes made through the client named ``agent`` (its User-Agent), from the
     emulator's ``since``-th recorded call on; Deployment status writes (the test playing the
     Deployment controller) and kopf's peering heartbeats aside."""
-    return [str(c) for c in list(h.emulator.emulator.calls)[since:] if _writes(c, agent)]
+    calls = list(h.emulator.emulator.calls)
+    return [str(calls[i]) for i in write_positions(h, agent, calls) if i >= since]
 
 
-def write_positions(h: OperatorHarness, agent: str) -> list[int]:
+def write_positions(h: OperatorHarness, agent: str, calls: list[Any] | None = None) -> list[int]:
     """Where in the emulator's record of calls ``agent``'s writes (as ``writes_by`` counts them)
     are: two replicas that never work at once have no positions interleaved."""
-    return [i for i, c in enumerate(list(h.emulator.emulator.calls)) if _writes(c, agent)]
-
-
-def _writes(c: Any, agent: str) -> bool:
     from rollouts.peering import CLUSTER_PEERINGS
 
-    return bool(
-        c.agent == agent
+    return [
+        i
+        for i, c in enumerate(list(h.emulator.emulator.calls) if calls is None else calls)
+        if c.agent == agent
         and c.method in WRITES
         and not (c.plural == "deployments" and c.subresource == "status")
         and c.plural != CLUSTER_PEERINGS
-    )
+    ]
 
 
 # ------------------------------------------------------------------------------ Rollouts
