@@ -91,6 +91,10 @@ class Telemetry:
         self._info: dict[tuple[str, str], tuple[str, ...]] = {}
         self._transitions: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
+        self._paused = False
+        """Set by ``pausing``: a reconcile that began before the pause and ends after it must not
+        bring back the Rollout series the pause dropped (held under ``_lock`` with each write of
+        those series, so no write slips between the check and the drop)."""
 
     @contextmanager
     def timed(self) -> Iterator[None]:
@@ -100,13 +104,13 @@ class Telemetry:
             yield
 
     def _set_info(self, key: tuple[str, str], labels: tuple[str, ...]) -> None:
-        with self._lock:
-            old = self._info.get(key)
-            if old != labels:
-                if old is not None:
-                    self.rollout_info.remove(*old)
-                self.rollout_info.labels(*labels).set(1)
-                self._info[key] = labels
+        """Under ``_lock``."""
+        old = self._info.get(key)
+        if old != labels:
+            if old is not None:
+                self.rollout_info.remove(*old)
+            self.rollout_info.labels(*labels).set(1)
+            self._info[key] = labels
 
     def _transition(self, ns: str, name: str, before: RolloutStatus | None, phase: str) -> None:
         """Count a phase change once: ``before`` is the status read before the reconcile, so a
@@ -122,9 +126,12 @@ class Telemetry:
         """Record what one reconcile changed: phase, weight, step and finished analyses."""
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         phase = after.phase or "Unknown"
-        self._set_info((ns, name), (ns, name, phase, strategy_of(rollout), router_of(rollout)))
-        self.rollout_weight.labels(ns, name).set(after.weights.canary)
-        self.rollout_step.labels(ns, name).set(after.current_step_index or 0)
+        with self._lock:
+            if not self._paused:  # counters below still count: the reconcile did happen
+                labels = (ns, name, phase, strategy_of(rollout), router_of(rollout))
+                self._set_info((ns, name), labels)
+                self.rollout_weight.labels(ns, name).set(after.weights.canary)
+                self.rollout_step.labels(ns, name).set(after.current_step_index or 0)
         self._transition(ns, name, before, phase)
         was = {r.name: r.phase for r in (before.analysis_runs if before else [])}
         for run in after.analysis_runs:
@@ -141,7 +148,9 @@ class Telemetry:
         """An invalid Rollout shows as Degraded (or the phase its status got) with unknown
         strategy and router; a valid Rollout turning invalid is a phase transition like any."""
         phase = (after.phase if after else None) or "Degraded"
-        self._set_info((namespace, name), (namespace, name, phase, "unknown", "unknown"))
+        with self._lock:
+            if not self._paused:
+                self._set_info((namespace, name), (namespace, name, phase, "unknown", "unknown"))
         self._transition(namespace, name, before, phase)
 
     def forget(self, namespace: str, name: str) -> None:
@@ -164,11 +173,14 @@ class Telemetry:
         reports the Rollouts; this one reports them again once it resumes and reconciles)."""
         self.paused.labels(peering).set(1)
         with self._lock:
+            self._paused = True
             keys = list(self._info)
         for namespace, name in keys:
             self.forget(namespace, name)
 
     def working(self, peering: str) -> None:
+        with self._lock:
+            self._paused = False
         self.paused.labels(peering).set(0)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:

@@ -281,3 +281,28 @@ def test_a_paused_replica_drops_its_rollout_series_and_says_it_is_paused(
     assert value(t, "sluice_controller_paused", peering="sluice.dev") == 0.0
     assert not controller.queue.paused
     assert controller.state_sizes()["stale"] == 1  # its next reconcile reads it by GET
+
+
+def test_a_reconcile_ending_after_the_pause_brings_no_series_back() -> None:
+    """A reconcile that began before kopf paused the replica ends after it: its phase change and
+    verdict still count (they happened), but the Rollout's gauges stay dropped until the replica
+    works again, so ``max by`` over replicas is not held by what this one saw last."""
+    t = Telemetry()
+    t.observe(canary("web"), None, status("Progressing", 25, 0))
+    t.pausing("sluice.dev")
+    t.observe(
+        canary("web"),
+        status("Progressing", 25, 0, **runs("Running")),
+        status("Paused", 50, 1, **runs("Successful")),
+    )
+    t.invalid("ns", "bad", None)
+    assert "sluice_rollout_info" not in series(t, "web")
+    assert "sluice_rollout_weight" not in series(t, "web")
+    assert "sluice_rollout_info" not in series(t, "bad")
+    changes = dict(namespace="ns", rollout="web", from_phase="Progressing", to_phase="Paused")
+    assert value(t, "sluice_rollout_phase_transitions_total", **changes) == 1.0
+    assert value(t, "sluice_analysis_verdicts_total", result="successful") == 1.0
+
+    t.working("sluice.dev")
+    t.observe(canary("web"), status("Paused", 50, 1), status("Paused", 50, 1))
+    assert value(t, "sluice_rollout_weight", namespace="ns", rollout="web") == 50.0
