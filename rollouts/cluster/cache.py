@@ -19,6 +19,7 @@ Three rules keep it correct:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import threading
 import time
@@ -95,6 +96,10 @@ class WatchCache:
         self._authoritative: set[str] = set()
         self._fresher: dict[Key, Doc] = {}
         self._written: dict[Key, float] = {}
+        self._members: dict[Key, set[str]] = {}
+        """(list kind, namespace, owner) -> names a bypassing LIST found: the index may not hold
+        them yet (another replica created them while this one was paused), so a list from the
+        index adds their kept copies until the watch delivers them."""
         self._writes = 0
         self._guard = threading.Lock()
         self._local = threading.local()
@@ -201,24 +206,48 @@ class WatchCache:
         if not known:
             docs = fetch()
             if self._bypassing():
+                names = set()
                 for doc in docs:
-                    self._keep(item, doc)
+                    if self._keep(item, doc) is not None:
+                        names.add(str((doc.get("metadata") or {}).get("name") or ""))
+                with self._guard:
+                    if kind in self._indexes:
+                        self._members[(kind, namespace, owner)] = names
         else:
-            docs = [v for v in values or () if isinstance(v, dict)]
-            with self._guard:
-                out = []
-                for doc in docs:
-                    name = (doc.get("metadata") or {}).get("name", "")
-                    mine = self._fresher.get((item, namespace, name))
-                    if mine is not None and resource_version(mine) > resource_version(doc):
-                        doc = mine
-                    out.append(doc)
-            docs = out
+            docs = self._overlaid(kind, item, namespace, owner, values)
         versions = tuple(
             sorted(((d.get("metadata") or {}).get("name", ""), resource_version(d)) for d in docs)
         )
         self._record((f"list:{kind}:{item}", namespace, owner), versions)
         return docs
+
+    def _overlaid(
+        self, kind: str, item: str, namespace: str, owner: str, values: Any
+    ) -> builtins.list[Doc]:
+        """The indexed list, each object replaced by a newer copy this process holds, plus the
+        kept copies a bypassing LIST found that the index does not hold yet."""
+        docs = [v for v in values or () if isinstance(v, dict)]
+        with self._guard:
+            out = []
+            for doc in docs:
+                name = (doc.get("metadata") or {}).get("name", "")
+                mine = self._fresher.get((item, namespace, name))
+                if mine is not None and resource_version(mine) > resource_version(doc):
+                    doc = mine
+                out.append(doc)
+            listed = self._members.get((kind, namespace, owner))
+            if listed:
+                indexed = {(d.get("metadata") or {}).get("name", "") for d in docs}
+                for name in sorted(listed - indexed):
+                    mine = self._fresher.get((item, namespace, name))
+                    if mine is None:  # the watch caught up (then it is indexed), or it expired
+                        listed.discard(name)
+                    else:
+                        out.append(mine)
+                listed -= indexed
+                if not listed:
+                    del self._members[(kind, namespace, owner)]
+        return out
 
     # ------------------------------------------------------------------------- writes
     def remember(self, kind: str, doc: Any) -> None:
@@ -273,6 +302,8 @@ class WatchCache:
         with self._guard:
             for key in [k for k in self._fresher if k[1] == namespace and k[2] in wanted]:
                 del self._fresher[key]
+            for key in [k for k in self._members if k[1] == namespace and k[2] in wanted]:
+                del self._members[key]
 
     def fresher_count(self) -> int:
         self.settle()
@@ -330,14 +361,10 @@ class WatchCache:
                 known, values = self._indexed(real, (namespace, name))
                 if not known:
                     return False
-                docs = [v for v in values or () if isinstance(v, dict)]
-                with self._guard:
-                    now = []
-                    for d in docs:
-                        n = (d.get("metadata") or {}).get("name", "")
-                        mine = self._fresher.get((item, namespace, n))
-                        rv = max(resource_version(d), resource_version(mine))
-                        now.append((n, rv))
+                docs = self._overlaid(real, item, namespace, name, values)
+                now = [
+                    ((d.get("metadata") or {}).get("name", ""), resource_version(d)) for d in docs
+                ]
                 if tuple(sorted(now)) != version:
                     return False
                 continue

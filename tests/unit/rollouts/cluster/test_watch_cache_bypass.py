@@ -57,6 +57,53 @@ def test_a_list_inside_asks_the_api_and_keeps_each_item() -> None:
     assert cache.get("runs", "ns", "web-2", lambda: None) == obj("web-2", 6)
 
 
+def test_a_list_after_it_keeps_what_the_index_does_not_hold_yet() -> None:
+    """A run another replica created during the pause: the LIST found it, the watch has not
+    delivered it. The reconciles after the cold one list from the index, and must see it too
+    (else the Rollout looks as if its step had no run), until the watch brings it."""
+    cache = WatchCache()
+    runs: dict[Any, Any] = {("ns", "web-1"): [obj("web-1", 2)]}
+    runs_of: dict[Any, Any] = {("ns", "web"): [obj("web-1", 2)]}
+    cache.attach("runs", runs)
+    cache.attach("runs-of", runs_of)
+    listed = [obj("web-1", 2), obj("web-2", 6)]
+    with cache.bypassed():
+        cache.list("runs-of", "ns", "web", lambda: listed, item_kind="runs")
+
+    def asked() -> list[dict[str, Any]]:
+        raise AssertionError("served from the index and the kept copies, without a request")
+
+    with cache.recording() as reads:
+        assert cache.list("runs-of", "ns", "web", asked, item_kind="runs") == listed
+    assert cache.unchanged(reads)
+    # another Rollout's list is not touched
+    assert cache.list("runs-of", "ns", "shop", asked, item_kind="runs") == []
+    # the watch delivers it: served from the index alone, the kept copy settles
+    runs[("ns", "web-2")] = [obj("web-2", 6)]
+    runs_of[("ns", "web")] = [obj("web-1", 2), obj("web-2", 6)]
+    assert cache.unchanged(reads)
+    assert cache.fresher_count() == 0
+    assert cache.list("runs-of", "ns", "web", asked, item_kind="runs") == listed
+    # deleted later (the watch drops it): it does not come back
+    runs_of[("ns", "web")] = [obj("web-1", 2)]
+    assert cache.list("runs-of", "ns", "web", asked, item_kind="runs") == [obj("web-1", 2)]
+
+
+def test_a_kept_run_this_process_deletes_leaves_the_list() -> None:
+    cache = WatchCache()
+    cache.attach("runs", {})
+    cache.attach("runs-of", {})
+    with cache.bypassed():
+        cache.list("runs-of", "ns", "web", lambda: [obj("web-2", 6)], item_kind="runs")
+    assert cache.list("runs-of", "ns", "web", list, item_kind="runs") == [obj("web-2", 6)]
+    cache.drop("runs", "ns", "web-2")
+    assert cache.list("runs-of", "ns", "web", list, item_kind="runs") == []
+    with cache.bypassed():
+        cache.list("runs-of", "ns", "web", lambda: [obj("web-2", 6)], item_kind="runs")
+    cache.forget("ns", ["web"])  # the Rollout is gone: nothing kept for its list
+    assert cache.list("runs-of", "ns", "web", list, item_kind="runs") == []
+
+
 def test_its_own_newer_write_is_not_replaced_by_an_older_answer() -> None:
     cache = WatchCache()
     cache.attach("deployments", {})
