@@ -81,6 +81,12 @@ STALL_MIN_SECONDS = 60.0
 """However short its windows, a run is called stuck only after this long behind: with 1 s
 windows, three windows are a few seconds of API trouble, which a brownout of the API server
 causes and the controller rides out (the API-fault suite aborted healthy canaries on it)."""
+STALL_TRANSIENT_SECONDS = 300.0
+"""How long behind a run must be when its ticks fail only with the API server's transient errors
+(5xx, 429, 409, timeouts, refused connections) before it counts as stuck: an API outage stops
+every write for as long as it lasts, and a run that falls behind meanwhile catches up from
+Prometheus' history once one tick succeeds. At ``STALL_MIN_SECONDS`` a 60 s brownout, and one
+failing request right after it, aborted healthy canaries in the API-fault suite."""
 
 UNSUCCESSFUL = frozenset({"Failed", "Error", "Inconclusive", "Stopped"})
 
@@ -411,9 +417,15 @@ class RunLifecycle:
         )
         return self.store.update_run_status(run.model_copy(update={"status": repaired}))
 
-    def stalled(self, run: AnalysisRun, windows: int = STALL_WINDOWS) -> str | None:
-        """Why ``run`` is stuck (its status lags more than ``windows`` measurement windows behind
-        its schedule, or it has had no status for as long), or None while it keeps up.
+    def stalled(
+        self,
+        run: AnalysisRun,
+        windows: int = STALL_WINDOWS,
+        min_seconds: float = STALL_MIN_SECONDS,
+    ) -> str | None:
+        """Why ``run`` is stuck (its status lags more than ``windows`` measurement windows, and
+        more than ``min_seconds``, behind its schedule, or it has had no status for as long), or
+        None while it keeps up.
 
         A tick that succeeds always catches up (up to ``CATCH_UP`` windows), so a run found this
         far behind is one whose ticks fail: a status that cannot be written, a store that cannot
@@ -432,7 +444,7 @@ class RunLifecycle:
             if created is None or not plans:
                 return None
             grace = max(p.initial_delay + windows * p.interval for p in plans)
-            if now - created <= max(grace, STALL_MIN_SECONDS):
+            if now - created <= max(grace, min_seconds):
                 return None
             return (
                 f"AnalysisRun {run.metadata.name} has had no status for {now - created:.0f}s "
@@ -443,7 +455,7 @@ class RunLifecycle:
         late = [
             (name, n)
             for name, n in behind.items()
-            if n > windows and n * interval.get(name, 0.0) > STALL_MIN_SECONDS
+            if n > windows and n * interval.get(name, 0.0) > min_seconds
         ]
         if not late:
             return None

@@ -35,6 +35,15 @@ Timeout = tuple[float, float]
 DEFAULT_TIMEOUT: Timeout = (5.0, 30.0)
 
 
+def transient(error: BaseException) -> bool:
+    """Whether ``error`` is the API server's trouble rather than the request's: an answer worth
+    retrying (``RETRYABLE``), a connection error or a timeout. Such failures come in bursts that
+    end (an outage, a brownout), so whoever judges a run by them waits longer than for others."""
+    if isinstance(error, kubernetes.client.ApiException):
+        return error.status in RETRYABLE
+    return isinstance(error, (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError))
+
+
 def retry_after(error: kubernetes.client.ApiException) -> float | None:
     headers = error.headers or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None

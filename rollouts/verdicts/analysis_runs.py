@@ -17,6 +17,8 @@ from analysis.api import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate,
 from analysis.lifecycle import (
     DEFAULT_ALPHA,
     RUN_HISTORY,
+    STALL_MIN_SECONDS,
+    STALL_TRANSIENT_SECONDS,
     Analysis,
     ProviderFactory,
     RunLifecycle,
@@ -27,6 +29,7 @@ from analysis.lifecycle import (
 )
 from analysis.stats.policy import BudgetError
 from analysis.store.port import AnalysisRunStore, RunOwner
+from analysis.store.retry import transient
 from rollouts.api.rollout import AnalysisRef, CanaryStrategy, Rollout, RolloutStatus
 from rollouts.engine.canary import reached_weight
 from rollouts.engine.context import other, percent_of, services_of
@@ -64,6 +67,8 @@ class _Ticked:
     errors: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     """Runs whose tick raised (the store could not be written, say): name → the error."""
+    transient: set[str] = field(default_factory=set)
+    """Of ``failed``, those whose error was the API server's transient trouble (``transient``)."""
 
 
 class AnalysisVerdicts:
@@ -163,6 +168,8 @@ class AnalysisVerdicts:
                 # one run's trouble must not stop the Rollout's reconcile (an abort must still
                 # be able to happen); observe reports the run once it is stuck (see stalled)
                 seen.failed[name] = f"{type(e).__name__}: {e}"
+                if transient(e):
+                    seen.transient.add(name)
                 log.warning("AnalysisRun %s/%s not advanced: %s", owner.namespace, name, e)
         self._ticked[owner] = seen
 
@@ -174,7 +181,11 @@ class AnalysisVerdicts:
         out = {name: AnalysisObservation("Error", message) for name, message in seen.errors.items()}
         for name, run in seen.runs.items():
             status = run.status
-            if name in seen.failed and (stuck := self.lifecycle.stalled(run)) is not None:
+            patience = STALL_TRANSIENT_SECONDS if name in seen.transient else STALL_MIN_SECONDS
+            stuck = (
+                self.lifecycle.stalled(run, min_seconds=patience) if name in seen.failed else None
+            )
+            if stuck is not None:
                 out[name] = AnalysisObservation("Error", f"{stuck}; last: {seen.failed[name]}")
                 continue
             if status is None or status.phase == "Stopped" or status.state.get("stopped"):
