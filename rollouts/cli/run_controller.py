@@ -232,7 +232,8 @@ def run(
     # here rather than in run_operator, which tests start many times in one process
     tune_gc()
     try:
-        asyncio.run(run_operator(settings, api=api))
+        # a kopf that cannot finish stopping ends the process (rollouts.operator.supervised)
+        asyncio.run(run_operator(settings, api=api, on_stuck=os._exit))
     except KeyboardInterrupt:
         pass
     except Exception as e:  # kopf has logged the details; the exit says what ended it
