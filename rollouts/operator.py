@@ -1130,7 +1130,9 @@ async def supervised(
     with 403, say). Its watchers then wait, shielded from cancellation, for their per-object
     workers, and kopf 1.45 can wait there forever: the process stayed up holding its reconcile
     queue, doing nothing, and a Deployment never restarted it. Better a pod that exits and is
-    restarted (and whose crash loop is seen) than one that stays up and does nothing."""
+    restarted (and whose crash loop is seen) than one that stays up and does nothing. (kopf's
+    own last resort, a SIGKILL 10 minutes into such a stop, came after the suites had given up;
+    a stop on SIGTERM normally ends in a few seconds, and a Pod is killed 30 s after it anyway.)"""
     watch: asyncio.Future[Any] = asyncio.ensure_future(exiting.wait())
     try:
         await asyncio.wait({operator, watch}, return_when=asyncio.FIRST_COMPLETED)
@@ -1138,8 +1140,9 @@ async def supervised(
             done, _ = await asyncio.wait({operator}, timeout=grace)
             if not done:
                 log.error(
-                    "kopf did not finish stopping within %.0fs: exiting the process (code %d) "
-                    "so that it is restarted",
+                    "kopf did not finish stopping within %.0fs (a watcher that failed for good, "
+                    "or reconciles still running): exiting the process (code %d) so that it is "
+                    "restarted",
                     grace,
                     EXIT_STUCK,
                 )
