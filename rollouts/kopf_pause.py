@@ -33,9 +33,6 @@ Listener = Callable[[bool, tuple[str, ...]], None]
 """Called with ``True`` and kopf's reasons (the names of its pausing toggles) on a pause, with
 ``False`` and no reasons on the resume."""
 
-EXITING = "the operator is exiting"
-"""The reason passed with the last pause, as the operator stops."""
-
 _listener: ContextVar[Listener | None] = ContextVar("sluice_pause_listener", default=None)
 _WRAPPED = "_sluice_mirrors_pause"
 
@@ -98,7 +95,7 @@ def install() -> None:
                 # Hold the queue now, before anything here awaits: kopf's peering removes this
                 # replica's record with a PATCH sent only as its own task unwinds, and the
                 # standby works only once it has seen that (kopf's cleanup handlers run later)
-                listener(True, (EXITING,))
+                listener(True, ("the operator is exiting",))
             for task in (killer, follower):
                 if task is not None and not task.done():
                     task.cancel()

@@ -661,6 +661,11 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+EXIT_GRACE_SECONDS = 20.0
+"""How long kopf may take to stop once it has begun (not asked by its stop flag) before it kills
+its process, so the Deployment restarts a controller that would otherwise stay up doing nothing."""
+
+
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
     """kopf's own state lives under ``sluice.dev`` (progress, finalizer, peering); it keeps no
     diff-base (``NoDiffBase``)."""
@@ -668,6 +673,12 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     p.progress_storage = kopf.AnnotationsProgressStorage(prefix="sluice.dev")
     p.diffbase_storage = NoDiffBase()
     p.finalizer = FINALIZER
+    # kopf stops by itself when a watcher fails for good (a list refused with 403, say), and
+    # kopf 1.45 can then wait forever for that watcher's workers: the process stayed up, its
+    # reconcile queue held, doing nothing. kopf's own last resort, a SIGKILL this long into a
+    # stop it did not ask for by its stop flag (a failure or a signal), came after 10 minutes.
+    # A stop on SIGTERM ends in a few seconds, and a Pod is killed 30 s after SIGTERM anyway.
+    kopf_settings.process.ultimate_exiting_timeout = EXIT_GRACE_SECONDS
     kopf_settings.peering.name = settings.peering
     kopf_settings.peering.priority = settings.priority
     kopf_settings.peering.lifetime = settings.peering_lifetime
@@ -1041,11 +1052,9 @@ async def run(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     on_controller: Callable[[Controller], None] | None = None,
-    on_stuck: Callable[[int], object] | None = None,
 ) -> None:
     """Run the operator until cancelled (or ``stop_flag`` is set); ``on_controller`` is handed
-    the Controller once built (tests inspect its per-Rollout state); ``on_stuck`` is called with
-    an exit code when kopf began to stop and did not finish (see ``supervised``)."""
+    the Controller once built (tests inspect its per-Rollout state)."""
     api = bound_api_client(
         api or default_api_client(),
         pool_size=settings.workers + 4,  # the workers, plus startup and peering calls
@@ -1068,15 +1077,10 @@ async def run(
     if on_controller is not None:
         on_controller(controller)
     try:
-        await _operate(controller, registry, settings, stop_flag, ready_flag, on_stuck)
+        await _operate(controller, registry, settings, stop_flag, ready_flag)
     finally:
         controller.close()  # no scheduler thread or worker outlives the operator
         api.close()  # type: ignore[no-untyped-call]  # its own client, not the caller's
-
-
-EXIT_GRACE_SECONDS = 20.0
-"""How long kopf may take to stop once it has begun, before ``on_stuck`` ends the process."""
-EXIT_STUCK = 70  # EX_SOFTWARE
 
 
 async def _operate(
@@ -1085,19 +1089,11 @@ async def _operate(
     settings: Settings,
     stop_flag: asyncio.Event | None,
     ready_flag: asyncio.Event | None,
-    on_stuck: Callable[[int], object] | None = None,
 ) -> None:
     namespaces: Collection[str] = settings.namespaces
-    exiting = asyncio.Event()
-
-    def listener(paused: bool, reasons: tuple[str, ...]) -> None:
-        controller.peering_paused(paused, reasons)
-        if paused and kopf_pause.EXITING in reasons:
-            exiting.set()
-
     try:
-        with kopf_pause.listening(listener):
-            operator = kopf.operator(
+        with kopf_pause.listening(controller.peering_paused):
+            await kopf.operator(
                 registry=registry,
                 clusterwide=settings.clusterwide,
                 namespaces=namespaces,
@@ -1110,50 +1106,6 @@ async def _operate(
                 ready_flag=ready_flag,
                 memo=kopf.Memo(controller=controller),
             )
-            # a task made inside ``listening``, so kopf's tasks inherit the listener
-            await supervised(asyncio.ensure_future(operator), exiting, on_stuck)
     finally:
         # queued notifications go with the process (at most once: docs/notifications.md)
         controller.notifier.stop(timeout=0)
-
-
-async def supervised(
-    operator: asyncio.Future[Any],
-    exiting: asyncio.Event,
-    on_stuck: Callable[[int], object] | None,
-    grace: float = EXIT_GRACE_SECONDS,
-) -> None:
-    """Await kopf's operator; once it has begun to stop (``exiting``), give it ``grace`` seconds
-    and then call ``on_stuck`` (``os._exit`` under ``sluice run``).
-
-    kopf stops by itself when one of its watchers fails for good (a list the API server refuses
-    with 403, say). Its watchers then wait, shielded from cancellation, for their per-object
-    workers, and kopf 1.45 can wait there forever: the process stayed up holding its reconcile
-    queue, doing nothing, and a Deployment never restarted it. Better a pod that exits and is
-    restarted (and whose crash loop is seen) than one that stays up and does nothing. (kopf's
-    own last resort, a SIGKILL 10 minutes into such a stop, came after the suites had given up;
-    a stop on SIGTERM normally ends in a few seconds, and a Pod is killed 30 s after it anyway.)"""
-    watch: asyncio.Future[Any] = asyncio.ensure_future(exiting.wait())
-    try:
-        await asyncio.wait({operator, watch}, return_when=asyncio.FIRST_COMPLETED)
-        if not operator.done() and on_stuck is not None:
-            done, _ = await asyncio.wait({operator}, timeout=grace)
-            if not done:
-                log.error(
-                    "kopf did not finish stopping within %.0fs (a watcher that failed for good, "
-                    "or reconciles still running): exiting the process (code %d) so that it is "
-                    "restarted",
-                    grace,
-                    EXIT_STUCK,
-                )
-                for handler in logging.getLogger().handlers:
-                    handler.flush()
-                on_stuck(EXIT_STUCK)
-        await operator
-    except asyncio.CancelledError:
-        operator.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await operator
-        raise
-    finally:
-        watch.cancel()

@@ -232,8 +232,7 @@ def run(
     # here rather than in run_operator, which tests start many times in one process
     tune_gc()
     try:
-        # a kopf that cannot finish stopping ends the process (rollouts.operator.supervised)
-        asyncio.run(run_operator(settings, api=api, on_stuck=os._exit))
+        asyncio.run(run_operator(settings, api=api))
     except KeyboardInterrupt:
         pass
     except Exception as e:  # kopf has logged the details; the exit says what ended it

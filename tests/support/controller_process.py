@@ -138,7 +138,7 @@ def main(argv: list[str]) -> None:
     api = default_api_client()
     if os.environ.get(AGENT_ENV):
         api.user_agent = os.environ[AGENT_ENV]
-    asyncio.run(run(Settings(**raw), api=api, on_stuck=os._exit))  # as ``sluice run`` does
+    asyncio.run(run(Settings(**raw), api=api))
 
 
 if __name__ == "__main__":

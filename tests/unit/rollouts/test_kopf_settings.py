@@ -6,7 +6,7 @@ from __future__ import annotations
 import kopf
 import pytest
 
-from rollouts.operator import FINALIZER, configure_kopf
+from rollouts.operator import EXIT_GRACE_SECONDS, FINALIZER, configure_kopf
 from rollouts.settings import Settings
 
 
@@ -165,3 +165,13 @@ def test_the_controller_does_not_load_scipy_stats() -> None:
         check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_stop_kopf_cannot_finish_ends_the_process_within_20s() -> None:
+    """kopf's own last resort (SIGKILL of its process when a stop it did not ask for by its stop
+    flag has not finished) comes after 20 s, not 10 minutes: a watcher that failed for good made
+    kopf 1.45 wait for its workers forever, and the process stayed up doing nothing."""
+    theirs = kopf.OperatorSettings()
+    assert theirs.process.ultimate_exiting_timeout == 600  # kopf's default
+    configure_kopf(theirs, Settings(metrics_port=None, liveness_port=None))
+    assert theirs.process.ultimate_exiting_timeout == EXIT_GRACE_SECONDS == 20
