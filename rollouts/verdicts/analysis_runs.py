@@ -65,10 +65,8 @@ class _Ticked:
 
     runs: dict[str, AnalysisRun] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, Exception] = field(default_factory=dict)
     """Runs whose tick raised (the store could not be written, say): name → the error."""
-    transient: set[str] = field(default_factory=set)
-    """Of ``failed``, those whose error was the API server's transient trouble (``transient``)."""
 
 
 class AnalysisVerdicts:
@@ -167,9 +165,7 @@ class AnalysisVerdicts:
             except Exception as e:
                 # one run's trouble must not stop the Rollout's reconcile (an abort must still
                 # be able to happen); observe reports the run once it is stuck (see stalled)
-                seen.failed[name] = f"{type(e).__name__}: {e}"
-                if transient(e):
-                    seen.transient.add(name)
+                seen.failed[name] = e
                 log.warning("AnalysisRun %s/%s not advanced: %s", owner.namespace, name, e)
         self._ticked[owner] = seen
 
@@ -181,13 +177,15 @@ class AnalysisVerdicts:
         out = {name: AnalysisObservation("Error", message) for name, message in seen.errors.items()}
         for name, run in seen.runs.items():
             status = run.status
-            patience = STALL_TRANSIENT_SECONDS if name in seen.transient else STALL_MIN_SECONDS
-            stuck = (
-                self.lifecycle.stalled(run, min_seconds=patience) if name in seen.failed else None
-            )
-            if stuck is not None:
-                out[name] = AnalysisObservation("Error", f"{stuck}; last: {seen.failed[name]}")
-                continue
+            error = seen.failed.get(name)
+            if error is not None:
+                # the API server's passing trouble (an outage) gets longer than the run's own
+                patience = STALL_TRANSIENT_SECONDS if transient(error) else STALL_MIN_SECONDS
+                stuck = self.lifecycle.stalled(run, min_seconds=patience)
+                if stuck is not None:
+                    last = f"{type(error).__name__}: {error}"
+                    out[name] = AnalysisObservation("Error", f"{stuck}; last: {last}")
+                    continue
             if status is None or status.phase == "Stopped" or status.state.get("stopped"):
                 continue
             out[name] = AnalysisObservation(status.phase, status.message, metric_summaries(run))
