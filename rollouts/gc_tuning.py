@@ -2,7 +2,7 @@
 
 With the default thresholds (700, 10, 10) the collector runs a full collection every few tens of
 thousands of container allocations (when the long-lived objects have also grown by a quarter), and
-a full collection walks every tracked object: kopf's indexes and the controller's caches hold
+a full collection walks every tracked object: the watch indexes and the controller's caches hold
 each watched object of the fleet, so each pass costs more as the fleet grows. Measured with
 ``benchmarks/scale.py`` at 1,000 Rollouts (one run each, the collector's own CPU timed in its
 callbacks): 11.4 s of the controller's 90 s of CPU went to collections (3,128 young, 284 middle,

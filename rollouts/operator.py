@@ -4,8 +4,10 @@ Nothing here decides anything: every decision is ``rollouts.engine.decide``'s, r
 ``rollouts.reconcile.cycle`` exactly as the simulator reaches it. The handlers only choose
 *when* to reconcile, and serve what a reconcile reads:
 
-- kopf indexes hold the Rollouts, their slot Deployments, Services, router objects and
-  AnalysisRuns (``rollouts.cluster.cache.WatchCache`` reads them; a kind the cluster does not
+- indexes fed by kopf's watches hold the Rollouts, their slot Deployments, Services, router
+  objects and AnalysisRuns, an event indexed and passed on beside kopf's per-event processing
+  (``rollouts.kopf_fast_path``; kopf still handles a Rollout's finalizer and deletion);
+  ``rollouts.cluster.cache.WatchCache`` reads them (a kind the cluster does not
   serve falls back to a GET), so a reconcile that finds nothing changed sends no request;
 - a watch event on any of them submits the Rollouts that read it to the reconcile queue
   (``rollouts.reconcile_queue``): a new ``sluice.dev/request`` at once (kopf's update handler never
@@ -45,11 +47,12 @@ import urllib3
 
 from analysis.store.kube_jobs import KubeJobs
 from analysis.store.kubernetes import KubeAnalysisStore
-from rollouts import kopf_pause, kopf_toggles, request_annotation, workload_ref
+from rollouts import kopf_fast_path, kopf_pause, kopf_toggles, request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
 from rollouts.cluster.cache import Fingerprint, WatchCache
 from rollouts.cluster.kube import LABEL_ROLLOUT, SLOTS, KubeCluster, bound_api_client
+from rollouts.cluster.object_index import ObjectIndex, own_key
 from rollouts.engine import decide_invalid, deletion_actions
 from rollouts.engine.context import services_of
 from rollouts.engine.deletion import handback
@@ -79,6 +82,7 @@ log = logging.getLogger("sluice.operator")
 peering_log = logging.getLogger("sluice.peering")
 
 kopf_toggles.install()  # kopf's index readiness at start: linear, not cubic
+kopf_fast_path.install()  # watch events beside kopf's per-event processing
 
 FINALIZER = "sluice.dev/finalizer"
 # Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
@@ -699,7 +703,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
         kopf_settings.scanning.disabled = True
 
 
-# The kinds a reconcile reads besides Rollouts, slots and runs, served from kopf indexes: cache
+# The kinds a reconcile reads besides Rollouts, slots and runs, served from the watches: cache
 # kind -> (the API version watched, authoritative). Authoritative kinds are always served, so an
 # object missing from the index does not exist; a router's CRD may not be installed, so a miss
 # there falls back to a GET (a missing router object is an error the Rollout reports anyway). The
@@ -761,34 +765,37 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     # with --shard, every handler sees only this shard's Rollouts (and their slot Deployments);
     # kopf then neither adds finalizers to nor stores its state on another shard's objects
     mine: Any = None
-    slot_of_mine: Any = None
     if settings.shard is not None:
 
         def mine(namespace: str | None, name: str | None, **_: Any) -> bool:
             return settings.owns(namespace, name)
 
-        def slot_of_mine(namespace: str | None, labels: Any, **_: Any) -> bool:
-            return settings.owns(namespace, (labels or {}).get(LABEL_ROLLOUT))
-
     attached = threading.Event()
-    # Handlers that only index, queue or trigger are coroutines: kopf runs a plain function in
-    # its thread pool, and with one hop per index and event handler per watch event that
-    # hand-off cost more than the reconciles themselves when a fleet changed at once. They take
-    # only locks held for bookkeeping (never across a request). ``deleted`` calls the API and
-    # stays in the pool.
+    # Every watched kind's events go by a route (rollouts.kopf_fast_path): indexed into this
+    # process's stores and passed on, beside kopf's per-event processing, which only a Rollout's
+    # finalizer and deletion still go through. The kopf handlers below are what makes kopf watch
+    # a kind and hold the routes' notices until every kind is listed (an index keeping nothing),
+    # and what a Rollout's deletion runs; they are spelled out, one per kind, so the RBAC scan
+    # (tests/unit/deploy/test_rbac.py) reads each resource.
+    stores: dict[str, ObjectIndex] = {
+        PLURAL: ObjectIndex(_as_is),
+        "deployments": ObjectIndex(_slot_deployment),
+        RUNS: ObjectIndex(_as_is),
+        RUNS_OF: ObjectIndex(_as_is, key=_run_owner),
+        "services": ObjectIndex(_trim_service),
+        **{kind: ObjectIndex(_as_is) for kind in WATCHED if kind != "services"},
+    }
 
-    def attach(kwargs: dict[str, Any]) -> None:
-        """kopf hands its indexes to handlers only: the first handler call wires them in (every
-        index is complete by then: kopf holds handlers until the initial lists are indexed)."""
+    def attach() -> None:
+        """The stores serve reads from the first notice on: every kind is listed by then (the
+        routes' notices wait for kopf's readiness gate), so a miss means the object is absent."""
         if attached.is_set():
             return
         for kind, (_, authoritative) in WATCHED.items():
             if _served_from_watch(kind, settings):
-                controller.cache.attach(kind, kwargs[_index_id(kind)], authoritative=authoritative)
-        controller.cache.attach(PLURAL, kwargs[_index_id(PLURAL)])
-        controller.cache.attach("deployments", kwargs[_index_id("deployments")])
-        controller.cache.attach(RUNS, kwargs[_index_id(RUNS)])
-        controller.cache.attach(RUNS_OF, kwargs[_index_id(RUNS_OF)])
+                controller.cache.attach(kind, stores[kind], authoritative=authoritative)
+        for kind in (PLURAL, "deployments", RUNS, RUNS_OF):
+            controller.cache.attach(kind, stores[kind])
         attached.set()
 
     @kopf.on.startup(registry=registry)
@@ -813,56 +820,42 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
     def probe(**_: Any) -> int:
         return controller.state_sizes()["locks"]
 
-    # ---------------------------------------------------------------------------- indexes
-    def key_of(body: Any) -> tuple[str, str]:
-        meta = body.get("metadata") or {}
-        return (meta.get("namespace") or "", meta.get("name") or "")
+    # ------------------------------------------------------------------- watched kinds
+    def watched(
+        group: str,
+        plural: str,
+        *kinds: str,
+        notify: Callable[[Any, str | None], None],
+        needs_kopf: Callable[[Any, str | None], bool] = kopf_fast_path.never,
+    ) -> None:
+        def index(body: Any, deleted: bool) -> None:
+            for kind in kinds:
+                stores[kind].update(body, deleted)
 
-    @kopf.index(*resource, id=_index_id(PLURAL), registry=registry)
-    async def rollouts_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _plain(body)}
+        def notified(body: Any, event_type: str | None) -> None:
+            attach()
+            notify(body, event_type)
 
-    @kopf.index(
-        "apps",
-        "v1",
-        "deployments",
-        id=_index_id("deployments"),
-        labels={LABEL_ROLLOUT: kopf.PRESENT},
-        registry=registry,
-    )
-    async def deployments_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _trim_deployment(body)}
+        handling = kopf_fast_path.Route(index=index, notify=notified, needs_kopf=needs_kopf)
+        kopf_fast_path.route(registry, group, plural, handling)
+
+    def changed(kind: str) -> Callable[[Any, str | None], None]:
+        def notify(body: Any, event_type: str | None) -> None:
+            controller.observed_event(kind, _identity(body), event_type == "DELETED")
+
+        return notify
 
     @kopf.index(API_GROUP, API_VERSION, RUNS, id=_index_id(RUNS), registry=registry)
-    async def runs_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _plain(body)}
+    async def runs_watched(**_: Any) -> None:
+        return None
 
-    @kopf.index(API_GROUP, API_VERSION, RUNS, id=_index_id(RUNS_OF), registry=registry)
-    async def runs_of_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any] | None:
-        meta = body.get("metadata") or {}
-        owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
-        return None if not owner else {(meta.get("namespace") or "", owner): _plain(body)}
-
-    @kopf.on.event(
-        API_GROUP, API_VERSION, RUNS, id=f"{OBSERVED_HANDLER_ID}-{RUNS}", registry=registry
-    )
-    async def run_changed(body: kopf.Body, **kwargs: Any) -> None:
-        attach(kwargs)
-        controller.observed_event(RUNS, _identity(body), kwargs.get("type") == "DELETED")
-
-    # one index and one event handler per router kind and Services, spelled out so the RBAC
-    # scan (tests/unit/deploy/test_rbac.py) reads each resource; kopf picks the served version
-    def changed_obj(kind: str, body: kopf.Body, kwargs: dict[str, Any]) -> None:
-        attach(kwargs)
-        controller.observed_event(kind, _identity(body), kwargs.get("type") == "DELETED")
+    watched(API_GROUP, RUNS, RUNS, RUNS_OF, notify=changed(RUNS))
 
     @kopf.index("", "v1", "services", id=_index_id("services"), registry=registry)
-    async def services_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _trim_service(body)}
+    async def services_watched(**_: Any) -> None:
+        return None
 
-    @kopf.on.event("", "v1", "services", id=f"{OBSERVED_HANDLER_ID}-svc", registry=registry)
-    async def service_changed(body: kopf.Body, **kwargs: Any) -> None:
-        changed_obj("services", body, kwargs)
+    watched("", "services", "services", notify=changed("services"))
 
     @kopf.index(
         "networking.istio.io",
@@ -871,18 +864,15 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=_index_id("virtualservices"),
         registry=registry,
     )
-    async def virtualservices_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _plain(body)}
+    async def virtualservices_watched(**_: Any) -> None:
+        return None
 
-    @kopf.on.event(
+    watched(
         "networking.istio.io",
-        "v1beta1",
         "virtualservices",
-        id=f"{OBSERVED_HANDLER_ID}-vs",
-        registry=registry,
+        "virtualservices",
+        notify=changed("virtualservices"),
     )
-    async def virtualservice_changed(body: kopf.Body, **kwargs: Any) -> None:
-        changed_obj("virtualservices", body, kwargs)
 
     @kopf.index(
         "gateway.networking.k8s.io",
@@ -891,18 +881,10 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=_index_id("httproutes"),
         registry=registry,
     )
-    async def httproutes_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _plain(body)}
+    async def httproutes_watched(**_: Any) -> None:
+        return None
 
-    @kopf.on.event(
-        "gateway.networking.k8s.io",
-        "v1",
-        "httproutes",
-        id=f"{OBSERVED_HANDLER_ID}-httproute",
-        registry=registry,
-    )
-    async def httproute_changed(body: kopf.Body, **kwargs: Any) -> None:
-        changed_obj("httproutes", body, kwargs)
+    watched("gateway.networking.k8s.io", "httproutes", "httproutes", notify=changed("httproutes"))
 
     @kopf.index(
         "split.smi-spec.io",
@@ -911,85 +893,93 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
         id=_index_id("trafficsplits"),
         registry=registry,
     )
-    async def trafficsplits_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _plain(body)}
+    async def trafficsplits_watched(**_: Any) -> None:
+        return None
 
-    @kopf.on.event(
-        "split.smi-spec.io",
-        "v1alpha2",
-        "trafficsplits",
-        id=f"{OBSERVED_HANDLER_ID}-ts",
-        registry=registry,
-    )
-    async def trafficsplit_changed(body: kopf.Body, **kwargs: Any) -> None:
-        changed_obj("trafficsplits", body, kwargs)
+    watched("split.smi-spec.io", "trafficsplits", "trafficsplits", notify=changed("trafficsplits"))
 
     @kopf.index(
         "networking.k8s.io", "v1", "ingresses", id=_index_id("ingresses"), registry=registry
     )
-    async def ingresses_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-        return {key_of(body): _plain(body)}
+    async def ingresses_watched(**_: Any) -> None:
+        return None
 
-    @kopf.on.event(
-        "networking.k8s.io",
-        "v1",
-        "ingresses",
-        id=f"{OBSERVED_HANDLER_ID}-ingress",
-        registry=registry,
-    )
-    async def ingress_changed(body: kopf.Body, **kwargs: Any) -> None:
-        changed_obj("ingresses", body, kwargs)
+    watched("networking.k8s.io", "ingresses", "ingresses", notify=changed("ingresses"))
+
+    # ------------------------------------------------------------------------ Deployments
+    @kopf.index("apps", "v1", "deployments", id=_index_id("deployments"), registry=registry)
+    async def deployments_watched(**_: Any) -> None:
+        return None
+
+    def deployment_changed(body: Any, event_type: str | None) -> None:
+        meta = body.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if LABEL_ROLLOUT in labels:  # a slot: with --shard, only this shard's Rollouts' slots
+            if settings.owns(meta.get("namespace"), labels.get(LABEL_ROLLOUT)):
+                controller.deployment_event(_identity(body), event_type == "DELETED")
+        elif controller.adopts(body):  # the Deployment a Rollout's workloadRef names
+            controller.deployment_event(_identity(body))
+
+    watched("apps", "deployments", "deployments", notify=deployment_changed)
 
     # ---------------------------------------------------------------------------- Rollouts
-    # Every event of a Rollout (the listing at start included) triggers its reconcile here;
-    # the reconcile is skipped when nothing it reads changed. No create/update/resume handlers:
-    # they made kopf keep a diff-base annotation on every Rollout (see configure_kopf).
-    @kopf.on.event(*resource, id=REQUEST_HANDLER_ID, when=mine, registry=registry)
-    async def rollout_event(**kwargs: Any) -> None:
-        attach(kwargs)
-        namespace, name = kwargs["namespace"], kwargs["name"]
-        controller.rollout_event(namespace, name, kwargs.get("type"))
-        if kwargs.get("type") == "DELETED":
+    # Every event of a Rollout (the listing at start included) triggers its reconcile; the
+    # reconcile is skipped when nothing it reads changed. kopf sees a Rollout's event only to
+    # add or drop its finalizer and to run ``deleted``: no create/update/resume handlers, which
+    # made kopf keep a diff-base annotation on every Rollout (see configure_kopf).
+    @kopf.index(*resource, id=_index_id(PLURAL), registry=registry)
+    async def rollouts_watched(**_: Any) -> None:
+        return None
+
+    def rollout_changed(body: Any, event_type: str | None) -> None:
+        namespace, name = own_key(body)
+        if not settings.owns(namespace, name):
             return
-        annotations = (kwargs["body"].get("metadata") or {}).get("annotations") or {}
+        controller.rollout_event(namespace, name, event_type)
+        if event_type == "DELETED":
+            return
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
         controller.request_event(namespace, name, annotations.get(request_annotation.ANNOTATION))
+
+    def rollout_needs_kopf(body: Any, event_type: str | None) -> bool:
+        meta = body.get("metadata") or {}
+        if event_type == "DELETED" or meta.get("deletionTimestamp"):
+            return True
+        finalized = FINALIZER in (meta.get("finalizers") or ())
+        return finalized != settings.owns(*own_key(body))
+
+    watched(API_GROUP, PLURAL, PLURAL, notify=rollout_changed, needs_kopf=rollout_needs_kopf)
 
     @kopf.on.delete(*resource, when=mine, registry=registry)
     def deleted(**kwargs: Any) -> None:
-        attach(kwargs)
+        attach()
         namespace, name, body = kwargs["namespace"], kwargs["name"], kwargs["body"]
         try:
             controller.finalize(namespace, name, dict(_plain(body)))
         except Exception as e:
             raise kopf.TemporaryError(f"releasing {namespace}/{name}: {e}", delay=1) from e
 
-    @kopf.on.event(
-        "apps",
-        "v1",
-        "deployments",
-        id=DEPLOYMENT_HANDLER_ID,
-        labels={LABEL_ROLLOUT: kopf.PRESENT},
-        when=slot_of_mine,
-        registry=registry,
-    )
-    async def deployment(body: kopf.Body, **kwargs: Any) -> None:
-        attach(kwargs)
-        controller.deployment_event(_identity(body), kwargs.get("type") == "DELETED")
-
-    @kopf.on.event(
-        "apps",
-        "v1",
-        "deployments",
-        id=WORKLOAD_HANDLER_ID,
-        labels={LABEL_ROLLOUT: kopf.ABSENT},
-        when=lambda body, **_: controller.adopts(body),
-        registry=registry,
-    )
-    async def workload(body: kopf.Body, **kwargs: Any) -> None:
-        attach(kwargs)
-        controller.deployment_event(_identity(body))
-
     return registry
+
+
+def _as_is(body: Any) -> dict[str, Any]:
+    """A watch event's object, kept as parsed: nothing else holds or changes that dict (kopf's
+    processing, when it sees the event too, reads it through a view of its own)."""
+    out: dict[str, Any] = body
+    return out
+
+
+def _slot_deployment(body: Any) -> dict[str, Any] | None:
+    """Slot Deployments only (labelled with their Rollout), trimmed: the watch streams all."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return _trim_deployment(body) if LABEL_ROLLOUT in labels else None
+
+
+def _run_owner(body: Any) -> tuple[str, str] | None:
+    """An AnalysisRun under its Rollout (the label), for the list of a Rollout's runs."""
+    meta = body.get("metadata") or {}
+    owner = (meta.get("labels") or {}).get(LABEL_ROLLOUT)
+    return None if not owner else (str(meta.get("namespace") or ""), str(owner))
 
 
 def _plain(body: Any) -> dict[str, Any]:

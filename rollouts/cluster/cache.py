@@ -1,8 +1,9 @@
 """Reads served from watches: the objects a reconcile observes, held in memory per kind.
 
-The operator keeps one index per kind it observes (kopf indexes fed by its watches: the Rollouts,
-their slot Deployments, Services, router objects and AnalysisRuns); a reconcile reads them here
-instead of asking the API server, so a reconcile that finds nothing changed costs no request.
+The operator keeps one index per kind it observes (``ObjectIndex``, fed by kopf's watches: the
+Rollouts, their slot Deployments, Services, router objects and AnalysisRuns); a reconcile reads
+them here instead of asking the API server, so a reconcile that finds nothing changed costs no
+request.
 
 Three rules keep it correct:
 
