@@ -50,6 +50,7 @@ from analysis.store.kubernetes import KubeAnalysisStore
 from rollouts import kopf_fast_path, kopf_pause, kopf_toggles, request_annotation, workload_ref
 from rollouts.api.rollout import API_GROUP, API_VERSION, ObjectMeta, Rollout, RolloutStatus
 from rollouts.api.validation import InvalidSpec, parse_rollout
+from rollouts.cluster import unvalidated_calls
 from rollouts.cluster.cache import Fingerprint, WatchCache
 from rollouts.cluster.kube import LABEL_ROLLOUT, SLOTS, KubeCluster, bound_api_client
 from rollouts.cluster.object_index import ObjectIndex, own_key
@@ -1051,6 +1052,7 @@ async def run(
         timeout=(settings.connect_timeout, settings.request_timeout),
     )
     restart_watches_on_errors()
+    unvalidated_calls.install()
     kopf_pause.install()
     quiet_retried_requests()
     telemetry = telemetry or Telemetry()
