@@ -19,8 +19,13 @@ plays the Deployment controller (marks slot Deployments ready) and the user.
 Each Rollout is an Istio canary (steps: setWeight 20, pause until promoted) over its own two
 Services and VirtualService. Figures per size:
 
-- step apply: all Rollouts get a new image at once; from each one's update to the first weight
-  (20) in its VirtualService, seen by a watch (p50 / p99);
+- step apply: all Rollouts get a new image at once (one after another, as fast as the emulator
+  takes them); from each one's update to the first weight (20) in its VirtualService, seen by a
+  watch (p50 / p99). The emulator shares the cores, so it takes updates only as fast as its
+  share of the CPU allows, and a controller that keeps up sees them spread over that time. With
+  ``--held-burst`` the controller is stopped (SIGSTOP) while every update is sent and continued
+  after, and each latency counts from that moment: the whole fleet's change at once, as from an
+  API server that took the updates faster than the controller works (its throughput);
 - abort: ``sluice.dev/request: abort@...`` on ``--aborts`` paused Rollouts, 20 a second, to
   weight 0 in the VirtualService (p50 / p99);
 - paced step apply: the aborted Rollouts get a new revision each, 20 a second (a GitOps tool
@@ -148,6 +153,11 @@ class Controllers:
 
     def metric(self, name: str) -> float:
         return sum(metric(port, name) for port in self.ports)
+
+    def hold(self, held: bool) -> None:
+        """Stop (SIGSTOP) or continue (SIGCONT) every controller process."""
+        for p in self.procs:
+            os.kill(p.pid, signal.SIGSTOP if held else signal.SIGCONT)
 
     def stop(self) -> int | None:
         for p in self.procs:
@@ -388,7 +398,12 @@ def profiled(controllers: Controllers, out: str | None) -> Iterator[None]:
 
 
 def run_size(
-    n: int, idle_seconds: float, aborts: int, shards: int = 1, rates: tuple[float, ...] = (20,)
+    n: int,
+    idle_seconds: float,
+    aborts: int,
+    shards: int = 1,
+    rates: tuple[float, ...] = (20,),
+    held_burst: bool = False,
 ) -> dict[str, Any]:
     import kubernetes
 
@@ -507,12 +522,19 @@ def run_size(
         s0, cpu0, ecpu0 = counts(), controllers.cpu(), cpu_seconds(emulator.pid or 0)
         started: dict[str, float] = {}
         t_step, driver0 = time.monotonic(), time.process_time()
+        if held_burst:  # every update is in the API server before the controller sees one
+            controllers.hold(True)
         with profiled(controllers, os.environ.get("SLUICE_BENCH_PROFILE")):
             for i in range(n):
                 name = f"r{i}"
                 started[name] = time.monotonic()
                 set_image(name, "app:2")
             result["step_updates_sent_seconds"] = round(time.monotonic() - t_step, 1)
+            if held_burst:
+                time.sleep(1.0)  # the emulator has streamed the events to the held watches
+                t_step = time.monotonic()
+                started = dict.fromkeys(started, t_step)
+                controllers.hold(False)
             lat = reached(20, started, "every first weight step", 120 + n * 2.0)
         # the machine's budget up to the last first weight: every process's CPU against the cores
         # (the driver is this process: the user's updates and the Deployment controller's work)
@@ -537,6 +559,7 @@ def run_size(
         driver = ("PATCH rollouts", "PATCH deployments/status", "GET rollouts list")
         controller_calls = sum(v for k, v in step_calls.items() if k not in driver)
         result["step"] = {
+            "held_burst": held_burst,
             **latencies(lat),
             "reconciles": int(reconciles),
             "controller_api_calls": controller_calls,
@@ -612,6 +635,9 @@ def run_size(
                     paced[name] = time.monotonic()
                     set_image(name, f"app:{3 + j}")
                     time.sleep(max(0.0, paced[name] + 1.0 / rate - time.monotonic()))
+                # the rate achieved: an update waits for the emulator's answer, so on a machine
+                # it shares, the driver may not reach the rate asked for
+                sent = k / max(time.monotonic() - t0, 1e-9)
                 plat = reached(20, paced, f"every first weight step at {rate}/s", 120 + 2 * k)
             c1 = counts()
             calls = {
@@ -626,6 +652,7 @@ def run_size(
                 {
                     "count": k,
                     "rate_per_second": rate,
+                    "sent_per_second": round(sent, 1),
                     **latencies(plat),
                     "controller_cpu_seconds": round(controllers.cpu() - cpu0, 1),
                     "controller_cpu_share": round(
@@ -663,6 +690,13 @@ def main() -> None:
         help="new revisions per second of the paced phase; each further rate takes the next "
         "slice of --aborts Rollouts (e.g. 20,40,80: the fastest with p99 < 1 s is sustained)",
     )
+    parser.add_argument(
+        "--held-burst",
+        action="store_true",
+        help="step apply: the controller is stopped (SIGSTOP) while every update is sent and "
+        "continued after; latencies from that moment (the whole fleet's change at once, however "
+        "fast the API server takes updates)",
+    )
     args = parser.parse_args()
     print(
         "Emulator: tests.support.kube.SluiceEmulator(lean=True) in its own process "
@@ -676,14 +710,15 @@ def main() -> None:
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
         rates = tuple(float(x) for x in args.rates.split(","))
-        r = run_size(n, args.idle_seconds, args.aborts, args.shards, rates)
+        r = run_size(n, args.idle_seconds, args.aborts, args.shards, rates, args.held_burst)
         results.append(r)
         idle, step, abort = r["idle"], r["step"], r["abort"]
         budget = step["until_last_first_weight"]
         print(
             f"\n{n} Rollouts, {args.shards} controller process(es) (created in {r['create_seconds']} s, first settle "
             f"{r['first_settle_seconds']} s)\n"
-            f"  step apply (update -> weight 20): p50 {step['p50']} s, p99 {step['p99']} s, "
+            f"  step apply ({'all updates held, controller continued' if step['held_burst'] else 'update'}"
+            f" -> weight 20): p50 {step['p50']} s, p99 {step['p99']} s, "
             f"max {step['max']} s\n"
             f"  abort ({abort['count']} at {abort['rate_per_second']}/s -> weight 0): "
             f"p50 {abort['p50']} s, p99 {abort['p99']} s, max {abort['max']} s\n"
@@ -704,7 +739,8 @@ def main() -> None:
         )
         for paced in r["paced_steps"]:
             print(
-                f"  paced step apply ({paced['count']} at {paced['rate_per_second']:g}/s, the "
+                f"  paced step apply ({paced['count']} at {paced['rate_per_second']:g}/s, sent at "
+                f"{paced.get('sent_per_second', '?')}/s, the "
                 f"fleet present -> weight 20): p50 {paced['p50']} s, p99 {paced['p99']} s, "
                 f"max {paced['max']} s; controller CPU {paced['controller_cpu_share'] * 100:.0f}%"
                 f" of a core, {paced['reconciles_per_rollout']} reconciles and "
