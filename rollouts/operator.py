@@ -88,10 +88,9 @@ kopf_fast_path.install()  # watch events beside kopf's per-event processing
 FINALIZER = "sluice.dev/finalizer"
 # Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
 TIMER_ID = "tick"  # no per-Rollout timer any more; kept for log filters that name it
+# watch events are passed on beside kopf (rollouts.kopf_fast_path): no kopf handler has this id
+# any more; kept for log filters that name it
 DEPLOYMENT_HANDLER_ID = "slot-readiness"
-OBSERVED_HANDLER_ID = "observed-changed"
-REQUEST_HANDLER_ID = "request-arrived"
-WORKLOAD_HANDLER_ID = "adopted-deployment"
 PROBE_ID = "rollouts"
 PLURAL = "rollouts"
 Key = tuple[str, str]
