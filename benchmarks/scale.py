@@ -97,7 +97,7 @@ def _emulator_main(conn: Connection) -> None:
 CONTROLLER = """
 import asyncio, logging, sys
 from rollouts.cli.run_controller import configure_logging
-from rollouts.operator import run
+from rollouts.operator import EXIT_GRACE_SECONDS, run
 from rollouts.settings import Settings
 from rollouts.gc_tuning import tune_gc
 configure_logging("text", False)
@@ -107,7 +107,7 @@ from rollouts.sharding import Shard
 shard = Shard.parse(sys.argv[2]) if len(sys.argv) > 2 else None
 settings = Settings(namespaces=("bench",), standalone=True, liveness_port=None,
                     metrics_port=int(sys.argv[1]), shard=shard)
-asyncio.run(run(settings))
+asyncio.run(run(settings, exit_grace_seconds=EXIT_GRACE_SECONDS))
 """
 
 

@@ -667,12 +667,19 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 EXIT_GRACE_SECONDS = 20.0
 """How long kopf may take to stop once it has begun (not asked by its stop flag) before it kills
-its process, so the Deployment restarts a controller that would otherwise stay up doing nothing."""
+its process, so the Deployment restarts a controller that would otherwise stay up doing nothing.
+For a controller process only (``sluice run``): kopf's kill takes the whole process, and an
+operator run inside another program (the tests', cancelled and restarted) must not kill it."""
 
 
-def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
+def configure_kopf(
+    kopf_settings: kopf.OperatorSettings,
+    settings: Settings,
+    exit_grace_seconds: float | None = None,
+) -> None:
     """kopf's own state lives under ``sluice.dev`` (progress, finalizer, peering); it keeps no
-    diff-base (``NoDiffBase``)."""
+    diff-base (``NoDiffBase``); ``exit_grace_seconds``: see ``EXIT_GRACE_SECONDS`` (None: never
+    kill the process)."""
     p = kopf_settings.persistence
     p.progress_storage = kopf.AnnotationsProgressStorage(prefix="sluice.dev")
     p.diffbase_storage = NoDiffBase()
@@ -682,7 +689,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     # reconcile queue held, doing nothing. kopf's own last resort, a SIGKILL this long into a
     # stop it did not ask for by its stop flag (a failure or a signal), came after 10 minutes.
     # A stop on SIGTERM ends in a few seconds, and a Pod is killed 30 s after SIGTERM anyway.
-    kopf_settings.process.ultimate_exiting_timeout = EXIT_GRACE_SECONDS
+    kopf_settings.process.ultimate_exiting_timeout = exit_grace_seconds
     kopf_settings.peering.name = settings.peering
     kopf_settings.peering.priority = settings.priority
     kopf_settings.peering.lifetime = settings.peering_lifetime
@@ -758,7 +765,9 @@ def _trim_deployment(body: Any) -> dict[str, Any]:
     }
 
 
-def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorRegistry:
+def build_registry(
+    controller: Controller, settings: Settings, exit_grace_seconds: float | None = None
+) -> kopf.OperatorRegistry:
     """A fresh registry with Sluice's handlers (fresh, so tests can run and restart operators)."""
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
@@ -800,7 +809,7 @@ def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorR
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure_kopf(settings, controller.settings)
+        configure_kopf(settings, controller.settings, exit_grace_seconds)
         controller.queue.start()
 
     @kopf.on.cleanup(registry=registry)
@@ -1042,9 +1051,11 @@ async def run(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     on_controller: Callable[[Controller], None] | None = None,
+    exit_grace_seconds: float | None = None,
 ) -> None:
     """Run the operator until cancelled (or ``stop_flag`` is set); ``on_controller`` is handed
-    the Controller once built (tests inspect its per-Rollout state)."""
+    the Controller once built (tests inspect its per-Rollout state); ``exit_grace_seconds`` for
+    a controller process only (``EXIT_GRACE_SECONDS``)."""
     api = bound_api_client(
         api or default_api_client(),
         pool_size=settings.workers + 4,  # the workers, plus startup and peering calls
@@ -1064,7 +1075,7 @@ async def run(
         api.close()  # type: ignore[no-untyped-call]
         return
     controller = Controller(api, settings, telemetry, verdicts=verdicts)
-    registry = build_registry(controller, settings)
+    registry = build_registry(controller, settings, exit_grace_seconds)
     if on_controller is not None:
         on_controller(controller)
     try:

@@ -224,6 +224,7 @@ def run(
         )
     from rollouts.cli.cluster_check import load_api_client, reach_cluster
     from rollouts.gc_tuning import tune_gc
+    from rollouts.operator import EXIT_GRACE_SECONDS
     from rollouts.operator import run as run_operator
 
     api = load_api_client()
@@ -232,7 +233,7 @@ def run(
     # here rather than in run_operator, which tests start many times in one process
     tune_gc()
     try:
-        asyncio.run(run_operator(settings, api=api))
+        asyncio.run(run_operator(settings, api=api, exit_grace_seconds=EXIT_GRACE_SECONDS))
     except KeyboardInterrupt:
         pass
     except Exception as e:  # kopf has logged the details; the exit says what ended it

@@ -126,7 +126,7 @@ def wait_until(check: Any, timeout: float, interval: float = 0.2) -> Any:
 
 
 def main(argv: list[str]) -> None:
-    from rollouts.operator import default_api_client, run
+    from rollouts.operator import EXIT_GRACE_SECONDS, default_api_client, run
 
     # the replica's pause and resume (kopf's peering) are INFO lines tests wait on; the rest of
     # the process logs as before (warnings and errors, through logging's last resort)
@@ -138,7 +138,8 @@ def main(argv: list[str]) -> None:
     api = default_api_client()
     if os.environ.get(AGENT_ENV):
         api.user_agent = os.environ[AGENT_ENV]
-    asyncio.run(run(Settings(**raw), api=api))
+    # a controller process, as `sluice run` is: kopf kills it when its stop cannot finish
+    asyncio.run(run(Settings(**raw), api=api, exit_grace_seconds=EXIT_GRACE_SECONDS))
 
 
 if __name__ == "__main__":

@@ -173,5 +173,23 @@ def test_a_stop_kopf_cannot_finish_ends_the_process_within_20s() -> None:
     kopf 1.45 wait for its workers forever, and the process stayed up doing nothing."""
     theirs = kopf.OperatorSettings()
     assert theirs.process.ultimate_exiting_timeout == 600  # kopf's default
-    configure_kopf(theirs, Settings(metrics_port=None, liveness_port=None))
+    configure_kopf(theirs, Settings(metrics_port=None, liveness_port=None), EXIT_GRACE_SECONDS)
     assert theirs.process.ultimate_exiting_timeout == EXIT_GRACE_SECONDS == 20
+
+
+def test_an_operator_inside_another_program_never_kills_its_process() -> None:
+    """kopf's kill takes the whole process: armed by a cancelled in-process operator (the tests'
+    harness cancels and restarts them), it killed a test worker 20 s later."""
+    theirs = kopf.OperatorSettings()
+    configure_kopf(theirs, Settings(metrics_port=None, liveness_port=None))
+    assert theirs.process.ultimate_exiting_timeout is None
+
+
+def test_sluice_run_and_the_test_controller_processes_pass_the_grace() -> None:
+    import inspect
+
+    from rollouts.cli import run_controller
+    from tests.support import controller_process
+
+    for module in (run_controller, controller_process):
+        assert "exit_grace_seconds=EXIT_GRACE_SECONDS" in inspect.getsource(module), module
