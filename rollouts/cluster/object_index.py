@@ -43,20 +43,15 @@ class ObjectIndex(Mapping[Key, tuple[Doc, ...]]):
         key = None if deleted else self._key(body)
         value = None if key is None else self._value(body)
         old = self._held.pop(obj, None)
-        if old is not None and old != key:
+        if old is not None and (old != key or value is None):
             members = self._members.get(old, {})
             members.pop(obj, None)
             self._publish(old, members)
-        if key is None or value is None:
-            if old == key and key is not None:
-                members = self._members.get(key, {})
-                members.pop(obj, None)
-                self._publish(key, members)
-            return
-        members = self._members.setdefault(key, {})
-        members[obj] = value
-        self._held[obj] = key
-        self._publish(key, members)
+        if key is not None and value is not None:
+            members = self._members.setdefault(key, {})
+            members[obj] = value
+            self._held[obj] = key
+            self._publish(key, members)
 
     def _publish(self, key: Key, members: dict[Key, Doc]) -> None:
         if members:
