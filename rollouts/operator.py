@@ -86,11 +86,7 @@ kopf_toggles.install()  # kopf's index readiness at start: linear, not cubic
 kopf_fast_path.install()  # watch events beside kopf's per-event processing
 
 FINALIZER = "sluice.dev/finalizer"
-# Handler ids (kopf names its log lines after them; ``sluice run`` quiets the routine ones)
-TIMER_ID = "tick"  # no per-Rollout timer any more; kept for log filters that name it
-# watch events are passed on beside kopf (rollouts.kopf_fast_path): no kopf handler has this id
-# any more; kept for log filters that name it
-DEPLOYMENT_HANDLER_ID = "slot-readiness"
+# kopf names its log lines after handler ids; ``sluice run`` quiets the probe's routine one
 PROBE_ID = "rollouts"
 PLURAL = "rollouts"
 Key = tuple[str, str]

@@ -16,24 +16,20 @@ from rollouts.settings import Settings, SettingsError, from_env
 
 
 class RoutineFilter(logging.Filter):
-    """Drops kopf's success line for handlers that run all the time and succeed as a rule.
+    """Drops kopf's success line for the liveness probe, which runs all the time and succeeds as
+    a rule.
 
-    kopf logs "<handler> succeeded." at INFO after every call: a line per watch event of every
-    watched object, plus one per liveness probe, which would drown what matters (requests, steps, failures; those
-    are still logged, and failures of these handlers too). ``-v`` keeps everything.
+    kopf logs "<handler> succeeded." at INFO after every call: a line per probe (every few
+    seconds) would drown what matters (requests, steps, failures; those are still logged, and the
+    probe's failures too). Watch events pass beside kopf's handlers (``rollouts.kopf_fast_path``)
+    and log nothing. ``-v`` keeps everything.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        from rollouts.operator import DEPLOYMENT_HANDLER_ID, PROBE_ID, TIMER_ID
+        from rollouts.operator import PROBE_ID
 
-        self.routine = frozenset(
-            {
-                f"Timer {TIMER_ID!r} succeeded.",
-                f"Handler {DEPLOYMENT_HANDLER_ID!r} succeeded.",
-                f"Activity {PROBE_ID!r} succeeded.",
-            }
-        )
+        self.routine = frozenset({f"Activity {PROBE_ID!r} succeeded."})
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() not in self.routine
