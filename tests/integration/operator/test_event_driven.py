@@ -147,3 +147,33 @@ async def test_the_controller_keeps_no_diff_base_on_rollouts(harness: OperatorHa
         if c.method == "PATCH" and c.plural == "rollouts" and c.subresource is None
     ]
     assert len(writes) == 1, writes  # the harness's image change only
+
+
+async def test_reconciles_leave_the_objects_they_read_from_the_cache_unchanged(
+    harness: OperatorHarness,
+) -> None:
+    """The cache hands every reader the very dicts the watch parsed, without copies
+    (``rollouts.operator._as_is``): a reader that changed one would change what every later
+    reconcile of every Rollout reads, unseen. After reconciles that read everything (timed, so
+    none is skipped), each object the cache holds as the watch delivered it must still be what
+    the API server has at that resourceVersion, even a change made again and again."""
+    h = harness
+    await paused_at_25(h)  # in flight: the Rollout, both slots' Deployments, the VirtualService
+    create_rollout(h.api, canary(name="shop"))
+    await h.wait_status(healthy, name="shop", what="shop Healthy")
+    await h.reconciles(10)
+    assert h.controller is not None
+    cache = h.controller.cache
+    plurals = {"rollouts": ("sluice.dev", "v1alpha1"), PLURAL: (GROUP, VERSION)}
+    compared = []
+    for plural, (group, version) in plurals.items():
+        with cache._guard:
+            index = cache._indexes[plural]
+        for (namespace, name), docs in list(index.items()):
+            (held,) = docs
+            server = custom(h).get_namespaced_custom_object(group, version, namespace, plural, name)
+            if server["metadata"]["resourceVersion"] == held["metadata"]["resourceVersion"]:
+                assert held == server, (plural, name)
+                compared.append((plural, name))
+    # the settled objects were not written meanwhile, so each was compared
+    assert {("rollouts", "web"), ("rollouts", "shop"), (PLURAL, "web")} <= set(compared)
