@@ -3,7 +3,11 @@ request timeout, peering, and kopf's state under sluice.dev."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import kopf
+import kubernetes
 import pytest
 
 from rollouts.operator import EXIT_GRACE_SECONDS, FINALIZER, configure_kopf
@@ -185,11 +189,20 @@ def test_an_operator_inside_another_program_never_kills_its_process() -> None:
     assert theirs.process.ultimate_exiting_timeout is None
 
 
-def test_sluice_run_and_the_test_controller_processes_pass_the_grace() -> None:
-    import inspect
-
-    from rollouts.cli import run_controller
+def test_the_tests_controller_processes_end_a_stop_that_cannot_finish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reliability suites' controller processes stand for ``sluice run`` (whose own test is
+    in test_settings): kopf may kill them as it would a pod's process."""
     from tests.support import controller_process
 
-    for module in (run_controller, controller_process):
-        assert "exit_grace_seconds=EXIT_GRACE_SECONDS" in inspect.getsource(module), module
+    options: list[dict[str, Any]] = []
+
+    async def fake_operator(settings: Settings, **kw: Any) -> None:
+        options.append(kw)
+
+    monkeypatch.setattr("rollouts.operator.run", fake_operator)
+    monkeypatch.setattr("rollouts.operator.default_api_client", kubernetes.client.ApiClient)
+    controller_process.main([json.dumps({"standalone": True, "metrics_port": None})])
+    [kw] = options
+    assert kw["exit_grace_seconds"] == EXIT_GRACE_SECONDS

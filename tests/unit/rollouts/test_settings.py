@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from rollouts.cli import run_controller as run_cli
 from rollouts.cli.main import cli
+from rollouts.operator import EXIT_GRACE_SECONDS
 from rollouts.settings import Settings, SettingsError, from_env
 
 
@@ -137,13 +138,21 @@ def test_ports_that_clash_only_after_flags_are_refused(monkeypatch: pytest.Monke
     assert run_cli.build_settings(liveness_port=9001).liveness_port == 9001
 
 
-@pytest.fixture()
-def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
-    """``sluice run`` with the operator and logging set-up replaced: what would it start with?"""
-    seen: list[Settings] = []
+class Started(list[Settings]):
+    """The settings each operator start got; ``options`` its other keyword arguments."""
 
-    async def fake_operator(settings: Settings, **_: Any) -> None:
+    options: list[dict[str, Any]]
+
+
+@pytest.fixture()
+def started(monkeypatch: pytest.MonkeyPatch) -> Started:
+    """``sluice run`` with the operator and logging set-up replaced: what would it start with?"""
+    seen = Started()
+    seen.options = []
+
+    async def fake_operator(settings: Settings, **options: Any) -> None:
         seen.append(settings)
+        seen.options.append(options)
 
     monkeypatch.setattr("rollouts.operator.run", fake_operator)
     # no cluster here: the start-up check has its own tests (integration/operator/test_run_startup)
@@ -169,6 +178,15 @@ def test_sluice_run_passes_flags_over_env_to_the_operator(
     assert s.namespaces == ("shop", "web") and s.metrics_port == 9100
     assert s.log_format == "json" and s.priority == 5 and s.standalone
     assert s.analysis_run_history == 10 and s.peering_lifetime == 15
+
+
+def test_sluice_run_lets_kopf_end_a_stop_that_cannot_finish(started: Started) -> None:
+    """A controller process, unlike an operator inside another program: kopf kills it when a
+    stop it did not ask for has not finished within the grace (see test_kopf_settings)."""
+    result = CliRunner().invoke(cli, ["run", "--standalone"])
+    assert result.exit_code == 0, result.output
+    [options] = started.options
+    assert options["exit_grace_seconds"] == EXIT_GRACE_SECONDS
 
 
 @pytest.mark.parametrize(
