@@ -1,7 +1,7 @@
 """Scale benchmark: the real controller against the emulator with 100 / 300 / 1,000 / 3,000 Rollouts.
 
     .venv/bin/python benchmarks/scale.py --sizes 100,300,1000 [--idle-seconds 30] [--aborts 200]
-        [--shards N] [--rates 20,40,80]
+        [--shards N] [--rates 20,40,80] [--held-burst] [--pin]
 
 ``SLUICE_BENCH_PROFILE=FILE`` (with ``py-spy`` installed) samples the controller during the burst
 into FILE (collapsed stacks, GIL holders only): where a Rollout's CPU goes;
@@ -9,6 +9,11 @@ into FILE (collapsed stacks, GIL holders only): where a Rollout's CPU goes;
 
 With ``--shards N`` the controller is N processes, each serving ``--shard I/N`` (CPU summed over
 them, RSS the largest one's).
+
+With ``--pin`` the driver and the emulator run on the first core and each controller process on
+a core of its own (round robin over the rest): on a 2-core machine, what a machine with more
+cores shows, where the controller no longer competes with the API server for CPU and its own
+CPU time per Rollout alone sets the rate it keeps up with.
 
 Three processes, so CPU is measured apart: the emulator (``tests.support.kube.SluiceEmulator``
 with ``lean=True``: no request history, objects looked up by key; kmock 0.8 otherwise re-scans
@@ -36,6 +41,11 @@ Services and VirtualService. Figures per size:
   ``sluice_reconcile_duration_seconds_count``);
 - idle: requests per second over ``--idle-seconds`` once every Rollout is settled, the
   controller's CPU share (and the emulator's, apart) and RSS.
+
+Each step apply latency is also split in two: the pods' wait (from the driver seeing the new
+slot Deployment to its marking it ready: what pods starting would take) and the rest, the
+controller's part. And each run prints the share of the cores the hypervisor stole (``steal`` in
+/proc/stat): on a shared virtual machine every process here slows alike, the figures with it.
 """
 
 from __future__ import annotations
@@ -59,7 +69,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -116,6 +126,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave other machines while this one's processes wanted it (the
+    ``steal`` column of /proc/stat, summed over cores): on a shared virtual machine it slows
+    every process here alike, and the figures with it."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / TICKS if len(fields) > 8 else 0.0
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -133,7 +151,9 @@ class Controllers:
     """One controller process, or one per shard (``--shards N``: each runs ``--shard I/N``);
     CPU and reconciles are summed over them, RSS is the largest one's."""
 
-    def __init__(self, env: dict[str, str], shards: int) -> None:
+    def __init__(
+        self, env: dict[str, str], shards: int, cores: list[set[int]] | None = None
+    ) -> None:
         self.ports = [free_port() for _ in range(shards)]
         self.procs = [
             subprocess.Popen(
@@ -144,6 +164,9 @@ class Controllers:
             )
             for i, port in enumerate(self.ports)
         ]
+        for i, p in enumerate(self.procs):  # --pin: each shard on its cores, apart from the rest
+            if cores:
+                os.sched_setaffinity(p.pid, cores[i % len(cores)])
 
     def cpu(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self.procs)
@@ -293,13 +316,24 @@ class Watcher:
                 time.sleep(0.5)
 
 
-def keep_ready(api: Any) -> Watcher:
-    """Play the Deployment controller: every slot Deployment is ready at its generation."""
+class Readiness(NamedTuple):
+    """When the driver, playing the Deployment controller, saw a slot Deployment's generation
+    and when it marked it ready: a Rollout's wait for its pods, not the controller's work."""
+
+    generation: int
+    seen: float
+    marked: float
+
+
+def keep_ready(api: Any) -> tuple[Watcher, dict[str, Readiness]]:
+    """Play the Deployment controller: every slot Deployment is ready at its generation. Also
+    returns, by Deployment, when its last generation was seen and marked ready."""
     import kubernetes
 
     apps = kubernetes.client.AppsV1Api(api)
-    work: list[tuple[str, int, int]] = []
+    work: list[tuple[str, int, int, float]] = []
     cv = threading.Condition()
+    marks: dict[str, Readiness] = {}
 
     def on(kind: str, dep: Any) -> None:
         if kind == "DELETED":
@@ -309,7 +343,7 @@ def keep_ready(api: Any) -> Watcher:
         gen = dep.metadata.generation or 1
         if st is None or st.ready_replicas != replicas or st.observed_generation != gen:
             with cv:
-                work.append((dep.metadata.name, replicas, gen))
+                work.append((dep.metadata.name, replicas, gen, time.monotonic()))
                 cv.notify()
 
     def patcher() -> None:
@@ -317,7 +351,7 @@ def keep_ready(api: Any) -> Watcher:
             with cv:
                 while not work:
                     cv.wait()
-                name, replicas, gen = work.pop(0)
+                name, replicas, gen, seen = work.pop(0)
             status = {
                 "observedGeneration": gen,
                 "replicas": replicas,
@@ -334,10 +368,30 @@ def keep_ready(api: Any) -> Watcher:
                 )
             except Exception as e:
                 print(f"  (ready {name}: {e})", file=sys.stderr)
+                continue
+            with cv:
+                last = marks.get(name)
+                if last is None or last.generation != gen or last.seen > seen:
+                    marks[name] = Readiness(gen, seen, time.monotonic())
 
     for _ in range(2):
         threading.Thread(target=patcher, daemon=True).start()
-    return Watcher(api, ("deployments",), on)
+    return Watcher(api, ("deployments",), on), marks
+
+
+def pod_waits(marks: dict[str, Readiness], since: dict[str, float]) -> dict[str, float]:
+    """Each Rollout's wait between its new slot Deployment being seen and marked ready (the
+    driver's share of its latency; its slots are ``<name>-a`` and ``<name>-b``)."""
+    out: dict[str, float] = {}
+    for name, t in since.items():
+        waits = [
+            m.marked - m.seen
+            for slot in ("a", "b")
+            if (m := marks.get(f"{name}-{slot}")) is not None and m.seen >= t
+        ]
+        if waits:
+            out[name] = max(waits)
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -345,6 +399,16 @@ def percentile(values: list[float], q: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def split(lat: list[float], since: dict[str, float], marks: dict[str, Readiness]) -> dict[str, Any]:
+    """The latencies' two parts: the pods' wait (the driver, seen to marked ready) and the rest,
+    the controller's (its two reconciles and the watch events between them)."""
+    waits = pod_waits(marks, since)
+    own = [x - waits[name] for name, x in zip(since, lat, strict=True) if name in waits]
+    if not own:
+        return {}
+    return {"pod_wait": latencies(list(waits.values())), "controller_part": latencies(own)}
 
 
 def latencies(values: list[float]) -> dict[str, float]:
@@ -404,11 +468,19 @@ def run_size(
     shards: int = 1,
     rates: tuple[float, ...] = (20,),
     held_burst: bool = False,
+    pin: bool = False,
 ) -> dict[str, Any]:
     import kubernetes
 
     from tests.support.kube import write_kubeconfig
 
+    everything = sorted(os.sched_getaffinity(0))
+    controller_cores: list[set[int]] | None = None
+    if pin:  # this driver and the emulator (spawned next, inheriting it) on the first core
+        if len(everything) < 2:
+            raise SystemExit("--pin needs at least two cores")
+        os.sched_setaffinity(0, {everything[0]})
+        controller_cores = [{c} for c in everything[1:]]
     parent, child = mp.Pipe()
     emulator = mp.get_context("spawn").Process(target=_emulator_main, args=(child,), daemon=True)
     emulator.start()
@@ -438,13 +510,17 @@ def run_size(
                 weights[vs["metadata"]["name"]] = (w, time.monotonic())
                 seen.notify_all()
 
-    result: dict[str, Any] = {"rollouts": n, "shards": shards}
+    result: dict[str, Any] = {
+        "rollouts": n,
+        "shards": shards,
+        "pinned": [sorted(c) for c in controller_cores] if controller_cores else None,
+    }
     t0 = time.monotonic()
     create_fleet(api, n)
     result["create_seconds"] = round(time.monotonic() - t0, 1)
-    ready = keep_ready(api)
+    ready, marks = keep_ready(api)
     vs_watch = Watcher(api, ISTIO, on_vs)
-    controllers = Controllers(env, shards)
+    controllers = Controllers(env, shards, controller_cores)
     try:
 
         def phases() -> dict[str, int]:
@@ -521,7 +597,7 @@ def run_size(
         reconciles0 = controllers.metric("sluice_reconcile_duration_seconds_count")
         s0, cpu0, ecpu0 = counts(), controllers.cpu(), cpu_seconds(emulator.pid or 0)
         started: dict[str, float] = {}
-        t_step, driver0 = time.monotonic(), time.process_time()
+        t_step, driver0, steal0 = time.monotonic(), time.process_time(), stolen_seconds()
         if held_burst:  # every update is in the API server before the controller sees one
             controllers.hold(True)
         with profiled(controllers, os.environ.get("SLUICE_BENCH_PROFILE")):
@@ -550,6 +626,7 @@ def run_size(
             "cores": cores,
             **{f"{k}_cpu_seconds": round(v, 1) for k, v in spent.items()},
             "busy_share": round(sum(spent.values()) / (cores * wall), 3),
+            "stolen_share": round((stolen_seconds() - steal0) / (cores * wall), 3),
         }
         wait(lambda: phases().get("Paused", 0) == n, 120 + n * 1.0, "all Paused")
         time.sleep(2)
@@ -561,6 +638,7 @@ def run_size(
         result["step"] = {
             "held_burst": held_burst,
             **latencies(lat),
+            **split(lat, started, marks),
             "reconciles": int(reconciles),
             "controller_api_calls": controller_calls,
             "api_calls_per_reconcile": round(controller_calls / max(reconciles, 1), 2),
@@ -654,6 +732,7 @@ def run_size(
                     "rate_per_second": rate,
                     "sent_per_second": round(sent, 1),
                     **latencies(plat),
+                    **split(plat, paced, marks),
                     "controller_cpu_seconds": round(controllers.cpu() - cpu0, 1),
                     "controller_cpu_share": round(
                         (controllers.cpu() - cpu0) / (time.monotonic() - t0), 3
@@ -672,7 +751,18 @@ def run_size(
         parent.recv()
         emulator.join(timeout=10)
         api.close()
+        os.sched_setaffinity(0, everything)
     return result
+
+
+def parts(figures: dict[str, Any]) -> str:
+    if "controller_part" not in figures:
+        return ""
+    own, pods = figures["controller_part"], figures["pod_wait"]
+    return (
+        f" (of which the controller's part p50 {own['p50']} s, p99 {own['p99']} s, max "
+        f"{own['max']} s; the pods' wait, the driver marking them ready, p99 {pods['p99']} s)"
+    )
 
 
 def main() -> None:
@@ -697,29 +787,43 @@ def main() -> None:
         "continued after; latencies from that moment (the whole fleet's change at once, however "
         "fast the API server takes updates)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the driver and the emulator on the first core, each controller process on a core "
+        "of its own (round robin over the rest): as on a machine where the API server has cores "
+        "of its own",
+    )
     args = parser.parse_args()
     print(
         "Emulator: tests.support.kube.SluiceEmulator(lean=True) in its own process "
         "(no request history, objects looked up by key); controller: rollouts.operator.run "
         "with sluice run's defaults (standalone, one namespace) in its own process."
     )
+    steal0, t0 = stolen_seconds(), time.monotonic()
+    time.sleep(2.0)
+    steal = (stolen_seconds() - steal0) / ((os.cpu_count() or 1) * (time.monotonic() - t0))
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average at start {os.getloadavg()[0]:.2f}"
+        f"load average at start {os.getloadavg()[0]:.2f}, {steal * 100:.0f}% of the cores "
+        "stolen by the hypervisor over 2 s at start"
     )
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
         rates = tuple(float(x) for x in args.rates.split(","))
-        r = run_size(n, args.idle_seconds, args.aborts, args.shards, rates, args.held_burst)
+        r = run_size(
+            n, args.idle_seconds, args.aborts, args.shards, rates, args.held_burst, args.pin
+        )
         results.append(r)
         idle, step, abort = r["idle"], r["step"], r["abort"]
         budget = step["until_last_first_weight"]
         print(
-            f"\n{n} Rollouts, {args.shards} controller process(es) (created in {r['create_seconds']} s, first settle "
+            f"\n{n} Rollouts, {args.shards} controller process(es)"
+            f"{' pinned to cores ' + str(r['pinned']) if r['pinned'] else ''} (created in {r['create_seconds']} s, first settle "
             f"{r['first_settle_seconds']} s)\n"
             f"  step apply ({'all updates held, controller continued' if step['held_burst'] else 'update'}"
             f" -> weight 20): p50 {step['p50']} s, p99 {step['p99']} s, "
-            f"max {step['max']} s\n"
+            f"max {step['max']} s{parts(step)}\n"
             f"  abort ({abort['count']} at {abort['rate_per_second']}/s -> weight 0): "
             f"p50 {abort['p50']} s, p99 {abort['p99']} s, max {abort['max']} s\n"
             f"  API calls per reconcile (step phase): {step['api_calls_per_reconcile']} "
@@ -735,14 +839,15 @@ def main() -> None:
             f"  until the last first weight ({budget['seconds']} s): CPU controller "
             f"{budget['controller_cpu_seconds']} s, emulator {budget['emulator_cpu_seconds']} s, "
             f"driver {budget['driver_cpu_seconds']} s: {budget['busy_share'] * 100:.0f}% of "
-            f"{budget['cores']} cores busy"
+            f"{budget['cores']} cores busy, {budget['stolen_share'] * 100:.0f}% stolen by the "
+            "hypervisor"
         )
         for paced in r["paced_steps"]:
             print(
                 f"  paced step apply ({paced['count']} at {paced['rate_per_second']:g}/s, sent at "
                 f"{paced.get('sent_per_second', '?')}/s, the "
                 f"fleet present -> weight 20): p50 {paced['p50']} s, p99 {paced['p99']} s, "
-                f"max {paced['max']} s; controller CPU {paced['controller_cpu_share'] * 100:.0f}%"
+                f"max {paced['max']} s{parts(paced)}; controller CPU {paced['controller_cpu_share'] * 100:.0f}%"
                 f" of a core, {paced['reconciles_per_rollout']} reconciles and "
                 f"{paced['api_calls_per_rollout']} API calls per Rollout"
             )
