@@ -5,7 +5,8 @@
 
 ``SLUICE_BENCH_PROFILE=FILE`` (with ``py-spy`` installed) samples the controller during the burst
 into FILE (collapsed stacks, GIL holders only): where a Rollout's CPU goes;
-``SLUICE_BENCH_PROFILE_PACED=FILE`` the same during the first paced rate.
+``SLUICE_BENCH_PROFILE_PACED=FILE`` the same during the first paced rate,
+``SLUICE_BENCH_PROFILE_IDLE=FILE`` during the idle window.
 
 With ``--shards N`` the controller is N processes, each serving ``--shard I/N`` (CPU summed over
 them, RSS the largest one's).
@@ -573,7 +574,8 @@ def run_size(
             cpu_seconds(emulator.pid or 0),
             time.monotonic(),
         )
-        time.sleep(idle_seconds)
+        with profiled(controllers, os.environ.get("SLUICE_BENCH_PROFILE_IDLE")):
+            time.sleep(idle_seconds)
         c1, cpu1, ecpu1, t1 = (
             counts(),
             controllers.cpu(),
