@@ -4,6 +4,7 @@ request timeout, peering, and kopf's state under sluice.dev."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import kopf
@@ -203,6 +204,12 @@ def test_the_tests_controller_processes_end_a_stop_that_cannot_finish(
 
     monkeypatch.setattr("rollouts.operator.run", fake_operator)
     monkeypatch.setattr("rollouts.operator.default_api_client", kubernetes.client.ApiClient)
-    controller_process.main([json.dumps({"standalone": True, "metrics_port": None})])
+    peering = logging.getLogger("sluice.peering")  # main() sets it up for its own process
+    handlers, level = list(peering.handlers), peering.level
+    try:
+        controller_process.main([json.dumps({"standalone": True, "metrics_port": None})])
+    finally:
+        peering.handlers[:] = handlers
+        peering.setLevel(level)
     [kw] = options
     assert kw["exit_grace_seconds"] == EXIT_GRACE_SECONDS
