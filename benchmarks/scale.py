@@ -1,6 +1,6 @@
 """Scale benchmark: the real controller against the emulator with 100 / 300 / 1,000 / 3,000 Rollouts.
 
-    .venv/bin/python benchmarks/scale.py --sizes 100,300,1000 [--idle-seconds 30] [--aborts 200]
+    .venv/bin/python benchmarks/scale.py --sizes 100,300,1000 [--idle-seconds 90] [--aborts 200]
         [--shards N] [--rates 20,40,80] [--held-burst] [--pin]
 
 ``SLUICE_BENCH_PROFILE=FILE`` (with ``py-spy`` installed) samples the controller during the burst
@@ -770,7 +770,13 @@ def parts(figures: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,300,1000")
-    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=90.0,
+        help="the idle window; it must be longer than the controller's drift re-check "
+        "(idle_seconds, 60 s by default), else it can fall between the re-checks and show no CPU",
+    )
     parser.add_argument("--aborts", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
@@ -797,6 +803,14 @@ def main() -> None:
         "of its own",
     )
     args = parser.parse_args()
+    from rollouts.settings import Settings
+
+    recheck = Settings().idle_seconds
+    if args.idle_seconds <= recheck:
+        print(
+            f"Note: an idle window of {args.idle_seconds:g} s is not longer than the drift "
+            f"re-check ({recheck:g} s): the idle CPU may read low."
+        )
     print(
         "Emulator: tests.support.kube.SluiceEmulator(lean=True) in its own process "
         "(no request history, objects looked up by key); controller: rollouts.operator.run "
