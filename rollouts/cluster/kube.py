@@ -500,7 +500,9 @@ class _PoolPerHost:
     beyond a timeout) sent straight to its host's connection pool, the one the manager keeps.
     The manager parses every URL and looks its pool up by a normalized key on each request: 0.28
     ms of the 1.1 ms of CPU a status PATCH cost the controller. No redirect is followed (an API
-    server sends none). Anything else (form fields, retries, a proxy) goes through the manager."""
+    server sends none). Anything else (form fields, retries, a proxy) goes through the manager.
+    ``clear()`` (the client's ``close()``) forgets the pools here too: as through the manager, a
+    request after it gets a fresh pool, not the one the manager let go."""
 
     def __init__(self, manager: urllib3.PoolManager) -> None:
         self._manager = manager
@@ -534,6 +536,10 @@ class _PoolPerHost:
             assert_same_host=False,
             **kw,
         )
+
+    def clear(self) -> None:
+        self._pools.clear()
+        self._manager.clear()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._manager, name)

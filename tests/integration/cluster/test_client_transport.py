@@ -99,6 +99,25 @@ def test_a_missing_object_is_still_an_api_exception_with_its_status(
     assert raised.value.status == 404
 
 
+def test_a_client_closed_and_used_again_reconnects_as_urllib3s_manager_would(
+    api_client: kubernetes.client.ApiClient, namespace: str, kube_emulator: RunningEmulator
+) -> None:
+    """Closing the client clears the manager's pools; the next request gets a fresh pool, the
+    one the manager now holds, as through urllib3's own manager."""
+    ours = controller_client(api_client)
+    transport = ours.rest_client.pool_manager
+    core = kubernetes.client.CoreV1Api(ours)
+    core.list_namespaced_config_map(namespace)
+    (first,) = transport._pools.values()
+    ours.close()
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "after-close"}})
+    (second,) = transport._pools.values()
+    assert second is not first
+    assert second is transport._manager.connection_from_url(kube_emulator.url)
+    names = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
+    assert "after-close" in names
+
+
 def test_a_proxy_keeps_urllib3s_proxy_manager() -> None:
     config = kubernetes.client.Configuration()
     config.host = "https://10.0.0.1:443"
