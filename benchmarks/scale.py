@@ -382,12 +382,15 @@ def keep_ready(api: Any) -> tuple[Watcher, dict[str, Readiness]]:
 
 def pod_waits(marks: dict[str, Readiness], since: dict[str, float]) -> dict[str, float]:
     """Each Rollout's wait between its new slot Deployment being seen and marked ready (the
-    driver's share of its latency; its slots are ``<name>-a`` and ``<name>-b``)."""
+    driver's share of its latency; its slots are ``<name>-<slot>``, as the controller names
+    them)."""
+    from rollouts.cluster.kube import SLOTS
+
     out: dict[str, float] = {}
     for name, t in since.items():
         waits = [
             m.marked - m.seen
-            for slot in ("a", "b")
+            for slot in SLOTS
             if (m := marks.get(f"{name}-{slot}")) is not None and m.seen >= t
         ]
         if waits:
