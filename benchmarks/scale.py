@@ -7,6 +7,10 @@
 into FILE (collapsed stacks, GIL holders only): where a Rollout's CPU goes;
 ``SLUICE_BENCH_PROFILE_PACED=FILE`` the same during the first paced rate,
 ``SLUICE_BENCH_PROFILE_IDLE=FILE`` during the idle window.
+``SLUICE_BENCH_GC_LOG=PREFIX`` logs every garbage collection of the controller, the emulator and
+this driver (``benchmarks/gc_log.py``) and reports those of the step phase;
+``SLUICE_BENCH_SERIES=FILE`` writes each Rollout's update time, latency and pods' wait in the
+step phase, so a slow second can be matched with a collection.
 
 With ``--shards N`` the controller is N processes, each serving ``--shard I/N`` (CPU summed over
 them, RSS the largest one's).
@@ -20,7 +24,9 @@ Three processes, so CPU is measured apart: the emulator (``tests.support.kube.Sl
 with ``lean=True``: no request history, objects looked up by key; kmock 0.8 otherwise re-scans
 every request it served on each new one), the controller (``rollouts.operator.run`` with
 ``sluice run``'s default settings, standalone, serving one namespace), and this driver, which
-plays the Deployment controller (marks slot Deployments ready) and the user.
+plays the Deployment controller (marks slot Deployments ready) and the user. The emulator and
+the driver freeze their heaps once the fleet exists (``settle_heap``): their full collections
+otherwise paused them for 0.1-0.4 s at a time, in the controller's figures.
 
 Each Rollout is an Istio canary (steps: setWeight 20, pause until promoted) over its own two
 Services and VirtualService. Figures per size:
@@ -53,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -75,6 +82,9 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.gc_log import log_collections, pauses  # noqa: E402
+from rollouts.gc_tuning import tune_gc  # noqa: E402
+
 NS = "bench"
 GROUP, VERSION = "sluice.dev", "v1alpha1"
 ISTIO = ("networking.istio.io", "v1beta1", "virtualservices")
@@ -84,8 +94,24 @@ TICKS = os.sysconf("SC_CLK_TCK")
 # ------------------------------------------------------------------------------ processes
 
 
+def settle_heap() -> None:
+    """The harness's own processes (this driver, the emulator) keep every object of the fleet,
+    and Python's full collections walk them all. Measured at 1,000 (``SLUICE_BENCH_GC_LOG``),
+    the driver made 17 full collections of 0.06-0.36 s each while it created the fleet, and one
+    in the burst, the emulator 5 of 0.06-0.2 s: pauses of the API server and the Deployment
+    controller that landed in the controller's figures. A real API server collects
+    concurrently (Go), so once the fleet exists the harness freezes it out of the collector's
+    walks, and collects young objects as rarely as ``tune_gc`` has the controller do."""
+    tune_gc()
+    gc.collect()
+    gc.freeze()
+
+
 def _emulator_main(conn: Connection) -> None:
     from tests.support.kube import start_emulator
+
+    log_collections("emulator")
+    tune_gc()
 
     running = start_emulator(lean=True)
     conn.send(running.url)
@@ -99,6 +125,9 @@ def _emulator_main(conn: Connection) -> None:
                 key = f"{call.method} {call.plural}{sub}{what}"
                 out[key] = out.get(key, 0) + count
             conn.send(out)
+        elif command == "freeze":
+            settle_heap()
+            conn.send("frozen")
         elif command == "stop":
             running.stop()
             conn.send("stopped")
@@ -113,11 +142,13 @@ from rollouts.settings import Settings
 from rollouts.gc_tuning import tune_gc
 configure_logging("text", False)
 tune_gc()  # as `sluice run` does
+from benchmarks.gc_log import log_collections
+log_collections(f"controller-{sys.argv[1]}")
 logging.getLogger("kopf").setLevel(logging.WARNING)
 from rollouts.sharding import Shard
-shard = Shard.parse(sys.argv[2]) if len(sys.argv) > 2 else None
+shard = Shard.parse(sys.argv[3]) if len(sys.argv) > 3 else None
 settings = Settings(namespaces=("bench",), standalone=True, liveness_port=None,
-                    metrics_port=int(sys.argv[1]), shard=shard)
+                    metrics_port=int(sys.argv[1]), workers=int(sys.argv[2]), shard=shard)
 asyncio.run(run(settings, exit_grace_seconds=EXIT_GRACE_SECONDS))
 """
 
@@ -153,12 +184,16 @@ class Controllers:
     CPU and reconciles are summed over them, RSS is the largest one's."""
 
     def __init__(
-        self, env: dict[str, str], shards: int, cores: list[set[int]] | None = None
+        self,
+        env: dict[str, str],
+        shards: int,
+        cores: list[set[int]] | None = None,
+        workers: int = 20,
     ) -> None:
         self.ports = [free_port() for _ in range(shards)]
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-c", CONTROLLER, str(port)]
+                [sys.executable, "-c", CONTROLLER, str(port), str(workers)]
                 + ([f"{i}/{shards}"] if shards > 1 else []),
                 env=env,
                 cwd=ROOT,
@@ -398,6 +433,18 @@ def pod_waits(marks: dict[str, Readiness], since: dict[str, float]) -> dict[str,
     return out
 
 
+def write_series(
+    path: Path, started: dict[str, float], lat: list[float], waits: dict[str, float]
+) -> None:
+    """One line per Rollout of the step phase: its update (Unix time), latency and pods' wait,
+    in the order sent; with ``SLUICE_BENCH_GC_LOG``, a slow second lines up with a collection
+    or not."""
+    now, mono = time.time(), time.monotonic()
+    with path.open("w") as out:
+        for (name, at), x in zip(started.items(), lat, strict=True):
+            out.write(f"{now - (mono - at):.3f} {x:.3f} {waits.get(name, math.nan):.3f}\n")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.nan
@@ -473,6 +520,7 @@ def run_size(
     rates: tuple[float, ...] = (20,),
     held_burst: bool = False,
     pin: bool = False,
+    workers: int = 20,
 ) -> dict[str, Any]:
     import kubernetes
 
@@ -517,6 +565,7 @@ def run_size(
     result: dict[str, Any] = {
         "rollouts": n,
         "shards": shards,
+        "workers": workers,
         "pinned": [sorted(c) for c in controller_cores] if controller_cores else None,
     }
     t0 = time.monotonic()
@@ -524,7 +573,7 @@ def run_size(
     result["create_seconds"] = round(time.monotonic() - t0, 1)
     ready, marks = keep_ready(api)
     vs_watch = Watcher(api, ISTIO, on_vs)
-    controllers = Controllers(env, shards, controller_cores)
+    controllers = Controllers(env, shards, controller_cores, workers)
     try:
 
         def phases() -> dict[str, int]:
@@ -567,6 +616,9 @@ def run_size(
                 return [weights[x][1] - since[x] for x in since]
 
         settle = wait(lambda: phases().get("Healthy", 0) == n, 120 + n * 2.0, "all Healthy")
+        settle_heap()
+        parent.send("freeze")
+        parent.recv()
         result["first_settle_seconds"] = round(settle, 1)
 
         # ---------------------------------------------------------------- idle
@@ -617,6 +669,12 @@ def run_size(
                 started = dict.fromkeys(started, t_step)
                 controllers.hold(False)
             lat = reached(20, started, "every first weight step", 120 + n * 2.0)
+        burst_collections = {
+            tag: pauses(tag, time.time() - (time.monotonic() - t_step), time.time())
+            for tag in ("controller", "emulator", "driver")
+        }
+        if series := os.environ.get("SLUICE_BENCH_SERIES"):
+            write_series(Path(series), started, lat, pod_waits(marks, started))
         # the machine's budget up to the last first weight: every process's CPU against the cores
         # (the driver is this process: the user's updates and the Deployment controller's work)
         wall = time.monotonic() - t_step
@@ -642,6 +700,11 @@ def run_size(
         controller_calls = sum(v for k, v in step_calls.items() if k not in driver)
         result["step"] = {
             "held_burst": held_burst,
+            "collections": {
+                tag: {gen: p._asdict() for gen, p in by_gen.items()}
+                for tag, by_gen in burst_collections.items()
+                if by_gen
+            },
             **latencies(lat),
             **split(lat, started, marks),
             "reconciles": int(reconciles),
@@ -770,7 +833,23 @@ def parts(figures: dict[str, Any]) -> str:
     )
 
 
+def collections_line(step: dict[str, Any]) -> str:
+    """The garbage collections during the step phase, per process (with SLUICE_BENCH_GC_LOG)."""
+    if not step.get("collections"):
+        return ""
+    return "\n  collections until the last first weight: " + "; ".join(
+        f"{tag} "
+        + ", ".join(
+            f"{gen} x{p['count']} (longest {p['longest']:.3f} s, {p['cpu']:.2f} s CPU)"
+            for gen, p in by_gen.items()
+        )
+        for tag, by_gen in step["collections"].items()
+    )
+
+
 def main() -> None:
+    log_collections("driver")
+    tune_gc()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,300,1000")
     parser.add_argument(
@@ -797,6 +876,12 @@ def main() -> None:
         help="step apply: the controller is stopped (SIGSTOP) while every update is sent and "
         "continued after; latencies from that moment (the whole fleet's change at once, however "
         "fast the API server takes updates)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=20,
+        help="each controller process's reconcile threads (sluice run --workers; 20 by default)",
     )
     parser.add_argument(
         "--pin",
@@ -831,7 +916,14 @@ def main() -> None:
     for n in (int(x) for x in args.sizes.split(",")):
         rates = tuple(float(x) for x in args.rates.split(","))
         r = run_size(
-            n, args.idle_seconds, args.aborts, args.shards, rates, args.held_burst, args.pin
+            n,
+            args.idle_seconds,
+            args.aborts,
+            args.shards,
+            rates,
+            args.held_burst,
+            args.pin,
+            args.workers,
         )
         results.append(r)
         idle, step, abort = r["idle"], r["step"], r["abort"]
@@ -859,7 +951,7 @@ def main() -> None:
             f"{budget['controller_cpu_seconds']} s, emulator {budget['emulator_cpu_seconds']} s, "
             f"driver {budget['driver_cpu_seconds']} s: {budget['busy_share'] * 100:.0f}% of "
             f"{budget['cores']} cores busy, {budget['stolen_share'] * 100:.0f}% stolen by the "
-            "hypervisor"
+            "hypervisor" + collections_line(step)
         )
         for paced in r["paced_steps"]:
             print(
