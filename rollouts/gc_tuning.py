@@ -17,18 +17,28 @@ tail (p99 0.10-0.14 s against 0.04 s; most likely its young collections, each wa
 What it does, once per process (``sluice run`` calls it before the operator starts; the tests'
 in-process operators do not): a collection, then ``gc.freeze()`` of what is alive at that point
 (modules, the client's and kopf's classes and schemas: they live for the process, so walking
-them in every full collection finds nothing), and a young-generation threshold of 50,000
+them in every full collection finds nothing), and a young-generation threshold of 10,000
 allocations instead of 700 (most of a reconcile's objects are freed by reference counting long
-before that; garbage cycles wait longer to go).
+before that; garbage cycles wait longer to go), with the middle generation collected after 100
+young collections, so that it and the full collections come as rarely as before.
+
+Why 10,000 and not the 50,000 first chosen: a young collection stops every thread, and in a
+burst it finds every in-flight object alive. At 1,000 Rollouts with 50,000 the burst held one
+young collection of 70-100 ms of CPU, and in each of four runs (``benchmarks/scale.py`` with
+``SLUICE_BENCH_GC_LOG``) the slowest second of updates was the one it fell in: the work that
+piled up behind it took most of a second to drain at 80% load, and the first-weight p99 was
+0.56-0.78 s. With 10,000 the burst held seven to nine collections of 30-50 ms each (about 0.2 s
+of CPU in all, 0.1 s more); the slowest second still often held one, but it piled up less, and
+the p99 was 0.44-0.60 s (five runs on the same machine, alternated with the others).
 """
 
 from __future__ import annotations
 
 import gc
 
-THRESHOLDS = (50_000, 20, 10)
+THRESHOLDS = (10_000, 100, 10)
 """Collections of generation 0 after this many net container allocations, of generation 1 after
-20 of generation 0, of generation 2 after 10 of generation 1 (and CPython's own rule that the
+100 of generation 0, of generation 2 after 10 of generation 1 (and CPython's own rule that the
 long-lived objects have grown by a quarter)."""
 
 _frozen = False
