@@ -101,8 +101,7 @@ def settle_heap() -> None:
     in the burst, the emulator 5 of 0.06-0.2 s: pauses of the API server and the Deployment
     controller that landed in the controller's figures. A real API server collects
     concurrently (Go), so once the fleet exists the harness freezes it out of the collector's
-    walks, and collects young objects as rarely as ``tune_gc`` has the controller do."""
-    tune_gc()
+    walks (both processes took ``tune_gc``'s thresholds when they started)."""
     gc.collect()
     gc.freeze()
 

@@ -25,8 +25,8 @@ young collections, so that it and the full collections come as rarely as before.
 Why 10,000 and not the 50,000 first chosen: a young collection stops every thread, and in a
 burst it finds every in-flight object alive. At 1,000 Rollouts with 50,000 the burst held one
 young collection of 70-100 ms of CPU, and in each of four runs (``benchmarks/scale.py`` with
-``SLUICE_BENCH_GC_LOG``) the slowest second of updates was the one it fell in: the work that
-piled up behind it took most of a second to drain at 80% load, and the first-weight p99 was
+``SLUICE_BENCH_GC_LOG``) the slowest second of updates was the one it fell in (most likely the
+work that piled up behind it took most of a second to drain at 80% load), and the first-weight p99 was
 0.56-0.78 s. With 10,000 the burst held seven to nine collections of 30-50 ms each (about 0.2 s
 of CPU in all, 0.1 s more); the slowest second still often held one, but it piled up less, and
 the p99 was 0.44-0.60 s (five runs on the same machine, alternated with the others).
